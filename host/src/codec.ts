@@ -1,0 +1,40 @@
+// Frame bodies: one CBOR message followed by its CRC-32 (IEEE, as zlib),
+// big-endian. cbor-x is configured to write plain CBOR: no tag 64 on
+// Uint8Array, no record extension, minimal map headers.
+import { crc32 } from "node:zlib";
+import { Decoder, Encoder } from "cbor-x";
+import { Limits } from "./protocol.generated.js";
+
+const encoder = new Encoder({ useRecords: false, variableMapSize: true, tagUint8Array: false, mapsAsObjects: true });
+const decoder = new Decoder({ useRecords: false, mapsAsObjects: true });
+
+export const CRC_SIZE = Limits.crcSize;
+
+export function crc32Of(data: Uint8Array): number {
+  return crc32(data) >>> 0;
+}
+
+/** CBOR-encodes a message and appends its CRC. */
+export function encodeBody(message: unknown): Uint8Array {
+  const cbor = encoder.encode(message) as Uint8Array;
+  const body = new Uint8Array(cbor.length + CRC_SIZE);
+  body.set(cbor);
+  new DataView(body.buffer, body.byteOffset, body.byteLength).setUint32(cbor.length, crc32Of(cbor));
+  return body;
+}
+
+export type BodyResult = { ok: true; message: unknown } | { ok: false; reason: "too_short" | "bad_crc" | "bad_message" };
+
+/** Checks the CRC and decodes the CBOR message of a frame body. */
+export function decodeBody(body: Uint8Array): BodyResult {
+  if (body.length < CRC_SIZE + 1) return { ok: false, reason: "too_short" };
+  const cborLen = body.length - CRC_SIZE;
+  const cbor = body.subarray(0, cborLen);
+  const want = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(cborLen);
+  if (crc32Of(cbor) !== want) return { ok: false, reason: "bad_crc" };
+  try {
+    return { ok: true, message: decoder.decode(cbor) };
+  } catch {
+    return { ok: false, reason: "bad_message" };
+  }
+}
