@@ -52,10 +52,15 @@ export class SlipDecoder {
   private discarding = false;
 
   constructor(
-    private readonly maxFrame: number,
+    private maxFrame: number,
     private readonly on: SlipDecoderEvents,
   ) {
     this.buf = new Uint8Array(Math.min(maxFrame, 4096));
+  }
+
+  /** Changes the largest accepted body (e.g. to the MTU after hello); applies from the next byte. */
+  setMaxFrame(maxFrame: number): void {
+    this.maxFrame = maxFrame;
   }
 
   push(chunk: Uint8Array): void {
@@ -83,7 +88,7 @@ export class SlipDecoder {
         this.escaped = true;
         continue;
       }
-      if (this.len === this.maxFrame) {
+      if (this.len >= this.maxFrame) {
         this.discard("oversize");
         continue;
       }

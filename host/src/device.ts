@@ -1,0 +1,316 @@
+// Device: one session with an mbedlink device. Runs hello at open (and again
+// after a device reset, before any further call is served), exposes the
+// device identity, sys ops and the crypto modules.
+import { randomBytes } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { ArgumentError, ProtocolError } from "./errors.js";
+import { HashModule, hashNameOf } from "./hash.js";
+import { Limits, Op, PROTOCOL_VERSION } from "./protocol.generated.js";
+import type { CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
+import { DEFAULT_TIMEOUT_MS, Rpc } from "./rpc.js";
+import type { LinkCounters, Transport } from "./transport.js";
+import { SerialTransport } from "./transport.js";
+import { camelKeys, hex } from "./util.js";
+
+/** The device identity and limits, from hello. */
+export interface DeviceInfo {
+  protocolVersion: number;
+  firmwareVersion: string;
+  /** e.g. "3.6.6" */
+  mbedtlsVersion: string;
+  board: string;
+  /** Largest frame body (CBOR + CRC) the device accepts and sends. */
+  mtu: number;
+  /** Requests the host keeps in flight at most. */
+  window: number;
+  maxHandles: number;
+  heapSize: number;
+  heapUsed: number;
+  heapPeak: number;
+  /** 8 random bytes per boot, as hex. */
+  bootId: string;
+  /** The device's own description of its entropy source. */
+  entropy: string;
+  /** Names of the compiled-in digests (ids.json names; "alg<N>" for ids this SDK does not know). */
+  hashes: string[];
+}
+
+/** python-mbedtls's `mbedtls.version`, of the device's Mbed TLS. */
+export interface VersionInfo {
+  /** e.g. "Mbed TLS 3.6.6" */
+  version: string;
+  /** e.g. [3, 6, 6] */
+  versionInfo: [number, number, number];
+}
+
+/** dev.stats(): device counters (stats-res of messages.cddl, camelCase). */
+export interface DeviceStats {
+  heapSize: number;
+  heapUsed: number;
+  heapPeak: number;
+  heapBlocks: number;
+  handlesUsed: number;
+  maxHandles: number;
+  rxFrames: number;
+  rxDropped: number;
+  rxBadCrc: number;
+  rxBadEscape: number;
+  rxOversize: number;
+  rxTooShort: number;
+  rxBadMessage: number;
+  txFrames: number;
+  stackPeak: number;
+  [key: string]: unknown;
+}
+
+export interface DeviceEventMap {
+  /** The device rebooted: in-flight calls failed with DeviceResetError, older objects are stale. */
+  reset: [info: ResetInfo];
+  /** A frame was dropped, by the device (frame_dropped event) or by the host (CRC, escape, ...). */
+  frameDropped: [info: FrameDropInfo];
+  /** The link is gone; every call fails with DisconnectedError. */
+  disconnected: [err: Error];
+  /** Re-running hello after a reset failed (the queued calls failed with this error). */
+  error: [err: Error];
+}
+
+export interface DeviceOptions {
+  /** Default per-call timeout in ms (10 s). */
+  timeoutMs?: number;
+  /** Extra cleanup when the device is closed (e.g. stop the native process). @internal */
+  onClose?: () => Promise<void>;
+}
+
+function u(v: unknown, key: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new ProtocolError(`hello: "${key}" is not an unsigned integer`);
+  return v;
+}
+function s(v: unknown, key: string): string {
+  if (typeof v !== "string") throw new ProtocolError(`hello: "${key}" is not a text string`);
+  return v;
+}
+
+/** Parses and checks a hello result map. */
+export function parseHello(r: unknown): DeviceInfo {
+  if (typeof r !== "object" || r === null || Array.isArray(r) || r instanceof Uint8Array)
+    throw new ProtocolError("hello: result is not a map");
+  const m = r as Record<string, unknown>;
+  const bootId = m.boot_id;
+  if (!(bootId instanceof Uint8Array)) throw new ProtocolError('hello: "boot_id" is not a byte string');
+  const hashes = m.hashes;
+  if (!Array.isArray(hashes)) throw new ProtocolError('hello: "hashes" is not an array');
+  return {
+    protocolVersion: u(m.proto, "proto"),
+    firmwareVersion: s(m.fw, "fw"),
+    mbedtlsVersion: s(m.mbedtls, "mbedtls"),
+    board: s(m.board, "board"),
+    mtu: u(m.mtu, "mtu"),
+    window: u(m.window, "window"),
+    maxHandles: u(m.max_handles, "max_handles"),
+    heapSize: u(m.heap_size, "heap_size"),
+    heapUsed: u(m.heap_used, "heap_used"),
+    heapPeak: u(m.heap_peak, "heap_peak"),
+    bootId: hex(bootId),
+    entropy: s(m.entropy, "entropy"),
+    hashes: hashes.map((id) => (typeof id === "number" ? (hashNameOf(id) ?? `alg${id}`) : String(id))),
+  };
+}
+
+function parseVersion(mbedtls: string): VersionInfo {
+  const parts = mbedtls.split(".").map((p) => Number.parseInt(p, 10));
+  const [a = 0, b = 0, c = 0] = parts.map((n) => (Number.isFinite(n) ? n : 0));
+  return { version: `Mbed TLS ${mbedtls}`, versionInfo: [a, b, c] };
+}
+
+export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposable {
+  readonly rpc: Rpc;
+  /** Digests (PEP 452 shape). */
+  readonly hash: HashModule;
+  private _info: DeviceInfo | undefined;
+  private handleCounter = 0;
+  private closing: Promise<void> | undefined;
+  private readonly onClose: (() => Promise<void>) | undefined;
+
+  private constructor(
+    readonly transport: Transport,
+    opts: DeviceOptions,
+  ) {
+    super();
+    this.rpc = new Rpc(transport, { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS });
+    this.onClose = opts.onClose;
+    this.hash = new HashModule(this);
+    this.rpc.on("frameDropped", (info) => this.emit("frameDropped", info));
+    this.rpc.on("disconnected", (err) => this.emit("disconnected", err));
+    this.rpc.on("reset", (info) => this.onReset(info));
+  }
+
+  /** Runs hello over an open transport and returns the session. */
+  static async connect(transport: Transport, opts: DeviceOptions = {}): Promise<Device> {
+    const dev = new Device(transport, opts);
+    try {
+      await dev.hello();
+    } catch (e) {
+      await dev.close().catch(() => {});
+      throw e;
+    }
+    return dev;
+  }
+
+  /** The identity and limits from the latest hello. */
+  get info(): DeviceInfo {
+    if (!this._info) throw new ArgumentError("no session yet (hello has not completed)");
+    return this._info;
+  }
+
+  /** The device's Mbed TLS version, python-mbedtls `mbedtls.version` style. */
+  get version(): VersionInfo {
+    return parseVersion(this.info.mbedtlsVersion);
+  }
+
+  /** Largest byte string one request can carry (mtu - request_overhead_max). */
+  get chunkSize(): number {
+    return this.info.mtu - Limits.requestOverheadMax;
+  }
+
+  /** Default per-call timeout in ms. */
+  get timeoutMs(): number {
+    return this.rpc.timeoutMs;
+  }
+  set timeoutMs(ms: number) {
+    this.rpc.timeoutMs = ms;
+  }
+
+  /** Host-side link counters (frames, bytes, drops by reason). */
+  get linkCounters(): LinkCounters {
+    return this.transport.counters;
+  }
+
+  /** Link test: the device returns `data`. */
+  async echo(data: Uint8Array, opts: CallOptions = {}): Promise<Uint8Array> {
+    if (!(data instanceof Uint8Array)) throw new ArgumentError("echo() takes a Uint8Array");
+    if (data.length > this.chunkSize) throw new ArgumentError(`echo() data of ${data.length} bytes exceeds ${this.chunkSize} (MTU limit)`);
+    const r = await this.rpc.call(Op.echo, [data], opts);
+    if (!(r instanceof Uint8Array)) throw new ProtocolError("echo: result is not a byte string");
+    return Uint8Array.from(r);
+  }
+
+  /** Heap, handle and link counters of the device. */
+  async stats(opts: CallOptions = {}): Promise<DeviceStats> {
+    const r = await this.rpc.call(Op.stats, [], opts);
+    if (typeof r !== "object" || r === null || Array.isArray(r)) throw new ProtocolError("stats: result is not a map");
+    return camelKeys(r as Record<string, unknown>) as DeviceStats;
+  }
+
+  /** Closes the port (failing pending calls with DisconnectedError) and stops a spawned target. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      try {
+        await this.rpc.close();
+      } finally {
+        await this.onClose?.();
+      }
+    })();
+    return this.closing;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** @internal Next host-chosen handle: a per-Device counter, never reused. */
+  _nextHandle(): number {
+    this.handleCounter = this.handleCounter >= Limits.handleMax ? 1 : this.handleCounter + 1;
+    return this.handleCounter;
+  }
+
+  /** @internal Frees the handle of an object garbage-collected without close(). */
+  _freeOrphan(handle: number, epoch: number): void {
+    if (epoch !== this.rpc.epoch || this.rpc.disconnectError || this.closing) return;
+    this.rpc.call(Op.free, [handle]).catch(() => {});
+  }
+
+  private async hello(): Promise<void> {
+    const seed = new Uint8Array(randomBytes(32));
+    const r = await this.rpc.callPriority(Op.hello, [seed]);
+    const info = parseHello(r);
+    if (info.protocolVersion !== PROTOCOL_VERSION) {
+      throw new ProtocolError(`device speaks protocol version ${info.protocolVersion}, this SDK speaks ${PROTOCOL_VERSION}`);
+    }
+    if (info.mtu < Limits.minMtu) throw new ProtocolError(`hello: mtu ${info.mtu} is below the minimum ${Limits.minMtu}`);
+    if (info.window < 1) throw new ProtocolError("hello: window is 0");
+    this._info = info;
+    this.rpc.window = info.window;
+    this.rpc.mtu = info.mtu;
+    this.transport.setMaxFrame(info.mtu);
+    this.rpc.noteBootId(Buffer.from(info.bootId, "hex"));
+  }
+
+  private onReset(info: ResetInfo): void {
+    // Hold every new call until the new session is open.
+    this.rpc.pause();
+    this.emit("reset", info);
+    this.hello().then(
+      () => this.rpc.resume(),
+      (err: Error) => {
+        this.rpc.failAll(err);
+        this.rpc.resume();
+        if (this.listenerCount("error") > 0) this.emit("error", err);
+      },
+    );
+  }
+}
+
+export interface OpenOptions {
+  /** Default per-call timeout in ms (10 s); hello at open uses it too. */
+  timeoutMs?: number;
+  /** Baud rate of a real UART (115200). */
+  baudRate?: number;
+}
+
+export interface TargetOpenOptions extends OpenOptions {
+  /**
+   * "serial": the port at `path`; "native": spawn the native simulator
+   * (build/native/mbedlink-native, built first when missing); "qemu": not yet.
+   */
+  target: "native" | "qemu" | "serial";
+  /** Serial port path (target "serial"). */
+  path?: string;
+  /** Native target: argv to run instead of build/native/mbedlink-native (it must print the PTY path first). */
+  command?: readonly string[];
+}
+
+/** Opens a device on a serial port path and runs hello. */
+export async function open(path: string, opts?: OpenOptions): Promise<Device>;
+/** Opens a device by target and runs hello. */
+export async function open(opts: TargetOpenOptions): Promise<Device>;
+export async function open(a: string | TargetOpenOptions, b: OpenOptions = {}): Promise<Device> {
+  if (typeof a === "string") return openSerial(a, b);
+  if (typeof a !== "object" || a === null) throw new ArgumentError("open() takes a port path or { target }");
+  switch (a.target) {
+    case "serial":
+      if (!a.path) throw new ArgumentError('open({ target: "serial" }) needs a path');
+      return openSerial(a.path, a);
+    case "qemu":
+      throw new ArgumentError("QEMU target arrives with issue 3");
+    case "native": {
+      const { startNative } = await import("../../hil/native.js");
+      const target = await startNative(a.command ? { command: a.command } : {});
+      try {
+        return await openSerial(target.path, a, () => target.stop());
+      } catch (e) {
+        await target.stop();
+        throw e;
+      }
+    }
+    default:
+      throw new ArgumentError(`unknown target ${JSON.stringify((a as { target: unknown }).target)}`);
+  }
+}
+
+async function openSerial(path: string, opts: OpenOptions, onClose?: () => Promise<void>): Promise<Device> {
+  const transport = await SerialTransport.open(path, opts.baudRate !== undefined ? { baudRate: opts.baudRate } : {});
+  const devOpts: DeviceOptions = {};
+  if (opts.timeoutMs !== undefined) devOpts.timeoutMs = opts.timeoutMs;
+  if (onClose) devOpts.onClose = onClose;
+  return Device.connect(transport, devOpts);
+}

@@ -1,0 +1,275 @@
+// dev.hash: digests computed on the device, PEP 452 shape (python-mbedtls's
+// mbedtls.hash), in TypeScript style.
+//
+// update() and copy() are synchronous: they pipeline requests (hash_update
+// chunks, hash_copy) without waiting for answers. The first failure of such
+// a pipelined request is remembered and thrown by the next digest() /
+// hexdigest() / copy() (and from then on: the context missed data, so it is
+// poisoned). Handles are host-chosen from the Device's counter and never
+// reused within a boot.
+import type { Device } from "./device.js";
+import {
+  ArgumentError,
+  BadHandleError,
+  DeviceResetError,
+  DisconnectedError,
+  ProtocolError,
+  StaleHandleError,
+  UnsupportedAlgorithmError,
+} from "./errors.js";
+import type { HashAlgInfo } from "./protocol.generated.js";
+import { HASH_ALGS, Op } from "./protocol.generated.js";
+import type { CallOptions } from "./rpc.js";
+import { hex } from "./util.js";
+
+const ALG_BY_NAME: ReadonlyMap<string, HashAlgInfo> = new Map(HASH_ALGS.map((a) => [a.name, a]));
+const ALG_BY_ID: ReadonlyMap<number, HashAlgInfo> = new Map(HASH_ALGS.map((a) => [a.id, a]));
+
+/** Digests python-mbedtls guarantees; `algorithmsGuaranteed` is this set restricted to what the device has. */
+const PYTHON_MBEDTLS_GUARANTEED = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512"] as const;
+
+/** Protocol name of a hash algorithm id, e.g. 4 -> "sha256". */
+export function hashNameOf(id: number): string | undefined {
+  return ALG_BY_ID.get(id)?.name;
+}
+
+/**
+ * Looks a digest name up in the protocol's table (case-insensitive; "sha3-256"
+ * is accepted for "sha3_256"). Throws UnsupportedAlgorithmError locally for a
+ * name the protocol does not know.
+ */
+export function lookupHash(name: string): HashAlgInfo {
+  const key = typeof name === "string" ? name.toLowerCase().replace(/-/g, "_") : "";
+  const alg = ALG_BY_NAME.get(key);
+  if (!alg)
+    throw UnsupportedAlgorithmError.local(`unknown hash algorithm ${JSON.stringify(name)}; known: ${[...ALG_BY_NAME.keys()].join(", ")}`);
+  return alg;
+}
+
+function checkBytes(data: unknown, what: string): Uint8Array {
+  if (!(data instanceof Uint8Array)) throw new ArgumentError(`${what} must be a Uint8Array`);
+  return data;
+}
+
+interface Orphan {
+  dev: Device;
+  handle: number;
+  epoch: number;
+}
+
+// Frees the device handle of a Hash that was garbage-collected without close().
+const orphans = new FinalizationRegistry<Orphan>((o) => o.dev._freeOrphan(o.handle, o.epoch));
+
+/** A digest context living on the device. Create it with `dev.hash.new(name)` or a named constructor. */
+export class Hash implements AsyncDisposable {
+  /** Protocol name, e.g. "sha256". */
+  readonly name: string;
+  readonly digestSize: number;
+  readonly blockSize: number;
+  /** The device handle (host-chosen). */
+  readonly handle: number;
+  private readonly epoch: number;
+  private failure: Error | undefined;
+  private outstanding = 0;
+  private waiters: (() => void)[] = [];
+  private closed = false;
+
+  /** @internal Use dev.hash.new() / dev.hash.sha256() / h.copy(). */
+  constructor(
+    private readonly dev: Device,
+    private readonly alg: HashAlgInfo,
+    source?: Hash,
+  ) {
+    this.name = alg.name;
+    this.digestSize = alg.digestSize;
+    this.blockSize = alg.blockSize;
+    this.handle = dev._nextHandle();
+    this.epoch = dev.rpc.epoch;
+    if (source) {
+      // A failure of the source's earlier pipelined requests taints the copy.
+      this.track(
+        source.settled().then(() => {
+          if (source.failure) throw source.failure;
+        }),
+      );
+      this.track(dev.rpc.call(Op.hashCopy, [source.handle, this.handle]));
+    } else {
+      this.track(dev.rpc.call(Op.hashNew, [this.handle, alg.id]));
+    }
+    orphans.register(this, { dev, handle: this.handle, epoch: this.epoch }, this);
+  }
+
+  /** Feeds bytes (synchronous: queued and pipelined; errors surface from digest()/copy()). */
+  update(data: Uint8Array): void {
+    this.check();
+    const bytes = checkBytes(data, "update() data");
+    const chunk = this.dev.chunkSize;
+    for (let off = 0; off < bytes.length; off += chunk) {
+      this.track(this.dev.rpc.call(Op.hashUpdate, [this.handle, bytes.subarray(off, off + chunk)]));
+    }
+  }
+
+  /** The digest of everything fed so far; the context stays usable. */
+  async digest(opts: CallOptions = {}): Promise<Uint8Array> {
+    this.check();
+    const p = this.dev.rpc.call(Op.hashDigest, [this.handle], opts);
+    p.catch(() => {}); // observed below, possibly after an earlier failure
+    await this.settled();
+    this.check();
+    if (this.failure) throw this.failure;
+    const r = await p;
+    if (!(r instanceof Uint8Array) || r.length !== this.digestSize) {
+      throw new ProtocolError(`hash_digest(${this.name}) returned ${r instanceof Uint8Array ? `${r.length} bytes` : typeof r}`);
+    }
+    return Uint8Array.from(r);
+  }
+
+  async hexdigest(opts: CallOptions = {}): Promise<string> {
+    return hex(await this.digest(opts));
+  }
+
+  /** A new, independent context with the same state (synchronous, pipelined hash_copy). */
+  copy(): Hash {
+    this.check();
+    if (this.failure) throw this.failure;
+    return new Hash(this.dev, this.alg, this);
+  }
+
+  /** Frees the device context. Idempotent; quiet when the device or its boot is gone. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    orphans.unregister(this);
+    if (this.epoch !== this.dev.rpc.epoch || this.dev.rpc.disconnectError) return;
+    try {
+      await this.dev.rpc.call(Op.free, [this.handle]);
+    } catch (e) {
+      // bad_handle: the create itself failed (e.g. unsupported algorithm).
+      if (e instanceof DisconnectedError || e instanceof DeviceResetError || e instanceof BadHandleError) return;
+      throw e;
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Waits until every pipelined request of this object has been answered. */
+  private settled(): Promise<void> {
+    if (this.outstanding === 0) return Promise.resolve();
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.outstanding++;
+    p.then(
+      () => {},
+      (e: Error) => {
+        this.failure ??= e;
+      },
+    ).finally(() => {
+      if (--this.outstanding === 0) {
+        const w = this.waiters;
+        this.waiters = [];
+        for (const r of w) r();
+      }
+    });
+  }
+
+  private check(): void {
+    if (this.closed) throw new ArgumentError(`${this.name} hash object (handle ${this.handle}) is closed`);
+    if (this.epoch !== this.dev.rpc.epoch) {
+      throw new StaleHandleError(`${this.name} hash object (handle ${this.handle}) was created before the device reset`);
+    }
+    const gone = this.dev.rpc.disconnectError;
+    if (gone) throw gone;
+  }
+}
+
+/** `dev.hash`: constructors and one-shot digests. */
+export class HashModule {
+  /** @internal */
+  constructor(private readonly dev: Device) {}
+
+  /** Names of the digests the device has compiled in (from hello). */
+  get algorithmsAvailable(): ReadonlySet<string> {
+    return new Set(this.dev.info.hashes);
+  }
+
+  /** python-mbedtls's guaranteed digests (md5, sha1, sha224..sha512) that this device has. */
+  get algorithmsGuaranteed(): ReadonlySet<string> {
+    const avail = this.algorithmsAvailable;
+    return new Set(PYTHON_MBEDTLS_GUARANTEED.filter((n) => avail.has(n)));
+  }
+
+  /**
+   * A new digest context. A name the protocol does not know throws
+   * UnsupportedAlgorithmError at once; a known one the firmware lacks fails
+   * with the device's UnsupportedAlgorithmError from digest().
+   */
+  new(name: string, data?: Uint8Array): Hash {
+    const alg = lookupHash(name);
+    if (data !== undefined) checkBytes(data, "initial data");
+    const h = new Hash(this.dev, alg);
+    if (data !== undefined) h.update(data);
+    return h;
+  }
+
+  md5(data?: Uint8Array): Hash {
+    return this.new("md5", data);
+  }
+  sha1(data?: Uint8Array): Hash {
+    return this.new("sha1", data);
+  }
+  sha224(data?: Uint8Array): Hash {
+    return this.new("sha224", data);
+  }
+  sha256(data?: Uint8Array): Hash {
+    return this.new("sha256", data);
+  }
+  sha384(data?: Uint8Array): Hash {
+    return this.new("sha384", data);
+  }
+  sha512(data?: Uint8Array): Hash {
+    return this.new("sha512", data);
+  }
+  ripemd160(data?: Uint8Array): Hash {
+    return this.new("ripemd160", data);
+  }
+  sha3_224(data?: Uint8Array): Hash {
+    return this.new("sha3_224", data);
+  }
+  sha3_256(data?: Uint8Array): Hash {
+    return this.new("sha3_256", data);
+  }
+  sha3_384(data?: Uint8Array): Hash {
+    return this.new("sha3_384", data);
+  }
+  sha3_512(data?: Uint8Array): Hash {
+    return this.new("sha3_512", data);
+  }
+
+  /** One-shot digest: hash_oneshot when the data fits one frame, else a temporary context. */
+  async digest(name: string, data: Uint8Array, opts: CallOptions = {}): Promise<Uint8Array> {
+    const alg = lookupHash(name);
+    checkBytes(data, "data");
+    if (data.length <= this.dev.chunkSize) {
+      const r = await this.dev.rpc.call(Op.hashOneshot, [alg.id, data], opts);
+      if (!(r instanceof Uint8Array) || r.length !== alg.digestSize)
+        throw new ProtocolError(`hash_oneshot(${alg.name}) returned a bad digest`);
+      return Uint8Array.from(r);
+    }
+    const h = new Hash(this.dev, alg);
+    try {
+      h.update(data);
+      return await h.digest(opts);
+    } finally {
+      await h.close().catch(() => {});
+    }
+  }
+
+  /** Hex of digest(). */
+  async hexdigest(name: string, data: Uint8Array, opts: CallOptions = {}): Promise<string> {
+    return hex(await this.digest(name, data, opts));
+  }
+}
