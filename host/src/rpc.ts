@@ -5,8 +5,9 @@
 // * A call is CBOR-encoded when it is made (so callers may reuse their
 //   buffers at once) and waits, encoded, in a FIFO queue while `window`
 //   requests are in flight.
-// * A call's timer starts when its frame has been written to the OS (it is
-//   also armed at hand-off so a write that never completes still times out).
+// * A call's timer starts when its frame has been written to the OS. While
+//   the write is pending a guard of twice the timeout runs, so a write that
+//   never completes still fails the call.
 // * A `boot` event with a new boot id, or `noteBootId` with a new one, fails
 //   every sent and queued call with DeviceResetError, bumps `epoch`, and
 //   emits 'reset'. The listener (Device) pauses the queue, re-runs hello as
@@ -248,20 +249,20 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   private send(call: Call): void {
     call.sent = true;
     this.inFlight++;
-    this.arm(call);
+    this.arm(call, 2 * call.timeoutMs);
     this.transport.sendBody(call.body, (err) => {
       if (!this.pending.has(call.id) || this.pending.get(call.id) !== call) return;
       if (err) this.finish(call, err instanceof MbedlinkError ? err : new DisconnectedError(`write failed: ${err.message}`));
-      else this.arm(call); // the timeout counts from the written frame
+      else this.arm(call, call.timeoutMs); // the timeout counts from the written frame
     });
   }
 
-  private arm(call: Call): void {
+  private arm(call: Call, ms: number): void {
     if (call.timer) clearTimeout(call.timer);
     call.timer = setTimeout(() => {
       call.timer = undefined;
       this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): no response within ${call.timeoutMs} ms`));
-    }, call.timeoutMs);
+    }, ms);
   }
 
   /** Removes a call from the books and settles it. */
