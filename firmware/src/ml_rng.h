@@ -1,0 +1,17 @@
+/* The device DRBG: CTR_DRBG over the HAL's entropy source. */
+#ifndef ML_RNG_H
+#define ML_RNG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Returns 0 or an Mbed TLS error code. */
+int ml_rng_init(void);
+void ml_rng_free(void);
+/* Mixes host seed material in as additional input of a reseed (never as the
+ * only entropy). Returns 0 or an Mbed TLS error code. */
+int ml_rng_mix(const uint8_t *seed, size_t len);
+/* Mbed TLS f_rng signature; p_rng is ignored. */
+int ml_rng_random(void *p_rng, unsigned char *out, size_t len);
+
+#endif /* ML_RNG_H */

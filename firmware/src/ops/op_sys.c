@@ -1,0 +1,131 @@
+/* sys module: hello, echo, stats, free. */
+#include <mbedtls/version.h>
+
+#include "ml_config.h"
+#include "ml_core.h"
+#include "ml_hal.h"
+#include "ml_handles.h"
+#include "ml_heap.h"
+#include "ml_link.h"
+#include "ml_ops.h"
+#include "ml_rng.h"
+
+#define HELLO_SEED_MAX 64
+
+static CborError put_uint(CborEncoder *map, const char *key, uint64_t value)
+{
+    CborError err = cbor_encode_text_stringz(map, key);
+    return err | cbor_encode_uint(map, value);
+}
+
+static CborError put_text(CborEncoder *map, const char *key, const char *value)
+{
+    CborError err = cbor_encode_text_stringz(map, key);
+    return err | cbor_encode_text_stringz(map, value);
+}
+
+int ml_op_hello(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    if (call->argc == 1) {
+        const uint8_t *seed = NULL;
+        size_t len = 0;
+        int st = ml_arg_bytes(call, args, 1, &seed, &len);
+        if (st != ML_STATUS_OK) {
+            return st;
+        }
+        if (len > HELLO_SEED_MAX) {
+            return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 1: seed must be at most %u bytes, got %lu",
+                           HELLO_SEED_MAX, (unsigned long)len);
+        }
+        int ret = ml_rng_mix(seed, len);
+        if (ret != 0) {
+            return ml_fail_mbedtls(call, ret, "reseed");
+        }
+    }
+    const struct ml_board *board = ml_hal_board();
+    struct ml_heap_stats hs;
+    ml_heap_get_stats(&hs);
+    uint32_t hashes[16];
+    size_t nhashes = ml_hash_list(hashes, sizeof hashes / sizeof hashes[0]);
+    char mbedtls_version[16];
+    mbedtls_version_get_string(mbedtls_version); /* writes at most 9 bytes */
+
+    CborEncoder map, list;
+    CborError err = cbor_encoder_create_map(result, &map, 13);
+    err |= put_uint(&map, "proto", ML_PROTOCOL_VERSION);
+    err |= put_text(&map, "fw", ML_FW_VERSION);
+    err |= put_text(&map, "mbedtls", mbedtls_version);
+    err |= put_text(&map, "board", board->name);
+    err |= put_uint(&map, "mtu", ml_link_mtu());
+    err |= put_uint(&map, "window", board->window);
+    err |= put_uint(&map, "max_handles", ML_CFG_MAX_HANDLES);
+    err |= put_uint(&map, "heap_size", hs.size);
+    err |= put_uint(&map, "heap_used", hs.used);
+    err |= put_uint(&map, "heap_peak", hs.peak);
+    err |= cbor_encode_text_stringz(&map, "boot_id");
+    err |= cbor_encode_byte_string(&map, ml_core_boot_id(), 8);
+    err |= put_text(&map, "entropy", board->entropy);
+    err |= cbor_encode_text_stringz(&map, "hashes");
+    err |= cbor_encoder_create_array(&map, &list, nhashes);
+    for (size_t i = 0; i < nhashes; i++) {
+        err |= cbor_encode_uint(&list, hashes[i]);
+    }
+    err |= cbor_encoder_close_container(&map, &list);
+    err |= cbor_encoder_close_container(result, &map);
+    (void)err; /* the dispatcher checks the encoder (too_large) */
+    return ML_STATUS_OK;
+}
+
+int ml_op_echo(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    int st = ml_arg_bytes(call, args, 1, &data, &len);
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    (void)cbor_encode_byte_string(result, data, len);
+    return ML_STATUS_OK;
+}
+
+int ml_op_stats(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    (void)call;
+    (void)args;
+    struct ml_heap_stats hs;
+    ml_heap_get_stats(&hs);
+    const struct ml_link_stats *ls = ml_link_get_stats();
+    CborEncoder map;
+    CborError err = cbor_encoder_create_map(result, &map, 15);
+    err |= put_uint(&map, "heap_size", hs.size);
+    err |= put_uint(&map, "heap_used", hs.used);
+    err |= put_uint(&map, "heap_peak", hs.peak);
+    err |= put_uint(&map, "heap_blocks", hs.blocks);
+    err |= put_uint(&map, "handles_used", ml_handles_used());
+    err |= put_uint(&map, "max_handles", ML_CFG_MAX_HANDLES);
+    err |= put_uint(&map, "rx_frames", ls->rx_frames);
+    err |= put_uint(&map, "rx_dropped", ls->rx_dropped);
+    err |= put_uint(&map, "rx_bad_crc", ls->rx_drop[ML_DROP_BAD_CRC]);
+    err |= put_uint(&map, "rx_bad_escape", ls->rx_drop[ML_DROP_BAD_ESCAPE]);
+    err |= put_uint(&map, "rx_oversize", ls->rx_drop[ML_DROP_OVERSIZE]);
+    err |= put_uint(&map, "rx_too_short", ls->rx_drop[ML_DROP_TOO_SHORT]);
+    err |= put_uint(&map, "rx_bad_message", ls->rx_drop[ML_DROP_BAD_MESSAGE]);
+    err |= put_uint(&map, "tx_frames", ls->tx_frames);
+    err |= put_uint(&map, "stack_peak", 0);
+    err |= cbor_encoder_close_container(result, &map);
+    (void)err;
+    return ML_STATUS_OK;
+}
+
+int ml_op_free(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    uint32_t handle = 0;
+    int st = ml_arg_handle(call, args, 1, &handle);
+    if (st == ML_STATUS_OK) {
+        st = ml_handle_free(call, handle);
+    }
+    if (st == ML_STATUS_OK) {
+        (void)cbor_encode_null(result);
+    }
+    return st;
+}

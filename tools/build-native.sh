@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds the native firmware (build/native/mbedlink-native) and the C tests
+# with CMake. Configures once; afterwards only rebuilds what changed (a
+# no-op run takes about a second). Run the tests with
+#   ctest --test-dir build/native --output-on-failure
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build="$root/build/native"
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  cmake -S "$root/firmware" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+cmake --build "$build" --parallel "$(nproc 2>/dev/null || echo 2)"
