@@ -137,7 +137,7 @@ describe("golden sessions through Rpc", () => {
           expect(result.ok).toBe(false);
           const e = (result as { e: DeviceError }).e;
           expect(e).toBeInstanceOf(DeviceError);
-          expect([e.status, e.mbedtlsCode, e.deviceMessage]).toEqual(reply.slice(1));
+          expect([e.status, e.mbedtlsCode, e.message]).toEqual(reply.slice(1));
         }
       }
       expect(Op.hello).toBe(0);

@@ -273,7 +273,7 @@ export interface TargetOpenOptions extends OpenOptions {
    * (build/native/mbedlink-native, built first when missing); "qemu": not yet.
    */
   target: "native" | "qemu" | "serial";
-  /** Serial port path (target "serial"). */
+  /** Serial port path (target "serial"); for "native", the PTY of a simulator already running (nothing is spawned). */
   path?: string;
   /** Native target: argv to run instead of build/native/mbedlink-native (it must print the PTY path first). */
   command?: readonly string[];
@@ -293,6 +293,8 @@ export async function open(a: string | TargetOpenOptions, b: OpenOptions = {}): 
     case "qemu":
       throw new ArgumentError("QEMU target arrives with issue 3");
     case "native": {
+      // A path names a simulator that is already running: just connect.
+      if (a.path) return openSerial(a.path, a);
       const { startNative } = await import("../../hil/native.js");
       const target = await startNative(a.command ? { command: a.command } : {});
       try {

@@ -9,7 +9,12 @@ export class MbedlinkError extends Error {
   override name = "MbedlinkError";
 }
 
-/** The device answered a request with a non-zero status. */
+/**
+ * The device answered a request with a non-zero status. `message` is the
+ * device's own short message; `status`/`statusName` say what kind of
+ * failure it is (programs should test those or the subclass), `op` which
+ * request failed.
+ */
 export class DeviceError extends MbedlinkError {
   override name = "DeviceError";
   /** Protocol status number (see protocol/ids.json `statuses`). */
@@ -18,20 +23,21 @@ export class DeviceError extends MbedlinkError {
   readonly statusName: string;
   /** Raw (negative) Mbed TLS error code, 0 when the failure did not come from Mbed TLS. */
   readonly mbedtlsCode: number;
-  /** The device's short English message. */
-  readonly deviceMessage: string;
   /** The op name of the failed request, when known. */
   readonly op: string | undefined;
 
-  constructor(status: number, mbedtlsCode: number, deviceMessage: string, op?: string) {
-    const statusName = STATUS_INFO.get(status)?.name ?? `status_${status}`;
-    const code = mbedtlsCode !== 0 ? ` (mbedtls -0x${(-mbedtlsCode).toString(16).padStart(4, "0")})` : "";
-    super(`${op ? `${op}: ` : ""}${statusName}: ${deviceMessage}${code}`);
+  constructor(status: number, mbedtlsCode: number, message: string, op?: string) {
+    super(message);
     this.status = status;
-    this.statusName = statusName;
+    this.statusName = STATUS_INFO.get(status)?.name ?? `status_${status}`;
     this.mbedtlsCode = mbedtlsCode;
-    this.deviceMessage = deviceMessage;
     this.op = op;
+  }
+
+  /** e.g. "BadHandleError: hash_digest: bad_handle: handle 7 is not live" (plus the Mbed TLS code when there is one). */
+  override toString(): string {
+    const code = this.mbedtlsCode !== 0 ? ` (mbedtls -0x${(-this.mbedtlsCode).toString(16).padStart(4, "0")})` : "";
+    return `${this.name}: ${this.op ? `${this.op}: ` : ""}${this.statusName}: ${this.message}${code}`;
   }
 }
 
@@ -79,8 +85,8 @@ export class TooLargeError extends DeviceError {
 export class UnsupportedAlgorithmError extends DeviceError {
   override name = "UnsupportedAlgorithmError";
   readonly local: boolean;
-  constructor(status: number, mbedtlsCode: number, deviceMessage: string, op?: string, local = false) {
-    super(status, mbedtlsCode, deviceMessage, op);
+  constructor(status: number, mbedtlsCode: number, message: string, op?: string, local = false) {
+    super(status, mbedtlsCode, message, op);
     this.local = local;
   }
   static local(message: string): UnsupportedAlgorithmError {
@@ -100,7 +106,7 @@ export class InternalDeviceError extends DeviceError {
   override name = "InternalDeviceError";
 }
 
-type DeviceErrorClass = new (status: number, mbedtlsCode: number, deviceMessage: string, op?: string) => DeviceError;
+type DeviceErrorClass = new (status: number, mbedtlsCode: number, message: string, op?: string) => DeviceError;
 
 const BY_STATUS: ReadonlyMap<number, DeviceErrorClass> = new Map<number, DeviceErrorClass>([
   [Status.badRequest, BadRequestError],

@@ -200,11 +200,12 @@ describe("rpc", () => {
     expect(e).toBeInstanceOf(BadHandleError);
     expect(e).toBeInstanceOf(DeviceError);
     expect(e).toBeInstanceOf(MbedlinkError);
-    expect([e.status, e.statusName, e.mbedtlsCode, e.deviceMessage, e.op]).toEqual([4, "bad_handle", 0, "handle 7 is not live", "free"]);
+    expect([e.status, e.statusName, e.mbedtlsCode, e.message, e.op]).toEqual([4, "bad_handle", 0, "handle 7 is not live", "free"]);
+    expect(String(e)).toBe("BadHandleError: free: bad_handle: handle 7 is not live");
     const c = (await settled(rpc.call(Op.hashDigest, [1]))) as { e: CryptoError };
     expect(c.e).toBeInstanceOf(CryptoError);
     expect(c.e.mbedtlsCode).toBe(-0x5080);
-    expect(c.e.message).toContain("-0x5080");
+    expect(String(c.e)).toContain("(mbedtls -0x5080)");
     expect(((await settled(rpc.call(200))) as { e: unknown }).e).toBeInstanceOf(UnknownOpError);
     const f = (await settled(rpc.call(Op.stats))) as { e: DeviceError };
     expect(f.e.constructor).toBe(DeviceError);
