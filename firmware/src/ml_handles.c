@@ -90,8 +90,8 @@ int ml_handle_get(struct ml_call *call, uint32_t handle, uint8_t type, void **ob
         return ml_fail(call, ML_STATUS_BAD_HANDLE, "handle %lu is not live", (unsigned long)handle);
     }
     if (s->type != type) {
-        return ml_fail(call, ML_STATUS_WRONG_HANDLE_TYPE, "handle %lu is a %s, not a %s", (unsigned long)handle,
-                       type_name(s->type), type_name(type));
+        return ml_fail(call, ML_STATUS_WRONG_HANDLE_TYPE, "handle %lu is not a %s", (unsigned long)handle,
+                       type_name(type));
     }
     *obj = s->obj;
     return ML_STATUS_OK;

@@ -98,12 +98,12 @@ static void on_frame(const uint8_t *body, size_t len)
         drop(ML_DROP_BAD_CRC);
         return;
     }
+    stats.rx_frames++; /* CRC ok (messages.cddl), counted before dispatch so stats sees itself */
     size_t n = ml_dispatch(body, cbor_len, tx_buf, link_mtu);
     if (n == 0) {
         drop(ML_DROP_BAD_MESSAGE);
         return;
     }
-    stats.rx_frames++;
     ml_link_send(tx_buf, n);
 }
 
