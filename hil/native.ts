@@ -3,18 +3,19 @@
 //
 // * Binary: <repo>/build/native/mbedlink-native (repo root = the parent of
 //   this hil/ folder). When missing, `bash tools/build-native.sh` is run once
-//   from the repo root (its output goes to our stderr, so a program's stdout
-//   stays clean).
+//   from the repo root, under a cross-process lock (build/.native-build.lock);
+//   its output goes to our stderr, so a program's stdout stays clean.
 // * Spawned as `mbedlink-native --die-with-parent` with stdin ignored,
 //   stdout piped, stderr inherited; the first stdout line is the PTY slave
 //   path to open. Later stdout is drained.
-// * stop(): SIGTERM, wait for the exit (SIGKILL after a grace period). Every
-//   child still running is SIGKILLed when this process exits.
+// * stop(): SIGTERM, wait for the exit (SIGKILL after a 5 s grace). Every
+//   child still running gets SIGTERM when this process exits (and
+//   --die-with-parent covers a parent that dies without running 'exit').
 // * reset(): SIGUSR1, which makes the simulator act like a board reset (new
 //   boot id, boot event).
 import type { ChildProcess } from "node:child_process";
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -45,27 +46,78 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on("exit", () => {
-    for (const c of live) c.kill("SIGKILL");
+    for (const c of live) c.kill("SIGTERM"); // a clean exit (storage files); --die-with-parent backs it up
   });
 }
 
 let building: Promise<void> | undefined;
 
-/** Builds the simulator with tools/build-native.sh if the binary is missing. Returns its path. */
-export async function ensureNativeBuilt(): Promise<string> {
-  if (existsSync(NATIVE_BINARY)) return NATIVE_BINARY;
-  building ??= new Promise<void>((ok, fail) => {
+const LOCK_DIR = join(REPO_ROOT, "build", ".native-build.lock");
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Cross-process lock around the build (test files run in parallel processes
+ * and must not run CMake into the same tree at once): a directory created
+ * with mkdir, holding the owner's pid; a lock whose owner died is taken over.
+ */
+async function withBuildLock<T>(fn: () => Promise<T>): Promise<T> {
+  mkdirSync(dirname(LOCK_DIR), { recursive: true });
+  const deadline = Date.now() + 15 * 60_000;
+  for (;;) {
+    try {
+      mkdirSync(LOCK_DIR);
+      writeFileSync(join(LOCK_DIR, "pid"), String(process.pid));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      let owner = Number.NaN;
+      try {
+        owner = Number(readFileSync(join(LOCK_DIR, "pid"), "utf8"));
+      } catch {
+        // being created right now
+      }
+      if (Number.isInteger(owner) && !pidAlive(owner)) rmSync(LOCK_DIR, { recursive: true, force: true });
+      else if (Date.now() > deadline) throw new Error(`timed out waiting for the native build lock ${LOCK_DIR}`);
+      else await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(LOCK_DIR, { recursive: true, force: true });
+  }
+}
+
+function runBuild(): Promise<void> {
+  return new Promise<void>((ok, fail) => {
     const script = join(REPO_ROOT, "tools", "build-native.sh");
     if (!existsSync(script)) {
       fail(new Error(`${NATIVE_BINARY} is missing and ${script} does not exist to build it`));
       return;
     }
+    // The build's stdout goes to our stderr: a program's stdout stays its own.
     const p = spawn("bash", [script], { cwd: REPO_ROOT, stdio: ["ignore", process.stderr, "inherit"] });
     p.on("error", fail);
     p.on("exit", (code, signal) => {
       if (code === 0 && existsSync(NATIVE_BINARY)) ok();
       else fail(new Error(`tools/build-native.sh failed (${signal ?? `exit ${code}`}); ${NATIVE_BINARY} not built`));
     });
+  });
+}
+
+/** Builds the simulator with tools/build-native.sh if the binary is missing. Returns its path. */
+export async function ensureNativeBuilt(): Promise<string> {
+  if (existsSync(NATIVE_BINARY)) return NATIVE_BINARY;
+  building ??= withBuildLock(async () => {
+    if (!existsSync(NATIVE_BINARY)) await runBuild(); // another process may have built it meanwhile
   }).finally(() => {
     building = undefined;
   });
