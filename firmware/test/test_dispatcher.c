@@ -82,6 +82,18 @@ ML_TEST(truncated_cbor)
     expect_error("84 02 14 04", 2, ML_STATUS_BAD_REQUEST, "malformed CBOR (unexpected end of data)");
 }
 
+ML_TEST(nesting_too_deep)
+{
+    th_boot();
+    char req[128] = "83 01 01";
+    for (int i = 0; i < 20; i++) {
+        strcat(req, " 81");
+    }
+    strcat(req, " 40");
+    expect_error(req, 1, ML_STATUS_BAD_REQUEST,
+                 "malformed CBOR (internal error: too many nested containers found in recursive function)");
+}
+
 ML_TEST(trailing_bytes)
 {
     th_boot();
@@ -249,6 +261,7 @@ int main(int argc, char **argv)
         ML_CASE(indefinite_top_level_array),
         ML_CASE(indefinite_byte_string),
         ML_CASE(truncated_cbor),
+        ML_CASE(nesting_too_deep),
         ML_CASE(trailing_bytes),
         ML_CASE(arity),
         ML_CASE(wrong_types),
