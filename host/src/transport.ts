@@ -100,6 +100,16 @@ export abstract class Transport extends EventEmitter<TransportEventMap> {
     this.sendBody(encodeBody(message), onWritten);
   }
 
+  /**
+   * Writes bytes onto the line as they are, without framing: for diagnostics
+   * and fault-injection tests (line noise, broken frames). Ordered with frames.
+   */
+  writeRaw(bytes: Uint8Array): Promise<void> {
+    if (this.gone) return Promise.reject(this.gone);
+    this.counters.txBytes += bytes.length;
+    return new Promise((ok, fail) => this.writeBytes(bytes, (err) => (err ? fail(err) : ok())));
+  }
+
   /** Closes the link; emits 'disconnected' once. */
   abstract close(): Promise<void>;
 

@@ -1,0 +1,135 @@
+// What happens when the device stops answering, dies or reboots, and how the
+// SDK cleans up after itself. These tests freeze, kill and reset the device,
+// so each starts its own; on a real board (MBEDLINK_PORT) they cannot run.
+
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+import { afterEach, describe, expect, it } from "vitest";
+import { DeviceResetError, DisconnectedError, open, type ResetInfo, StaleHandleError, TimeoutError, utf8 } from "../../host/src/index.js";
+import { type Session, startSession, TARGET, type TargetControl, until } from "./target.js";
+
+const sessions: Session[] = [];
+afterEach(async () => {
+  for (const s of sessions.splice(0)) await s.close().catch(() => {});
+});
+
+async function controlled(timeoutMs?: number): Promise<Session & { control: TargetControl }> {
+  const s = await startSession(timeoutMs === undefined ? {} : { timeoutMs });
+  sessions.push(s);
+  if (!s.control) throw new Error("this target cannot be controlled");
+  return s as Session & { control: TargetControl };
+}
+
+const sha256hex = (s: string) => createHash("sha256").update(s).digest("hex");
+/** Pids of this process's children whose command line mentions `needle` (from /proc). */
+function childrenMatching(needle: string): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${name}/cmdline`, "utf8").includes(needle)) pids.push(Number(name));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return pids;
+}
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe.runIf(TARGET !== "port")(`device lifecycle (${TARGET})`, () => {
+  it("a call the device never answers fails with TimeoutError on time; the late answer is ignored", async () => {
+    const { dev, control } = await controlled();
+    control.pause();
+    const t0 = performance.now();
+    const err = await dev.echo(utf8("frozen"), { timeoutMs: 300 }).catch((e: unknown) => e);
+    const took = performance.now() - t0;
+    expect(err).toBeInstanceOf(TimeoutError);
+    expect(took).toBeGreaterThanOrEqual(290);
+    expect(took).toBeLessThan(2000);
+    control.resume(); // the device now answers the old request: the host drops it
+    const h = dev.hash.sha256(utf8("abc"));
+    expect(await h.hexdigest()).toBe(sha256hex("abc"));
+    expect(Buffer.from(await dev.echo(utf8("next"))).toString()).toBe("next");
+  });
+
+  it("calls in flight when the device process dies fail with DisconnectedError, and so does every later call", async () => {
+    const { dev, control } = await controlled();
+    const gone: Error[] = [];
+    dev.on("disconnected", (e) => gone.push(e));
+    const h = dev.hash.sha256();
+    h.update(new Uint8Array(8 << 20)); // plenty in flight and queued
+    const pending = h.digest().catch((e: unknown) => e);
+    control.kill();
+    expect(await pending).toBeInstanceOf(DisconnectedError);
+    await until(() => gone.length > 0);
+    await expect(dev.stats()).rejects.toBeInstanceOf(DisconnectedError);
+    expect(() => h.update(utf8("x"))).toThrow(DisconnectedError);
+  });
+
+  it("a reset fails in-flight calls with DeviceResetError; the next call works without reconnecting by hand", async () => {
+    const { dev, control } = await controlled();
+    const resets: ResetInfo[] = [];
+    dev.on("reset", (r) => resets.push(r));
+    const bootBefore = dev.info.bootId;
+    const old = dev.hash.sha256(utf8("abc"));
+    expect(await old.hexdigest()).toBe(sha256hex("abc"));
+    control.pause();
+    const inFlight = dev.echo(utf8("lost in the reset")).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 50));
+    control.reset(); // delivered when the device runs again: it drops its input and reboots
+    control.resume();
+    expect(await inFlight).toBeInstanceOf(DeviceResetError);
+    expect(resets).toHaveLength(1);
+    expect(() => old.update(utf8("x"))).toThrow(StaleHandleError);
+    await expect(old.digest()).rejects.toBeInstanceOf(StaleHandleError);
+    const fresh = dev.hash.sha256(utf8("abc"));
+    expect(await fresh.hexdigest()).toBe(sha256hex("abc"));
+    expect(fresh.handle).toBeGreaterThan(old.handle); // handles are never reused
+    expect(dev.info.bootId).not.toBe(bootBefore);
+    expect((await dev.stats()).handlesUsed).toBe(1);
+  });
+
+  it("a hash object garbage-collected without close() frees its device handle", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const { dev } = await controlled();
+    await (async () => {
+      const h = dev.hash.sha256(utf8("abc"));
+      await h.digest();
+    })();
+    expect((await dev.stats()).handlesUsed).toBe(1);
+    await until(async () => {
+      gc();
+      return (await dev.stats()).handlesUsed === 0;
+    });
+  });
+
+  it("SIGTERM stops the device cleanly with no heap leak (exit code 0)", async () => {
+    const { dev, control } = await controlled();
+    const h = dev.hash.sha512(utf8("left open on purpose"));
+    await h.digest();
+    await dev.close();
+    expect(await control.stop()).toBe(0);
+  });
+
+  it('open({ target: "native" }) spawns the firmware and close() leaves no process behind', async () => {
+    const dev = await open({ target: "native" });
+    const m = dev.hash.md5(utf8("Nobody inspects the spammish repetition"));
+    expect(await m.hexdigest()).toBe("bb649c83dd1ea5c9d9dec9a18df0ffe9");
+    const children = childrenMatching("mbedlink-native");
+    expect(children.length).toBeGreaterThan(0);
+    await dev.close();
+    for (const pid of children) expect(alive(pid), `pid ${pid}`).toBe(false);
+  });
+});

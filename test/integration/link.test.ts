@@ -1,0 +1,192 @@
+// The link under abuse: line noise, broken frames, oversize frames, messages
+// that do not match the schema, bad handles and pipelined bulk frames. Each
+// is answered or dropped as protocol/spec.md says, and the next valid request
+// still succeeds with the right answer.
+import { createHash, randomBytes } from "node:crypto";
+import { crc32 } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { encodeBody } from "../../host/src/codec.js";
+import {
+  ArgumentError,
+  BadHandleError,
+  BadRequestError,
+  type Device,
+  type FrameDropInfo,
+  hex,
+  TooManyHandlesError,
+  UnknownOpError,
+  utf8,
+} from "../../host/src/index.js";
+import { Op } from "../../host/src/protocol.generated.js";
+import { slipEncode } from "../../host/src/slip.js";
+import type { Message } from "../../host/src/transport.js";
+import { type Session, startSession, until } from "./target.js";
+
+let session: Session;
+let dev: Device;
+const drops: FrameDropInfo[] = [];
+
+beforeAll(async () => {
+  session = await startSession();
+  dev = session.dev;
+  dev.on("frameDropped", (d) => drops.push(d));
+});
+afterAll(async () => {
+  await session?.close();
+});
+
+const rand = (n: number) => new Uint8Array(randomBytes(n));
+
+/** The device answers a fresh echo correctly. */
+async function stillServes(): Promise<void> {
+  const probe = rand(64);
+  expect(hex(await dev.echo(probe))).toBe(hex(probe));
+}
+
+/** Frames a raw CBOR message with a correct CRC. */
+function frameOf(cbor: Uint8Array): Uint8Array {
+  const body = new Uint8Array(cbor.length + 4);
+  body.set(cbor);
+  new DataView(body.buffer).setUint32(cbor.length, crc32(cbor) >>> 0);
+  return slipEncode(body);
+}
+
+/** Sends raw bytes and collects the device's responses whose id is `id`. */
+async function rawExchange(bytes: Uint8Array, id: number): Promise<Message> {
+  const got = new Promise<Message>((resolve) => {
+    const on = (m: Message) => {
+      if (m[0] === id) {
+        dev.transport.off("message", on);
+        resolve(m);
+      }
+    };
+    dev.transport.on("message", on);
+  });
+  await dev.transport.writeRaw(bytes);
+  return got;
+}
+
+describe("line noise and broken frames", () => {
+  it("64 KiB of random bytes are dropped and reported; the device keeps serving", async () => {
+    const before = await dev.stats();
+    const noise = rand(64 * 1024);
+    await dev.transport.writeRaw(noise);
+    await dev.transport.writeRaw(Uint8Array.of(0xc0));
+    await stillServes();
+    const after = await dev.stats();
+    // every END in the noise closes a (bad) frame: each is counted, none is answered
+    const ends = noise.filter((b) => b === 0xc0).length;
+    expect(after.rxDropped - before.rxDropped).toBeGreaterThanOrEqual(Math.max(ends - 2, 1));
+    expect(after.rxFrames - before.rxFrames).toBe(2); // the probe echo and stats() itself
+  });
+
+  it("a frame with a bad CRC is dropped and reported as bad_crc", async () => {
+    const before = await dev.stats();
+    const body = encodeBody([4242, Op.echo, utf8("x")]);
+    body[body.length - 1] = (body[body.length - 1] as number) ^ 0x80;
+    const n = drops.length;
+    await dev.transport.writeRaw(slipEncode(body));
+    await until(() => drops.slice(n).some((d) => d.side === "device" && d.reason === "bad_crc"));
+    expect((await dev.stats()).rxBadCrc).toBe(before.rxBadCrc + 1);
+    await stillServes();
+  });
+
+  it("a bad SLIP escape is dropped and reported as bad_escape", async () => {
+    const n = drops.length;
+    await dev.transport.writeRaw(Uint8Array.of(0xc0, 0x83, 0x01, 0xdb, 0x00, 0xc0));
+    await until(() => drops.slice(n).some((d) => d.side === "device" && d.reason === "bad_escape"));
+    await stillServes();
+  });
+
+  it("a frame over the MTU is dropped as oversize, however long it runs", async () => {
+    for (const size of [dev.info.mtu + 1, 4 * dev.info.mtu]) {
+      const before = await dev.stats();
+      const body = encodeBody([4243, Op.echo, rand(size)]);
+      await dev.transport.writeRaw(slipEncode(body));
+      await stillServes();
+      expect((await dev.stats()).rxOversize).toBe(before.rxOversize + 1);
+    }
+  });
+
+  it("a valid CRC around something that is not a request is dropped as bad_message", async () => {
+    const n = drops.length;
+    await dev.transport.writeRaw(frameOf(Uint8Array.of(0x63, 0x61, 0x62, 0x63))); // the text "abc"
+    await until(() => drops.slice(n).some((d) => d.side === "device" && d.reason === "bad_message"));
+    await stillServes();
+  });
+});
+
+describe("messages that do not match the schema get typed errors", () => {
+  it("wrong argument type, missing and extra arguments: bad_request", async () => {
+    await expect(dev.rpc.call(Op.echo, [42])).rejects.toBeInstanceOf(BadRequestError);
+    await expect(dev.rpc.call(Op.hashOneshot, [4])).rejects.toBeInstanceOf(BadRequestError);
+    await expect(dev.rpc.call(Op.echo, [utf8("a"), utf8("b")])).rejects.toBeInstanceOf(BadRequestError);
+    await expect(dev.rpc.call(Op.hashNew, ["seven", 4])).rejects.toBeInstanceOf(BadRequestError);
+    await stillServes();
+  });
+
+  it("an unknown op: unknown_op, with the op in the message", async () => {
+    const err = await dev.rpc.call(250, []).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UnknownOpError);
+    expect((err as UnknownOpError).message).toBe("unknown op 250");
+    await stillServes();
+  });
+
+  it("non-minimal CBOR heads (as some encoders write) are accepted", async () => {
+    // [0xfffffff0 as uint32, echo as uint8 (non-minimal), h'6869' with a 2-byte length]
+    const cbor = Uint8Array.of(0x98, 0x03, 0x1a, 0xff, 0xff, 0xff, 0xf0, 0x18, 0x01, 0x59, 0x00, 0x02, 0x68, 0x69);
+    const reply = await rawExchange(frameOf(cbor), 0xfffffff0);
+    expect(reply[1]).toBe(0);
+    expect(hex(reply[2] as Uint8Array)).toBe("6869");
+  });
+
+  it("a request id that is not an unsigned 32-bit integer is dropped, not answered", async () => {
+    const n = drops.length;
+    await dev.transport.writeRaw(frameOf(Uint8Array.of(0x83, 0x1b, 0, 0, 0, 1, 0, 0, 0, 0, 0x01, 0x40))); // id 2^32
+    await until(() => drops.slice(n).some((d) => d.side === "device" && d.reason === "bad_message"));
+    await stillServes();
+  });
+});
+
+describe("handles", () => {
+  it("a handle that was never created, or was freed, is a typed bad_handle error", async () => {
+    const err = await dev.rpc.call(Op.hashUpdate, [0x7fff_0001, utf8("x")]).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BadHandleError);
+    expect((err as BadHandleError).message).toBe(`handle ${0x7fff_0001} is not live`);
+    await dev.rpc.call(Op.hashNew, [0x7fff_0002, 4]);
+    await dev.rpc.call(Op.free, [0x7fff_0002]);
+    await expect(dev.rpc.call(Op.free, [0x7fff_0002])).rejects.toBeInstanceOf(BadHandleError);
+    await expect(dev.rpc.call(Op.hashDigest, [0x7fff_0002])).rejects.toBeInstanceOf(BadHandleError);
+    await stillServes();
+  });
+
+  it("the handle table can be filled, is answered with too_many_handles, and recovers when freed", async () => {
+    const max = dev.info.maxHandles;
+    const hashes = Array.from({ length: max }, () => dev.hash.sha256(utf8("x")));
+    const extra = dev.hash.sha256(utf8("x"));
+    await expect(extra.digest()).rejects.toBeInstanceOf(TooManyHandlesError);
+    expect((await dev.stats()).handlesUsed).toBe(max);
+    for (const h of hashes) await h.close();
+    await extra.close();
+    const again = dev.hash.sha256(utf8("abc"));
+    expect(await again.hexdigest()).toBe(createHash("sha256").update("abc").digest("hex"));
+    await again.close();
+    expect((await dev.stats()).handlesUsed).toBe(0);
+  });
+});
+
+describe("bulk traffic", () => {
+  it("pipelined 16 KiB frames do not hang the serial write path (bindings-cpp 13.0.0 trap)", async () => {
+    const size = 16 * 1024;
+    expect(size).toBeLessThanOrEqual(dev.info.mtu - 32);
+    const payloads = Array.from({ length: 256 }, () => rand(size));
+    const replies = await Promise.all(payloads.map((p) => dev.echo(p)));
+    for (const [i, r] of replies.entries()) expect(hex(r), `echo ${i}`).toBe(hex(payloads[i] as Uint8Array));
+  });
+
+  it("a request larger than the MTU is refused on the host before anything is sent", async () => {
+    const sent = dev.linkCounters.txFrames;
+    await expect(dev.echo(new Uint8Array(dev.info.mtu))).rejects.toBeInstanceOf(ArgumentError);
+    expect(dev.linkCounters.txFrames).toBe(sent);
+  });
+});

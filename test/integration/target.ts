@@ -1,0 +1,91 @@
+// Which device the integration suite talks to, and how to control it.
+//   (default)                  the native firmware, a Linux process behind a PTY
+//   MBEDLINK_TARGET=qemu       the STM32F405 image in QEMU (issue 3)
+//   MBEDLINK_PORT=/dev/ttyX    a real board on a serial port
+// Every test file opens one session (one boot) and shares it between its
+// tests, except tests that kill, stop or reset the device.
+import { type NativeTarget, startNative } from "../../hil/native.js";
+import { type Device, open } from "../../host/src/index.js";
+
+export type TargetKind = "native" | "qemu" | "port";
+
+export const PORT = process.env.MBEDLINK_PORT;
+export const TARGET: TargetKind = PORT ? "port" : process.env.MBEDLINK_TARGET === "qemu" ? "qemu" : "native";
+
+/** The argument README examples pass to open() for the target under test, as source text. */
+export function targetOpenExpression(): string {
+  return PORT ? JSON.stringify(PORT) : `{ target: "${TARGET}" }`;
+}
+
+/** What a test can do to the device besides talking to it (absent on a real board). */
+export interface TargetControl {
+  readonly pid: number;
+  /** Freezes the device (SIGSTOP): it neither reads nor answers. */
+  pause(): void;
+  resume(): void;
+  /** A board reset: new boot id, all state lost. */
+  reset(): void;
+  /** Sudden death (SIGKILL). */
+  kill(): void;
+  /** Clean stop; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export interface Session {
+  dev: Device;
+  control: TargetControl | undefined;
+  close(): Promise<void>;
+}
+
+function controlOf(t: NativeTarget): TargetControl {
+  const pid = t.child.pid ?? -1;
+  return {
+    pid,
+    pause: () => t.child.kill("SIGSTOP"),
+    resume: () => t.child.kill("SIGCONT"),
+    reset: () => t.reset(),
+    kill: () => t.child.kill("SIGKILL"),
+    stop: async () => {
+      t.child.kill("SIGCONT");
+      await t.stop();
+      return t.child.exitCode;
+    },
+  };
+}
+
+export async function startSession(opts: { timeoutMs?: number } = {}): Promise<Session> {
+  const timeoutMs = opts.timeoutMs ?? 20_000;
+  if (TARGET === "port") {
+    const dev = await open(PORT as string, { timeoutMs });
+    return { dev, control: undefined, close: () => dev.close() };
+  }
+  if (TARGET === "qemu") {
+    const dev = await open({ target: "qemu", timeoutMs });
+    return { dev, control: undefined, close: () => dev.close() };
+  }
+  const native = await startNative();
+  try {
+    const dev = await open(native.path, { timeoutMs });
+    return {
+      dev,
+      control: controlOf(native),
+      close: async () => {
+        await dev.close();
+        native.child.kill("SIGCONT");
+        await native.stop();
+      },
+    };
+  } catch (e) {
+    await native.stop();
+    throw e;
+  }
+}
+
+/** Waits until `cond` holds, polling; throws after `ms`. */
+export async function until(cond: () => boolean | Promise<boolean>, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
