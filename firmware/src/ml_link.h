@@ -9,7 +9,7 @@
 #include "protocol_ids.h"
 
 struct ml_link_stats {
-    uint32_t rx_frames;                     /* requests accepted and answered */
+    uint32_t rx_frames;                     /* frames whose CRC matched (dropped bad_message ones too) */
     uint32_t rx_dropped;                    /* frames dropped for any reason */
     uint32_t rx_drop[ML_DROP_REASON_COUNT]; /* indexed by enum ml_drop_reason */
     uint32_t tx_frames;

@@ -59,6 +59,7 @@ export interface DeviceStats {
   rxTooShort: number;
   rxBadMessage: number;
   txFrames: number;
+  txDropped: number;
   stackPeak: number;
   [key: string]: unknown;
 }

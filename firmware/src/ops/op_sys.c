@@ -96,7 +96,7 @@ int ml_op_stats(struct ml_call *call, CborValue *args, CborEncoder *result)
     ml_heap_get_stats(&hs);
     const struct ml_link_stats *ls = ml_link_get_stats();
     CborEncoder map;
-    CborError err = cbor_encoder_create_map(result, &map, 15);
+    CborError err = cbor_encoder_create_map(result, &map, 16);
     err |= put_uint(&map, "heap_size", hs.size);
     err |= put_uint(&map, "heap_used", hs.used);
     err |= put_uint(&map, "heap_peak", hs.peak);
@@ -111,6 +111,7 @@ int ml_op_stats(struct ml_call *call, CborValue *args, CborEncoder *result)
     err |= put_uint(&map, "rx_too_short", ls->rx_drop[ML_DROP_TOO_SHORT]);
     err |= put_uint(&map, "rx_bad_message", ls->rx_drop[ML_DROP_BAD_MESSAGE]);
     err |= put_uint(&map, "tx_frames", ls->tx_frames);
+    err |= put_uint(&map, "tx_dropped", ls->tx_dropped);
     err |= put_uint(&map, "stack_peak", 0);
     err |= cbor_encoder_close_container(result, &map);
     (void)err;
