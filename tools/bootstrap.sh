@@ -12,6 +12,7 @@ say() { printf 'bootstrap: %s\n' "$*" >&2; }
 declare -A need=(
   [cmake]=cmake [make]=make [cc]=gcc [c++]=g++ [curl]=curl [bzip2]=bzip2 [xz]=xz-utils
   [clang-format]=clang-format [openssl]=openssl
+  [arm-none-eabi-gcc]=gcc-arm-none-eabi [qemu-system-arm]=qemu-system-arm [setpriv]=util-linux
 )
 missing=()
 for cmd in "${!need[@]}"; do
@@ -19,6 +20,8 @@ for cmd in "${!need[@]}"; do
 done
 # debian-archive-keyring signs the temporary deb-src list used by the fetch.
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+# newlib (C library for the STM32 image) has no command to look for.
+[ -f /usr/lib/arm-none-eabi/newlib/libc_nano.a ] || missing+=(libnewlib-arm-none-eabi)
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   cmd="apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
@@ -44,5 +47,14 @@ fi
 # 3. Pinned third-party C sources (Mbed TLS, TinyCBOR).
 bash tools/fetch-third-party.sh >&2
 
-# 4. The native firmware (incremental: a no-op when nothing changed).
-bash tools/build-native.sh >&2
+# 4. The firmware images (incremental: a no-op when nothing changed).
+# Output goes to a log, shown only when a build fails.
+mkdir -p build
+for script in build-native build-stm32; do
+  [ -f "tools/$script.sh" ] || continue # TEMPORARY until the STM32 build lands
+  if ! bash "tools/$script.sh" >"build/$script.log" 2>&1; then
+    tail -n 40 "build/$script.log" >&2
+    say "tools/$script.sh failed; full log in build/$script.log"
+    exit 1
+  fi
+done

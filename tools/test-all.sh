@@ -40,21 +40,45 @@ else
   failed=$((failed + 1))
 fi
 
-echo "== TypeScript tests (vitest)"
-npx --no-install vitest run --reporter=default --reporter=json --outputFile.json="$results/vitest.json"
-if [ -f "$results/vitest.json" ]; then
+# vitest_pass LABEL ENV... -- FILES...: one vitest run, counted into the totals.
+vitest_pass() {
+  local label=$1
+  shift
+  local env=()
+  while [ "$1" != "--" ]; do
+    env+=("$1")
+    shift
+  done
+  shift
+  echo "== TypeScript tests: $label (vitest)"
+  local report="$results/vitest-${label// /-}.json"
+  env "${env[@]}" npx --no-install vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@"
+  if [ ! -f "$report" ]; then
+    echo "FAILED: vitest ($label) wrote no report"
+    failed=$((failed + 1))
+    return
+  fi
+  local v_passed v_failed
   read -r v_passed v_failed < <(node -e '
     const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
     // a test file that fails to load has no assertion results but still fails
     const brokenFiles = r.testResults.filter((f) => f.status === "failed" && f.assertionResults.length === 0).length;
     console.log(r.numPassedTests, r.numFailedTests + brokenFiles);
-  ' "$results/vitest.json")
+  ' "$report")
   passed=$((passed + v_passed))
   failed=$((failed + v_failed))
-  [ "$v_passed" -gt 0 ] || { echo "FAILED: vitest ran no test"; failed=$((failed + 1)); }
-else
-  echo "FAILED: vitest wrote no report"
-  failed=$((failed + 1))
+  [ "$v_passed" -gt 0 ] || { echo "FAILED: vitest ($label) ran no test"; failed=$((failed + 1)); }
+}
+
+# Unit tests, and the integration suite + README examples on the native target.
+vitest_pass "native" -u MBEDLINK_PORT MBEDLINK_TARGET=native --
+# The same integration suite and README examples on the emulated STM32F405.
+if [ -f tools/build-stm32.sh ]; then # TEMPORARY until the STM32 build lands
+vitest_pass "qemu" -u MBEDLINK_PORT MBEDLINK_TARGET=qemu -- test/integration test/readme-examples.test.ts
+fi
+# And on a real board when one is plugged in.
+if [ -n "${MBEDLINK_PORT:-}" ]; then
+  vitest_pass "board" "MBEDLINK_PORT=$MBEDLINK_PORT" -- test/integration test/readme-examples.test.ts
 fi
 
 echo "$passed passed, $failed failed"

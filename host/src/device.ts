@@ -271,7 +271,8 @@ export interface OpenOptions {
 export interface TargetOpenOptions extends OpenOptions {
   /**
    * "serial": the port at `path`; "native": spawn the native simulator
-   * (build/native/mbedlink-native, built first when missing); "qemu": not yet.
+   * (build/native/mbedlink-native, built first when missing); "qemu": boot the STM32F405
+   * image in qemu-system-arm (build/stm32/mbedlink-stm32f405.elf, built first when missing).
    */
   target: "native" | "qemu" | "serial";
   /** Serial port path (target "serial"); for "native", the PTY of a simulator already running (nothing is spawned). */
@@ -291,8 +292,17 @@ export async function open(a: string | TargetOpenOptions, b: OpenOptions = {}): 
     case "serial":
       if (!a.path) throw new ArgumentError('open({ target: "serial" }) needs a path');
       return openSerial(a.path, a);
-    case "qemu":
-      throw new ArgumentError("QEMU target arrives with issue 3");
+    case "qemu": {
+      if (a.path) return openSerial(a.path, a);
+      const { startQemu } = await import("../../hil/qemu.js");
+      const target = await startQemu();
+      try {
+        return await openSerial(target.path, a, () => target.stop());
+      } catch (e) {
+        await target.stop();
+        throw e;
+      }
+    }
     case "native": {
       // A path names a simulator that is already running: just connect.
       if (a.path) return openSerial(a.path, a);

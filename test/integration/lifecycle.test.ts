@@ -2,6 +2,7 @@
 // SDK cleans up after itself. These tests freeze, kill and reset the device,
 // so each starts its own; on a real board (MBEDLINK_PORT) they cannot run.
 
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
@@ -38,10 +39,11 @@ function childrenMatching(needle: string): number[] {
   }
   return pids;
 }
+/** True while `pid` runs (a zombie waiting for its reaper counts as gone). */
 const alive = (pid: number) => {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
   }
@@ -123,13 +125,39 @@ describe.runIf(TARGET !== "port")(`device lifecycle (${TARGET})`, () => {
     expect(await control.stop()).toBe(0);
   });
 
-  it('open({ target: "native" }) spawns the firmware and close() leaves no process behind', async () => {
-    const dev = await open({ target: "native" });
+  const deviceProgram = TARGET === "qemu" ? "qemu-system-arm" : "mbedlink-native";
+
+  it(`open({ target: "${TARGET}" }) starts the device and close() leaves no process behind`, async () => {
+    const dev = await open({ target: TARGET === "qemu" ? "qemu" : "native" });
     const m = dev.hash.md5(utf8("Nobody inspects the spammish repetition"));
     expect(await m.hexdigest()).toBe("bb649c83dd1ea5c9d9dec9a18df0ffe9");
-    const children = childrenMatching("mbedlink-native");
+    const children = childrenMatching(deviceProgram);
     expect(children.length).toBeGreaterThan(0);
     await dev.close();
     for (const pid of children) expect(alive(pid), `pid ${pid}`).toBe(false);
+  });
+
+  it("killing the process that started the device (SIGKILL, no cleanup code runs) leaves no device process behind", async () => {
+    const launcher = TARGET === "qemu" ? "startQemu" : "startNative";
+    const module = TARGET === "qemu" ? "../../hil/qemu.js" : "../../hil/native.js";
+    const script = `import { ${launcher} } from ${JSON.stringify(new URL(module, import.meta.url).pathname.replace(/\\.js$/, ".ts"))};
+const t = await ${launcher}();
+console.log(t.child.pid);
+setInterval(() => {}, 1000);`;
+    const runner = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const pid = await new Promise<number>((ok, fail) => {
+      let out = "";
+      runner.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        const m = /^(\d+)\n/.exec(out);
+        if (m) ok(Number(m[1]));
+      });
+      runner.on("exit", (code) => fail(new Error(`launcher script exited early (${code})`)));
+    });
+    expect(alive(pid)).toBe(true);
+    runner.kill("SIGKILL");
+    await until(() => !alive(pid), 10_000);
   });
 });

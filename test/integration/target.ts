@@ -4,7 +4,9 @@
 //   MBEDLINK_PORT=/dev/ttyX    a real board on a serial port
 // Every test file opens one session (one boot) and shares it between its
 // tests, except tests that kill, stop or reset the device.
-import { type NativeTarget, startNative } from "../../hil/native.js";
+import type { ChildProcess } from "node:child_process";
+import { startNative } from "../../hil/native.js";
+import { startQemu } from "../../hil/qemu.js";
 import { type Device, open } from "../../host/src/index.js";
 
 export type TargetKind = "native" | "qemu" | "port";
@@ -17,14 +19,19 @@ export function targetOpenExpression(): string {
   return PORT ? JSON.stringify(PORT) : `{ target: "${TARGET}" }`;
 }
 
+/** Slow links (QEMU's emulated UART, a real board's) get smaller bulk data. */
+export const SLOW_LINK = TARGET !== "native";
+/** `native` on the native target, `slow` elsewhere. */
+export const bulk = (native: number, slow: number): number => (SLOW_LINK ? slow : native);
+
 /** What a test can do to the device besides talking to it (absent on a real board). */
 export interface TargetControl {
   readonly pid: number;
-  /** Freezes the device (SIGSTOP): it neither reads nor answers. */
+  /** Freezes the device (SIGSTOP to its process): it neither reads nor answers. */
   pause(): void;
   resume(): void;
-  /** A board reset: new boot id, all state lost. */
-  reset(): void;
+  /** A board reset: new boot id, all state lost (native: SIGUSR1; QEMU: monitor system_reset). */
+  reset(): void | Promise<void>;
   /** Sudden death (SIGKILL). */
   kill(): void;
   /** Clean stop; resolves with the exit code. */
@@ -37,10 +44,16 @@ export interface Session {
   close(): Promise<void>;
 }
 
-function controlOf(t: NativeTarget): TargetControl {
-  const pid = t.child.pid ?? -1;
+interface Launched {
+  path: string;
+  child: ChildProcess;
+  reset(): void | Promise<void>;
+  stop(): Promise<void>;
+}
+
+function controlOf(t: Launched): TargetControl {
   return {
-    pid,
+    pid: t.child.pid ?? -1,
     pause: () => t.child.kill("SIGSTOP"),
     resume: () => t.child.kill("SIGCONT"),
     reset: () => t.reset(),
@@ -59,24 +72,20 @@ export async function startSession(opts: { timeoutMs?: number } = {}): Promise<S
     const dev = await open(PORT as string, { timeoutMs });
     return { dev, control: undefined, close: () => dev.close() };
   }
-  if (TARGET === "qemu") {
-    const dev = await open({ target: "qemu", timeoutMs });
-    return { dev, control: undefined, close: () => dev.close() };
-  }
-  const native = await startNative();
+  const launched: Launched = TARGET === "qemu" ? await startQemu() : await startNative();
   try {
-    const dev = await open(native.path, { timeoutMs });
+    const dev = await open(launched.path, { timeoutMs });
     return {
       dev,
-      control: controlOf(native),
+      control: controlOf(launched),
       close: async () => {
         await dev.close();
-        native.child.kill("SIGCONT");
-        await native.stop();
+        launched.child.kill("SIGCONT");
+        await launched.stop();
       },
     };
   } catch (e) {
-    await native.stop();
+    await launched.stop();
     throw e;
   }
 }

@@ -1,0 +1,117 @@
+// QEMU target launcher: the STM32F405 image on QEMU's `netduinoplus2`
+// machine, its USART1 (the first -serial) on a PTY.
+//
+// * Image: <repo>/build/stm32/mbedlink-stm32f405.elf, built with
+//   `bash tools/build-stm32.sh` when missing (once across processes).
+// * QEMU's STM32 RNG is a stub, so the emulated board has no TRNG. Each boot
+//   gets 32 fresh random bytes from this host, written into a reserved RAM
+//   region (0x2001FFE0..0x2001FFFF) by QEMU's generic loader before the CPU
+//   starts; the firmware mixes them with the seed the SDK sends in `hello`
+//   and says so in hello's `entropy` field.
+// * QEMU runs under `setpriv --pdeathsig SIGTERM`, so it stops when the
+//   process that started it dies, even by SIGKILL; stop() and this process's
+//   'exit' stop it too.
+import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ensureBuilt, REPO_ROOT, spawnTracked, stopChild, waitForLine } from "./process.js";
+
+export const QEMU_IMAGE = join(REPO_ROOT, "build", "stm32", "mbedlink-stm32f405.elf");
+export const QEMU_BINARY = "qemu-system-arm";
+/** Where the firmware expects the per-boot nonce (see firmware/src/hal/stm32f4). */
+export const NONCE_ADDRESS = 0x2001ffe0;
+
+export interface QemuTarget {
+  /** PTY of the board's USART1. */
+  readonly path: string;
+  readonly child: ChildProcess;
+  /** A board reset (QEMU monitor `system_reset`): the firmware reboots with a new boot id. */
+  reset(): Promise<void>;
+  /** SIGTERM and wait for QEMU to exit. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface QemuOptions {
+  /** Extra QEMU arguments (e.g. ["-icount", "shift=0"]). */
+  extraArgs?: readonly string[];
+  startTimeoutMs?: number;
+}
+
+function which(cmd: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "").split(":")) {
+    const p = join(dir, cmd);
+    if (dir && existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+/** True when qemu-system-arm is installed. */
+export function qemuAvailable(): boolean {
+  return which(QEMU_BINARY) !== undefined;
+}
+
+/** The QEMU command line for one boot, with a fresh nonce and the monitor on a unix socket. */
+export function qemuArgs(image: string, monitorSocket: string, extra: readonly string[] = []): string[] {
+  const nonce = randomBytes(32);
+  const loaders: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    const word = nonce.subarray(8 * i, 8 * i + 8).toString("hex");
+    loaders.push("-device", `loader,addr=0x${(NONCE_ADDRESS + 8 * i).toString(16)},data=0x${word},data-len=8`);
+  }
+  return [
+    "-M",
+    "netduinoplus2",
+    "-nographic",
+    "-monitor",
+    `unix:${monitorSocket},server=on,wait=off`,
+    "-serial",
+    "pty",
+    "-kernel",
+    image,
+    ...loaders,
+    ...extra,
+  ];
+}
+
+/** Boots the image (building it first when needed) and returns its PTY path. */
+export async function startQemu(opts: QemuOptions = {}): Promise<QemuTarget> {
+  if (!qemuAvailable()) {
+    throw new Error(`${QEMU_BINARY} is not installed; run: apt-get install -y --no-install-recommends qemu-system-arm`);
+  }
+  const image = await ensureBuilt(QEMU_IMAGE, "tools/build-stm32.sh");
+  const dir = mkdtempSync(join(tmpdir(), "mbedlink-qemu-"));
+  const monitor = join(dir, "monitor.sock");
+  const args = qemuArgs(image, monitor, opts.extraArgs);
+  const child = which("setpriv")
+    ? spawnTracked("setpriv", ["--pdeathsig", "SIGTERM", "--", QEMU_BINARY, ...args], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] })
+    : spawnTracked(QEMU_BINARY, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  child.stdout?.resume();
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    stopping ??= stopChild(child).finally(() => rmSync(dir, { recursive: true, force: true }));
+    return stopping;
+  };
+  const reset = (): Promise<void> =>
+    new Promise((ok, fail) => {
+      const s = connect(monitor, () => s.end("system_reset\n"));
+      s.on("error", fail);
+      s.on("close", () => ok());
+      s.resume();
+    });
+  try {
+    const m = await waitForLine(
+      child,
+      "stderr",
+      /char device redirected to (\/dev\/pts\/\d+) \(label serial0\)/,
+      opts.startTimeoutMs ?? 20000,
+      QEMU_BINARY,
+    );
+    return { path: m[1] as string, child, reset, stop };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}
