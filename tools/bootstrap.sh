@@ -8,30 +8,37 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
-# 1. Debian packages: command -> package that provides it.
+# 1. Debian packages: command -> package that provides it. The STM32/QEMU
+# ones are optional: without them the native target still works, and
+# `npm start` falls back to it (`npm test` reports the QEMU run as failed).
 declare -A need=(
   [cmake]=cmake [make]=make [cc]=gcc [c++]=g++ [curl]=curl [bzip2]=bzip2 [xz]=xz-utils
-  [clang-format]=clang-format [openssl]=openssl
-  [arm-none-eabi-gcc]=gcc-arm-none-eabi [qemu-system-arm]=qemu-system-arm [setpriv]=util-linux
+  [clang-format]=clang-format [openssl]=openssl [setpriv]=util-linux
 )
+declare -A want=([arm-none-eabi-gcc]=gcc-arm-none-eabi [qemu-system-arm]=qemu-system-arm)
 missing=()
-for cmd in "${!need[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
-done
-# debian-archive-keyring signs the temporary deb-src list used by the fetch.
+optional=()
+for cmd in "${!need[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}"); done
+for cmd in "${!want[@]}"; do command -v "$cmd" >/dev/null 2>&1 || optional+=("${want[$cmd]}"); done
+# debian-archive-keyring signs the temporary deb-src list used by the fetch;
+# newlib (the STM32 image's C library) has no command to look for.
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
-# newlib (C library for the STM32 image) has no command to look for.
-[ -f /usr/lib/arm-none-eabi/newlib/libc_nano.a ] || missing+=(libnewlib-arm-none-eabi)
-if [ ${#missing[@]} -gt 0 ]; then
-  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
-  cmd="apt-get update && apt-get install -y --no-install-recommends ${missing[*]}"
+[ -f /usr/lib/arm-none-eabi/newlib/libc_nano.a ] || optional+=(libnewlib-arm-none-eabi)
+all=("${missing[@]}" "${optional[@]}")
+if [ ${#all[@]} -gt 0 ]; then
+  mapfile -t all < <(printf '%s\n' "${all[@]}" | sort -u)
+  cmd="apt-get update && apt-get install -y --no-install-recommends ${all[*]}"
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    say "installing Debian packages: ${missing[*]}"
+    say "installing Debian packages: ${all[*]}"
     DEBIAN_FRONTEND=noninteractive bash -c "$cmd" >&2
-  else
-    say "missing Debian packages: ${missing[*]}"
+    optional=()
+  elif [ ${#missing[@]} -gt 0 ]; then
+    say "missing Debian packages: ${all[*]}"
     say "run: sudo bash -c '$cmd'"
     exit 1
+  else
+    say "the STM32/QEMU target needs: ${all[*]} (the native target works without them)"
+    say "run: sudo bash -c '$cmd'"
   fi
 fi
 
@@ -50,7 +57,9 @@ bash tools/fetch-third-party.sh >&2
 # 4. The firmware images (incremental: a no-op when nothing changed).
 # Output goes to a log, shown only when a build fails.
 mkdir -p build
-for script in build-native build-stm32; do
+scripts=(build-native)
+[ ${#optional[@]} -gt 0 ] || scripts+=(build-stm32)
+for script in "${scripts[@]}"; do
   [ -f "tools/$script.sh" ] || continue # TEMPORARY until the STM32 build lands
   if ! bash "tools/$script.sh" >"build/$script.log" 2>&1; then
     tail -n 40 "build/$script.log" >&2

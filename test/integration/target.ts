@@ -5,7 +5,9 @@
 // Every test file opens one session (one boot) and shares it between its
 // tests, except tests that kill, stop or reset the device.
 import type { ChildProcess } from "node:child_process";
-import { startNative } from "../../hil/native.js";
+import { appendFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { REPO_ROOT, startNative } from "../../hil/native.js";
 import { startQemu } from "../../hil/qemu.js";
 import { type Device, open } from "../../host/src/index.js";
 
@@ -66,11 +68,41 @@ function controlOf(t: Launched): TargetControl {
   };
 }
 
+/**
+ * Appends the device's heap and stack high-water marks to
+ * build/peaks-<target>.jsonl (read by `npm run size`), when it still answers.
+ */
+async function recordPeaks(dev: Device): Promise<void> {
+  try {
+    const st = await dev.stats({ timeoutMs: 2000 });
+    const dir = join(REPO_ROOT, "build");
+    mkdirSync(dir, { recursive: true });
+    const line = {
+      target: TARGET,
+      board: dev.info.board,
+      heapSize: st.heapSize,
+      heapPeak: st.heapPeak,
+      stackPeak: st.stackPeak,
+      at: new Date().toISOString(),
+    };
+    appendFileSync(join(dir, `peaks-${TARGET}.jsonl`), `${JSON.stringify(line)}\n`);
+  } catch {
+    // the test killed or froze the device: nothing to record
+  }
+}
+
 export async function startSession(opts: { timeoutMs?: number } = {}): Promise<Session> {
   const timeoutMs = opts.timeoutMs ?? 20_000;
   if (TARGET === "port") {
     const dev = await open(PORT as string, { timeoutMs });
-    return { dev, control: undefined, close: () => dev.close() };
+    return {
+      dev,
+      control: undefined,
+      close: async () => {
+        await recordPeaks(dev);
+        await dev.close();
+      },
+    };
   }
   const launched: Launched = TARGET === "qemu" ? await startQemu() : await startNative();
   try {
@@ -79,8 +111,9 @@ export async function startSession(opts: { timeoutMs?: number } = {}): Promise<S
       dev,
       control: controlOf(launched),
       close: async () => {
-        await dev.close();
         launched.child.kill("SIGCONT");
+        await recordPeaks(dev);
+        await dev.close();
         await launched.stop();
       },
     };
