@@ -19,6 +19,16 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_HASH_DIGEST, 1, 1, ml_op_hash_digest},
     {ML_OP_HASH_COPY, 2, 2, ml_op_hash_copy},
     {ML_OP_HASH_ONESHOT, 2, 2, ml_op_hash_oneshot},
+    {ML_OP_HMAC_NEW, 3, 3, ml_op_hmac_new},
+    {ML_OP_HMAC_UPDATE, 2, 2, ml_op_hmac_update},
+    {ML_OP_HMAC_DIGEST, 1, 1, ml_op_hmac_digest},
+    {ML_OP_HMAC_COPY, 2, 2, ml_op_hmac_copy},
+    {ML_OP_HMAC_ONESHOT, 3, 3, ml_op_hmac_oneshot},
+    {ML_OP_HKDF_EXTRACT, 3, 3, ml_op_hkdf_extract},
+    {ML_OP_HKDF_EXPAND, 4, 4, ml_op_hkdf_expand},
+    {ML_OP_HKDF, 5, 5, ml_op_hkdf},
+    {ML_OP_RNG_BYTES, 1, 1, ml_op_rng_bytes},
+    {ML_OP_RNG_RESEED, 1, 1, ml_op_rng_reseed},
 };
 const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];
 

@@ -17,6 +17,28 @@ int ml_op_hash_digest(struct ml_call *call, CborValue *args, CborEncoder *result
 int ml_op_hash_copy(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_hash_oneshot(struct ml_call *call, CborValue *args, CborEncoder *result);
 
+/* hmac */
+int ml_op_hmac_new(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_hmac_update(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_hmac_digest(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_hmac_copy(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_hmac_oneshot(struct ml_call *call, CborValue *args, CborEncoder *result);
+
+/* hkdf */
+int ml_op_hkdf_extract(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_hkdf_expand(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_hkdf(struct ml_call *call, CborValue *args, CborEncoder *result);
+
+/* rng */
+int ml_op_rng_bytes(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_rng_reseed(struct ml_call *call, CborValue *args, CborEncoder *result);
+
+/* Looks a hash_algs id up among the compiled-in digests (ops/op_hash.c):
+ * unsupported_algorithm when absent. block_size (may be NULL) receives the
+ * digest's input block size. */
+struct mbedtls_md_info_t;
+int ml_hash_lookup(struct ml_call *call, uint64_t alg, const struct mbedtls_md_info_t **info, size_t *block_size);
+
 /* The hash algorithm ids (ids.json hash_algs) compiled into this firmware,
  * in id order; returns how many were written to out (at most cap). */
 size_t ml_hash_list(uint32_t *out, size_t cap);

@@ -5,6 +5,7 @@
 #include <mbedtls/platform_time.h>
 
 #include "ml_hal.h"
+#include "protocol_ids.h"
 
 static mbedtls_entropy_context entropy;
 static mbedtls_ctr_drbg_context drbg;
@@ -43,6 +44,13 @@ int ml_rng_mix(const uint8_t *seed, size_t len)
         return 0;
     }
     return mbedtls_ctr_drbg_reseed(&drbg, seed, len);
+}
+
+int ml_rng_reseed(const uint8_t *add, size_t len)
+{
+    _Static_assert(ML_RNG_RESEED_MAX <= MBEDTLS_CTR_DRBG_MAX_SEED_INPUT - MBEDTLS_CTR_DRBG_ENTROPY_LEN,
+                   "rng_reseed_max does not fit CTR_DRBG's additional input");
+    return mbedtls_ctr_drbg_reseed(&drbg, len > 0 ? add : NULL, len);
 }
 
 int ml_rng_random(void *p_rng, unsigned char *out, size_t len)

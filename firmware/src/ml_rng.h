@@ -11,6 +11,9 @@ void ml_rng_free(void);
 /* Mixes host seed material in as additional input of a reseed (never as the
  * only entropy). Returns 0 or an Mbed TLS error code. */
 int ml_rng_mix(const uint8_t *seed, size_t len);
+/* Reseeds from the entropy source with `add` (may be empty) as additional
+ * input (rng_reseed). Returns 0 or an Mbed TLS error code. */
+int ml_rng_reseed(const uint8_t *add, size_t len);
 /* Mbed TLS f_rng signature; p_rng is ignored. */
 int ml_rng_random(void *p_rng, unsigned char *out, size_t len);
 

@@ -14,6 +14,8 @@
 #define ML_REQUEST_OVERHEAD_MAX 32u
 /* Smallest MTU a device may report in hello. */
 #define ML_MIN_MTU 256u
+/* Most host bytes one rng_reseed accepts (CTR_DRBG additional input); more is bad_argument. */
+#define ML_RNG_RESEED_MAX 256u
 
 enum ml_op {
     ML_OP_HELLO = 0, /* Open a session: returns protocol/firmware/Mbed TLS versions, board, MTU, window, limits, boot id and entropy source. Optional host seed bytes are mixed into the device DRBG. */
@@ -25,6 +27,16 @@ enum ml_op {
     ML_OP_HASH_DIGEST = 18, /* Return the digest of everything fed so far; the context stays usable (PEP 452). */
     ML_OP_HASH_COPY = 19, /* Clone a digest context into a new host-chosen handle. */
     ML_OP_HASH_ONESHOT = 20, /* Digest one byte string without a context. */
+    ML_OP_HMAC_NEW = 32, /* Create an HMAC context for a digest and a key under a host-chosen handle; the key stays on the device (only its pads are kept). */
+    ML_OP_HMAC_UPDATE = 33, /* Feed bytes into an HMAC context. */
+    ML_OP_HMAC_DIGEST = 34, /* Return the MAC of everything fed so far; the context stays usable (unlike python-mbedtls, which clears it). */
+    ML_OP_HMAC_COPY = 35, /* Clone an HMAC context (key included) into a new host-chosen handle. */
+    ML_OP_HMAC_ONESHOT = 36, /* HMAC of one byte string under a key, without a context. */
+    ML_OP_HKDF_EXTRACT = 40, /* HKDF-Extract (RFC 5869): the pseudorandom key of a salt and input keying material. */
+    ML_OP_HKDF_EXPAND = 41, /* HKDF-Expand (RFC 5869): `length` bytes of output keying material from a pseudorandom key and info. */
+    ML_OP_HKDF = 42, /* HKDF (RFC 5869): extract then expand in one call. */
+    ML_OP_RNG_BYTES = 44, /* Return n bytes from the device CTR_DRBG (n at most mtu - request_overhead_max). */
+    ML_OP_RNG_RESEED = 45, /* Reseed the device CTR_DRBG from its entropy source, with host bytes as additional input (never as the only entropy). */
 };
 
 enum ml_status {

@@ -5,7 +5,10 @@ import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { ArgumentError, ProtocolError } from "./errors.js";
 import { HashModule, hashNameOf } from "./hash.js";
+import { HkdfModule } from "./hkdf.js";
+import { HmacModule } from "./hmac.js";
 import { Limits, Op, PROTOCOL_VERSION } from "./protocol.generated.js";
+import { RandomModule } from "./random.js";
 import type { CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
 import { DEFAULT_TIMEOUT_MS, Rpc } from "./rpc.js";
 import type { LinkCounters, Transport } from "./transport.js";
@@ -127,6 +130,12 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
   readonly rpc: Rpc;
   /** Digests (PEP 452 shape). */
   readonly hash: HashModule;
+  /** HMAC (PEP 452 shape, python-mbedtls's mbedtls.hmac). */
+  readonly hmac: HmacModule;
+  /** HKDF (RFC 5869). */
+  readonly hkdf: HkdfModule;
+  /** The device DRBG with Python `secrets` semantics. */
+  readonly random: RandomModule;
   private _info: DeviceInfo | undefined;
   private handleCounter = 0;
   private closing: Promise<void> | undefined;
@@ -140,6 +149,9 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.rpc = new Rpc(transport, { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS });
     this.onClose = opts.onClose;
     this.hash = new HashModule(this);
+    this.hmac = new HmacModule(this);
+    this.hkdf = new HkdfModule(this);
+    this.random = new RandomModule(this);
     this.rpc.on("frameDropped", (info) => this.emit("frameDropped", info));
     this.rpc.on("disconnected", (err) => this.emit("disconnected", err));
     this.rpc.on("reset", (info) => this.onReset(info));

@@ -13,6 +13,8 @@ export const Limits = {
   requestOverheadMax: 32,
   /** Smallest MTU a device may report in hello. */
   minMtu: 256,
+  /** Most host bytes one rng_reseed accepts (CTR_DRBG additional input); more is bad_argument. */
+  rngReseedMax: 256,
 } as const;
 
 export const Op = {
@@ -34,6 +36,26 @@ export const Op = {
   hashCopy: 19,
   /** Digest one byte string without a context. */
   hashOneshot: 20,
+  /** Create an HMAC context for a digest and a key under a host-chosen handle; the key stays on the device (only its pads are kept). */
+  hmacNew: 32,
+  /** Feed bytes into an HMAC context. */
+  hmacUpdate: 33,
+  /** Return the MAC of everything fed so far; the context stays usable (unlike python-mbedtls, which clears it). */
+  hmacDigest: 34,
+  /** Clone an HMAC context (key included) into a new host-chosen handle. */
+  hmacCopy: 35,
+  /** HMAC of one byte string under a key, without a context. */
+  hmacOneshot: 36,
+  /** HKDF-Extract (RFC 5869): the pseudorandom key of a salt and input keying material. */
+  hkdfExtract: 40,
+  /** HKDF-Expand (RFC 5869): `length` bytes of output keying material from a pseudorandom key and info. */
+  hkdfExpand: 41,
+  /** HKDF (RFC 5869): extract then expand in one call. */
+  hkdf: 42,
+  /** Return n bytes from the device CTR_DRBG (n at most mtu - request_overhead_max). */
+  rngBytes: 44,
+  /** Reseed the device CTR_DRBG from its entropy source, with host bytes as additional input (never as the only entropy). */
+  rngReseed: 45,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -137,6 +159,16 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [18, { name: "hash_digest", module: "hash", idempotent: true }],
   [19, { name: "hash_copy", module: "hash", idempotent: false }],
   [20, { name: "hash_oneshot", module: "hash", idempotent: true }],
+  [32, { name: "hmac_new", module: "hmac", idempotent: false }],
+  [33, { name: "hmac_update", module: "hmac", idempotent: false }],
+  [34, { name: "hmac_digest", module: "hmac", idempotent: true }],
+  [35, { name: "hmac_copy", module: "hmac", idempotent: false }],
+  [36, { name: "hmac_oneshot", module: "hmac", idempotent: true }],
+  [40, { name: "hkdf_extract", module: "hkdf", idempotent: true }],
+  [41, { name: "hkdf_expand", module: "hkdf", idempotent: true }],
+  [42, { name: "hkdf", module: "hkdf", idempotent: true }],
+  [44, { name: "rng_bytes", module: "rng", idempotent: false }],
+  [45, { name: "rng_reseed", module: "rng", idempotent: false }],
 ]);
 
 export interface HashAlgInfo {

@@ -8,21 +8,24 @@ struct hash_obj {
     mbedtls_md_context_t md;
 };
 
+/* block: the digest's input block size in bytes (ids.json hash_algs
+ * block_size; Mbed TLS keeps it private). HMAC pads keys to it. */
 static const struct {
     uint32_t id;
     mbedtls_md_type_t type;
+    uint8_t block;
 } algs[] = {
-    {ML_HASH_MD5, MBEDTLS_MD_MD5},
-    {ML_HASH_SHA1, MBEDTLS_MD_SHA1},
-    {ML_HASH_SHA224, MBEDTLS_MD_SHA224},
-    {ML_HASH_SHA256, MBEDTLS_MD_SHA256},
-    {ML_HASH_SHA384, MBEDTLS_MD_SHA384},
-    {ML_HASH_SHA512, MBEDTLS_MD_SHA512},
-    {ML_HASH_RIPEMD160, MBEDTLS_MD_RIPEMD160},
-    {ML_HASH_SHA3_224, MBEDTLS_MD_SHA3_224},
-    {ML_HASH_SHA3_256, MBEDTLS_MD_SHA3_256},
-    {ML_HASH_SHA3_384, MBEDTLS_MD_SHA3_384},
-    {ML_HASH_SHA3_512, MBEDTLS_MD_SHA3_512},
+    {ML_HASH_MD5, MBEDTLS_MD_MD5, 64},
+    {ML_HASH_SHA1, MBEDTLS_MD_SHA1, 64},
+    {ML_HASH_SHA224, MBEDTLS_MD_SHA224, 64},
+    {ML_HASH_SHA256, MBEDTLS_MD_SHA256, 64},
+    {ML_HASH_SHA384, MBEDTLS_MD_SHA384, 128},
+    {ML_HASH_SHA512, MBEDTLS_MD_SHA512, 128},
+    {ML_HASH_RIPEMD160, MBEDTLS_MD_RIPEMD160, 64},
+    {ML_HASH_SHA3_224, MBEDTLS_MD_SHA3_224, 144},
+    {ML_HASH_SHA3_256, MBEDTLS_MD_SHA3_256, 136},
+    {ML_HASH_SHA3_384, MBEDTLS_MD_SHA3_384, 104},
+    {ML_HASH_SHA3_512, MBEDTLS_MD_SHA3_512, 72},
 };
 
 size_t ml_hash_list(uint32_t *out, size_t cap)
@@ -41,18 +44,26 @@ static int arg_alg(struct ml_call *call, CborValue *args, unsigned pos, uint64_t
     return ml_arg_uint(call, args, pos, alg);
 }
 
-static int lookup_alg(struct ml_call *call, uint64_t alg, const mbedtls_md_info_t **info)
+int ml_hash_lookup(struct ml_call *call, uint64_t alg, const mbedtls_md_info_t **info, size_t *block_size)
 {
     for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++) {
         if (algs[i].id == alg) {
             *info = mbedtls_md_info_from_type(algs[i].type);
             if (*info != NULL) {
+                if (block_size != NULL) {
+                    *block_size = algs[i].block;
+                }
                 return ML_STATUS_OK;
             }
         }
     }
     return ml_fail(call, ML_STATUS_UNSUPPORTED_ALGORITHM, "hash algorithm %llu is not supported",
                    (unsigned long long)alg);
+}
+
+static int lookup_alg(struct ml_call *call, uint64_t alg, const mbedtls_md_info_t **info)
+{
+    return ml_hash_lookup(call, alg, info, NULL);
 }
 
 static void hash_dtor(void *obj) { mbedtls_md_free(&((struct hash_obj *)obj)->md); }

@@ -1,0 +1,221 @@
+// dev.hmac: HMAC computed on the device, the PEP 452 shape of
+// python-mbedtls's mbedtls.hmac (and Python's hmac), in TypeScript style.
+//
+// Like dev.hash, update() and copy() are synchronous and pipelined; the first
+// failure of a pipelined request is thrown by the next digest()/copy(). The
+// key is sent once, with hmac_new; the device keeps only the key's pads.
+//
+// Unlike python-mbedtls (whose digest() clears the message), digest() is
+// non-destructive: it may be called again, and update() after digest()
+// continues the message, as in Python's hmac module.
+import type { Device } from "./device.js";
+import { ArgumentError, BadHandleError, DeviceResetError, DisconnectedError, ProtocolError, StaleHandleError } from "./errors.js";
+import { lookupHash } from "./hash.js";
+import type { HashAlgInfo } from "./protocol.generated.js";
+import { Op } from "./protocol.generated.js";
+import type { CallOptions } from "./rpc.js";
+import { hex } from "./util.js";
+
+/** Bytes a request needs besides the key and one data argument (alg id, second bstr head). */
+const EXTRA_ARG_BYTES = 16;
+
+export interface HmacOptions {
+  /** Digest name, e.g. "sha256" (required, as in python-mbedtls). */
+  digestmod: string;
+  /** Initial message bytes, as Python's `msg`. */
+  msg?: Uint8Array;
+}
+
+function checkBytes(data: unknown, what: string): Uint8Array {
+  if (!(data instanceof Uint8Array)) throw new ArgumentError(`${what} must be a Uint8Array`);
+  return data;
+}
+
+function digestmodOf(opts: unknown): HashAlgInfo {
+  const d = typeof opts === "object" && opts !== null ? (opts as { digestmod?: unknown }).digestmod : undefined;
+  if (d === undefined || d === null || d === "") throw new ArgumentError('hmac: digestmod is required (e.g. { digestmod: "sha256" })');
+  if (typeof d !== "string") throw new ArgumentError('hmac: digestmod must be a digest name such as "sha256"');
+  return lookupHash(d);
+}
+
+interface Orphan {
+  dev: Device;
+  handle: number;
+  epoch: number;
+}
+
+const orphans = new FinalizationRegistry<Orphan>((o) => o.dev._freeOrphan(o.handle, o.epoch));
+
+/** An HMAC context living on the device. Create it with `dev.hmac.new(key, { digestmod })`. */
+export class Hmac implements AsyncDisposable {
+  /** "hmac-" + digest name, e.g. "hmac-sha256" (as Python). */
+  readonly name: string;
+  readonly digestSize: number;
+  /** The digest's block size. */
+  readonly blockSize: number;
+  /** The device handle (host-chosen). */
+  readonly handle: number;
+  private readonly epoch: number;
+  private failure: Error | undefined;
+  private outstanding = 0;
+  private waiters: (() => void)[] = [];
+  private closed = false;
+
+  /** @internal Use dev.hmac.new() / m.copy(). */
+  constructor(
+    private readonly dev: Device,
+    private readonly alg: HashAlgInfo,
+    source: Hmac | { key: Uint8Array },
+  ) {
+    this.name = `hmac-${alg.name}`;
+    this.digestSize = alg.digestSize;
+    this.blockSize = alg.blockSize;
+    this.handle = dev._nextHandle();
+    this.epoch = dev.rpc.epoch;
+    if (source instanceof Hmac) {
+      this.track(
+        source.settled().then(() => {
+          if (source.failure) throw source.failure;
+        }),
+      );
+      this.track(dev.rpc.call(Op.hmacCopy, [source.handle, this.handle]));
+    } else {
+      this.track(dev.rpc.call(Op.hmacNew, [this.handle, alg.id, source.key]));
+    }
+    orphans.register(this, { dev, handle: this.handle, epoch: this.epoch }, this);
+  }
+
+  /** Feeds bytes (synchronous: queued and pipelined; errors surface from digest()/copy()). */
+  update(data: Uint8Array): void {
+    this.check();
+    const bytes = checkBytes(data, "update() data");
+    const chunk = this.dev.chunkSize;
+    for (let off = 0; off < bytes.length; off += chunk) {
+      this.track(this.dev.rpc.call(Op.hmacUpdate, [this.handle, bytes.subarray(off, off + chunk)]));
+    }
+  }
+
+  /** The MAC of everything fed so far; the context stays usable (repeatable, and update() continues the message). */
+  async digest(opts: CallOptions = {}): Promise<Uint8Array> {
+    this.check();
+    const p = this.dev.rpc.call(Op.hmacDigest, [this.handle], opts);
+    p.catch(() => {});
+    await this.settled();
+    this.check();
+    if (this.failure) throw this.failure;
+    const r = await p;
+    if (!(r instanceof Uint8Array) || r.length !== this.digestSize) {
+      throw new ProtocolError(`hmac_digest(${this.name}) returned ${r instanceof Uint8Array ? `${r.length} bytes` : typeof r}`);
+    }
+    return Uint8Array.from(r);
+  }
+
+  async hexdigest(opts: CallOptions = {}): Promise<string> {
+    return hex(await this.digest(opts));
+  }
+
+  /** A new, independent context with the same key and state (synchronous, pipelined hmac_copy). */
+  copy(): Hmac {
+    this.check();
+    if (this.failure) throw this.failure;
+    return new Hmac(this.dev, this.alg, this);
+  }
+
+  /** Frees (and zeroises) the device context. Idempotent; quiet when the device or its boot is gone. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    orphans.unregister(this);
+    if (this.epoch !== this.dev.rpc.epoch || this.dev.rpc.disconnectError) return;
+    try {
+      await this.dev.rpc.call(Op.free, [this.handle]);
+    } catch (e) {
+      if (e instanceof DisconnectedError || e instanceof DeviceResetError || e instanceof BadHandleError) return;
+      throw e;
+    }
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  private settled(): Promise<void> {
+    if (this.outstanding === 0) return Promise.resolve();
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  private track(p: Promise<unknown>): void {
+    this.outstanding++;
+    p.then(
+      () => {},
+      (e: Error) => {
+        this.failure ??= e;
+      },
+    ).finally(() => {
+      if (--this.outstanding === 0) {
+        const w = this.waiters;
+        this.waiters = [];
+        for (const r of w) r();
+      }
+    });
+  }
+
+  private check(): void {
+    if (this.closed) throw new ArgumentError(`${this.name} object (handle ${this.handle}) is closed`);
+    if (this.epoch !== this.dev.rpc.epoch) {
+      throw new StaleHandleError(`${this.name} object (handle ${this.handle}) was created before the device reset`);
+    }
+    const gone = this.dev.rpc.disconnectError;
+    if (gone) throw gone;
+  }
+}
+
+/** `dev.hmac`: HMAC contexts and one-shot MACs. */
+export class HmacModule {
+  /** @internal */
+  constructor(private readonly dev: Device) {}
+
+  /** Longest key hmac_new accepts in one frame (mtu - request_overhead_max - 16). */
+  get maxKeySize(): number {
+    return this.dev.chunkSize - EXTRA_ARG_BYTES;
+  }
+
+  /**
+   * A new HMAC context, python-mbedtls's `hmac.new(key, msg, digestmod)`.
+   * `digestmod` is required (ArgumentError when missing); an unknown name
+   * throws UnsupportedAlgorithmError at once.
+   */
+  new(key: Uint8Array, opts: HmacOptions): Hmac {
+    const alg = digestmodOf(opts);
+    checkBytes(key, "key");
+    if (key.length > this.maxKeySize) throw new ArgumentError(`key of ${key.length} bytes exceeds ${this.maxKeySize} (MTU limit)`);
+    if (opts.msg !== undefined) checkBytes(opts.msg, "msg");
+    const m = new Hmac(this.dev, alg, { key: Uint8Array.from(key) });
+    if (opts.msg !== undefined) m.update(opts.msg);
+    return m;
+  }
+
+  /** One-shot HMAC (Python's `hmac.digest(key, msg, digest)`): hmac_oneshot when key and data fit one frame. */
+  async digest(key: Uint8Array, data: Uint8Array, digestmod: string, opts: CallOptions = {}): Promise<Uint8Array> {
+    const alg = digestmodOf({ digestmod });
+    checkBytes(key, "key");
+    checkBytes(data, "data");
+    if (key.length + data.length + EXTRA_ARG_BYTES <= this.dev.chunkSize) {
+      const r = await this.dev.rpc.call(Op.hmacOneshot, [alg.id, key, data], opts);
+      if (!(r instanceof Uint8Array) || r.length !== alg.digestSize)
+        throw new ProtocolError(`hmac_oneshot(${alg.name}) returned a bad MAC`);
+      return Uint8Array.from(r);
+    }
+    const m = this.new(key, { digestmod });
+    try {
+      m.update(data);
+      return await m.digest(opts);
+    } finally {
+      await m.close().catch(() => {});
+    }
+  }
+
+  async hexdigest(key: Uint8Array, data: Uint8Array, digestmod: string, opts: CallOptions = {}): Promise<string> {
+    return hex(await this.digest(key, data, digestmod, opts));
+  }
+}
