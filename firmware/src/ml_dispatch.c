@@ -29,6 +29,12 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_HKDF, 5, 5, ml_op_hkdf},
     {ML_OP_RNG_BYTES, 1, 1, ml_op_rng_bytes},
     {ML_OP_RNG_RESEED, 1, 1, ml_op_rng_reseed},
+    {ML_OP_CIPHER_NEW, 6, 6, ml_op_cipher_new},
+    {ML_OP_CIPHER_UPDATE, 2, 2, ml_op_cipher_update},
+    {ML_OP_CIPHER_FINISH, 1, 1, ml_op_cipher_finish},
+    {ML_OP_CIPHER_CRYPT, 6, 6, ml_op_cipher_crypt},
+    {ML_OP_CIPHER_AUTH_ENCRYPT, 7, 7, ml_op_cipher_auth_encrypt},
+    {ML_OP_CIPHER_AUTH_DECRYPT, 7, 7, ml_op_cipher_auth_decrypt},
 };
 const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];
 

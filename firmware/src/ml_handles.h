@@ -15,6 +15,7 @@ enum ml_handle_type {
     ML_HT_NONE = 0,
     ML_HT_HASH = 1,
     ML_HT_HMAC = 2,
+    ML_HT_CIPHER = 3,
 };
 
 typedef void (*ml_destructor_fn)(void *obj);

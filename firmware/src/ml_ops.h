@@ -33,6 +33,14 @@ int ml_op_hkdf(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_rng_bytes(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_rng_reseed(struct ml_call *call, CborValue *args, CborEncoder *result);
 
+/* cipher */
+int ml_op_cipher_new(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_cipher_update(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_cipher_finish(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_cipher_crypt(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_cipher_auth_encrypt(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_cipher_auth_decrypt(struct ml_call *call, CborValue *args, CborEncoder *result);
+
 /* Looks a hash_algs id up among the compiled-in digests (ops/op_hash.c):
  * unsupported_algorithm when absent. block_size (may be NULL) receives the
  * digest's input block size. */

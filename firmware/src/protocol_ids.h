@@ -37,6 +37,12 @@ enum ml_op {
     ML_OP_HKDF = 42, /* HKDF (RFC 5869): extract then expand in one call. */
     ML_OP_RNG_BYTES = 44, /* Return n bytes from the device CTR_DRBG (n at most mtu - request_overhead_max). */
     ML_OP_RNG_RESEED = 45, /* Reseed the device CTR_DRBG from its entropy source, with host bytes as additional input (never as the only entropy). */
+    ML_OP_CIPHER_NEW = 48, /* Create a streaming cipher context (ECB, CBC, CFB, OFB, CTR, ChaCha20) from a cipher family, a mode, a key, an IV and a direction under a host-chosen handle. */
+    ML_OP_CIPHER_UPDATE = 49, /* Feed bytes through a streaming cipher context; returns the output produced so far (CBC keeps the last block until finish). */
+    ML_OP_CIPHER_FINISH = 50, /* Finish a streaming cipher context: the last block (CBC padding added or checked); the context accepts no more data. */
+    ML_OP_CIPHER_CRYPT = 51, /* Encrypt or decrypt one byte string in a non-AEAD mode without a context (the only way for XTS: one data unit). */
+    ML_OP_CIPHER_AUTH_ENCRYPT = 52, /* AEAD (GCM, CCM, ChaCha20-Poly1305) encryption of one frame of data with additional data: ciphertext and tag. */
+    ML_OP_CIPHER_AUTH_DECRYPT = 53, /* AEAD decryption: the plaintext only when the tag verifies, else auth_failed and no plaintext. */
 };
 
 enum ml_status {

@@ -3,6 +3,7 @@
 // device identity, sys ops and the crypto modules.
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
+import { CipherModule } from "./cipher.js";
 import { ArgumentError, ProtocolError } from "./errors.js";
 import { HashModule, hashNameOf } from "./hash.js";
 import { HkdfModule } from "./hkdf.js";
@@ -130,6 +131,8 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
   readonly rpc: Rpc;
   /** Digests (PEP 452 shape). */
   readonly hash: HashModule;
+  /** Symmetric ciphers (PEP 272 shape, python-mbedtls's mbedtls.cipher). */
+  readonly cipher: CipherModule;
   /** HMAC (PEP 452 shape, python-mbedtls's mbedtls.hmac). */
   readonly hmac: HmacModule;
   /** HKDF (RFC 5869). */
@@ -149,6 +152,7 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.rpc = new Rpc(transport, { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS });
     this.onClose = opts.onClose;
     this.hash = new HashModule(this);
+    this.cipher = new CipherModule(this);
     this.hmac = new HmacModule(this);
     this.hkdf = new HkdfModule(this);
     this.random = new RandomModule(this);

@@ -1,4 +1,22 @@
 // mbedlink host SDK: public entry point.
+
+export type { CipherFamilyInfo, CipherOptions } from "./cipher.js";
+export {
+  AEADCipher,
+  Cipher,
+  CipherFamily,
+  CipherModule,
+  MODE_CBC,
+  MODE_CCM,
+  MODE_CFB,
+  MODE_CHACHAPOLY,
+  MODE_CTR,
+  MODE_ECB,
+  MODE_GCM,
+  MODE_OFB,
+  MODE_STREAM,
+  MODE_XTS,
+} from "./cipher.js";
 export type { DeviceEventMap, DeviceInfo, DeviceOptions, DeviceStats, OpenOptions, TargetOpenOptions, VersionInfo } from "./device.js";
 export { Device, open } from "./device.js";
 export * from "./errors.js";

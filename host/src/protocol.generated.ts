@@ -56,6 +56,18 @@ export const Op = {
   rngBytes: 44,
   /** Reseed the device CTR_DRBG from its entropy source, with host bytes as additional input (never as the only entropy). */
   rngReseed: 45,
+  /** Create a streaming cipher context (ECB, CBC, CFB, OFB, CTR, ChaCha20) from a cipher family, a mode, a key, an IV and a direction under a host-chosen handle. */
+  cipherNew: 48,
+  /** Feed bytes through a streaming cipher context; returns the output produced so far (CBC keeps the last block until finish). */
+  cipherUpdate: 49,
+  /** Finish a streaming cipher context: the last block (CBC padding added or checked); the context accepts no more data. */
+  cipherFinish: 50,
+  /** Encrypt or decrypt one byte string in a non-AEAD mode without a context (the only way for XTS: one data unit). */
+  cipherCrypt: 51,
+  /** AEAD (GCM, CCM, ChaCha20-Poly1305) encryption of one frame of data with additional data: ciphertext and tag. */
+  cipherAuthEncrypt: 52,
+  /** AEAD decryption: the plaintext only when the tag verifies, else auth_failed and no plaintext. */
+  cipherAuthDecrypt: 53,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -169,6 +181,12 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [42, { name: "hkdf", module: "hkdf", idempotent: true }],
   [44, { name: "rng_bytes", module: "rng", idempotent: false }],
   [45, { name: "rng_reseed", module: "rng", idempotent: false }],
+  [48, { name: "cipher_new", module: "cipher", idempotent: false }],
+  [49, { name: "cipher_update", module: "cipher", idempotent: false }],
+  [50, { name: "cipher_finish", module: "cipher", idempotent: false }],
+  [51, { name: "cipher_crypt", module: "cipher", idempotent: true }],
+  [52, { name: "cipher_auth_encrypt", module: "cipher", idempotent: true }],
+  [53, { name: "cipher_auth_decrypt", module: "cipher", idempotent: true }],
 ]);
 
 export interface HashAlgInfo {
