@@ -1,0 +1,97 @@
+/*
+ * The newlib system calls the link needs; no semihosting, no console.
+ * newlib's malloc is never used (Mbed TLS allocates from ml_heap.c's static
+ * buffer), so _sbrk always fails.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+
+#include "ml_hal.h"
+#include "stm32f4.h"
+
+void *_sbrk(ptrdiff_t incr);
+void *_sbrk(ptrdiff_t incr)
+{
+    (void)incr;
+    errno = ENOMEM;
+    return (void *)-1;
+}
+
+/* time(): Mbed TLS's default mbedtls_time (MBEDTLS_HAVE_TIME_DATE). There is
+ * no calendar clock: seconds since boot, counted from 1970-01-01, so
+ * certificate validity checks see 1970 until the time is set some other way
+ * (mbedtls_platform_set_time). */
+int _gettimeofday(struct timeval *tv, void *tz);
+int _gettimeofday(struct timeval *tv, void *tz)
+{
+    (void)tz;
+    if (tv != NULL) {
+        uint64_t ms = ml_hal_millis();
+        tv->tv_sec = (time_t)(ms / 1000u);
+        tv->tv_usec = (suseconds_t)((ms % 1000u) * 1000u);
+    }
+    return 0;
+}
+
+void _exit(int status) __attribute__((noreturn));
+void _exit(int status) { stm32_fatal(0xE0000000u | ((uint32_t)status & 0xFFFFu)); }
+
+/* newlib's stdio/reent layer is linked (snprintf shares code with it) but
+ * there are no files: every descriptor is invalid. */
+struct stat;
+int _write(int fd, const void *buf, size_t len);
+int _write(int fd, const void *buf, size_t len)
+{
+    (void)fd;
+    (void)buf;
+    (void)len;
+    errno = EBADF;
+    return -1;
+}
+
+int _read(int fd, void *buf, size_t len);
+int _read(int fd, void *buf, size_t len)
+{
+    (void)fd;
+    (void)buf;
+    (void)len;
+    errno = EBADF;
+    return -1;
+}
+
+int _close(int fd);
+int _close(int fd)
+{
+    (void)fd;
+    errno = EBADF;
+    return -1;
+}
+
+long _lseek(int fd, long offset, int whence);
+long _lseek(int fd, long offset, int whence)
+{
+    (void)fd;
+    (void)offset;
+    (void)whence;
+    errno = EBADF;
+    return -1;
+}
+
+int _fstat(int fd, struct stat *st);
+int _fstat(int fd, struct stat *st)
+{
+    (void)fd;
+    (void)st;
+    errno = EBADF;
+    return -1;
+}
+
+int _isatty(int fd);
+int _isatty(int fd)
+{
+    (void)fd;
+    errno = EBADF;
+    return 0;
+}
