@@ -18,10 +18,15 @@
  *  - Neither: the same pool, seeded from whatever is at hand (SysTick, the
  *    uninitialised nonce area, the warm-reset carry), uncredited; "entropy"
  *    starts with "NO ENTROPY" so a host knows to supply its own seed.
- * Warm resets: QEMU re-applies its loader data on every system reset, so
- * the same nonce would come back. Before a reset the firmware therefore
- * stores 32 bytes from its DRBG (or pool) in a checked .noinit "carry" that
- * the next boot mixes in and erases: boot ids differ across warm resets too.
+ * Warm resets: QEMU re-applies its loader data on every system reset
+ * (monitor system_reset, SYSRESETREQ), so the same nonce comes back, and RAM
+ * survives. Every boot therefore leaves a checked "carry" in .noinit: 32
+ * bytes drawn from its pool (replaced by DRBG output when the firmware
+ * resets itself), a boot counter, and whether it was seeded from real
+ * entropy. The next boot mixes it in and erases it, so boot ids differ
+ * across warm resets. A carry from a credited boot keeps its credit (the
+ * entropy came from that boot's nonce); on a real chip after power-up the
+ * carry fails its CRC and is ignored.
  */
 #include <mbedtls/sha256.h>
 #include <string.h>
@@ -37,9 +42,10 @@
 
 struct carry {
     uint32_t magic;
-    uint32_t crc; /* CRC-32 of the fields below */
-    uint32_t resets;
-    uint32_t last_fault; /* 0, or the code stm32_fatal() recorded */
+    uint32_t crc;        /* CRC-32 of the fields below */
+    uint32_t boots;      /* warm boots since the last cold one */
+    uint32_t credited;   /* 1: the seed descends from a nonce or TRNG */
+    uint32_t last_fault; /* 0, or the code stm32_fatal() recorded (debugger) */
     uint8_t seed[32];
 };
 
@@ -58,7 +64,7 @@ static struct ml_board board = {
 static enum entropy_mode mode = ENTROPY_NONE;
 static uint8_t pool[32];
 static uint32_t pool_draws;
-static uint32_t resets; /* warm resets since the last cold boot */
+static uint32_t boots; /* warm boots since the last cold one */
 static uint32_t last_fault;
 static volatile uint64_t millis;
 
@@ -88,19 +94,21 @@ static void systick_init(uint32_t core_hz)
 
 static uint32_t carry_crc(void)
 {
-    uint8_t buf[sizeof carry.seed + 8];
-    uint32_t r = carry.resets, f = carry.last_fault;
-    memcpy(buf, &r, 4);
-    memcpy(buf + 4, &f, 4);
+    uint8_t buf[12 + sizeof carry.seed];
+    const uint32_t words[3] = {carry.boots, carry.credited, carry.last_fault};
+    memcpy(buf, words, sizeof words);
     for (size_t i = 0; i < sizeof carry.seed; i++) {
-        buf[8 + i] = carry.seed[i];
+        buf[12 + i] = carry.seed[i];
     }
     return ml_crc32(buf, sizeof buf);
 }
 
+/* Leaves seed (and the boot count, credit, fault) for the next boot. */
 static void save_carry(const uint8_t seed[32])
 {
-    carry.resets = resets + 1u;
+    carry.magic = 0;
+    carry.boots = boots + 1u;
+    carry.credited = mode != ENTROPY_NONE ? 1u : 0u;
     carry.last_fault = last_fault;
     for (size_t i = 0; i < sizeof carry.seed; i++) {
         carry.seed[i] = seed[i];
@@ -164,10 +172,12 @@ static void entropy_init(void)
 
     /* The warm-reset carry: used once if intact, then erased. */
     bool have_carry = carry.magic == CARRY_MAGIC && carry.crc == carry_crc();
+    bool carry_credited = false;
     uint8_t carried[32] = {0};
     if (have_carry) {
-        resets = carry.resets;
+        boots = carry.boots;
         last_fault = carry.last_fault;
+        carry_credited = carry.credited == 1u;
         for (size_t i = 0; i < sizeof carried; i++) {
             carried[i] = carry.seed[i];
         }
@@ -179,7 +189,7 @@ static void entropy_init(void)
 
     pool_absorb("mbedlink stm32f4 nonce", nonce, sizeof nonce);
     pool_absorb("carry", carried, sizeof carried);
-    pool_absorb("resets", (const uint8_t *)&resets, sizeof resets);
+    pool_absorb("boots", (const uint8_t *)&boots, sizeof boots);
     memset(nonce, 0, sizeof nonce);
     memset(carried, 0, sizeof carried);
 
@@ -190,6 +200,10 @@ static void entropy_init(void)
     } else if (trng == STM32_TRNG_ABSENT && have_nonce) {
         mode = ENTROPY_HOST_NONCE;
         board.entropy = "host-seeded (QEMU loader nonce + hello seed), no TRNG";
+    } else if (trng == STM32_TRNG_ABSENT && carry_credited) {
+        mode = ENTROPY_HOST_NONCE;
+        board.entropy = "host-seeded (QEMU loader nonce of an earlier boot, carried over a warm reset, + hello seed), "
+                        "no TRNG";
     } else if (trng == STM32_TRNG_FAILED) {
         mode = ENTROPY_NONE;
         board.entropy = "NO ENTROPY: host seed only (STM32 TRNG failed its start-up checks)";
@@ -197,6 +211,12 @@ static void entropy_init(void)
         mode = ENTROPY_NONE;
         board.entropy = "NO ENTROPY: host seed only (no TRNG, no boot nonce)";
     }
+
+    /* The next boot's carry, in case it starts without a new nonce. */
+    uint8_t next[32];
+    pool_draw(next, sizeof next);
+    save_carry(next);
+    memset(next, 0, sizeof next);
 }
 
 int ml_hal_entropy(uint8_t *out, size_t len, size_t *olen)
@@ -247,7 +267,7 @@ void ml_hal_reset(void)
     }
     irq_disable();
     last_fault = 0;
-    save_carry(seed);
+    save_carry(seed); /* DRBG output: carries the hello seeds over too */
     system_reset();
 }
 
