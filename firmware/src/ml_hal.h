@@ -34,4 +34,8 @@ uint64_t ml_hal_millis(void);
 /* Resets the whole device (does not return on hardware). */
 void ml_hal_reset(void);
 
+/* Most bytes of stack ever used (stats' stack_peak), or 0 where the target
+ * cannot measure it. Optional: op_sys.c has a weak default returning 0. */
+size_t ml_hal_stack_peak(void);
+
 #endif /* ML_HAL_H */

@@ -88,6 +88,9 @@ int ml_op_echo(struct ml_call *call, CborValue *args, CborEncoder *result)
     return ML_STATUS_OK;
 }
 
+/* Targets that paint their stack (stm32f4) override this. */
+__attribute__((weak)) size_t ml_hal_stack_peak(void) { return 0; }
+
 int ml_op_stats(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     (void)call;
@@ -112,7 +115,7 @@ int ml_op_stats(struct ml_call *call, CborValue *args, CborEncoder *result)
     err |= put_uint(&map, "rx_bad_message", ls->rx_drop[ML_DROP_BAD_MESSAGE]);
     err |= put_uint(&map, "tx_frames", ls->tx_frames);
     err |= put_uint(&map, "tx_dropped", ls->tx_dropped);
-    err |= put_uint(&map, "stack_peak", 0);
+    err |= put_uint(&map, "stack_peak", ml_hal_stack_peak());
     err |= cbor_encoder_close_container(result, &map);
     (void)err;
     return ML_STATUS_OK;

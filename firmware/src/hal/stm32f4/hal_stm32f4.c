@@ -281,3 +281,5 @@ void stm32_fatal(uint32_t code)
     save_carry(seed);
     system_reset();
 }
+
+size_t ml_hal_stack_peak(void) { return stm32_stack_peak(); }
