@@ -33,6 +33,18 @@ export const MODE_CCM = 8;
 export const MODE_XTS = 9;
 export const MODE_CHACHAPOLY = 10;
 
+/** The AEAD modes (new() gives an AEADCipher). */
+export type AeadMode = typeof MODE_GCM | typeof MODE_CCM | typeof MODE_CHACHAPOLY;
+/** The other modes (new() gives a Cipher). */
+export type PlainMode =
+  | typeof MODE_ECB
+  | typeof MODE_CBC
+  | typeof MODE_CFB
+  | typeof MODE_OFB
+  | typeof MODE_CTR
+  | typeof MODE_STREAM
+  | typeof MODE_XTS;
+
 /** Wire name of each mode (spec.md 7.1) and the Mbed TLS name suffix. */
 const MODES: ReadonlyMap<number, { wire: string; suffix: string }> = new Map([
   [MODE_ECB, { wire: "ECB", suffix: "ECB" }],
@@ -290,6 +302,9 @@ export class CipherFamily implements CipherFamilyInfo {
    * Key and IV sizes are checked by the device (BadArgumentError); a mode
    * the family lacks throws UnsupportedAlgorithmError.
    */
+  new(key: Uint8Array, mode: AeadMode, iv?: Uint8Array | null, ad?: Uint8Array, opts?: CipherOptions): AEADCipher;
+  new(key: Uint8Array, mode: PlainMode, iv?: Uint8Array | null): Cipher;
+  new(key: Uint8Array, mode?: number, iv?: Uint8Array | null, ad?: Uint8Array, opts?: CipherOptions): Cipher | AEADCipher;
   new(
     key: Uint8Array,
     mode?: number,

@@ -1,6 +1,6 @@
 // mbedlink host SDK: public entry point.
 
-export type { CipherFamilyInfo, CipherOptions } from "./cipher.js";
+export type { AeadMode, CipherFamilyInfo, CipherOptions, PlainMode } from "./cipher.js";
 export {
   AEADCipher,
   Cipher,
