@@ -6,7 +6,8 @@
 #
 # Soft float: neither Mbed TLS nor our code uses floating point, and a
 # soft-float build needs no FPU enabling or lazy FP context stacking in
-# interrupt handlers. newlib-nano keeps printf/malloc small; there is no
+# interrupt handlers. Target link flags (newlib-nano, -nostartfiles, the
+# linker script) come from the target in firmware/sources.json; there is no
 # semihosting and no nosys stubs: the HAL provides the few syscalls the link
 # needs (firmware/src/hal/stm32f4/syscalls.c).
 set(CMAKE_SYSTEM_NAME Generic)
@@ -25,7 +26,7 @@ set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
 set(ML_ARM_ARCH_FLAGS "-mcpu=cortex-m4 -mthumb -mfloat-abi=soft")
 set(CMAKE_C_FLAGS_INIT "${ML_ARM_ARCH_FLAGS}")
 set(CMAKE_ASM_FLAGS_INIT "${ML_ARM_ARCH_FLAGS}")
-set(CMAKE_EXE_LINKER_FLAGS_INIT "${ML_ARM_ARCH_FLAGS} --specs=nano.specs -nostartfiles")
+set(CMAKE_EXE_LINKER_FLAGS_INIT "${ML_ARM_ARCH_FLAGS}")
 set(CMAKE_C_FLAGS_MINSIZEREL_INIT "-Os -g -DNDEBUG")
 set(CMAKE_EXECUTABLE_SUFFIX_C .elf)
 set(CMAKE_EXECUTABLE_SUFFIX .elf)

@@ -18,7 +18,8 @@ void Fault_Handler(void);
 void Unused_Handler(void);
 void SysTick_Handler(void);
 void USART1_IRQHandler(void);
-/* newlib's __libc_init_array calls these; crti/crtn are not linked. */
+/* newlib's __libc_init_array calls these; weak, in case a build links
+ * crti/crtn after all (PlatformIO without -nostartfiles). */
 void _init(void);
 void _fini(void);
 
@@ -58,6 +59,10 @@ __attribute__((noreturn)) void Reset_Handler(void)
     for (uint32_t *p = &_sstack; p < sp - 16; p++) {
         *p = STACK_PAINT;
     }
+#if defined(__ARM_FP)
+    /* Built for an FPU ABI (softfp/hard): give CP10/CP11 full access. */
+    REG32(0xE000ED88u) |= 0xFu << 20;
+#endif
     SCB_VTOR = (uint32_t)(uintptr_t)vectors;
     dsb();
     isb();
@@ -91,5 +96,5 @@ void Unused_Handler(void)
     stm32_fatal(0xEE000000u | vect);
 }
 
-void _init(void) {}
-void _fini(void) {}
+__attribute__((weak)) void _init(void) {}
+__attribute__((weak)) void _fini(void) {}
