@@ -36,7 +36,7 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe("README examples", () => {
   it("has the seed's examples", () => {
-    expect(examples.map((e) => e.name)).toEqual(expect.arrayContaining(["hash-md5", "hash-sha224", "hash-new"]));
+    expect(examples.map((e) => e.name)).toEqual(expect.arrayContaining(["hash-md5", "hash-sha224", "hash-new", "hmac"]));
   });
 
   it.each(examples.map((e) => [e.name, e] as const))("%s runs and prints what the README says", async (_name, ex) => {
