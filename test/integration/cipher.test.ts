@@ -152,7 +152,7 @@ describe("XTS", () => {
     [32, "aes-128-xts"],
     [64, "aes-256-xts"],
   ] as const)("%i-byte double key equals Node's %s, 16 bytes up to one frame", async (keyLen, name) => {
-    for (const n of [16, 17, 31, 32, 100, 4096, dev.info.mtu - 400]) {
+    for (const n of [16, 17, 31, 32, 100, 4096, dev.info.mtu - 400].filter((x) => x <= dev.info.mtu - 400)) {
       let key = rand(keyLen);
       while (hex(key.subarray(0, keyLen / 2)) === hex(key.subarray(keyLen / 2))) key = rand(keyLen);
       const tweak = rand(16);
