@@ -129,8 +129,8 @@ static int lookup(struct ml_call *call, CborValue *args, unsigned pos, size_t ke
         }
     }
     bool fam_known = false, mode_known = false;
-    char sizes[40] = "";
-    size_t sizes_len = 0;
+    unsigned lens[4];
+    size_t nlens = 0;
     for (size_t i = 0; i < sizeof algs / sizeof algs[0]; i++) {
         const struct cipher_alg *a = &algs[i];
         if (!text_is(fam, fam_len, a->family)) {
@@ -150,10 +150,8 @@ static int lookup(struct ml_call *call, CborValue *args, unsigned pos, size_t ke
             }
             return ML_STATUS_OK;
         }
-        int n = snprintf(sizes + sizes_len, sizeof sizes - sizes_len, "%s%u", sizes_len ? " or " : "",
-                         (unsigned)a->key_len);
-        if (n > 0 && (size_t)n < sizeof sizes - sizes_len) {
-            sizes_len += (size_t)n;
+        if (nlens < sizeof lens / sizeof lens[0]) {
+            lens[nlens++] = a->key_len;
         }
     }
     if (!fam_known) {
@@ -161,6 +159,14 @@ static int lookup(struct ml_call *call, CborValue *args, unsigned pos, size_t ke
     }
     if (!mode_known) {
         return ml_fail(call, ML_STATUS_UNSUPPORTED_ALGORITHM, "%s has no %s mode", fam, mode);
+    }
+    /* "16", "32 or 64", "16, 24 or 32" */
+    char sizes[32] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < nlens && used < sizeof sizes; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == nlens ? " or " : ", ";
+        int n = snprintf(sizes + used, sizeof sizes - used, "%s%u", sep, lens[i]);
+        used += n > 0 ? (size_t)n : 0;
     }
     return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "%s-%s key must be %s bytes, got %u", fam, mode, sizes,
                    (unsigned)key_len);
