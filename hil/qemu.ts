@@ -14,7 +14,7 @@
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBuilt, REPO_ROOT, spawnTracked, stopChild, waitForLine } from "./process.js";
@@ -28,8 +28,14 @@ export interface QemuTarget {
   /** PTY of the board's USART1. */
   readonly path: string;
   readonly child: ChildProcess;
-  /** A board reset (QEMU monitor `system_reset`): the firmware reboots with a new boot id. */
+  /** Runs a QEMU monitor command (HMP) and resolves with its output. */
+  monitor(command: string): Promise<string>;
+  /** A board reset (monitor `system_reset`): the firmware reboots with a new boot id. */
   reset(): Promise<void>;
+  /** Stops the emulated CPU (monitor `stop`): the board neither reads nor answers. */
+  pause(): Promise<void>;
+  /** Lets the CPU run again (monitor `cont`). */
+  resume(): Promise<void>;
   /** SIGTERM and wait for QEMU to exit. Idempotent. */
   stop(): Promise<void>;
 }
@@ -86,32 +92,93 @@ export async function startQemu(opts: QemuOptions = {}): Promise<QemuTarget> {
   const monitor = join(dir, "monitor.sock");
   const args = qemuArgs(image, monitor, opts.extraArgs);
   const child = which("setpriv")
-    ? spawnTracked("setpriv", ["--pdeathsig", "SIGTERM", "--", QEMU_BINARY, ...args], { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] })
-    : spawnTracked(QEMU_BINARY, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout?.resume();
+    ? spawnTracked("setpriv", ["--pdeathsig", "SIGTERM", "--", QEMU_BINARY, ...args], {
+        cwd: REPO_ROOT,
+        stdio: ["ignore", "pipe", "inherit"],
+      })
+    : spawnTracked(QEMU_BINARY, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
-    stopping ??= stopChild(child).finally(() => rmSync(dir, { recursive: true, force: true }));
+    stopping ??= stopChild(child).finally(() => {
+      hmp.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
     return stopping;
   };
-  const reset = (): Promise<void> =>
-    new Promise((ok, fail) => {
-      const s = connect(monitor, () => s.end("system_reset\n"));
-      s.on("error", fail);
-      s.on("close", () => ok());
-      s.resume();
-    });
+  const hmp = monitorClient(monitor);
+  const reset = async (): Promise<void> => {
+    await hmp("system_reset");
+  };
+  const pause = async (): Promise<void> => {
+    await hmp("stop");
+  };
+  const resume = async (): Promise<void> => {
+    await hmp("cont");
+  };
   try {
     const m = await waitForLine(
       child,
-      "stderr",
+      "stdout",
       /char device redirected to (\/dev\/pts\/\d+) \(label serial0\)/,
       opts.startTimeoutMs ?? 20000,
       QEMU_BINARY,
     );
-    return { path: m[1] as string, child, reset, stop };
+    return { path: m[1] as string, child, monitor: hmp, reset, pause, resume, stop };
   } catch (e) {
     await stop();
     throw e;
   }
+}
+
+/**
+ * A client for QEMU's human monitor on a unix socket: one connection, made
+ * on first use; commands run one at a time, each answered when the next
+ * "(qemu) " prompt arrives.
+ */
+function monitorClient(socketPath: string): ((command: string) => Promise<string>) & { close(): void } {
+  let sock: Socket | undefined;
+  let buf = "";
+  let ready: Promise<void> | undefined;
+  let chain: Promise<unknown> = Promise.resolve();
+  let waiter: ((text: string) => void) | undefined;
+  const PROMPT = "(qemu) ";
+  const onData = (d: Buffer) => {
+    buf += d.toString("utf8");
+    const at = buf.indexOf(PROMPT);
+    if (at >= 0 && waiter) {
+      const text = buf.slice(0, at);
+      buf = buf.slice(at + PROMPT.length);
+      const w = waiter;
+      waiter = undefined;
+      w(text);
+    }
+  };
+  const nextPrompt = () =>
+    new Promise<string>((ok) => {
+      waiter = ok;
+      onData(Buffer.alloc(0));
+    });
+  const open = (): Promise<void> => {
+    ready ??= new Promise<void>((ok, fail) => {
+      const s = connect(socketPath);
+      sock = s;
+      s.on("data", onData);
+      s.once("error", fail);
+      s.once("connect", () => {
+        nextPrompt().then(() => ok(), fail); // the banner ends with the first prompt
+      });
+    });
+    return ready;
+  };
+  const run = (command: string): Promise<string> => {
+    const result = chain.then(async () => {
+      await open();
+      const answer = nextPrompt();
+      sock?.write(`${command}\n`);
+      return answer;
+    });
+    chain = result.catch(() => {});
+    return result;
+  };
+  return Object.assign(run, { close: () => sock?.destroy() });
 }

@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { CipherModule } from "./cipher.js";
-import { ArgumentError, ProtocolError } from "./errors.js";
+import { ArgumentError, ProtocolError, TimeoutError } from "./errors.js";
 import { HashModule, hashNameOf } from "./hash.js";
 import { HkdfModule } from "./hkdf.js";
 import { HmacModule } from "./hmac.js";
@@ -127,6 +127,9 @@ function parseVersion(mbedtls: string): VersionInfo {
   return { version: `Mbed TLS ${mbedtls}`, versionInfo: [a, b, c] };
 }
 
+/** First hello attempt's timeout; each retry waits one step longer. */
+const HELLO_RETRY_MS = 500;
+
 export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposable {
   readonly rpc: Rpc;
   /** Digests (PEP 452 shape). */
@@ -246,9 +249,27 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.rpc.call(Op.free, [handle]).catch(() => {});
   }
 
+  /**
+   * hello is idempotent (spec §6), so it is retried within the call's
+   * timeout: bytes sent in the first moments after a port is opened can be
+   * lost (measured: QEMU's pty chardev drops about half of the requests sent
+   * within its first second of a new connection; a board may still be
+   * booting), and a retry is cheaper than failing the whole open().
+   */
   private async hello(): Promise<void> {
     const seed = new Uint8Array(randomBytes(32));
-    const r = await this.rpc.callPriority(Op.hello, [seed]);
+    const deadline = performance.now() + this.rpc.timeoutMs;
+    let r: unknown;
+    for (let attempt = 1; ; attempt++) {
+      const left = deadline - performance.now();
+      const timeoutMs = Math.max(1, Math.min(left, HELLO_RETRY_MS * attempt));
+      try {
+        r = await this.rpc.callPriority(Op.hello, [seed], { timeoutMs });
+        break;
+      } catch (e) {
+        if (!(e instanceof TimeoutError) || performance.now() >= deadline) throw e;
+      }
+    }
     const info = parseHello(r);
     if (info.protocolVersion !== PROTOCOL_VERSION) {
       throw new ProtocolError(`device speaks protocol version ${info.protocolVersion}, this SDK speaks ${PROTOCOL_VERSION}`);

@@ -29,9 +29,9 @@ export const bulk = (native: number, slow: number): number => (SLOW_LINK ? slow 
 /** What a test can do to the device besides talking to it (absent on a real board). */
 export interface TargetControl {
   readonly pid: number;
-  /** Freezes the device (SIGSTOP to its process): it neither reads nor answers. */
-  pause(): void;
-  resume(): void;
+  /** Freezes the device (native: SIGSTOP; QEMU: the monitor stops the CPU): it neither reads nor answers. */
+  pause(): void | Promise<void>;
+  resume(): void | Promise<void>;
   /** A board reset: new boot id, all state lost (native: SIGUSR1; QEMU: monitor system_reset). */
   reset(): void | Promise<void>;
   /** Sudden death (SIGKILL). */
@@ -50,14 +50,16 @@ interface Launched {
   path: string;
   child: ChildProcess;
   reset(): void | Promise<void>;
+  pause?(): Promise<void>;
+  resume?(): Promise<void>;
   stop(): Promise<void>;
 }
 
 function controlOf(t: Launched): TargetControl {
   return {
     pid: t.child.pid ?? -1,
-    pause: () => t.child.kill("SIGSTOP"),
-    resume: () => t.child.kill("SIGCONT"),
+    pause: () => (t.pause ? t.pause() : void t.child.kill("SIGSTOP")),
+    resume: () => (t.resume ? t.resume() : void t.child.kill("SIGCONT")),
     reset: () => t.reset(),
     kill: () => t.child.kill("SIGKILL"),
     stop: async () => {
