@@ -1,5 +1,8 @@
 /*
  * The newlib system calls the link needs; no semihosting, no console.
+ * Full newlib, not newlib-nano: the core formats error messages with %llu /
+ * PRIu64, which Debian's newlib-nano printf does not implement (it prints
+ * "lu"); the full printf costs ~28 KB of flash, which we have.
  * newlib's malloc is never used (Mbed TLS allocates from ml_heap.c's static
  * buffer), so _sbrk always fails.
  */
@@ -33,6 +36,17 @@ int _gettimeofday(struct timeval *tv, void *tz)
         tv->tv_usec = (suseconds_t)((ms % 1000u) * 1000u);
     }
     return 0;
+}
+
+/* abort() -> raise() -> _kill(_getpid(), SIGABRT): reset, as for a fault. */
+int _getpid(void);
+int _getpid(void) { return 1; }
+
+int _kill(int pid, int sig);
+int _kill(int pid, int sig)
+{
+    (void)pid;
+    stm32_fatal(0xE1000000u | ((uint32_t)sig & 0xFFu));
 }
 
 void _exit(int status) __attribute__((noreturn));
