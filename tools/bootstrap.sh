@@ -60,7 +60,6 @@ mkdir -p build
 scripts=(build-native)
 [ ${#optional[@]} -gt 0 ] || scripts+=(build-stm32)
 for script in "${scripts[@]}"; do
-  [ -f "tools/$script.sh" ] || continue # TEMPORARY until the STM32 build lands
   if ! bash "tools/$script.sh" >"build/$script.log" 2>&1; then
     tail -n 40 "build/$script.log" >&2
     say "tools/$script.sh failed; full log in build/$script.log"

@@ -73,8 +73,11 @@ vitest_pass() {
 # Unit tests, and the integration suite + README examples on the native target.
 vitest_pass "native" -u MBEDLINK_PORT MBEDLINK_TARGET=native --
 # The same integration suite and README examples on the emulated STM32F405.
-if [ -f tools/build-stm32.sh ]; then # TEMPORARY until the STM32 build lands
-vitest_pass "qemu" -u MBEDLINK_PORT MBEDLINK_TARGET=qemu -- test/integration test/readme-examples.test.ts
+if command -v qemu-system-arm >/dev/null && [ -f build/stm32/mbedlink-stm32f405.elf ]; then
+  vitest_pass "qemu" -u MBEDLINK_PORT MBEDLINK_TARGET=qemu -- test/integration test/readme-examples.test.ts
+else
+  echo "FAILED: the QEMU STM32 target is not available (qemu-system-arm or the image is missing; see the bootstrap's message)"
+  failed=$((failed + 1))
 fi
 # And on a real board when one is plugged in.
 if [ -n "${MBEDLINK_PORT:-}" ]; then
