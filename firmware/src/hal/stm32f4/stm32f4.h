@@ -119,7 +119,8 @@ static inline void wfi(void) { __asm volatile("wfi" ::: "memory"); }
 /* ---------------------------------------------------------------- clock.c */
 enum stm32_clock_source {
     STM32_CLOCK_PLL_HSE,  /* HSE -> PLL, SYSCLK 168 MHz: a real, healthy board */
-    STM32_CLOCK_HSI,      /* HSE or PLL did not come up: HSI 16 MHz fallback */
+    STM32_CLOCK_PLL_HSI,  /* no HSE: HSI -> PLL, SYSCLK 168 MHz */
+    STM32_CLOCK_HSI,      /* the PLL did not come up either: HSI 16 MHz */
     STM32_CLOCK_EMULATED, /* RCC does not respond at all (QEMU's stub): the
                              emulator's fixed 168 MHz SYSCLK clocks SysTick */
 };
