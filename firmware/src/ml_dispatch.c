@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ml_crc32.h"
+#include "ml_handles.h"
 #include "ml_ops.h"
 
 const struct ml_op_entry ml_op_table[] = {
@@ -35,6 +36,8 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_CIPHER_CRYPT, 6, 6, ml_op_cipher_crypt},
     {ML_OP_CIPHER_AUTH_ENCRYPT, 7, 7, ml_op_cipher_auth_encrypt},
     {ML_OP_CIPHER_AUTH_DECRYPT, 7, 7, ml_op_cipher_auth_decrypt},
+    {ML_OP_KEY_IMPORT, 2, 2, ml_op_key_import},
+    {ML_OP_KEY_GENERATE, 2, 2, ml_op_key_generate},
 };
 const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];
 
@@ -132,6 +135,26 @@ int ml_arg_bytes(struct ml_call *call, CborValue *args, unsigned pos, const uint
     }
     *args = next;
     return ML_STATUS_OK;
+}
+
+int ml_arg_key(struct ml_call *call, CborValue *args, unsigned pos, const uint8_t **data, size_t *len)
+{
+    if (!cbor_value_is_unsigned_integer(args)) {
+        if (!cbor_value_is_byte_string(args)) {
+            return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: expected a key (byte string or key handle)", pos);
+        }
+        return ml_arg_bytes(call, args, pos, data, len);
+    }
+    uint32_t handle = 0;
+    void *p = NULL;
+    int st = ml_arg_handle(call, args, pos, &handle);
+    if (st == ML_STATUS_OK) {
+        st = ml_handle_get(call, handle, ML_HT_SYMKEY, &p);
+    }
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    return ml_symkey_bytes(p, data, len);
 }
 
 static const struct ml_op_entry *find_op(uint64_t op)

@@ -44,6 +44,10 @@ int ml_fail_mbedtls(struct ml_call *call, int code, const char *what);
 int ml_arg_uint(struct ml_call *call, CborValue *args, unsigned pos, uint64_t *out);
 int ml_arg_handle(struct ml_call *call, CborValue *args, unsigned pos, uint32_t *out);
 int ml_arg_bytes(struct ml_call *call, CborValue *args, unsigned pos, const uint8_t **data, size_t *len);
+/* A symmetric key argument: a byte string, or the handle of a live
+ * device-held key (bad_handle / wrong_handle_type). `data` points into the
+ * rx buffer or into the key object; it stays valid for the current call. */
+int ml_arg_key(struct ml_call *call, CborValue *args, unsigned pos, const uint8_t **data, size_t *len);
 
 /* Handles one frame body (CBOR message + CRC already checked and removed).
  * Writes the response body (CBOR + CRC) into tx[0..tx_cap) and returns its

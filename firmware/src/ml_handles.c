@@ -23,6 +23,8 @@ static const char *type_name(uint8_t type)
     switch (type) {
     case ML_HT_HASH:
         return "digest context";
+    case ML_HT_SYMKEY:
+        return "symmetric key";
     default:
         return "object";
     }

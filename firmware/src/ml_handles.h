@@ -16,6 +16,7 @@ enum ml_handle_type {
     ML_HT_HASH = 1,
     ML_HT_HMAC = 2,
     ML_HT_CIPHER = 3,
+    ML_HT_SYMKEY = 4, /* device-held symmetric key (ops/op_key.c) */
 };
 
 typedef void (*ml_destructor_fn)(void *obj);

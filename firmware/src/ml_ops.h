@@ -41,6 +41,12 @@ int ml_op_cipher_crypt(struct ml_call *call, CborValue *args, CborEncoder *resul
 int ml_op_cipher_auth_encrypt(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_cipher_auth_decrypt(struct ml_call *call, CborValue *args, CborEncoder *result);
 
+/* key */
+int ml_op_key_import(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_key_generate(struct ml_call *call, CborValue *args, CborEncoder *result);
+/* The bytes of a device-held key object (ML_HT_SYMKEY); returns ML_STATUS_OK. */
+int ml_symkey_bytes(const void *obj, const uint8_t **data, size_t *len);
+
 /* Looks a hash_algs id up among the compiled-in digests (ops/op_hash.c):
  * unsupported_algorithm when absent. block_size (may be NULL) receives the
  * digest's input block size. */

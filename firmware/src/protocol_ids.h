@@ -16,6 +16,8 @@
 #define ML_MIN_MTU 256u
 /* Most host bytes one rng_reseed accepts (CTR_DRBG additional input); more is bad_argument. */
 #define ML_RNG_RESEED_MAX 256u
+/* Largest device-held symmetric key (key_import / key_generate) in bytes; more is bad_argument. */
+#define ML_SYMKEY_MAX 64u
 
 enum ml_op {
     ML_OP_HELLO = 0, /* Open a session: returns protocol/firmware/Mbed TLS versions, board, MTU, window, limits, boot id and entropy source. Optional host seed bytes are mixed into the device DRBG. */
@@ -43,6 +45,8 @@ enum ml_op {
     ML_OP_CIPHER_CRYPT = 51, /* Encrypt or decrypt one byte string in a non-AEAD mode without a context (the only way for XTS: one data unit). */
     ML_OP_CIPHER_AUTH_ENCRYPT = 52, /* AEAD (GCM, CCM, ChaCha20-Poly1305) encryption of one frame of data with additional data: ciphertext and tag. */
     ML_OP_CIPHER_AUTH_DECRYPT = 53, /* AEAD decryption: the plaintext only when the tag verifies, else auth_failed and no plaintext. */
+    ML_OP_KEY_IMPORT = 80, /* Store symmetric key bytes (1..64) on the device under a host-chosen handle; cipher and HMAC ops then take the handle in place of the key. */
+    ML_OP_KEY_GENERATE = 81, /* Draw a symmetric key of `length` bytes (1..64) from the device DRBG under a host-chosen handle; no op ever returns its bytes (non-exportable). */
 };
 
 enum ml_status {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ml_config.h"
+#include "ml_handles.h"
 #include "protocol_ids.h"
 #include "test_hal.h"
 #include "test_util.h"
@@ -257,11 +258,87 @@ ML_TEST(rng_bytes_and_reseed)
     CHECK(memcmp(a, b, 32) != 0);
 }
 
+static bool freed_zero;
+static void check_zeroised(const void *obj, size_t size)
+{
+    const uint8_t *b = obj;
+    for (size_t i = 0; i < size; i++) {
+        freed_zero = freed_zero && b[i] == 0;
+    }
+}
+
+/* Device-held keys (key_import / key_generate) in place of key bytes:
+ * ml_arg_key resolves the handle, with the usual handle statuses. */
+ML_TEST(device_held_keys)
+{
+    uint8_t want[32];
+    ml_unhex("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843", want, sizeof want);
+    static const char data[] = "what do ya want for nothing?";
+    struct th_reply r;
+    th_boot();
+    const struct arg imp[] = {U(7), B((const uint8_t *)"Jefe", 4)};
+    CHECK(call(ML_OP_KEY_IMPORT, imp, 2, &r) && r.status == 0);
+    const struct arg one[] = {U(ML_HASH_SHA256), U(7), B((const uint8_t *)data, 28)};
+    CHECK(call(ML_OP_HMAC_ONESHOT, one, 3, &r));
+    check_bytes(&r, want, sizeof want, "oneshot with a key handle");
+    const struct arg nw[] = {U(9), U(ML_HASH_SHA256), U(7)};
+    const struct arg up[] = {U(9), B((const uint8_t *)data, 28)};
+    const struct arg dg[] = {U(9)};
+    CHECK(call(ML_OP_HMAC_NEW, nw, 3, &r) && r.status == 0);
+    CHECK(call(ML_OP_HMAC_UPDATE, up, 2, &r) && r.status == 0);
+    CHECK(call(ML_OP_HMAC_DIGEST, dg, 1, &r));
+    check_bytes(&r, want, sizeof want, "context with a key handle");
+    /* a digest context is not a key; a freed key is gone (and was zeroised) */
+    const struct arg as_key[] = {U(ML_HASH_SHA256), U(9), B(NULL, 0)};
+    CHECK(call(ML_OP_HMAC_ONESHOT, as_key, 3, &r) && r.status == ML_STATUS_WRONG_HANDLE_TYPE);
+    CHECK(strstr(r.msg, "symmetric key") != NULL);
+    CHECK(call(ML_OP_FREE, dg, 1, &r) && r.status == 0);
+    const struct arg k7[] = {U(7)};
+    freed_zero = true;
+    ml_handle_free_hook = check_zeroised;
+    CHECK(call(ML_OP_FREE, k7, 1, &r) && r.status == 0);
+    ml_handle_free_hook = NULL;
+    CHECK(freed_zero);
+    CHECK(call(ML_OP_HMAC_ONESHOT, one, 3, &r) && r.status == ML_STATUS_BAD_HANDLE);
+    const struct arg zero[] = {U(ML_HASH_SHA256), U(0), B(NULL, 0)};
+    CHECK(call(ML_OP_HMAC_ONESHOT, zero, 3, &r) && r.status == ML_STATUS_BAD_ARGUMENT);
+    /* sizes */
+    static const uint8_t big[ML_SYMKEY_MAX + 1];
+    const struct arg imp_big[] = {U(10), B(big, sizeof big)};
+    const struct arg imp_empty[] = {U(10), B(big, 0)};
+    const struct arg gen0[] = {U(10), U(0)};
+    const struct arg gen_big[] = {U(10), U(ML_SYMKEY_MAX + 1)};
+    CHECK(call(ML_OP_KEY_IMPORT, imp_big, 2, &r) && r.status == ML_STATUS_BAD_ARGUMENT);
+    CHECK(call(ML_OP_KEY_IMPORT, imp_empty, 2, &r) && r.status == ML_STATUS_BAD_ARGUMENT);
+    CHECK(call(ML_OP_KEY_GENERATE, gen0, 2, &r) && r.status == ML_STATUS_BAD_ARGUMENT);
+    CHECK(call(ML_OP_KEY_GENERATE, gen_big, 2, &r) && r.status == ML_STATUS_BAD_ARGUMENT);
+    /* generated keys differ and MAC consistently */
+    const struct arg gen_a[] = {U(11), U(32)};
+    const struct arg gen_b[] = {U(12), U(32)};
+    CHECK(call(ML_OP_KEY_GENERATE, gen_a, 2, &r) && r.status == 0);
+    CHECK(call(ML_OP_KEY_GENERATE, gen_b, 2, &r) && r.status == 0);
+    CHECK(call(ML_OP_KEY_GENERATE, gen_b, 2, &r) && r.status == ML_STATUS_HANDLE_IN_USE);
+    uint8_t ma[32], mb[32];
+    const uint8_t *p = NULL;
+    const struct arg one_a[] = {U(ML_HASH_SHA256), U(11), B((const uint8_t *)data, 28)};
+    const struct arg one_b[] = {U(ML_HASH_SHA256), U(12), B((const uint8_t *)data, 28)};
+    CHECK(call(ML_OP_HMAC_ONESHOT, one_a, 3, &r) && bstr_of(&r, &p) == 32);
+    memcpy(ma, p, 32);
+    CHECK(call(ML_OP_HMAC_ONESHOT, one_a, 3, &r));
+    check_bytes(&r, ma, 32, "same generated key, same MAC");
+    CHECK(call(ML_OP_HMAC_ONESHOT, one_b, 3, &r) && bstr_of(&r, &p) == 32);
+    memcpy(mb, p, 32);
+    CHECK(memcmp(ma, mb, 32) != 0);
+    const struct arg k11[] = {U(11)}, k12[] = {U(12)};
+    CHECK(call(ML_OP_FREE, k11, 1, &r) && r.status == 0);
+    CHECK(call(ML_OP_FREE, k12, 1, &r) && r.status == 0);
+}
+
 int main(int argc, char **argv)
 {
     static const struct ml_test_case cases[] = {
         ML_CASE(contexts_match_mbedtls_md_hmac), ML_CASE(rfc4231_case2),        ML_CASE(hmac_statuses),
-        ML_CASE(hkdf_rfc5869_case1_and_limits),  ML_CASE(rng_bytes_and_reseed),
+        ML_CASE(hkdf_rfc5869_case1_and_limits),  ML_CASE(rng_bytes_and_reseed), ML_CASE(device_held_keys),
     };
     return ml_test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

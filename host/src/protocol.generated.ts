@@ -15,6 +15,8 @@ export const Limits = {
   minMtu: 256,
   /** Most host bytes one rng_reseed accepts (CTR_DRBG additional input); more is bad_argument. */
   rngReseedMax: 256,
+  /** Largest device-held symmetric key (key_import / key_generate) in bytes; more is bad_argument. */
+  symkeyMax: 64,
 } as const;
 
 export const Op = {
@@ -68,6 +70,10 @@ export const Op = {
   cipherAuthEncrypt: 52,
   /** AEAD decryption: the plaintext only when the tag verifies, else auth_failed and no plaintext. */
   cipherAuthDecrypt: 53,
+  /** Store symmetric key bytes (1..64) on the device under a host-chosen handle; cipher and HMAC ops then take the handle in place of the key. */
+  keyImport: 80,
+  /** Draw a symmetric key of `length` bytes (1..64) from the device DRBG under a host-chosen handle; no op ever returns its bytes (non-exportable). */
+  keyGenerate: 81,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -187,6 +193,8 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [51, { name: "cipher_crypt", module: "cipher", idempotent: true }],
   [52, { name: "cipher_auth_encrypt", module: "cipher", idempotent: true }],
   [53, { name: "cipher_auth_decrypt", module: "cipher", idempotent: true }],
+  [80, { name: "key_import", module: "key", idempotent: false }],
+  [81, { name: "key_generate", module: "key", idempotent: false }],
 ]);
 
 export interface HashAlgInfo {

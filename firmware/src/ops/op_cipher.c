@@ -322,7 +322,7 @@ static int read_and_setup(struct ml_call *call, CborValue *args, unsigned pos, s
     if (!cbor_value_is_text_string(&names)) {
         return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: expected a text string", pos);
     }
-    st = ml_arg_bytes(call, args, pos + 2, &key, &key_len);
+    st = ml_arg_key(call, args, pos + 2, &key, &key_len);
     if (st == ML_STATUS_OK) {
         st = ml_arg_bytes(call, args, pos + 3, &iv, &iv_len);
     }

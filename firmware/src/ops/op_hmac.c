@@ -119,7 +119,7 @@ int ml_op_hmac_new(struct ml_call *call, CborValue *args, CborEncoder *result)
         st = ml_arg_uint(call, args, 2, &alg);
     }
     if (st == ML_STATUS_OK) {
-        st = ml_arg_bytes(call, args, 3, &key, &key_len);
+        st = ml_arg_key(call, args, 3, &key, &key_len);
     }
     if (st == ML_STATUS_OK) {
         st = ml_hash_lookup(call, alg, &info, &block);
@@ -228,7 +228,7 @@ int ml_op_hmac_oneshot(struct ml_call *call, CborValue *args, CborEncoder *resul
     const mbedtls_md_info_t *info = NULL;
     int st = ml_arg_uint(call, args, 1, &alg);
     if (st == ML_STATUS_OK) {
-        st = ml_arg_bytes(call, args, 2, &key, &key_len);
+        st = ml_arg_key(call, args, 2, &key, &key_len);
     }
     if (st == ML_STATUS_OK) {
         st = ml_arg_bytes(call, args, 3, &data, &len);
