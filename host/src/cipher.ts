@@ -8,6 +8,9 @@
 // cipher_finish, free). XTS (one data unit) and the AEAD modes (GCM, CCM,
 // ChaCha20-Poly1305) are one request each, so they are limited to one frame:
 // the device releases AEAD plaintext only after the tag verified.
+//
+// The key is either bytes (sent with every request, as python-mbedtls keeps
+// it) or a device-held SymmetricKey (dev.keys), whose handle is sent instead.
 import type { Device } from "./device.js";
 import {
   ArgumentError,
@@ -18,6 +21,7 @@ import {
   TooLargeError,
   UnsupportedAlgorithmError,
 } from "./errors.js";
+import { SymmetricKey } from "./keys.js";
 import { Limits, Op, Status } from "./protocol.generated.js";
 import type { CallOptions } from "./rpc.js";
 
@@ -146,20 +150,26 @@ abstract class CipherBase {
     protected readonly dev: Device,
     family: CipherFamilyInfo,
     mode: number,
-    protected readonly key: Uint8Array,
+    protected readonly key: Uint8Array | SymmetricKey,
     protected readonly iv: Uint8Array,
   ) {
     this.mode = mode;
     this.wire = [family.wire, modeInfo(mode).wire];
-    this.name = mbedtlsName(family.wire, mode, key.length);
+    this.keySize = key instanceof SymmetricKey ? key.size : key.length;
+    this.name = mbedtlsName(family.wire, mode, this.keySize);
     this.blockSize = family.wire === "CHACHA20" ? 1 : family.blockSize;
-    this.keySize = key.length;
     this.ivSize = ivSizeOf(family.wire, mode);
+  }
+
+  /** The key argument of a request: the bytes, or the handle of a device-held key (once the device has it). */
+  protected keyArg(): Promise<Uint8Array | number> {
+    return this.key instanceof SymmetricKey ? this.key._ready(this.dev) : Promise.resolve(this.key);
   }
 
   /** Largest data one one-shot request carries for this cipher. */
   protected oneShotMax(extra = 0): number {
-    return this.dev.info.mtu - Limits.requestOverheadMax - ONESHOT_OVERHEAD - this.key.length - this.iv.length - extra;
+    const keyWire = this.key instanceof SymmetricKey ? 5 : this.key.length; // a handle: at most 5 CBOR bytes
+    return this.dev.info.mtu - Limits.requestOverheadMax - ONESHOT_OVERHEAD - keyWire - this.iv.length - extra;
   }
 }
 
@@ -178,7 +188,8 @@ export class Cipher extends CipherBase {
   private async crypt(data: Uint8Array, encrypt: boolean, opts: CallOptions): Promise<Uint8Array> {
     const max = this.oneShotMax();
     if (data.length <= max) {
-      const r = await this.dev.rpc.call(Op.cipherCrypt, [...this.wire, this.key, this.iv, encrypt, Uint8Array.from(data)], opts);
+      const key = await this.keyArg();
+      const r = await this.dev.rpc.call(Op.cipherCrypt, [...this.wire, key, this.iv, encrypt, Uint8Array.from(data)], opts);
       return bytesResult(r, "cipher_crypt");
     }
     if (this.mode === MODE_XTS) {
@@ -190,9 +201,10 @@ export class Cipher extends CipherBase {
       );
     }
     // Stream through a temporary context; every request is pipelined.
+    const key = await this.keyArg();
     const handle = this.dev._nextHandle();
     const chunk = this.dev.chunkSize - 16;
-    const calls: Promise<unknown>[] = [this.dev.rpc.call(Op.cipherNew, [handle, ...this.wire, this.key, this.iv, encrypt])];
+    const calls: Promise<unknown>[] = [this.dev.rpc.call(Op.cipherNew, [handle, ...this.wire, key, this.iv, encrypt])];
     for (let off = 0; off < data.length; off += chunk) {
       calls.push(this.dev.rpc.call(Op.cipherUpdate, [handle, data.slice(off, off + chunk)], opts));
     }
@@ -220,7 +232,7 @@ export class AEADCipher extends CipherBase {
     dev: Device,
     family: CipherFamilyInfo,
     mode: number,
-    key: Uint8Array,
+    key: Uint8Array | SymmetricKey,
     iv: Uint8Array,
     /** Additional data used when encrypt()/decrypt() get none (python-mbedtls's `ad`). */
     readonly ad: Uint8Array,
@@ -242,9 +254,10 @@ export class AEADCipher extends CipherBase {
     checkBytes(data, "encrypt() data");
     const ad = aad === undefined ? this.ad : checkBytes(aad, "encrypt() aad");
     this.checkSize(data, ad);
+    const key = await this.keyArg();
     const r = await this.dev.rpc.call(
       Op.cipherAuthEncrypt,
-      [...this.wire, this.key, this.iv, Uint8Array.from(ad), Uint8Array.from(data), this.tagLength],
+      [...this.wire, key, this.iv, Uint8Array.from(ad), Uint8Array.from(data), this.tagLength],
       opts,
     );
     if (!Array.isArray(r) || r.length !== 2) throw new ProtocolError("cipher_auth_encrypt: result is not [ciphertext, tag]");
@@ -257,9 +270,10 @@ export class AEADCipher extends CipherBase {
     checkBytes(tag, "decrypt() tag");
     const ad = aad === undefined ? this.ad : checkBytes(aad, "decrypt() aad");
     this.checkSize(data, ad);
+    const key = await this.keyArg();
     const r = await this.dev.rpc.call(
       Op.cipherAuthDecrypt,
-      [...this.wire, this.key, this.iv, Uint8Array.from(ad), Uint8Array.from(data), Uint8Array.from(tag)],
+      [...this.wire, key, this.iv, Uint8Array.from(ad), Uint8Array.from(data), Uint8Array.from(tag)],
       opts,
     );
     return bytesResult(r, "cipher_auth_decrypt");
@@ -300,19 +314,21 @@ export class CipherFamily implements CipherFamilyInfo {
   /**
    * A cipher object (no device call yet). AEAD modes give an AEADCipher.
    * Key and IV sizes are checked by the device (BadArgumentError); a mode
-   * the family lacks throws UnsupportedAlgorithmError.
+   * the family lacks throws UnsupportedAlgorithmError. `key` may be a
+   * device-held SymmetricKey (dev.keys): its handle is sent instead of bytes.
    */
-  new(key: Uint8Array, mode: AeadMode, iv?: Uint8Array | null, ad?: Uint8Array, opts?: CipherOptions): AEADCipher;
-  new(key: Uint8Array, mode: PlainMode, iv?: Uint8Array | null): Cipher;
-  new(key: Uint8Array, mode?: number, iv?: Uint8Array | null, ad?: Uint8Array, opts?: CipherOptions): Cipher | AEADCipher;
+  new(key: Uint8Array | SymmetricKey, mode: AeadMode, iv?: Uint8Array | null, ad?: Uint8Array, opts?: CipherOptions): AEADCipher;
+  new(key: Uint8Array | SymmetricKey, mode: PlainMode, iv?: Uint8Array | null): Cipher;
+  new(key: Uint8Array | SymmetricKey, mode?: number, iv?: Uint8Array | null, ad?: Uint8Array, opts?: CipherOptions): Cipher | AEADCipher;
   new(
-    key: Uint8Array,
+    key: Uint8Array | SymmetricKey,
     mode?: number,
     iv?: Uint8Array | null,
     ad: Uint8Array = new Uint8Array(0),
     opts: CipherOptions = {},
   ): Cipher | AEADCipher {
-    checkBytes(key, "key");
+    if (key instanceof SymmetricKey) key._wireHandle(this.dev);
+    else checkBytes(key, "key");
     const m = mode ?? this.defaultMode;
     if (m === undefined) throw new ArgumentError(`${this.wire}.new() needs a mode`);
     modeInfo(m);
@@ -323,8 +339,9 @@ export class CipherFamily implements CipherFamilyInfo {
     // ECB has no IV; like python-mbedtls, one given is ignored.
     const ivBytes = iv == null || m === MODE_ECB ? new Uint8Array(0) : Uint8Array.from(checkBytes(iv, "iv"));
     checkBytes(ad, "ad");
-    if (AEAD_MODES.has(m)) return new AEADCipher(this.dev, this, m, Uint8Array.from(key), ivBytes, Uint8Array.from(ad), opts);
-    return new Cipher(this.dev, this, m, Uint8Array.from(key), ivBytes);
+    const k = key instanceof SymmetricKey ? key : Uint8Array.from(key);
+    if (AEAD_MODES.has(m)) return new AEADCipher(this.dev, this, m, k, ivBytes, Uint8Array.from(ad), opts);
+    return new Cipher(this.dev, this, m, k, ivBytes);
   }
 }
 

@@ -8,6 +8,7 @@ import { ArgumentError, ProtocolError, TimeoutError } from "./errors.js";
 import { HashModule, hashNameOf } from "./hash.js";
 import { HkdfModule } from "./hkdf.js";
 import { HmacModule } from "./hmac.js";
+import { KeysModule } from "./keys.js";
 import { Limits, Op, PROTOCOL_VERSION } from "./protocol.generated.js";
 import { RandomModule } from "./random.js";
 import type { CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
@@ -142,6 +143,8 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
   readonly hkdf: HkdfModule;
   /** The device DRBG with Python `secrets` semantics. */
   readonly random: RandomModule;
+  /** Device-held symmetric keys for dev.cipher and dev.hmac. */
+  readonly keys: KeysModule;
   private _info: DeviceInfo | undefined;
   private handleCounter = 0;
   private closing: Promise<void> | undefined;
@@ -159,6 +162,7 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.hmac = new HmacModule(this);
     this.hkdf = new HkdfModule(this);
     this.random = new RandomModule(this);
+    this.keys = new KeysModule(this);
     this.rpc.on("frameDropped", (info) => this.emit("frameDropped", info));
     this.rpc.on("disconnected", (err) => this.emit("disconnected", err));
     this.rpc.on("reset", (info) => this.onReset(info));

@@ -3,7 +3,8 @@
 //
 // Like dev.hash, update() and copy() are synchronous and pipelined; the first
 // failure of a pipelined request is thrown by the next digest()/copy(). The
-// key is sent once, with hmac_new; the device keeps only the key's pads.
+// key is sent once, with hmac_new (or named by the handle of a device-held
+// SymmetricKey, dev.keys); the device keeps only the key's pads.
 //
 // Unlike python-mbedtls (whose digest() clears the message), digest() is
 // non-destructive: it may be called again, and update() after digest()
@@ -11,6 +12,7 @@
 import type { Device } from "./device.js";
 import { ArgumentError, BadHandleError, DeviceResetError, DisconnectedError, ProtocolError, StaleHandleError } from "./errors.js";
 import { lookupHash } from "./hash.js";
+import { SymmetricKey } from "./keys.js";
 import type { HashAlgInfo } from "./protocol.generated.js";
 import { Op } from "./protocol.generated.js";
 import type { CallOptions } from "./rpc.js";
@@ -65,7 +67,7 @@ export class Hmac implements AsyncDisposable {
   constructor(
     private readonly dev: Device,
     private readonly alg: HashAlgInfo,
-    source: Hmac | { key: Uint8Array },
+    source: Hmac | { key: Uint8Array | SymmetricKey },
   ) {
     this.name = `hmac-${alg.name}`;
     this.digestSize = alg.digestSize;
@@ -79,6 +81,12 @@ export class Hmac implements AsyncDisposable {
         }),
       );
       this.track(dev.rpc.call(Op.hmacCopy, [source.handle, this.handle]));
+    } else if (source.key instanceof SymmetricKey) {
+      // The key's own create failure is the one to report (rather than bad_handle).
+      const key = source.key;
+      const wire = key._wireHandle(dev);
+      this.track(key._ready(dev));
+      this.track(dev.rpc.call(Op.hmacNew, [this.handle, alg.id, wire]));
     } else {
       this.track(dev.rpc.call(Op.hmacNew, [this.handle, alg.id, source.key]));
     }
@@ -185,23 +193,30 @@ export class HmacModule {
    * `digestmod` is required (ArgumentError when missing); an unknown name
    * throws UnsupportedAlgorithmError at once.
    */
-  new(key: Uint8Array, opts: HmacOptions): Hmac {
+  new(key: Uint8Array | SymmetricKey, opts: HmacOptions): Hmac {
     const alg = digestmodOf(opts);
-    checkBytes(key, "key");
-    if (key.length > this.maxKeySize) throw new ArgumentError(`key of ${key.length} bytes exceeds ${this.maxKeySize} (MTU limit)`);
+    if (!(key instanceof SymmetricKey)) {
+      checkBytes(key, "key");
+      if (key.length > this.maxKeySize) throw new ArgumentError(`key of ${key.length} bytes exceeds ${this.maxKeySize} (MTU limit)`);
+    }
     if (opts.msg !== undefined) checkBytes(opts.msg, "msg");
-    const m = new Hmac(this.dev, alg, { key: Uint8Array.from(key) });
+    const m = new Hmac(this.dev, alg, { key: key instanceof SymmetricKey ? key : Uint8Array.from(key) });
     if (opts.msg !== undefined) m.update(opts.msg);
     return m;
   }
 
-  /** One-shot HMAC (Python's `hmac.digest(key, msg, digest)`): hmac_oneshot when key and data fit one frame. */
-  async digest(key: Uint8Array, data: Uint8Array, digestmod: string, opts: CallOptions = {}): Promise<Uint8Array> {
+  /**
+   * One-shot HMAC (Python's `hmac.digest(key, msg, digest)`): hmac_oneshot when key and data fit one frame.
+   * `key` may be a device-held SymmetricKey (its handle is sent).
+   */
+  async digest(key: Uint8Array | SymmetricKey, data: Uint8Array, digestmod: string, opts: CallOptions = {}): Promise<Uint8Array> {
     const alg = digestmodOf({ digestmod });
-    checkBytes(key, "key");
+    if (!(key instanceof SymmetricKey)) checkBytes(key, "key");
     checkBytes(data, "data");
-    if (key.length + data.length + EXTRA_ARG_BYTES <= this.dev.chunkSize) {
-      const r = await this.dev.rpc.call(Op.hmacOneshot, [alg.id, key, data], opts);
+    const keyWire = key instanceof SymmetricKey ? 5 : key.length; // a handle is at most 5 CBOR bytes
+    if (keyWire + data.length + EXTRA_ARG_BYTES <= this.dev.chunkSize) {
+      const k = key instanceof SymmetricKey ? await key._ready(this.dev) : key;
+      const r = await this.dev.rpc.call(Op.hmacOneshot, [alg.id, k, data], opts);
       if (!(r instanceof Uint8Array) || r.length !== alg.digestSize)
         throw new ProtocolError(`hmac_oneshot(${alg.name}) returned a bad MAC`);
       return Uint8Array.from(r);
@@ -215,7 +230,7 @@ export class HmacModule {
     }
   }
 
-  async hexdigest(key: Uint8Array, data: Uint8Array, digestmod: string, opts: CallOptions = {}): Promise<string> {
+  async hexdigest(key: Uint8Array | SymmetricKey, data: Uint8Array, digestmod: string, opts: CallOptions = {}): Promise<string> {
     return hex(await this.digest(key, data, digestmod, opts));
   }
 }

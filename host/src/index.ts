@@ -24,6 +24,7 @@ export { Hash, HashModule } from "./hash.js";
 export { HkdfModule } from "./hkdf.js";
 export type { HmacOptions } from "./hmac.js";
 export { Hmac, HmacModule } from "./hmac.js";
+export { KeysModule, SymmetricKey } from "./keys.js";
 export { RandomModule } from "./random.js";
 export type { CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
 export { fromHex, hex, utf8 } from "./util.js";
