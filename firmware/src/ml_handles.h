@@ -16,7 +16,8 @@ enum ml_handle_type {
     ML_HT_HASH = 1,
     ML_HT_HMAC = 2,
     ML_HT_CIPHER = 3,
-    ML_HT_SYMKEY = 4, /* device-held symmetric key (ops/op_key.c) */
+    ML_HT_SYMKEY = 4,     /* device-held symmetric key (ops/op_key.c) */
+    ML_HT_CIPHER_BUF = 5, /* buffered one-shot AEAD/XTS context (ops/op_cipher.c) */
 };
 
 typedef void (*ml_destructor_fn)(void *obj);

@@ -40,6 +40,10 @@ int ml_op_cipher_finish(struct ml_call *call, CborValue *args, CborEncoder *resu
 int ml_op_cipher_crypt(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_cipher_auth_encrypt(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_cipher_auth_decrypt(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_cipher_buf_new(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_cipher_buf_update(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_cipher_buf_finish(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_cipher_buf_read(struct ml_call *call, CborValue *args, CborEncoder *result);
 
 /* key */
 int ml_op_key_import(struct ml_call *call, CborValue *args, CborEncoder *result);

@@ -6,7 +6,9 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "ml_config.h"
 #include "ml_handles.h"
+#include "ml_heap.h"
 #include "protocol_ids.h"
 #include "test_hal.h"
 #include "test_util.h"
@@ -28,7 +30,8 @@ static struct bytes hx(const char *hex)
 }
 
 /* Arguments: 't' text (const char *), 'b' bytes (const struct bytes *),
- * 'u' unsigned, 'T'/'F' booleans. */
+ * 'B' bytes (const uint8_t *, size_t), 'n' null, 'u' unsigned, 'T'/'F'
+ * booleans. */
 static bool call(unsigned op, const char *fmt, ...)
 {
     CborEncoder enc, arr;
@@ -48,6 +51,15 @@ static bool call(unsigned op, const char *fmt, ...)
             (void)cbor_encode_byte_string(&arr, b->b, b->n);
             break;
         }
+        case 'B': {
+            const uint8_t *p = va_arg(ap, const uint8_t *);
+            size_t n = va_arg(ap, size_t);
+            (void)cbor_encode_byte_string(&arr, p, n);
+            break;
+        }
+        case 'n':
+            (void)cbor_encode_null(&arr);
+            break;
         case 'u':
             (void)cbor_encode_uint(&arr, va_arg(ap, unsigned));
             break;
@@ -252,6 +264,229 @@ ML_TEST(names_and_sizes)
 }
 
 static size_t zero_checked;
+static void check_zero(const void *obj, size_t size);
+
+/* The unsigned integer at p (a uint of up to 32 bits). */
+static size_t uint_at(const uint8_t *p)
+{
+    size_t ai = p[0] & 0x1f;
+    if (ai < 24) {
+        return ai;
+    }
+    if (ai == 24) {
+        return p[1];
+    }
+    if (ai == 25) {
+        return (size_t)p[1] << 8 | p[2];
+    }
+    return (size_t)p[1] << 24 | (size_t)p[2] << 16 | (size_t)p[3] << 8 | p[4];
+}
+
+/* Reads a finished buffered context's whole output in 100-byte slices. */
+static size_t buf_read_all(unsigned handle, uint8_t *out, size_t len)
+{
+    for (size_t off = 0; off < len; off += 100) {
+        unsigned n = (unsigned)(len - off < 100 ? len - off : 100);
+        CHECK(call(ML_OP_CIPHER_BUF_READ, "uuu", handle, (unsigned)off, n));
+        CHECK_EQ(r.status, 0);
+        size_t got = 0;
+        const uint8_t *p = r.status == 0 ? bstr_at(r.result, &got, NULL) : NULL;
+        CHECK_EQ(got, n);
+        if (p == NULL || got != n) {
+            return off;
+        }
+        memcpy(out + off, p, n);
+    }
+    return len;
+}
+
+/* Feeds data to a buffered context in 3 uneven pieces. */
+static void buf_feed(unsigned handle, const uint8_t *data, size_t len)
+{
+    size_t cut1 = len / 3, cut2 = len / 3 + len / 5;
+    CHECK(call(ML_OP_CIPHER_BUF_UPDATE, "uB", handle, data, cut1));
+    CHECK_EQ(r.status, 0);
+    CHECK(call(ML_OP_CIPHER_BUF_UPDATE, "uB", handle, data + cut1, cut2 - cut1));
+    CHECK_EQ(r.status, 0);
+    CHECK(call(ML_OP_CIPHER_BUF_UPDATE, "uB", handle, data + cut2, len - cut2));
+    CHECK_EQ(r.status, 0);
+}
+
+ML_TEST(buffered_aead_matches_oneshot)
+{
+    th_boot();
+    struct ml_heap_stats h0;
+    ml_heap_get_stats(&h0);
+    struct bytes key = hx(K128), iv = hx("cafebabefacedbaddecaf888"),
+                 aad = hx("feedfacedeadbeeffeedfacedeadbeefabaddad2");
+    struct bytes pt = {{0}, 480};
+    for (size_t i = 0; i < pt.n; i++) {
+        pt.b[i] = (uint8_t)(i * 7 + 3);
+    }
+    const char *modes[] = {"GCM", "CCM"};
+    for (size_t m = 0; m < 2; m++) {
+        /* The one-shot op gives the reference ciphertext and tag. */
+        CHECK(call(ML_OP_CIPHER_AUTH_ENCRYPT, "ttbbbbu", "AES", modes[m], &key, &iv, &aad, &pt, 12u));
+        CHECK_EQ(r.status, 0);
+        size_t n = 0;
+        const uint8_t *next = NULL;
+        struct bytes ct = {{0}, 0}, tag = {{0}, 0};
+        const uint8_t *p = bstr_at(r.result + 1, &n, &next);
+        memcpy(ct.b, p, n);
+        ct.n = n;
+        p = bstr_at(next, &n, NULL);
+        memcpy(tag.b, p, n);
+        tag.n = n;
+        CHECK_EQ(ct.n, pt.n);
+        CHECK_EQ(tag.n, 12);
+
+        CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbu", 20u, "AES", modes[m], &key, &iv, &aad, 12u));
+        CHECK_EQ(r.status, 0);
+        CHECK(call(ML_OP_CIPHER_BUF_READ, "uuu", 20u, 0u, 1u));
+        check_fail(ML_STATUS_BAD_ARGUMENT, "buffered cipher 20 has no output before cipher_buf_finish");
+        buf_feed(20, pt.b, pt.n);
+        CHECK(call(ML_OP_CIPHER_BUF_FINISH, "u", 20u));
+        CHECK_EQ(r.status, 0);
+        CHECK_EQ(r.result[0], 0x82);
+        CHECK_EQ(uint_at(r.result + 1), pt.n);
+        const uint8_t *after_len = r.result + 1 + (pt.n < 24 ? 1 : pt.n < 256 ? 2 : 3);
+        p = bstr_at(after_len, &n, NULL);
+        CHECK(p != NULL && n == tag.n && memcmp(p, tag.b, n) == 0);
+        uint8_t out[512];
+        CHECK_EQ(buf_read_all(20, out, pt.n), pt.n);
+        CHECK(memcmp(out, ct.b, ct.n) == 0);
+        CHECK(call(ML_OP_CIPHER_BUF_READ, "uuu", 20u, 400u, 81u));
+        check_fail(ML_STATUS_BAD_ARGUMENT, "read of 81 bytes at 400 is beyond the 480-byte output");
+        CHECK(call(ML_OP_CIPHER_BUF_UPDATE, "ub", 20u, &pt));
+        check_fail(ML_STATUS_BAD_ARGUMENT, "buffered cipher 20 is finished");
+        CHECK(call(ML_OP_FREE, "u", 20u));
+        CHECK_EQ(r.status, 0);
+
+        /* Decrypt: the plaintext back, only after finish verified the tag. */
+        CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbFbu", 21u, "AES", modes[m], &key, &iv, &aad, 12u));
+        CHECK_EQ(r.status, 0);
+        buf_feed(21, ct.b, ct.n);
+        CHECK(call(ML_OP_CIPHER_BUF_FINISH, "ub", 21u, &tag));
+        CHECK_EQ(r.status, 0);
+        CHECK_EQ(uint_at(r.result + 1), pt.n);
+        CHECK_EQ(buf_read_all(21, out, pt.n), pt.n);
+        CHECK(memcmp(out, pt.b, pt.n) == 0);
+        CHECK(call(ML_OP_FREE, "u", 21u));
+
+        /* A flipped tag bit: auth_failed, and nothing can be read. */
+        tag.b[0] ^= 1;
+        CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbFbu", 22u, "AES", modes[m], &key, &iv, &aad, 12u));
+        buf_feed(22, ct.b, ct.n);
+        CHECK(call(ML_OP_CIPHER_BUF_FINISH, "ub", 22u, &tag));
+        CHECK_EQ(r.status, ML_STATUS_AUTH_FAILED);
+        CHECK_EQ(r.items, 4);
+        CHECK(call(ML_OP_CIPHER_BUF_READ, "uuu", 22u, 0u, 16u));
+        check_fail(ML_STATUS_BAD_ARGUMENT, "buffered cipher 22 has no output (it failed)");
+        CHECK(call(ML_OP_CIPHER_BUF_FINISH, "ub", 22u, &tag));
+        check_fail(ML_STATUS_BAD_ARGUMENT, "buffered cipher 22 failed earlier: free it");
+        CHECK(call(ML_OP_FREE, "u", 22u));
+        CHECK_EQ(r.status, 0);
+    }
+    CHECK_EQ(ml_handles_used(), 0);
+    struct ml_heap_stats h1;
+    ml_heap_get_stats(&h1);
+    CHECK_EQ(h1.used, h0.used);
+    CHECK_EQ(h1.blocks, h0.blocks);
+}
+
+ML_TEST(buffered_xts_matches_crypt)
+{
+    th_boot();
+    struct bytes key = hx(K128 K128 K128 K128), iv = hx("000102030405060708090a0b0c0d0e0f");
+    struct bytes pt = {{0}, 333}; /* not a whole number of blocks: ciphertext stealing */
+    for (size_t i = 0; i < pt.n; i++) {
+        pt.b[i] = (uint8_t)(i ^ 0x5a);
+    }
+    CHECK(call(ML_OP_CIPHER_CRYPT, "ttbbTb", "AES", "XTS", &key, &iv, &pt));
+    CHECK_EQ(r.status, 0);
+    size_t n = 0;
+    const uint8_t *p = bstr_at(r.result, &n, NULL);
+    struct bytes ct = {{0}, n};
+    memcpy(ct.b, p, n);
+    CHECK_EQ(ct.n, pt.n);
+    struct bytes none = hx("");
+    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbu", 30u, "AES", "XTS", &key, &iv, &none, 16u));
+    check_fail(ML_STATUS_BAD_ARGUMENT, "XTS takes no additional data and no tag");
+    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbu", 30u, "AES", "XTS", &key, &iv, &none, 0u));
+    CHECK_EQ(r.status, 0);
+    buf_feed(30, pt.b, pt.n);
+    CHECK(call(ML_OP_CIPHER_BUF_FINISH, "un", 30u));
+    CHECK_EQ(r.status, 0);
+    CHECK_EQ(uint_at(r.result + 1), pt.n);
+    uint8_t out[512];
+    CHECK_EQ(buf_read_all(30, out, pt.n), pt.n);
+    CHECK(memcmp(out, ct.b, ct.n) == 0);
+    CHECK(call(ML_OP_FREE, "u", 30u));
+    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbFbu", 31u, "AES", "XTS", &key, &iv, &none, 0u));
+    buf_feed(31, ct.b, ct.n);
+    CHECK(call(ML_OP_CIPHER_BUF_FINISH, "u", 31u));
+    CHECK_EQ(r.status, 0);
+    CHECK_EQ(buf_read_all(31, out, pt.n), pt.n);
+    CHECK(memcmp(out, pt.b, pt.n) == 0);
+    CHECK(call(ML_OP_FREE, "u", 31u));
+    /* Streaming modes are not buffered. */
+    struct bytes k16 = hx(K128);
+    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbu", 32u, "AES", "CBC", &k16, &iv, &none, 0u));
+    check_fail(ML_STATUS_BAD_ARGUMENT, "CBC streams: use cipher_new or cipher_crypt");
+    CHECK_EQ(ml_handles_used(), 0);
+}
+
+ML_TEST(buffered_out_of_memory)
+{
+    th_boot();
+    struct ml_heap_stats h0;
+    ml_heap_get_stats(&h0);
+    struct bytes key = hx(K128), iv = hx("cafebabefacedbaddecaf888"), none = hx("");
+    static uint8_t chunk[ML_CFG_MTU];
+    size_t cn = ML_CFG_MTU - 64;
+    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbu", 40u, "AES", "GCM", &key, &iv, &none, 16u));
+    CHECK_EQ(r.status, 0);
+    uint64_t st = 0;
+    for (size_t i = 0; i < ML_CFG_HEAP_SIZE / cn + 2 && st == 0; i++) {
+        CHECK(call(ML_OP_CIPHER_BUF_UPDATE, "uB", 40u, chunk, cn));
+        st = r.status;
+    }
+    CHECK_EQ(st, ML_STATUS_OUT_OF_MEMORY);
+    /* The buffer went back to the heap at once; the context refuses more. */
+    struct ml_heap_stats h1;
+    ml_heap_get_stats(&h1);
+    CHECK(h1.used < h0.used + 1024);
+    CHECK(call(ML_OP_CIPHER_BUF_UPDATE, "uB", 40u, chunk, (size_t)16));
+    check_fail(ML_STATUS_BAD_ARGUMENT, "buffered cipher 40 failed earlier: free it");
+    CHECK(call(ML_OP_CIPHER_BUF_FINISH, "u", 40u));
+    check_fail(ML_STATUS_BAD_ARGUMENT, "buffered cipher 40 failed earlier: free it");
+    CHECK(call(ML_OP_FREE, "u", 40u));
+    CHECK_EQ(r.status, 0);
+    ml_heap_get_stats(&h1);
+    CHECK_EQ(h1.used, h0.used);
+    /* The device keeps serving. */
+    struct bytes pt = hx(P1);
+    CHECK(call(ML_OP_CIPHER_AUTH_ENCRYPT, "ttbbbbu", "AES", "GCM", &key, &iv, &none, &pt, 16u));
+    CHECK_EQ(r.status, 0);
+}
+
+ML_TEST(buffered_free_zeroises)
+{
+    th_boot();
+    struct bytes key = hx(K128), iv = hx("cafebabefacedbaddecaf888"), aad = hx("feedface"), pt = hx(P1 P1);
+    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbu", 41u, "AES", "GCM", &key, &iv, &aad, 16u));
+    CHECK(call(ML_OP_CIPHER_BUF_UPDATE, "ub", 41u, &pt));
+    CHECK(call(ML_OP_CIPHER_BUF_FINISH, "u", 41u));
+    CHECK_EQ(r.status, 0);
+    size_t before = zero_checked;
+    ml_handle_free_hook = check_zero;
+    CHECK(call(ML_OP_FREE, "u", 41u));
+    ml_handle_free_hook = NULL;
+    CHECK_EQ(r.status, 0);
+    CHECK_EQ(zero_checked, before + 1);
+    CHECK_EQ(ml_handles_used(), 0);
+}
+
 static void check_zero(const void *obj, size_t size)
 {
     const uint8_t *p = obj;
@@ -284,6 +519,10 @@ int main(int argc, char **argv)
         ML_CASE(chacha20_rfc8439_counter0),
         ML_CASE(names_and_sizes),
         ML_CASE(free_zeroises),
+        ML_CASE(buffered_aead_matches_oneshot),
+        ML_CASE(buffered_xts_matches_crypt),
+        ML_CASE(buffered_out_of_memory),
+        ML_CASE(buffered_free_zeroises),
     };
     return ml_test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

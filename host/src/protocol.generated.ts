@@ -70,6 +70,14 @@ export const Op = {
   cipherAuthEncrypt: 52,
   /** AEAD decryption: the plaintext only when the tag verifies, else auth_failed and no plaintext. */
   cipherAuthDecrypt: 53,
+  /** Create a buffered one-shot cipher context (GCM, CCM, ChaCha20-Poly1305, XTS) for messages larger than one frame: family, mode, key, IV, direction, additional data and tag length under a host-chosen handle. */
+  cipherBufNew: 54,
+  /** Append bytes to a buffered cipher context's device-side buffer (out_of_memory when the heap cannot hold them; the context is then unusable). */
+  cipherBufUpdate: 55,
+  /** Run the one-shot cipher over the whole buffer: [length, tag or null]; on decryption a bad tag is auth_failed and the output is zeroised. */
+  cipherBufFinish: 56,
+  /** Read `len` bytes at `offset` of a finished buffered cipher context's output. */
+  cipherBufRead: 57,
   /** Store symmetric key bytes (1..64) on the device under a host-chosen handle; cipher and HMAC ops then take the handle in place of the key. */
   keyImport: 80,
   /** Draw a symmetric key of `length` bytes (1..64) from the device DRBG under a host-chosen handle; no op ever returns its bytes (non-exportable). */
@@ -193,6 +201,10 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [51, { name: "cipher_crypt", module: "cipher", idempotent: true }],
   [52, { name: "cipher_auth_encrypt", module: "cipher", idempotent: true }],
   [53, { name: "cipher_auth_decrypt", module: "cipher", idempotent: true }],
+  [54, { name: "cipher_buf_new", module: "cipher", idempotent: false }],
+  [55, { name: "cipher_buf_update", module: "cipher", idempotent: false }],
+  [56, { name: "cipher_buf_finish", module: "cipher", idempotent: false }],
+  [57, { name: "cipher_buf_read", module: "cipher", idempotent: true }],
   [80, { name: "key_import", module: "key", idempotent: false }],
   [81, { name: "key_generate", module: "key", idempotent: false }],
 ]);

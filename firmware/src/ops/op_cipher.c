@@ -6,15 +6,21 @@
  * "OFB", "CTR", "GCM", "CCM", "XTS", "STREAM", "CHACHAPOLY"); the key
  * length picks the Mbed TLS cipher. Streaming contexts (cipher_new /
  * cipher_update / cipher_finish) serve the unauthenticated modes that can be
- * split; XTS (one data unit) and the AEAD modes are one-shot and one frame
- * at most, so no unauthenticated plaintext ever leaves the device.
+ * split; XTS (one data unit) and the AEAD modes are one-shot: one frame
+ * (cipher_crypt, cipher_auth_*), or any size through a buffered context
+ * (cipher_buf_*) that collects the whole message on the device, runs the
+ * same one-shot call over it and only then lets the host read the output,
+ * so no unauthenticated plaintext ever leaves the device.
  */
 #include <mbedtls/cipher.h>
 #include <mbedtls/platform.h>
 #include <mbedtls/platform_util.h>
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "ml_config.h"
 #include "ml_handles.h"
 #include "ml_ops.h"
 
@@ -308,8 +314,15 @@ struct iv_arg {
     size_t len;
 };
 
+/* Which modes an op serves. */
+enum op_kind {
+    KIND_PLAIN,   /* cipher_new, cipher_crypt: the non-AEAD modes */
+    KIND_AEAD,    /* cipher_auth_encrypt/decrypt */
+    KIND_BUFFERED /* cipher_buf_*: the AEAD modes and XTS */
+};
+
 static int read_and_setup(struct ml_call *call, CborValue *args, unsigned pos, struct cipher_obj *o, bool encrypt_known,
-                          bool encrypt, bool want_aead, struct iv_arg *iv_out)
+                          bool *encrypt, enum op_kind kind, struct iv_arg *iv_out)
 {
     /* The key decides the cipher, so read it before the names are checked. */
     CborValue names = *args;
@@ -327,7 +340,7 @@ static int read_and_setup(struct ml_call *call, CborValue *args, unsigned pos, s
         st = ml_arg_bytes(call, args, pos + 3, &iv, &iv_len);
     }
     if (st == ML_STATUS_OK && encrypt_known == false) {
-        st = arg_bool(call, args, pos + 4, &encrypt);
+        st = arg_bool(call, args, pos + 4, encrypt);
     }
     const mbedtls_cipher_info_t *info = NULL;
     const char *mode = NULL;
@@ -338,15 +351,18 @@ static int read_and_setup(struct ml_call *call, CborValue *args, unsigned pos, s
         return st;
     }
     mbedtls_cipher_mode_t m = mbedtls_cipher_info_get_mode(info);
-    if (want_aead && !is_aead(m)) {
+    if (kind == KIND_BUFFERED && !is_aead(m) && m != MBEDTLS_MODE_XTS) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "%s streams: use cipher_new or cipher_crypt", mode);
+    }
+    if (kind == KIND_AEAD && !is_aead(m)) {
         return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "%s is not an AEAD mode: use cipher_crypt", mode);
     }
-    if (!want_aead && is_aead(m)) {
+    if (kind == KIND_PLAIN && is_aead(m)) {
         return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "%s is an AEAD mode: use cipher_auth_encrypt/decrypt", mode);
     }
     st = check_iv(call, info, iv_len);
     if (st == ML_STATUS_OK) {
-        st = setup(call, &o->ctx, info, key, key_len, iv, iv_len, encrypt);
+        st = setup(call, &o->ctx, info, key, key_len, iv, iv_len, *encrypt);
     }
     o->ecb = m == MBEDTLS_MODE_ECB;
     iv_out->iv = iv;
@@ -365,7 +381,8 @@ int ml_op_cipher_new(struct ml_call *call, CborValue *args, CborEncoder *result)
     struct cipher_obj tmp;
     memset(&tmp, 0, sizeof tmp);
     mbedtls_cipher_init(&tmp.ctx);
-    st = read_and_setup(call, args, 2, &tmp, false, false, false, &ivp);
+    bool encrypt = false;
+    st = read_and_setup(call, args, 2, &tmp, false, &encrypt, KIND_PLAIN, &ivp);
     if (st == ML_STATUS_OK && mbedtls_cipher_get_cipher_mode(&tmp.ctx) == MBEDTLS_MODE_XTS) {
         st = ml_fail(call, ML_STATUS_BAD_ARGUMENT, "XTS encrypts one data unit at once: use cipher_crypt");
     }
@@ -450,7 +467,8 @@ int ml_op_cipher_crypt(struct ml_call *call, CborValue *args, CborEncoder *resul
     mbedtls_cipher_init(&o.ctx);
     /* [cipher, mode, key, iv, encrypt, data] */
     struct iv_arg ivp;
-    int st = read_and_setup(call, args, 1, &o, false, false, false, &ivp);
+    bool encrypt = false;
+    int st = read_and_setup(call, args, 1, &o, false, &encrypt, KIND_PLAIN, &ivp);
     const uint8_t *data = NULL;
     size_t len = 0;
     if (st == ML_STATUS_OK) {
@@ -511,7 +529,8 @@ int ml_op_cipher_auth_encrypt(struct ml_call *call, CborValue *args, CborEncoder
     size_t iv_len = 0, aad_len = 0, len = 0;
     uint64_t tag_len = 0;
     struct iv_arg ivp = {NULL, 0};
-    int st = read_and_setup(call, args, 1, &o, true, true, true, &ivp);
+    bool encrypt = true;
+    int st = read_and_setup(call, args, 1, &o, true, &encrypt, KIND_AEAD, &ivp);
     iv = ivp.iv;
     iv_len = ivp.len;
     if (st == ML_STATUS_OK) {
@@ -564,7 +583,8 @@ int ml_op_cipher_auth_decrypt(struct ml_call *call, CborValue *args, CborEncoder
     const uint8_t *iv = NULL, *aad = NULL, *data = NULL, *tag = NULL;
     size_t iv_len = 0, aad_len = 0, len = 0, tag_len = 0;
     struct iv_arg ivp = {NULL, 0};
-    int st = read_and_setup(call, args, 1, &o, true, false, true, &ivp);
+    bool encrypt = false;
+    int st = read_and_setup(call, args, 1, &o, true, &encrypt, KIND_AEAD, &ivp);
     iv = ivp.iv;
     iv_len = ivp.len;
     if (st == ML_STATUS_OK) {
@@ -614,4 +634,353 @@ int ml_op_cipher_auth_decrypt(struct ml_call *call, CborValue *args, CborEncoder
     }
     mbedtls_cipher_free(&o.ctx);
     return st;
+}
+
+/* ------------------------------------------------------------------------
+ * Buffered one-shot contexts (cipher_buf_*): AEAD and XTS messages larger
+ * than one frame. The device collects the whole input, runs the same
+ * one-shot call as cipher_auth_* / cipher_crypt over it at finish, and
+ * only a successful finish makes the output readable. Peak heap: the
+ * input, then input + output (+ tag) during finish.
+ */
+enum buf_state {
+    BUF_FILLING, /* accepting cipher_buf_update */
+    BUF_DONE,    /* finished: output readable */
+    BUF_FAILED,  /* an update or the finish failed: nothing readable */
+};
+
+struct cipher_buf_obj {
+    struct cipher_obj c; /* the set-up context (XTS: key and IV set) */
+    bool encrypt;
+    uint8_t state; /* enum buf_state */
+    uint8_t tag_len;
+    uint8_t iv_len;
+    uint8_t iv[128];
+    uint8_t *ad;
+    size_t ad_len;
+    uint8_t *in; /* input collected so far (decrypt: room for the tag) */
+    size_t in_len, in_cap;
+    uint8_t *out; /* output after a successful finish */
+    size_t out_len, out_cap;
+};
+
+static void buf_release(uint8_t **p, size_t *cap)
+{
+    if (*p != NULL) {
+        free_out(*p, *cap);
+        *p = NULL;
+    }
+    *cap = 0;
+}
+
+static void buf_clear(struct cipher_buf_obj *b)
+{
+    buf_release(&b->in, &b->in_cap);
+    buf_release(&b->out, &b->out_cap);
+    b->in_len = 0;
+    b->out_len = 0;
+}
+
+static void cipher_buf_dtor(void *obj)
+{
+    struct cipher_buf_obj *b = obj;
+    buf_clear(b);
+    buf_release(&b->ad, &b->ad_len);
+    mbedtls_cipher_free(&b->c.ctx);
+}
+
+/* Makes room for `more` bytes after in_len: a fresh zeroed buffer of at
+ * least twice the old capacity (or exactly what is needed when that does not
+ * fit), the old one zeroised and freed. Leaves b untouched on failure. */
+static bool buf_reserve(struct cipher_buf_obj *b, size_t more)
+{
+    if (more > SIZE_MAX - b->in_len) {
+        return false;
+    }
+    size_t need = b->in_len + more;
+    if (need <= b->in_cap) {
+        return true;
+    }
+    size_t want = b->in_cap > SIZE_MAX / 2 ? need : b->in_cap * 2;
+    if (want < need) {
+        want = need;
+    }
+    uint8_t *p = alloc_out(want);
+    if (p == NULL && want > need) {
+        want = need;
+        p = alloc_out(want);
+    }
+    if (p == NULL) {
+        return false;
+    }
+    if (b->in != NULL) {
+        memcpy(p, b->in, b->in_len);
+        free_out(b->in, b->in_cap);
+    }
+    b->in = p;
+    b->in_cap = want;
+    return true;
+}
+
+/* [handle, cipher, mode, key, iv, encrypt, aad, tag_len] -> null */
+int ml_op_cipher_buf_new(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    uint32_t handle = 0;
+    int st = ml_arg_handle(call, args, 1, &handle);
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    struct cipher_obj tmp;
+    memset(&tmp, 0, sizeof tmp);
+    mbedtls_cipher_init(&tmp.ctx);
+    struct iv_arg ivp = {NULL, 0};
+    bool encrypt = false;
+    const uint8_t *aad = NULL;
+    size_t aad_len = 0;
+    uint64_t tag_len = 0;
+    st = read_and_setup(call, args, 2, &tmp, false, &encrypt, KIND_BUFFERED, &ivp);
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_bytes(call, args, 7, &aad, &aad_len);
+    }
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_uint(call, args, 8, &tag_len);
+    }
+    bool xts = st == ML_STATUS_OK && mbedtls_cipher_get_cipher_mode(&tmp.ctx) == MBEDTLS_MODE_XTS;
+    if (st == ML_STATUS_OK && xts && (aad_len != 0 || tag_len != 0)) {
+        st = ml_fail(call, ML_STATUS_BAD_ARGUMENT, "XTS takes no additional data and no tag");
+    }
+    if (st == ML_STATUS_OK && !xts) {
+        st = check_tag_len(call, &tmp.ctx, tag_len > 255 ? 255 : (size_t)tag_len);
+    }
+    uint8_t *ad_copy = NULL;
+    if (st == ML_STATUS_OK && aad_len > 0) {
+        ad_copy = alloc_out(aad_len);
+        if (ad_copy == NULL) {
+            st = ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for %u bytes of additional data", (unsigned)aad_len);
+        }
+    }
+    void *p = NULL;
+    if (st == ML_STATUS_OK) {
+        st = ml_handle_create(call, handle, ML_HT_CIPHER_BUF, sizeof(struct cipher_buf_obj), cipher_buf_dtor, &p);
+    }
+    if (st != ML_STATUS_OK) {
+        if (ad_copy != NULL) {
+            free_out(ad_copy, aad_len);
+        }
+        mbedtls_cipher_free(&tmp.ctx);
+        return st;
+    }
+    struct cipher_buf_obj *b = p;
+    /* The context holds pointers to its own heap state only: a move is fine. */
+    memcpy(&b->c, &tmp, sizeof tmp);
+    mbedtls_platform_zeroize(&tmp, sizeof tmp);
+    b->encrypt = encrypt;
+    b->state = BUF_FILLING;
+    b->tag_len = (uint8_t)tag_len;
+    b->iv_len = (uint8_t)ivp.len; /* check_iv: at most 128 */
+    memcpy(b->iv, ivp.iv, ivp.len);
+    if (ad_copy != NULL) {
+        memcpy(ad_copy, aad, aad_len);
+    }
+    b->ad = ad_copy;
+    b->ad_len = aad_len;
+    (void)cbor_encode_null(result);
+    return ML_STATUS_OK;
+}
+
+static int get_buf(struct ml_call *call, CborValue *args, uint32_t *handle, struct cipher_buf_obj **b)
+{
+    void *p = NULL;
+    int st = ml_arg_handle(call, args, 1, handle);
+    if (st == ML_STATUS_OK) {
+        st = ml_handle_get(call, *handle, ML_HT_CIPHER_BUF, &p);
+    }
+    *b = p;
+    return st;
+}
+
+/* [handle, data] -> null */
+int ml_op_cipher_buf_update(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    uint32_t handle = 0;
+    struct cipher_buf_obj *b = NULL;
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    int st = get_buf(call, args, &handle, &b);
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_bytes(call, args, 2, &data, &len);
+    }
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    if (b->state != BUF_FILLING) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "buffered cipher %lu %s", (unsigned long)handle,
+                       b->state == BUF_DONE ? "is finished" : "failed earlier: free it");
+    }
+    if (!buf_reserve(b, len)) {
+        size_t total = b->in_len;
+        /* Give the heap back at once; the context can no longer produce a
+         * correct result, so it refuses further updates and the finish. */
+        buf_clear(b);
+        b->state = BUF_FAILED;
+        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap to buffer %lu + %u bytes", (unsigned long)total,
+                       (unsigned)len);
+    }
+    memcpy(b->in + b->in_len, data, len);
+    b->in_len += len;
+    (void)cbor_encode_null(result);
+    return ML_STATUS_OK;
+}
+
+/* The one-shot call over b->in; sets b->out (out_len readable bytes) or fails. */
+static int buf_run(struct ml_call *call, struct cipher_buf_obj *b, const uint8_t *tag, size_t tag_len, uint8_t *tag_out)
+{
+    mbedtls_cipher_context_t *ctx = &b->c.ctx;
+    size_t len = b->in_len;
+    if (mbedtls_cipher_get_cipher_mode(ctx) == MBEDTLS_MODE_XTS) {
+        if (len < 16) {
+            return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "XTS data must be at least 16 bytes, got %u", (unsigned)len);
+        }
+        b->out_cap = len + 2 * MBEDTLS_MAX_BLOCK_LENGTH;
+        b->out = alloc_out(b->out_cap);
+        if (b->out == NULL) {
+            b->out_cap = 0;
+            return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for %lu bytes of output", (unsigned long)len);
+        }
+        size_t olen = 0, flen = 0;
+        int st = update(call, &b->c, b->in, len, b->out, &olen);
+        if (st == ML_STATUS_OK) {
+            st = finish(call, &b->c, b->out + olen, &flen);
+        }
+        b->out_len = olen + flen;
+        return st;
+    }
+    if (b->encrypt) {
+        b->out_cap = len + b->tag_len;
+        b->out = b->out_cap < len ? NULL : alloc_out(b->out_cap);
+        if (b->out == NULL) {
+            b->out_cap = 0;
+            return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for %lu bytes of output", (unsigned long)len);
+        }
+        size_t olen = 0;
+        int ret = mbedtls_cipher_auth_encrypt_ext(ctx, b->iv, b->iv_len, b->ad, b->ad_len, b->in, len, b->out,
+                                                  b->out_cap, &olen, b->tag_len);
+        if (ret != 0 || olen != b->out_cap) {
+            return ml_fail_mbedtls(call, ret, "cipher_auth_encrypt");
+        }
+        memcpy(tag_out, b->out + len, b->tag_len);
+        b->out_len = len;
+        return ML_STATUS_OK;
+    }
+    /* Decrypt: Mbed TLS wants ciphertext || tag in one buffer. */
+    if (tag == NULL) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "%s decryption needs the tag", mbedtls_cipher_get_name(ctx));
+    }
+    if (tag_len != b->tag_len) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "tag must be %u bytes (as announced), got %u",
+                       (unsigned)b->tag_len, (unsigned)tag_len);
+    }
+    if (!buf_reserve(b, tag_len)) {
+        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for the tag");
+    }
+    memcpy(b->in + len, tag, tag_len);
+    b->out_cap = len;
+    b->out = alloc_out(len);
+    if (b->out == NULL) {
+        b->out_cap = 0;
+        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for %lu bytes of output", (unsigned long)len);
+    }
+    size_t olen = 0;
+    int ret = mbedtls_cipher_auth_decrypt_ext(ctx, b->iv, b->iv_len, b->ad, b->ad_len, b->in, len + tag_len, b->out,
+                                              len, &olen, tag_len);
+    if (ret == MBEDTLS_ERR_CIPHER_AUTH_FAILED) {
+        call->mbedtls_code = ret;
+        return ml_fail(call, ML_STATUS_AUTH_FAILED, "%s tag does not match: no plaintext released",
+                       mbedtls_cipher_get_name(ctx));
+    }
+    if (ret != 0 || olen != len) {
+        return ml_fail_mbedtls(call, ret, "cipher_auth_decrypt");
+    }
+    b->out_len = len;
+    return ML_STATUS_OK;
+}
+
+/* [handle, ?tag] -> [length, tag or null] */
+int ml_op_cipher_buf_finish(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    uint32_t handle = 0;
+    struct cipher_buf_obj *b = NULL;
+    const uint8_t *tag = NULL;
+    size_t tag_len = 0;
+    int st = get_buf(call, args, &handle, &b);
+    if (st == ML_STATUS_OK && call->argc >= 2 && !cbor_value_is_null(args)) {
+        st = ml_arg_bytes(call, args, 2, &tag, &tag_len);
+    }
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    if (b->state != BUF_FILLING) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "buffered cipher %lu %s", (unsigned long)handle,
+                       b->state == BUF_DONE ? "is finished" : "failed earlier: free it");
+    }
+    bool aead = mbedtls_cipher_get_cipher_mode(&b->c.ctx) != MBEDTLS_MODE_XTS;
+    if (tag != NULL && (b->encrypt || !aead)) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "%s takes no tag here", aead ? "encryption" : "XTS");
+    }
+    uint8_t tag_out[16];
+    st = buf_run(call, b, tag, tag_len, tag_out);
+    /* The input is no longer needed either way. */
+    buf_release(&b->in, &b->in_cap);
+    b->in_len = 0;
+    if (st != ML_STATUS_OK) {
+        /* Nothing readable: a failed decryption's output is zeroised here. */
+        buf_clear(b);
+        b->state = BUF_FAILED;
+        mbedtls_platform_zeroize(tag_out, sizeof tag_out);
+        return st;
+    }
+    b->state = BUF_DONE;
+    CborEncoder arr;
+    (void)cbor_encoder_create_array(result, &arr, 2);
+    (void)cbor_encode_uint(&arr, b->out_len);
+    if (aead && b->encrypt) {
+        (void)cbor_encode_byte_string(&arr, tag_out, b->tag_len);
+    } else {
+        (void)cbor_encode_null(&arr);
+    }
+    (void)cbor_encoder_close_container(result, &arr);
+    mbedtls_platform_zeroize(tag_out, sizeof tag_out);
+    return ML_STATUS_OK;
+}
+
+/* [handle, offset, len] -> bytes */
+int ml_op_cipher_buf_read(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    uint32_t handle = 0;
+    struct cipher_buf_obj *b = NULL;
+    uint64_t off = 0, len = 0;
+    int st = get_buf(call, args, &handle, &b);
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_uint(call, args, 2, &off);
+    }
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_uint(call, args, 3, &len);
+    }
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    if (b->state != BUF_DONE) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "buffered cipher %lu has no output%s", (unsigned long)handle,
+                       b->state == BUF_FILLING ? " before cipher_buf_finish" : " (it failed)");
+    }
+    if (len > ML_CFG_MTU - ML_REQUEST_OVERHEAD_MAX) {
+        return ml_fail(call, ML_STATUS_TOO_LARGE, "read of %llu bytes exceeds the MTU limit %u",
+                       (unsigned long long)len, (unsigned)(ML_CFG_MTU - ML_REQUEST_OVERHEAD_MAX));
+    }
+    if (off > b->out_len || len > b->out_len - off) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "read of %llu bytes at %llu is beyond the %lu-byte output",
+                       (unsigned long long)len, (unsigned long long)off, (unsigned long)b->out_len);
+    }
+    (void)cbor_encode_byte_string(result, b->out + off, (size_t)len);
+    return ML_STATUS_OK;
 }
