@@ -23,7 +23,7 @@ check() { # name, command...
 }
 
 check "protocol: generated files fresh" node --import tsx protocol/generate.ts --check
-check "lint+format (biome)" npx --no-install biome check .
+check "lint+format (biome, warnings are errors)" npx --no-install biome check --error-on-warnings .
 check "typecheck (tsc strict)" npx --no-install tsc -p .
 check "format (clang-format)" bash tools/clang-format.sh
 

@@ -8,15 +8,8 @@
 // poisoned). Handles are host-chosen from the Device's counter and never
 // reused within a boot.
 import type { Device } from "./device.js";
-import {
-  ArgumentError,
-  BadHandleError,
-  DeviceResetError,
-  DisconnectedError,
-  ProtocolError,
-  StaleHandleError,
-  UnsupportedAlgorithmError,
-} from "./errors.js";
+import { DeviceObject } from "./device-object.js";
+import { ArgumentError, ProtocolError, UnsupportedAlgorithmError } from "./errors.js";
 import type { HashAlgInfo } from "./protocol.generated.js";
 import { HASH_ALGS, Op } from "./protocol.generated.js";
 import type { CallOptions } from "./rpc.js";
@@ -51,40 +44,23 @@ function checkBytes(data: unknown, what: string): Uint8Array {
   return data;
 }
 
-interface Orphan {
-  dev: Device;
-  handle: number;
-  epoch: number;
-}
-
-// Frees the device handle of a Hash that was garbage-collected without close().
-const orphans = new FinalizationRegistry<Orphan>((o) => o.dev._freeOrphan(o.handle, o.epoch));
-
 /** A digest context living on the device. Create it with `dev.hash.new(name)` or a named constructor. */
-export class Hash implements AsyncDisposable {
+export class Hash extends DeviceObject {
   /** Protocol name, e.g. "sha256". */
   readonly name: string;
   readonly digestSize: number;
   readonly blockSize: number;
-  /** The device handle (host-chosen). */
-  readonly handle: number;
-  private readonly epoch: number;
-  private failure: Error | undefined;
-  private outstanding = 0;
-  private waiters: (() => void)[] = [];
-  private closed = false;
 
   /** @internal Use dev.hash.new() / dev.hash.sha256() / h.copy(). */
   constructor(
-    private readonly dev: Device,
+    dev: Device,
     private readonly alg: HashAlgInfo,
     source?: Hash,
   ) {
+    super(dev);
     this.name = alg.name;
     this.digestSize = alg.digestSize;
     this.blockSize = alg.blockSize;
-    this.handle = dev._nextHandle();
-    this.epoch = dev.rpc.epoch;
     if (source) {
       // A failure of the source's earlier pipelined requests taints the copy.
       this.track(
@@ -96,7 +72,10 @@ export class Hash implements AsyncDisposable {
     } else {
       this.track(dev.rpc.call(Op.hashNew, [this.handle, alg.id]));
     }
-    orphans.register(this, { dev, handle: this.handle, epoch: this.epoch }, this);
+  }
+
+  protected get what(): string {
+    return `${this.name} hash object`;
   }
 
   /** Feeds bytes (synchronous: queued and pipelined; errors surface from digest()/copy()). */
@@ -133,56 +112,6 @@ export class Hash implements AsyncDisposable {
     this.check();
     if (this.failure) throw this.failure;
     return new Hash(this.dev, this.alg, this);
-  }
-
-  /** Frees the device context. Idempotent; quiet when the device or its boot is gone. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    orphans.unregister(this);
-    if (this.epoch !== this.dev.rpc.epoch || this.dev.rpc.disconnectError) return;
-    try {
-      await this.dev.rpc.call(Op.free, [this.handle]);
-    } catch (e) {
-      // bad_handle: the create itself failed (e.g. unsupported algorithm).
-      if (e instanceof DisconnectedError || e instanceof DeviceResetError || e instanceof BadHandleError) return;
-      throw e;
-    }
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-
-  /** Waits until every pipelined request of this object has been answered. */
-  private settled(): Promise<void> {
-    if (this.outstanding === 0) return Promise.resolve();
-    return new Promise((r) => this.waiters.push(r));
-  }
-
-  private track(p: Promise<unknown>): void {
-    this.outstanding++;
-    p.then(
-      () => {},
-      (e: Error) => {
-        this.failure ??= e;
-      },
-    ).finally(() => {
-      if (--this.outstanding === 0) {
-        const w = this.waiters;
-        this.waiters = [];
-        for (const r of w) r();
-      }
-    });
-  }
-
-  private check(): void {
-    if (this.closed) throw new ArgumentError(`${this.name} hash object (handle ${this.handle}) is closed`);
-    if (this.epoch !== this.dev.rpc.epoch) {
-      throw new StaleHandleError(`${this.name} hash object (handle ${this.handle}) was created before the device reset`);
-    }
-    const gone = this.dev.rpc.disconnectError;
-    if (gone) throw gone;
   }
 }
 

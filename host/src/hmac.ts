@@ -10,7 +10,8 @@
 // non-destructive: it may be called again, and update() after digest()
 // continues the message, as in Python's hmac module.
 import type { Device } from "./device.js";
-import { ArgumentError, BadHandleError, DeviceResetError, DisconnectedError, ProtocolError, StaleHandleError } from "./errors.js";
+import { DeviceObject } from "./device-object.js";
+import { ArgumentError, ProtocolError } from "./errors.js";
 import { lookupHash } from "./hash.js";
 import { SymmetricKey } from "./keys.js";
 import type { HashAlgInfo } from "./protocol.generated.js";
@@ -40,40 +41,24 @@ function digestmodOf(opts: unknown): HashAlgInfo {
   return lookupHash(d);
 }
 
-interface Orphan {
-  dev: Device;
-  handle: number;
-  epoch: number;
-}
-
-const orphans = new FinalizationRegistry<Orphan>((o) => o.dev._freeOrphan(o.handle, o.epoch));
-
 /** An HMAC context living on the device. Create it with `dev.hmac.new(key, { digestmod })`. */
-export class Hmac implements AsyncDisposable {
+export class Hmac extends DeviceObject {
   /** "hmac-" + digest name, e.g. "hmac-sha256" (as Python). */
   readonly name: string;
   readonly digestSize: number;
   /** The digest's block size. */
   readonly blockSize: number;
-  /** The device handle (host-chosen). */
-  readonly handle: number;
-  private readonly epoch: number;
-  private failure: Error | undefined;
-  private outstanding = 0;
-  private waiters: (() => void)[] = [];
-  private closed = false;
 
   /** @internal Use dev.hmac.new() / m.copy(). */
   constructor(
-    private readonly dev: Device,
+    dev: Device,
     private readonly alg: HashAlgInfo,
     source: Hmac | { key: Uint8Array | SymmetricKey },
   ) {
+    super(dev);
     this.name = `hmac-${alg.name}`;
     this.digestSize = alg.digestSize;
     this.blockSize = alg.blockSize;
-    this.handle = dev._nextHandle();
-    this.epoch = dev.rpc.epoch;
     if (source instanceof Hmac) {
       this.track(
         source.settled().then(() => {
@@ -90,7 +75,10 @@ export class Hmac implements AsyncDisposable {
     } else {
       this.track(dev.rpc.call(Op.hmacNew, [this.handle, alg.id, source.key]));
     }
-    orphans.register(this, { dev, handle: this.handle, epoch: this.epoch }, this);
+  }
+
+  protected get what(): string {
+    return `${this.name} object`;
   }
 
   /** Feeds bytes (synchronous: queued and pipelined; errors surface from digest()/copy()). */
@@ -127,54 +115,6 @@ export class Hmac implements AsyncDisposable {
     this.check();
     if (this.failure) throw this.failure;
     return new Hmac(this.dev, this.alg, this);
-  }
-
-  /** Frees (and zeroises) the device context. Idempotent; quiet when the device or its boot is gone. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    orphans.unregister(this);
-    if (this.epoch !== this.dev.rpc.epoch || this.dev.rpc.disconnectError) return;
-    try {
-      await this.dev.rpc.call(Op.free, [this.handle]);
-    } catch (e) {
-      if (e instanceof DisconnectedError || e instanceof DeviceResetError || e instanceof BadHandleError) return;
-      throw e;
-    }
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-
-  private settled(): Promise<void> {
-    if (this.outstanding === 0) return Promise.resolve();
-    return new Promise((r) => this.waiters.push(r));
-  }
-
-  private track(p: Promise<unknown>): void {
-    this.outstanding++;
-    p.then(
-      () => {},
-      (e: Error) => {
-        this.failure ??= e;
-      },
-    ).finally(() => {
-      if (--this.outstanding === 0) {
-        const w = this.waiters;
-        this.waiters = [];
-        for (const r of w) r();
-      }
-    });
-  }
-
-  private check(): void {
-    if (this.closed) throw new ArgumentError(`${this.name} object (handle ${this.handle}) is closed`);
-    if (this.epoch !== this.dev.rpc.epoch) {
-      throw new StaleHandleError(`${this.name} object (handle ${this.handle}) was created before the device reset`);
-    }
-    const gone = this.dev.rpc.disconnectError;
-    if (gone) throw gone;
   }
 }
 

@@ -8,17 +8,9 @@
 // key is born on the device and no op returns its bytes: a SymmetricKey has
 // no bytes to give, only its handle and size.
 import type { Device } from "./device.js";
-import { ArgumentError, BadHandleError, DeviceResetError, DisconnectedError, StaleHandleError } from "./errors.js";
+import { DeviceObject } from "./device-object.js";
+import { ArgumentError } from "./errors.js";
 import { Limits, Op } from "./protocol.generated.js";
-
-interface Orphan {
-  dev: Device;
-  handle: number;
-  epoch: number;
-}
-
-// Frees (and so zeroises) the device key of a SymmetricKey garbage-collected without close().
-const orphans = new FinalizationRegistry<Orphan>((o) => o.dev._freeOrphan(o.handle, o.epoch));
 
 function checkLength(n: number, what: string): void {
   if (!Number.isInteger(n) || n < 1 || n > Limits.symkeyMax)
@@ -26,25 +18,16 @@ function checkLength(n: number, what: string): void {
 }
 
 /** A symmetric key living on the device. Create it with `dev.keys.importSymmetric()` / `generateSymmetric()`. */
-export class SymmetricKey implements AsyncDisposable {
-  /** The device handle (host-chosen). */
-  readonly handle: number;
+export class SymmetricKey extends DeviceObject {
   /** Key length in bytes. */
   readonly size: number;
   /** "imported" (key_import) or "generated" on the device (key_generate, never exportable). */
   readonly origin: "imported" | "generated";
-  private readonly epoch: number;
   private readonly created: Promise<void>;
-  private failure: Error | undefined;
-  private closed = false;
 
   /** @internal Use dev.keys.importSymmetric() / dev.keys.generateSymmetric(). */
-  constructor(
-    private readonly dev: Device,
-    source: { bytes: Uint8Array } | { length: number },
-  ) {
-    this.handle = dev._nextHandle();
-    this.epoch = dev.rpc.epoch;
+  constructor(dev: Device, source: { bytes: Uint8Array } | { length: number }) {
+    super(dev);
     if ("bytes" in source) {
       this.size = source.bytes.length;
       this.origin = "imported";
@@ -54,7 +37,10 @@ export class SymmetricKey implements AsyncDisposable {
       this.origin = "generated";
       this.created = this.track(dev.rpc.call(Op.keyGenerate, [this.handle, source.length]));
     }
-    orphans.register(this, { dev, handle: this.handle, epoch: this.epoch }, this);
+  }
+
+  protected get what(): string {
+    return "symmetric key";
   }
 
   /**
@@ -64,50 +50,18 @@ export class SymmetricKey implements AsyncDisposable {
    */
   _wireHandle(dev: Device): number {
     if (dev !== this.dev) throw new ArgumentError(`key handle ${this.handle} belongs to another device`);
-    if (this.epoch !== this.dev.rpc.epoch) {
-      throw new StaleHandleError(`symmetric key (handle ${this.handle}) was created before the device reset`);
-    }
-    const gone = this.dev.rpc.disconnectError;
-    if (gone) throw gone;
+    this.check(true);
     return this.handle;
   }
 
   /** @internal Resolves once the device has the key; throws the create request's failure. */
   async _ready(dev: Device): Promise<number> {
     this._wireHandle(dev);
-    if (!this.closed) {
+    if (!this.isClosed) {
       await this.created;
       if (this.failure) throw this.failure;
     }
     return this._wireHandle(dev);
-  }
-
-  /** Frees the device key (zeroised there). Idempotent; quiet when the device or its boot is gone. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    orphans.unregister(this);
-    if (this.epoch !== this.dev.rpc.epoch || this.dev.rpc.disconnectError) return;
-    try {
-      await this.dev.rpc.call(Op.free, [this.handle]);
-    } catch (e) {
-      // bad_handle: the create itself failed (e.g. too many handles).
-      if (e instanceof DisconnectedError || e instanceof DeviceResetError || e instanceof BadHandleError) return;
-      throw e;
-    }
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-
-  private track(p: Promise<unknown>): Promise<void> {
-    return p.then(
-      () => {},
-      (e: Error) => {
-        this.failure ??= e;
-      },
-    );
   }
 }
 
