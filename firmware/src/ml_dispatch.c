@@ -36,7 +36,7 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_CIPHER_CRYPT, 6, 6, ml_op_cipher_crypt},
     {ML_OP_CIPHER_AUTH_ENCRYPT, 7, 7, ml_op_cipher_auth_encrypt},
     {ML_OP_CIPHER_AUTH_DECRYPT, 7, 7, ml_op_cipher_auth_decrypt},
-    {ML_OP_CIPHER_BUF_NEW, 8, 8, ml_op_cipher_buf_new},
+    {ML_OP_CIPHER_BUF_NEW, 9, 9, ml_op_cipher_buf_new},
     {ML_OP_CIPHER_BUF_UPDATE, 2, 2, ml_op_cipher_buf_update},
     {ML_OP_CIPHER_BUF_FINISH, 1, 2, ml_op_cipher_buf_finish},
     {ML_OP_CIPHER_BUF_READ, 3, 3, ml_op_cipher_buf_read},

@@ -45,7 +45,7 @@ enum ml_op {
     ML_OP_CIPHER_CRYPT = 51, /* Encrypt or decrypt one byte string in a non-AEAD mode without a context (the only way for XTS: one data unit). */
     ML_OP_CIPHER_AUTH_ENCRYPT = 52, /* AEAD (GCM, CCM, ChaCha20-Poly1305) encryption of one frame of data with additional data: ciphertext and tag. */
     ML_OP_CIPHER_AUTH_DECRYPT = 53, /* AEAD decryption: the plaintext only when the tag verifies, else auth_failed and no plaintext. */
-    ML_OP_CIPHER_BUF_NEW = 54, /* Create a buffered one-shot cipher context (GCM, CCM, ChaCha20-Poly1305, XTS) for messages larger than one frame: family, mode, key, IV, direction, additional data and tag length under a host-chosen handle. */
+    ML_OP_CIPHER_BUF_NEW = 54, /* Create a buffered one-shot cipher context (GCM, CCM, ChaCha20-Poly1305, XTS) for messages larger than one frame: family, mode, key, IV, direction, additional data, tag length and expected data length (input and output reserved at once) under a host-chosen handle. */
     ML_OP_CIPHER_BUF_UPDATE = 55, /* Append bytes to a buffered cipher context's device-side buffer (out_of_memory when the heap cannot hold them; the context is then unusable). */
     ML_OP_CIPHER_BUF_FINISH = 56, /* Run the one-shot cipher over the whole buffer: [length, tag or null]; on decryption a bad tag is auth_failed and the output is zeroised. */
     ML_OP_CIPHER_BUF_READ = 57, /* Read `len` bytes at `offset` of a finished buffered cipher context's output. */

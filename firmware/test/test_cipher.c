@@ -340,7 +340,7 @@ ML_TEST(buffered_aead_matches_oneshot)
         CHECK_EQ(ct.n, pt.n);
         CHECK_EQ(tag.n, 12);
 
-        CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbu", 20u, "AES", modes[m], &key, &iv, &aad, 12u));
+        CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbuu", 20u, "AES", modes[m], &key, &iv, &aad, 12u, 0u));
         CHECK_EQ(r.status, 0);
         CHECK(call(ML_OP_CIPHER_BUF_READ, "uuu", 20u, 0u, 1u));
         check_fail(ML_STATUS_BAD_ARGUMENT, "buffered cipher 20 has no output before cipher_buf_finish");
@@ -363,7 +363,7 @@ ML_TEST(buffered_aead_matches_oneshot)
         CHECK_EQ(r.status, 0);
 
         /* Decrypt: the plaintext back, only after finish verified the tag. */
-        CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbFbu", 21u, "AES", modes[m], &key, &iv, &aad, 12u));
+        CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbFbuu", 21u, "AES", modes[m], &key, &iv, &aad, 12u, (unsigned)ct.n));
         CHECK_EQ(r.status, 0);
         buf_feed(21, ct.b, ct.n);
         CHECK(call(ML_OP_CIPHER_BUF_FINISH, "ub", 21u, &tag));
@@ -375,7 +375,7 @@ ML_TEST(buffered_aead_matches_oneshot)
 
         /* A flipped tag bit: auth_failed, and nothing can be read. */
         tag.b[0] ^= 1;
-        CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbFbu", 22u, "AES", modes[m], &key, &iv, &aad, 12u));
+        CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbFbuu", 22u, "AES", modes[m], &key, &iv, &aad, 12u, 0u));
         buf_feed(22, ct.b, ct.n);
         CHECK(call(ML_OP_CIPHER_BUF_FINISH, "ub", 22u, &tag));
         CHECK_EQ(r.status, ML_STATUS_AUTH_FAILED);
@@ -410,9 +410,9 @@ ML_TEST(buffered_xts_matches_crypt)
     memcpy(ct.b, p, n);
     CHECK_EQ(ct.n, pt.n);
     struct bytes none = hx("");
-    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbu", 30u, "AES", "XTS", &key, &iv, &none, 16u));
+    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbuu", 30u, "AES", "XTS", &key, &iv, &none, 16u, 0u));
     check_fail(ML_STATUS_BAD_ARGUMENT, "XTS takes no additional data and no tag");
-    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbu", 30u, "AES", "XTS", &key, &iv, &none, 0u));
+    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbuu", 30u, "AES", "XTS", &key, &iv, &none, 0u, (unsigned)pt.n));
     CHECK_EQ(r.status, 0);
     buf_feed(30, pt.b, pt.n);
     CHECK(call(ML_OP_CIPHER_BUF_FINISH, "un", 30u));
@@ -422,7 +422,8 @@ ML_TEST(buffered_xts_matches_crypt)
     CHECK_EQ(buf_read_all(30, out, pt.n), pt.n);
     CHECK(memcmp(out, ct.b, ct.n) == 0);
     CHECK(call(ML_OP_FREE, "u", 30u));
-    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbFbu", 31u, "AES", "XTS", &key, &iv, &none, 0u));
+    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbFbuu", 31u, "AES", "XTS", &key, &iv, &none, 0u,
+               100u)); /* more than announced: grows */
     buf_feed(31, ct.b, ct.n);
     CHECK(call(ML_OP_CIPHER_BUF_FINISH, "u", 31u));
     CHECK_EQ(r.status, 0);
@@ -431,7 +432,7 @@ ML_TEST(buffered_xts_matches_crypt)
     CHECK(call(ML_OP_FREE, "u", 31u));
     /* Streaming modes are not buffered. */
     struct bytes k16 = hx(K128);
-    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbu", 32u, "AES", "CBC", &k16, &iv, &none, 0u));
+    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbuu", 32u, "AES", "CBC", &k16, &iv, &none, 0u, 0u));
     check_fail(ML_STATUS_BAD_ARGUMENT, "CBC streams: use cipher_new or cipher_crypt");
     CHECK_EQ(ml_handles_used(), 0);
 }
@@ -444,7 +445,7 @@ ML_TEST(buffered_out_of_memory)
     struct bytes key = hx(K128), iv = hx("cafebabefacedbaddecaf888"), none = hx("");
     static uint8_t chunk[ML_CFG_MTU];
     size_t cn = ML_CFG_MTU - 64;
-    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbu", 40u, "AES", "GCM", &key, &iv, &none, 16u));
+    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbuu", 40u, "AES", "GCM", &key, &iv, &none, 16u, 0u));
     CHECK_EQ(r.status, 0);
     uint64_t st = 0;
     for (size_t i = 0; i < ML_CFG_HEAP_SIZE / cn + 2 && st == 0; i++) {
@@ -464,6 +465,13 @@ ML_TEST(buffered_out_of_memory)
     CHECK_EQ(r.status, 0);
     ml_heap_get_stats(&h1);
     CHECK_EQ(h1.used, h0.used);
+    /* Announced up front: refused before any data, and no handle remains. */
+    CHECK(
+        call(ML_OP_CIPHER_BUF_NEW, "uttbbTbuu", 42u, "AES", "GCM", &key, &iv, &none, 16u, (unsigned)ML_CFG_HEAP_SIZE));
+    CHECK_EQ(r.status, ML_STATUS_OUT_OF_MEMORY);
+    CHECK_EQ(ml_handles_used(), 0);
+    ml_heap_get_stats(&h1);
+    CHECK_EQ(h1.used, h0.used);
     /* The device keeps serving. */
     struct bytes pt = hx(P1);
     CHECK(call(ML_OP_CIPHER_AUTH_ENCRYPT, "ttbbbbu", "AES", "GCM", &key, &iv, &none, &pt, 16u));
@@ -474,7 +482,7 @@ ML_TEST(buffered_free_zeroises)
 {
     th_boot();
     struct bytes key = hx(K128), iv = hx("cafebabefacedbaddecaf888"), aad = hx("feedface"), pt = hx(P1 P1);
-    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbu", 41u, "AES", "GCM", &key, &iv, &aad, 16u));
+    CHECK(call(ML_OP_CIPHER_BUF_NEW, "uttbbTbuu", 41u, "AES", "GCM", &key, &iv, &aad, 16u, 0u));
     CHECK(call(ML_OP_CIPHER_BUF_UPDATE, "ub", 41u, &pt));
     CHECK(call(ML_OP_CIPHER_BUF_FINISH, "u", 41u));
     CHECK_EQ(r.status, 0);

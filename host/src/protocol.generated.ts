@@ -70,7 +70,7 @@ export const Op = {
   cipherAuthEncrypt: 52,
   /** AEAD decryption: the plaintext only when the tag verifies, else auth_failed and no plaintext. */
   cipherAuthDecrypt: 53,
-  /** Create a buffered one-shot cipher context (GCM, CCM, ChaCha20-Poly1305, XTS) for messages larger than one frame: family, mode, key, IV, direction, additional data and tag length under a host-chosen handle. */
+  /** Create a buffered one-shot cipher context (GCM, CCM, ChaCha20-Poly1305, XTS) for messages larger than one frame: family, mode, key, IV, direction, additional data, tag length and expected data length (input and output reserved at once) under a host-chosen handle. */
   cipherBufNew: 54,
   /** Append bytes to a buffered cipher context's device-side buffer (out_of_memory when the heap cannot hold them; the context is then unusable). */
   cipherBufUpdate: 55,

@@ -722,7 +722,29 @@ static bool buf_reserve(struct cipher_buf_obj *b, size_t more)
     return true;
 }
 
-/* [handle, cipher, mode, key, iv, encrypt, aad, tag_len] -> null */
+/* Makes b->out hold at least `need` bytes (kept when cipher_buf_new already
+ * reserved enough). */
+static bool buf_out(struct cipher_buf_obj *b, size_t need)
+{
+    if (b->out != NULL && b->out_cap >= need) {
+        return true;
+    }
+    buf_release(&b->out, &b->out_cap);
+    b->out = alloc_out(need);
+    b->out_cap = b->out == NULL ? 0 : need;
+    return b->out != NULL;
+}
+
+/* Output room for `len` bytes of data: XTS and the AEAD tag included. */
+static size_t out_need(size_t len)
+{
+    return len > SIZE_MAX - 2 * MBEDTLS_MAX_BLOCK_LENGTH ? SIZE_MAX : len + 2 * MBEDTLS_MAX_BLOCK_LENGTH;
+}
+
+/* [handle, cipher, mode, key, iv, encrypt, aad, tag_len, length] -> null;
+ * `length` (the data the host means to send, 0 when unknown) reserves the
+ * input and output buffers at once, so a message the heap cannot hold is
+ * refused before any data travels and no buffer is grown by copying. */
 int ml_op_cipher_buf_new(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     uint32_t handle = 0;
@@ -744,6 +766,10 @@ int ml_op_cipher_buf_new(struct ml_call *call, CborValue *args, CborEncoder *res
     }
     if (st == ML_STATUS_OK) {
         st = ml_arg_uint(call, args, 8, &tag_len);
+    }
+    uint64_t expected = 0;
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_uint(call, args, 9, &expected);
     }
     bool xts = st == ML_STATUS_OK && mbedtls_cipher_get_cipher_mode(&tmp.ctx) == MBEDTLS_MODE_XTS;
     if (st == ML_STATUS_OK && xts && (aad_len != 0 || tag_len != 0)) {
@@ -784,6 +810,15 @@ int ml_op_cipher_buf_new(struct ml_call *call, CborValue *args, CborEncoder *res
     }
     b->ad = ad_copy;
     b->ad_len = aad_len;
+    if (expected > 0) {
+        /* decryption appends the tag to the input at finish */
+        size_t n = expected > SIZE_MAX - 16 ? SIZE_MAX - 16 : (size_t)expected;
+        if (!buf_reserve(b, n + (encrypt || xts ? 0 : b->tag_len)) || !buf_out(b, out_need(n))) {
+            (void)ml_handle_free(call, handle);
+            return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap to buffer %llu bytes (twice: input and output)",
+                           (unsigned long long)expected);
+        }
+    }
     (void)cbor_encode_null(result);
     return ML_STATUS_OK;
 }
@@ -841,10 +876,7 @@ static int buf_run(struct ml_call *call, struct cipher_buf_obj *b, const uint8_t
         if (len < 16) {
             return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "XTS data must be at least 16 bytes, got %u", (unsigned)len);
         }
-        b->out_cap = len + 2 * MBEDTLS_MAX_BLOCK_LENGTH;
-        b->out = alloc_out(b->out_cap);
-        if (b->out == NULL) {
-            b->out_cap = 0;
+        if (!buf_out(b, out_need(len))) {
             return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for %lu bytes of output", (unsigned long)len);
         }
         size_t olen = 0, flen = 0;
@@ -856,16 +888,13 @@ static int buf_run(struct ml_call *call, struct cipher_buf_obj *b, const uint8_t
         return st;
     }
     if (b->encrypt) {
-        b->out_cap = len + b->tag_len;
-        b->out = b->out_cap < len ? NULL : alloc_out(b->out_cap);
-        if (b->out == NULL) {
-            b->out_cap = 0;
+        if (!buf_out(b, out_need(len))) {
             return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for %lu bytes of output", (unsigned long)len);
         }
         size_t olen = 0;
         int ret = mbedtls_cipher_auth_encrypt_ext(ctx, b->iv, b->iv_len, b->ad, b->ad_len, b->in, len, b->out,
-                                                  b->out_cap, &olen, b->tag_len);
-        if (ret != 0 || olen != b->out_cap) {
+                                                  len + b->tag_len, &olen, b->tag_len);
+        if (ret != 0 || olen != len + b->tag_len) {
             return ml_fail_mbedtls(call, ret, "cipher_auth_encrypt");
         }
         memcpy(tag_out, b->out + len, b->tag_len);
@@ -884,10 +913,7 @@ static int buf_run(struct ml_call *call, struct cipher_buf_obj *b, const uint8_t
         return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for the tag");
     }
     memcpy(b->in + len, tag, tag_len);
-    b->out_cap = len;
-    b->out = alloc_out(len);
-    if (b->out == NULL) {
-        b->out_cap = 0;
+    if (!buf_out(b, out_need(len))) {
         return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for %lu bytes of output", (unsigned long)len);
     }
     size_t olen = 0;
