@@ -6,8 +6,12 @@
 // one frame goes in one request (cipher_crypt); bigger data streams through
 // a temporary device context (cipher_new, pipelined cipher_update chunks,
 // cipher_finish, free). XTS (one data unit) and the AEAD modes (GCM, CCM,
-// ChaCha20-Poly1305) are one request each, so they are limited to one frame:
-// the device releases AEAD plaintext only after the tag verified.
+// ChaCha20-Poly1305) are one request when the message fits one frame;
+// bigger messages go through a device-side buffered context (spec.md 7.1:
+// cipher_buf_new, pipelined cipher_buf_update chunks, cipher_buf_finish,
+// then pipelined cipher_buf_read slices, free): the device runs the same
+// one-shot call over the whole message and releases AEAD plaintext only
+// after the tag verified, so the size limit is the device heap.
 //
 // The key is either bytes (sent with every request, as python-mbedtls keeps
 // it) or a device-held SymmetricKey (dev.keys), whose handle is sent instead.
@@ -166,6 +170,54 @@ abstract class CipherBase {
     return this.key instanceof SymmetricKey ? this.key._ready(this.dev) : Promise.resolve(this.key);
   }
 
+  /**
+   * Runs XTS or an AEAD mode over a message too big for one frame through a
+   * temporary buffered device context; every request is pipelined and the
+   * handle is freed afterwards. Returns the output and (AEAD encryption) the tag.
+   */
+  protected async buffered(
+    data: Uint8Array,
+    encrypt: boolean,
+    ad: Uint8Array,
+    tagLength: number,
+    tag: Uint8Array | null,
+    opts: CallOptions,
+  ): Promise<{ out: Uint8Array; tag: Uint8Array | null }> {
+    const key = await this.keyArg();
+    const handle = this.dev._nextHandle();
+    const chunk = this.dev.chunkSize;
+    const rpc = this.dev.rpc;
+    const calls: Promise<unknown>[] = [
+      // The length lets the device reserve input and output at once: a message
+      // its heap cannot hold fails here, before the data travels.
+      rpc.call(Op.cipherBufNew, [handle, ...this.wire, key, this.iv, encrypt, Uint8Array.from(ad), tagLength, data.length], opts),
+    ];
+    for (let off = 0; off < data.length; off += chunk) {
+      calls.push(rpc.call(Op.cipherBufUpdate, [handle, data.slice(off, off + chunk)], opts));
+    }
+    calls.push(rpc.call(Op.cipherBufFinish, tag === null ? [handle] : [handle, Uint8Array.from(tag)], opts));
+    const epoch = rpc.epoch;
+    try {
+      const results = await Promise.all(calls);
+      const fin = results[results.length - 1];
+      if (!Array.isArray(fin) || fin.length !== 2 || typeof fin[0] !== "number" || fin[0] !== data.length)
+        throw new ProtocolError("cipher_buf_finish: result is not [length, tag]");
+      const outTag = fin[1] === null ? null : bytesResult(fin[1], "cipher_buf_finish");
+      const reads: Promise<unknown>[] = [];
+      for (let off = 0; off < data.length; off += chunk) {
+        reads.push(rpc.call(Op.cipherBufRead, [handle, off, Math.min(chunk, data.length - off)], opts));
+      }
+      const parts = (await Promise.all(reads)).map((r) => bytesResult(r, "cipher_buf_read"));
+      return { out: concat(parts), tag: outTag };
+    } finally {
+      if (epoch === rpc.epoch && !rpc.disconnectError) {
+        await rpc.call(Op.free, [handle]).catch((e: unknown) => {
+          if (!(e instanceof BadHandleError || e instanceof DisconnectedError || e instanceof DeviceResetError)) throw e;
+        });
+      }
+    }
+  }
+
   /** Largest data one one-shot request carries for this cipher. */
   protected oneShotMax(extra = 0): number {
     const keyWire = this.key instanceof SymmetricKey ? 5 : this.key.length; // a handle: at most 5 CBOR bytes
@@ -193,12 +245,8 @@ export class Cipher extends CipherBase {
       return bytesResult(r, "cipher_crypt");
     }
     if (this.mode === MODE_XTS) {
-      throw new TooLargeError(
-        Status.tooLarge,
-        0,
-        `XTS encrypts one data unit in one request: at most ${max} bytes on this device, got ${data.length}`,
-        "cipher_crypt",
-      );
+      // One data unit: the device buffers it whole and runs XTS at once.
+      return (await this.buffered(data, encrypt, new Uint8Array(0), 0, null, opts)).out;
     }
     // Stream through a temporary context; every request is pipelined.
     const key = await this.keyArg();
@@ -244,7 +292,11 @@ export class AEADCipher extends CipherBase {
       throw new ArgumentError(`tagLength must be an integer number of bytes, got ${String(opts.tagLength)}`);
   }
 
-  /** Largest message (plus additional data) one AEAD call takes on this device. */
+  /**
+   * Largest message (with this additional data) one AEAD request carries on
+   * this device; bigger messages go through a buffered device context
+   * (limited by the device heap, OutOfMemoryError beyond).
+   */
   maxMessageSize(aad: Uint8Array = this.ad): number {
     return this.oneShotMax(aad.length + this.tagLength);
   }
@@ -253,7 +305,12 @@ export class AEADCipher extends CipherBase {
   async encrypt(data: Uint8Array, aad?: Uint8Array, opts: CallOptions = {}): Promise<[Uint8Array, Uint8Array]> {
     checkBytes(data, "encrypt() data");
     const ad = aad === undefined ? this.ad : checkBytes(aad, "encrypt() aad");
-    this.checkSize(data, ad);
+    if (data.length > this.maxMessageSize(ad)) {
+      this.checkAdSize(ad);
+      const r = await this.buffered(data, true, ad, this.tagLength, null, opts);
+      if (r.tag === null) throw new ProtocolError("cipher_buf_finish: no tag");
+      return [r.out, r.tag];
+    }
     const key = await this.keyArg();
     const r = await this.dev.rpc.call(
       Op.cipherAuthEncrypt,
@@ -269,7 +326,11 @@ export class AEADCipher extends CipherBase {
     checkBytes(data, "decrypt() data");
     checkBytes(tag, "decrypt() tag");
     const ad = aad === undefined ? this.ad : checkBytes(aad, "decrypt() aad");
-    this.checkSize(data, ad);
+    if (data.length > this.maxMessageSize(ad)) {
+      this.checkAdSize(ad);
+      // The device releases nothing unless finish verified the tag.
+      return (await this.buffered(data, false, ad, tag.length, tag, opts)).out;
+    }
     const key = await this.keyArg();
     const r = await this.dev.rpc.call(
       Op.cipherAuthDecrypt,
@@ -279,14 +340,15 @@ export class AEADCipher extends CipherBase {
     return bytesResult(r, "cipher_auth_decrypt");
   }
 
-  private checkSize(data: Uint8Array, ad: Uint8Array): void {
-    const max = this.maxMessageSize(ad);
-    if (data.length > max) {
+  /** The additional data travels in one request (cipher_buf_new), whatever the message size. */
+  private checkAdSize(ad: Uint8Array): void {
+    const max = this.oneShotMax(this.tagLength);
+    if (ad.length > max) {
       throw new TooLargeError(
         Status.tooLarge,
         0,
-        `${this.name} takes at most ${max} bytes of data with ${ad.length} bytes of AAD on this device (one frame), got ${data.length}`,
-        "cipher_auth_encrypt",
+        `${this.name} takes at most ${max} bytes of additional data on this device (one frame), got ${ad.length}`,
+        "cipher_buf_new",
       );
     }
   }
