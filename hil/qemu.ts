@@ -94,9 +94,15 @@ export async function startQemu(opts: QemuOptions = {}): Promise<QemuTarget> {
   const child = which("setpriv")
     ? spawnTracked("setpriv", ["--pdeathsig", "SIGTERM", "--", QEMU_BINARY, ...args], {
         cwd: REPO_ROOT,
-        stdio: ["ignore", "pipe", "inherit"],
+        stdio: ["ignore", "pipe", "pipe"],
       })
-    : spawnTracked(QEMU_BINARY, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
+    : spawnTracked(QEMU_BINARY, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+  // QEMU's stderr is kept (last 4 KiB) for error messages rather than
+  // printed: it ends every run with "terminating on signal 15".
+  let stderrTail = "";
+  child.stderr?.on("data", (d: Buffer) => {
+    stderrTail = (stderrTail + d.toString("utf8")).slice(-4096);
+  });
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
     stopping ??= stopChild(child).finally(() => {
@@ -126,7 +132,7 @@ export async function startQemu(opts: QemuOptions = {}): Promise<QemuTarget> {
     return { path: m[1] as string, child, monitor: hmp, reset, pause, resume, stop };
   } catch (e) {
     await stop();
-    throw e;
+    throw stderrTail ? new Error(`${(e as Error).message}\nqemu stderr: ${stderrTail.trim()}`) : e;
   }
 }
 
