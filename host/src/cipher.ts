@@ -28,6 +28,7 @@ import {
 import { SymmetricKey } from "./keys.js";
 import { Limits, Op, Status } from "./protocol.generated.js";
 import type { CallOptions } from "./rpc.js";
+import { checkBytes } from "./util.js";
 
 /** Cipher modes, with python-mbedtls's values (its mbedtls.cipher.Mode). */
 export const MODE_ECB = 1;
@@ -80,11 +81,6 @@ export interface CipherFamilyInfo {
   readonly keySize: number | undefined;
   /** Modes the family offers. */
   readonly modes: readonly number[];
-}
-
-function checkBytes(data: unknown, what: string): Uint8Array {
-  if (!(data instanceof Uint8Array)) throw new ArgumentError(`${what} must be a Uint8Array`);
-  return data;
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {

@@ -8,12 +8,12 @@
 // poisoned). Handles are host-chosen from the Device's counter and never
 // reused within a boot.
 import type { Device } from "./device.js";
-import { DeviceObject } from "./device-object.js";
-import { ArgumentError, ProtocolError, UnsupportedAlgorithmError } from "./errors.js";
+import { DigestContext } from "./digest-context.js";
+import { ProtocolError, UnsupportedAlgorithmError } from "./errors.js";
 import type { HashAlgInfo } from "./protocol.generated.js";
 import { HASH_ALGS, Op } from "./protocol.generated.js";
 import type { CallOptions } from "./rpc.js";
-import { hex } from "./util.js";
+import { checkBytes, hex } from "./util.js";
 
 const ALG_BY_NAME: ReadonlyMap<string, HashAlgInfo> = new Map(HASH_ALGS.map((a) => [a.name, a]));
 const ALG_BY_ID: ReadonlyMap<number, HashAlgInfo> = new Map(HASH_ALGS.map((a) => [a.id, a]));
@@ -39,36 +39,19 @@ export function lookupHash(name: string): HashAlgInfo {
   return alg;
 }
 
-function checkBytes(data: unknown, what: string): Uint8Array {
-  if (!(data instanceof Uint8Array)) throw new ArgumentError(`${what} must be a Uint8Array`);
-  return data;
-}
+const HASH_OPS = { update: Op.hashUpdate, digest: Op.hashDigest, copy: Op.hashCopy, digestName: "hash_digest" } as const;
 
 /** A digest context living on the device. Create it with `dev.hash.new(name)` or a named constructor. */
-export class Hash extends DeviceObject {
+export class Hash extends DigestContext {
   /** Protocol name, e.g. "sha256". */
   readonly name: string;
-  readonly digestSize: number;
-  readonly blockSize: number;
 
   /** @internal Use dev.hash.new() / dev.hash.sha256() / h.copy(). */
-  constructor(
-    dev: Device,
-    private readonly alg: HashAlgInfo,
-    source?: Hash,
-  ) {
-    super(dev);
+  constructor(dev: Device, alg: HashAlgInfo, source?: Hash) {
+    super(dev, alg, HASH_OPS);
     this.name = alg.name;
-    this.digestSize = alg.digestSize;
-    this.blockSize = alg.blockSize;
     if (source) {
-      // A failure of the source's earlier pipelined requests taints the copy.
-      this.track(
-        source.settled().then(() => {
-          if (source.failure) throw source.failure;
-        }),
-      );
-      this.track(dev.rpc.call(Op.hashCopy, [source.handle, this.handle]));
+      this.copyFrom(source);
     } else {
       this.track(dev.rpc.call(Op.hashNew, [this.handle, alg.id]));
     }
@@ -78,39 +61,9 @@ export class Hash extends DeviceObject {
     return `${this.name} hash object`;
   }
 
-  /** Feeds bytes (synchronous: queued and pipelined; errors surface from digest()/copy()). */
-  update(data: Uint8Array): void {
-    this.check();
-    const bytes = checkBytes(data, "update() data");
-    const chunk = this.dev.chunkSize;
-    for (let off = 0; off < bytes.length; off += chunk) {
-      this.track(this.dev.rpc.call(Op.hashUpdate, [this.handle, bytes.subarray(off, off + chunk)]));
-    }
-  }
-
-  /** The digest of everything fed so far; the context stays usable. */
-  async digest(opts: CallOptions = {}): Promise<Uint8Array> {
-    this.check();
-    const p = this.dev.rpc.call(Op.hashDigest, [this.handle], opts);
-    p.catch(() => {}); // observed below, possibly after an earlier failure
-    await this.settled();
-    this.check();
-    if (this.failure) throw this.failure;
-    const r = await p;
-    if (!(r instanceof Uint8Array) || r.length !== this.digestSize) {
-      throw new ProtocolError(`hash_digest(${this.name}) returned ${r instanceof Uint8Array ? `${r.length} bytes` : typeof r}`);
-    }
-    return Uint8Array.from(r);
-  }
-
-  async hexdigest(opts: CallOptions = {}): Promise<string> {
-    return hex(await this.digest(opts));
-  }
-
   /** A new, independent context with the same state (synchronous, pipelined hash_copy). */
   copy(): Hash {
-    this.check();
-    if (this.failure) throw this.failure;
+    this.checkCopyable();
     return new Hash(this.dev, this.alg, this);
   }
 }

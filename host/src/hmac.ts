@@ -10,14 +10,14 @@
 // non-destructive: it may be called again, and update() after digest()
 // continues the message, as in Python's hmac module.
 import type { Device } from "./device.js";
-import { DeviceObject } from "./device-object.js";
+import { DigestContext } from "./digest-context.js";
 import { ArgumentError, ProtocolError } from "./errors.js";
 import { lookupHash } from "./hash.js";
 import { SymmetricKey } from "./keys.js";
 import type { HashAlgInfo } from "./protocol.generated.js";
 import { Op } from "./protocol.generated.js";
 import type { CallOptions } from "./rpc.js";
-import { hex } from "./util.js";
+import { checkBytes, hex } from "./util.js";
 
 /** Bytes a request needs besides the key and one data argument (alg id, second bstr head). */
 const EXTRA_ARG_BYTES = 16;
@@ -29,11 +29,6 @@ export interface HmacOptions {
   msg?: Uint8Array;
 }
 
-function checkBytes(data: unknown, what: string): Uint8Array {
-  if (!(data instanceof Uint8Array)) throw new ArgumentError(`${what} must be a Uint8Array`);
-  return data;
-}
-
 function digestmodOf(opts: unknown): HashAlgInfo {
   const d = typeof opts === "object" && opts !== null ? (opts as { digestmod?: unknown }).digestmod : undefined;
   if (d === undefined || d === null || d === "") throw new ArgumentError('hmac: digestmod is required (e.g. { digestmod: "sha256" })');
@@ -41,31 +36,19 @@ function digestmodOf(opts: unknown): HashAlgInfo {
   return lookupHash(d);
 }
 
+const HMAC_OPS = { update: Op.hmacUpdate, digest: Op.hmacDigest, copy: Op.hmacCopy, digestName: "hmac_digest" } as const;
+
 /** An HMAC context living on the device. Create it with `dev.hmac.new(key, { digestmod })`. */
-export class Hmac extends DeviceObject {
+export class Hmac extends DigestContext {
   /** "hmac-" + digest name, e.g. "hmac-sha256" (as Python). */
   readonly name: string;
-  readonly digestSize: number;
-  /** The digest's block size. */
-  readonly blockSize: number;
 
   /** @internal Use dev.hmac.new() / m.copy(). */
-  constructor(
-    dev: Device,
-    private readonly alg: HashAlgInfo,
-    source: Hmac | { key: Uint8Array | SymmetricKey },
-  ) {
-    super(dev);
+  constructor(dev: Device, alg: HashAlgInfo, source: Hmac | { key: Uint8Array | SymmetricKey }) {
+    super(dev, alg, HMAC_OPS);
     this.name = `hmac-${alg.name}`;
-    this.digestSize = alg.digestSize;
-    this.blockSize = alg.blockSize;
     if (source instanceof Hmac) {
-      this.track(
-        source.settled().then(() => {
-          if (source.failure) throw source.failure;
-        }),
-      );
-      this.track(dev.rpc.call(Op.hmacCopy, [source.handle, this.handle]));
+      this.copyFrom(source);
     } else if (source.key instanceof SymmetricKey) {
       // The key's own create failure is the one to report (rather than bad_handle).
       const key = source.key;
@@ -81,39 +64,9 @@ export class Hmac extends DeviceObject {
     return `${this.name} object`;
   }
 
-  /** Feeds bytes (synchronous: queued and pipelined; errors surface from digest()/copy()). */
-  update(data: Uint8Array): void {
-    this.check();
-    const bytes = checkBytes(data, "update() data");
-    const chunk = this.dev.chunkSize;
-    for (let off = 0; off < bytes.length; off += chunk) {
-      this.track(this.dev.rpc.call(Op.hmacUpdate, [this.handle, bytes.subarray(off, off + chunk)]));
-    }
-  }
-
-  /** The MAC of everything fed so far; the context stays usable (repeatable, and update() continues the message). */
-  async digest(opts: CallOptions = {}): Promise<Uint8Array> {
-    this.check();
-    const p = this.dev.rpc.call(Op.hmacDigest, [this.handle], opts);
-    p.catch(() => {});
-    await this.settled();
-    this.check();
-    if (this.failure) throw this.failure;
-    const r = await p;
-    if (!(r instanceof Uint8Array) || r.length !== this.digestSize) {
-      throw new ProtocolError(`hmac_digest(${this.name}) returned ${r instanceof Uint8Array ? `${r.length} bytes` : typeof r}`);
-    }
-    return Uint8Array.from(r);
-  }
-
-  async hexdigest(opts: CallOptions = {}): Promise<string> {
-    return hex(await this.digest(opts));
-  }
-
   /** A new, independent context with the same key and state (synchronous, pipelined hmac_copy). */
   copy(): Hmac {
-    this.check();
-    if (this.failure) throw this.failure;
+    this.checkCopyable();
     return new Hmac(this.dev, this.alg, this);
   }
 }

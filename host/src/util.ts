@@ -1,4 +1,5 @@
 // Small byte helpers exported to users.
+import { ArgumentError } from "./errors.js";
 
 const encoder = new TextEncoder();
 
@@ -28,4 +29,10 @@ export function camelKeys(obj: Record<string, unknown>): Record<string, unknown>
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(obj)) out[k.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase())] = v;
   return out;
+}
+
+/** `data` itself when it is a Uint8Array, else an ArgumentError naming `what`. */
+export function checkBytes(data: unknown, what: string): Uint8Array {
+  if (!(data instanceof Uint8Array)) throw new ArgumentError(`${what} must be a Uint8Array`);
+  return data;
 }
