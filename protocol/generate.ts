@@ -20,6 +20,11 @@ interface HashEntry extends Entry {
   digest_size: number;
   block_size: number;
 }
+interface CurveEntry extends Entry {
+  bits: number;
+  shape: "weierstrass" | "montgomery";
+  display: string;
+}
 interface Constant {
   name: string;
   value: number;
@@ -33,6 +38,7 @@ interface Ids {
   events: Entry[];
   drop_reasons: Entry[];
   hash_algs: HashEntry[];
+  curves: CurveEntry[];
 }
 interface GoldenExchange {
   meaning: string;
@@ -76,6 +82,7 @@ export function validate(ids: Ids, cddl: string): string[] {
     ["events", ids.events],
     ["drop_reasons", ids.drop_reasons],
     ["hash_algs", ids.hash_algs],
+    ["curves", ids.curves],
   ];
   for (const [table, entries] of tables) {
     const byId = new Map<number, string>();
@@ -124,6 +131,7 @@ function genC(ids: Ids): string {
   enumBlock("ml_event", "ML_EVENT_", ids.events);
   enumBlock("ml_drop_reason", "ML_DROP_", ids.drop_reasons);
   enumBlock("ml_hash_alg", "ML_HASH_", ids.hash_algs);
+  enumBlock("ml_curve", "ML_CURVE_", ids.curves);
   out.push("", `#define ML_STATUS_COUNT ${Math.max(...ids.statuses.map((s) => s.id)) + 1}u`);
   out.push(`#define ML_DROP_REASON_COUNT ${Math.max(...ids.drop_reasons.map((s) => s.id)) + 1}u`);
   out.push("", "/* Default message for each status, indexed by status id. */");
@@ -182,6 +190,21 @@ function genTs(ids: Ids): string {
   out.push("export const HASH_ALGS: readonly HashAlgInfo[] = [");
   for (const h of ids.hash_algs) {
     out.push(`  { name: ${JSON.stringify(h.name)}, id: ${h.id}, digestSize: ${h.digest_size}, blockSize: ${h.block_size} },`);
+  }
+  out.push("];", "");
+  out.push(
+    "export interface CurveInfo {",
+    "  readonly name: string;",
+    "  readonly id: number;",
+    "  readonly bits: number;",
+    '  readonly shape: "weierstrass" | "montgomery";',
+    "}",
+    "",
+  );
+  out.push("/** Elliptic curves by wire id; `name` as python-mbedtls spells it. */");
+  out.push("export const CURVES: readonly CurveInfo[] = [");
+  for (const c of ids.curves) {
+    out.push(`  { name: ${JSON.stringify(c.display)}, id: ${c.id}, bits: ${c.bits}, shape: ${JSON.stringify(c.shape)} },`);
   }
   out.push("];", "");
   return out.join("\n");

@@ -6,6 +6,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build/native"
+mkdir -p "$root/build"
+# One build at a time per build dir (parallel test runners and helpers share it).
+exec 9>"$build.lock"
+flock 9
 if [ ! -f "$build/CMakeCache.txt" ]; then
   cmake -S "$root/firmware" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi

@@ -10,6 +10,10 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build="$root/build/stm32"
+mkdir -p "$root/build"
+# One build at a time per build dir (parallel test runners and helpers share it).
+exec 9>"$build.lock"
+flock 9
 command -v arm-none-eabi-gcc >/dev/null || {
   echo "arm-none-eabi-gcc: not installed (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)" >&2
   exit 2

@@ -18,6 +18,18 @@
 #define ML_RNG_RESEED_MAX 256u
 /* Largest device-held symmetric key (key_import / key_generate) in bytes; more is bad_argument. */
 #define ML_SYMKEY_MAX 64u
+/* Smallest RSA modulus pk_generate accepts, in bits (imported keys may be smaller only if Mbed TLS parses them). */
+#define ML_RSA_BITS_MIN 1024u
+/* Largest RSA modulus pk_generate and pk_import accept, in bits (MBEDTLS_MPI_MAX_SIZE); outside the range is bad_argument. */
+#define ML_RSA_BITS_MAX 4096u
+/* Largest big number mpi_prime / mpi_random produce or take, in bytes; more is bad_argument. */
+#define ML_MPI_BYTES_MAX 512u
+/* Longest key-slot label in bytes of UTF-8; longer is bad_argument. */
+#define ML_SLOT_LABEL_MAX 32u
+/* Largest serialised key a slot holds (an RSA-4096 private key in DER is about 2.4 KB). */
+#define ML_SLOT_RECORD_MAX 2560u
+/* A request running longer than this sends a busy event about this often, so the host can extend its timeout. */
+#define ML_BUSY_INTERVAL_MS 500u
 
 enum ml_op {
     ML_OP_HELLO = 0, /* Open a session: returns protocol/firmware/Mbed TLS versions, board, MTU, window, limits, boot id and entropy source. Optional host seed bytes are mixed into the device DRBG. */
@@ -49,8 +61,28 @@ enum ml_op {
     ML_OP_CIPHER_BUF_UPDATE = 55, /* Append bytes to a buffered cipher context's device-side buffer (out_of_memory when the heap cannot hold them; the context is then unusable). */
     ML_OP_CIPHER_BUF_FINISH = 56, /* Run the one-shot cipher over the whole buffer: [length, tag or null]; on decryption a bad tag is auth_failed and the output is zeroised. */
     ML_OP_CIPHER_BUF_READ = 57, /* Read `len` bytes at `offset` of a finished buffered cipher context's output. */
+    ML_OP_MPI_PRIME = 60, /* A random prime of `bytes` bytes from the device DRBG (top bit set), optionally a safe prime; big-endian bytes. */
+    ML_OP_MPI_RANDOM = 61, /* A uniformly random big number in [min, max) from the device DRBG; big-endian bytes. */
+    ML_OP_PK_GENERATE = 64, /* Generate an RSA key (bits, public exponent) or an EC key (curve) on the device under a host-chosen handle; flags say whether the private part may ever leave. Sends busy events while it runs. */
+    ML_OP_PK_IMPORT = 65, /* Parse a private or public key (DER or PEM: PKCS#1, PKCS#8, SEC1, SubjectPublicKeyInfo; encrypted PKCS#8 with a password) into a new handle. */
+    ML_OP_PK_INFO = 66, /* Describe a key: type, bits, curve, whether it holds a private part and whether that part is exportable. */
+    ML_OP_PK_EXPORT = 67, /* Serialise a key: private DER, public DER (SubjectPublicKeyInfo), raw public point or raw private scalar. Private formats of a non-exportable key are not_exportable. */
+    ML_OP_PK_SIGN = 68, /* Sign a message digest: RSA PKCS#1 v1.5 or PSS, ECDSA (DER signature). Randomised, so not idempotent. */
+    ML_OP_PK_VERIFY = 69, /* Verify a signature over a message digest; true or false (a malformed signature is false). */
+    ML_OP_PK_ENCRYPT = 70, /* RSA encryption (PKCS#1 v1.5 or OAEP) to a key's public part. EC keys are unsupported_algorithm. */
+    ML_OP_PK_DECRYPT = 71, /* RSA decryption (PKCS#1 v1.5 or OAEP) with a key's private part; a bad ciphertext is crypto_error. */
+    ML_OP_PK_CHECK_PAIR = 72, /* Whether a public key and a private key belong together. */
+    ML_OP_PK_CURVES = 73, /* The curve ids (ids.json curves) compiled into this firmware. */
     ML_OP_KEY_IMPORT = 80, /* Store symmetric key bytes (1..64) on the device under a host-chosen handle; cipher and HMAC ops then take the handle in place of the key. */
     ML_OP_KEY_GENERATE = 81, /* Draw a symmetric key of `length` bytes (1..64) from the device DRBG under a host-chosen handle; no op ever returns its bytes (non-exportable). */
+    ML_OP_SLOT_STORE = 84, /* Store a key object (pk or symmetric, exportable or not) in a persistent slot with a label; the private part is written only to the device's own store. */
+    ML_OP_SLOT_LOAD = 85, /* Load a slot's key into a new host-chosen handle; returns the slot's description. */
+    ML_OP_SLOT_LIST = 86, /* Describe every occupied slot: number, label, kind, flags, key info and public key. */
+    ML_OP_SLOT_DELETE = 87, /* Erase a slot (its record is invalidated and, at the next compaction, overwritten). */
+    ML_OP_KEX_NEW = 88, /* Create an ECDH (curve, optionally a static EC key handle) or DH (P, G) key-exchange context as server or client under a host-chosen handle. */
+    ML_OP_KEX_GENERATE = 89, /* Make this side's key-exchange payload: ServerKeyExchange (server) or ClientKeyExchange (client), TLS formats as python-mbedtls. */
+    ML_OP_KEX_IMPORT = 90, /* Read the peer's payload: ServerKeyExchange (client) or ClientKeyExchange (server). */
+    ML_OP_KEX_SECRET = 91, /* Compute the shared secret: returned as big-endian bytes, or kept on the device as a symmetric key under a new handle. */
 };
 
 enum ml_status {
@@ -68,11 +100,17 @@ enum ml_status {
     ML_STATUS_CRYPTO_ERROR = 11, /* Mbed TLS returned an error; its code is in the response. */
     ML_STATUS_AUTH_FAILED = 12, /* Authentication failed (bad tag or signature). */
     ML_STATUS_INTERNAL_ERROR = 13, /* A firmware bug or an impossible state; please report it. */
+    ML_STATUS_NOT_EXPORTABLE = 14, /* The key's private part is non-exportable: no op returns it. */
+    ML_STATUS_SLOT_EMPTY = 15, /* No key is stored in this slot. */
+    ML_STATUS_SLOT_IN_USE = 16, /* The slot already holds a key; delete it first or ask to overwrite. */
+    ML_STATUS_STORAGE_FULL = 17, /* The key store has no room for this record even after compaction. */
+    ML_STATUS_STORAGE_ERROR = 18, /* The key store's medium failed (read, write or erase error, or a corrupt record). */
 };
 
 enum ml_event {
     ML_EVENT_BOOT = 1, /* Sent once after every (re)boot with the new boot id; a host seeing a new boot id fails its in-flight calls with DeviceResetError. */
     ML_EVENT_FRAME_DROPPED = 2, /* The device dropped a frame it could not attribute to a request; carries the reason and the running count of dropped frames. */
+    ML_EVENT_BUSY = 3, /* A long request is still running: [null, 3, request id, elapsed ms]; the host extends that call's timeout. */
 };
 
 enum ml_drop_reason {
@@ -97,7 +135,23 @@ enum ml_hash_alg {
     ML_HASH_SHA3_512 = 11, /* SHA3-512 (FIPS 202). */
 };
 
-#define ML_STATUS_COUNT 14u
+enum ml_curve {
+    ML_CURVE_SECP192R1 = 1, /* NIST P-192 (SEC 2). */
+    ML_CURVE_SECP224R1 = 2, /* NIST P-224 (SEC 2). */
+    ML_CURVE_SECP256R1 = 3, /* NIST P-256 (SEC 2), OpenSSL prime256v1. */
+    ML_CURVE_SECP384R1 = 4, /* NIST P-384 (SEC 2). */
+    ML_CURVE_SECP521R1 = 5, /* NIST P-521 (SEC 2). */
+    ML_CURVE_SECP192K1 = 6, /* Koblitz curve secp192k1 (SEC 2). */
+    ML_CURVE_SECP224K1 = 7, /* Koblitz curve secp224k1 (SEC 2). */
+    ML_CURVE_SECP256K1 = 8, /* Koblitz curve secp256k1 (SEC 2). */
+    ML_CURVE_BRAINPOOLP256R1 = 9, /* Brainpool P256r1 (RFC 5639). */
+    ML_CURVE_BRAINPOOLP384R1 = 10, /* Brainpool P384r1 (RFC 5639). */
+    ML_CURVE_BRAINPOOLP512R1 = 11, /* Brainpool P512r1 (RFC 5639). */
+    ML_CURVE_X25519 = 12, /* Curve25519 (RFC 7748), key exchange only. */
+    ML_CURVE_X448 = 13, /* Curve448 (RFC 7748), key exchange only. */
+};
+
+#define ML_STATUS_COUNT 19u
 #define ML_DROP_REASON_COUNT 6u
 
 /* Default message for each status, indexed by status id. */
@@ -117,6 +171,11 @@ enum ml_hash_alg {
         [11] = "Mbed TLS returned an error; its code is in the response.", \
         [12] = "Authentication failed (bad tag or signature).", \
         [13] = "A firmware bug or an impossible state; please report it.", \
+        [14] = "The key's private part is non-exportable: no op returns it.", \
+        [15] = "No key is stored in this slot.", \
+        [16] = "The slot already holds a key; delete it first or ask to overwrite.", \
+        [17] = "The key store has no room for this record even after compaction.", \
+        [18] = "The key store's medium failed (read, write or erase error, or a corrupt record).", \
     }
 
 #endif /* MBEDLINK_PROTOCOL_IDS_H */

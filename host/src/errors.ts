@@ -106,6 +106,27 @@ export class InternalDeviceError extends DeviceError {
   override name = "InternalDeviceError";
 }
 
+/** not_exportable: the key's private part never leaves the device. */
+export class NotExportableError extends DeviceError {
+  override name = "NotExportableError";
+}
+/** slot_empty: no key is stored in that slot. */
+export class SlotEmptyError extends DeviceError {
+  override name = "SlotEmptyError";
+}
+/** slot_in_use: the slot already holds a key. */
+export class SlotInUseError extends DeviceError {
+  override name = "SlotInUseError";
+}
+/** storage_full: the key store has no room for the record. */
+export class StorageFullError extends DeviceError {
+  override name = "StorageFullError";
+}
+/** storage_error: the key store's medium failed or a record is corrupt. */
+export class StorageError extends DeviceError {
+  override name = "StorageError";
+}
+
 type DeviceErrorClass = new (status: number, mbedtlsCode: number, message: string, op?: string) => DeviceError;
 
 const BY_STATUS: ReadonlyMap<number, DeviceErrorClass> = new Map<number, DeviceErrorClass>([
@@ -122,6 +143,11 @@ const BY_STATUS: ReadonlyMap<number, DeviceErrorClass> = new Map<number, DeviceE
   [Status.cryptoError, CryptoError],
   [Status.authFailed, AuthFailedError],
   [Status.internalError, InternalDeviceError],
+  [Status.notExportable, NotExportableError],
+  [Status.slotEmpty, SlotEmptyError],
+  [Status.slotInUse, SlotInUseError],
+  [Status.storageFull, StorageFullError],
+  [Status.storageError, StorageError],
 ]);
 
 /** Builds the most specific DeviceError subclass for a device status. */

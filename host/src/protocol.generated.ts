@@ -17,6 +17,18 @@ export const Limits = {
   rngReseedMax: 256,
   /** Largest device-held symmetric key (key_import / key_generate) in bytes; more is bad_argument. */
   symkeyMax: 64,
+  /** Smallest RSA modulus pk_generate accepts, in bits (imported keys may be smaller only if Mbed TLS parses them). */
+  rsaBitsMin: 1024,
+  /** Largest RSA modulus pk_generate and pk_import accept, in bits (MBEDTLS_MPI_MAX_SIZE); outside the range is bad_argument. */
+  rsaBitsMax: 4096,
+  /** Largest big number mpi_prime / mpi_random produce or take, in bytes; more is bad_argument. */
+  mpiBytesMax: 512,
+  /** Longest key-slot label in bytes of UTF-8; longer is bad_argument. */
+  slotLabelMax: 32,
+  /** Largest serialised key a slot holds (an RSA-4096 private key in DER is about 2.4 KB). */
+  slotRecordMax: 2560,
+  /** A request running longer than this sends a busy event about this often, so the host can extend its timeout. */
+  busyIntervalMs: 500,
 } as const;
 
 export const Op = {
@@ -78,10 +90,50 @@ export const Op = {
   cipherBufFinish: 56,
   /** Read `len` bytes at `offset` of a finished buffered cipher context's output. */
   cipherBufRead: 57,
+  /** A random prime of `bytes` bytes from the device DRBG (top bit set), optionally a safe prime; big-endian bytes. */
+  mpiPrime: 60,
+  /** A uniformly random big number in [min, max) from the device DRBG; big-endian bytes. */
+  mpiRandom: 61,
+  /** Generate an RSA key (bits, public exponent) or an EC key (curve) on the device under a host-chosen handle; flags say whether the private part may ever leave. Sends busy events while it runs. */
+  pkGenerate: 64,
+  /** Parse a private or public key (DER or PEM: PKCS#1, PKCS#8, SEC1, SubjectPublicKeyInfo; encrypted PKCS#8 with a password) into a new handle. */
+  pkImport: 65,
+  /** Describe a key: type, bits, curve, whether it holds a private part and whether that part is exportable. */
+  pkInfo: 66,
+  /** Serialise a key: private DER, public DER (SubjectPublicKeyInfo), raw public point or raw private scalar. Private formats of a non-exportable key are not_exportable. */
+  pkExport: 67,
+  /** Sign a message digest: RSA PKCS#1 v1.5 or PSS, ECDSA (DER signature). Randomised, so not idempotent. */
+  pkSign: 68,
+  /** Verify a signature over a message digest; true or false (a malformed signature is false). */
+  pkVerify: 69,
+  /** RSA encryption (PKCS#1 v1.5 or OAEP) to a key's public part. EC keys are unsupported_algorithm. */
+  pkEncrypt: 70,
+  /** RSA decryption (PKCS#1 v1.5 or OAEP) with a key's private part; a bad ciphertext is crypto_error. */
+  pkDecrypt: 71,
+  /** Whether a public key and a private key belong together. */
+  pkCheckPair: 72,
+  /** The curve ids (ids.json curves) compiled into this firmware. */
+  pkCurves: 73,
   /** Store symmetric key bytes (1..64) on the device under a host-chosen handle; cipher and HMAC ops then take the handle in place of the key. */
   keyImport: 80,
   /** Draw a symmetric key of `length` bytes (1..64) from the device DRBG under a host-chosen handle; no op ever returns its bytes (non-exportable). */
   keyGenerate: 81,
+  /** Store a key object (pk or symmetric, exportable or not) in a persistent slot with a label; the private part is written only to the device's own store. */
+  slotStore: 84,
+  /** Load a slot's key into a new host-chosen handle; returns the slot's description. */
+  slotLoad: 85,
+  /** Describe every occupied slot: number, label, kind, flags, key info and public key. */
+  slotList: 86,
+  /** Erase a slot (its record is invalidated and, at the next compaction, overwritten). */
+  slotDelete: 87,
+  /** Create an ECDH (curve, optionally a static EC key handle) or DH (P, G) key-exchange context as server or client under a host-chosen handle. */
+  kexNew: 88,
+  /** Make this side's key-exchange payload: ServerKeyExchange (server) or ClientKeyExchange (client), TLS formats as python-mbedtls. */
+  kexGenerate: 89,
+  /** Read the peer's payload: ServerKeyExchange (client) or ClientKeyExchange (server). */
+  kexImport: 90,
+  /** Compute the shared secret: returned as big-endian bytes, or kept on the device as a symmetric key under a new handle. */
+  kexSecret: 91,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -114,6 +166,16 @@ export const Status = {
   authFailed: 12,
   /** A firmware bug or an impossible state; please report it. */
   internalError: 13,
+  /** The key's private part is non-exportable: no op returns it. */
+  notExportable: 14,
+  /** No key is stored in this slot. */
+  slotEmpty: 15,
+  /** The slot already holds a key; delete it first or ask to overwrite. */
+  slotInUse: 16,
+  /** The key store has no room for this record even after compaction. */
+  storageFull: 17,
+  /** The key store's medium failed (read, write or erase error, or a corrupt record). */
+  storageError: 18,
 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
 
@@ -122,6 +184,8 @@ export const EventId = {
   boot: 1,
   /** The device dropped a frame it could not attribute to a request; carries the reason and the running count of dropped frames. */
   frameDropped: 2,
+  /** A long request is still running: [null, 3, request id, elapsed ms]; the host extends that call's timeout. */
+  busy: 3,
 } as const;
 export type EventId = (typeof EventId)[keyof typeof EventId];
 
@@ -159,6 +223,11 @@ export const STATUS_INFO: ReadonlyMap<number, StatusInfo> = new Map([
   [11, { name: "crypto_error", doc: "Mbed TLS returned an error; its code is in the response." }],
   [12, { name: "auth_failed", doc: "Authentication failed (bad tag or signature)." }],
   [13, { name: "internal_error", doc: "A firmware bug or an impossible state; please report it." }],
+  [14, { name: "not_exportable", doc: "The key's private part is non-exportable: no op returns it." }],
+  [15, { name: "slot_empty", doc: "No key is stored in this slot." }],
+  [16, { name: "slot_in_use", doc: "The slot already holds a key; delete it first or ask to overwrite." }],
+  [17, { name: "storage_full", doc: "The key store has no room for this record even after compaction." }],
+  [18, { name: "storage_error", doc: "The key store's medium failed (read, write or erase error, or a corrupt record)." }],
 ]);
 
 export const DROP_REASON_NAMES: ReadonlyMap<number, string> = new Map([
@@ -205,8 +274,28 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [55, { name: "cipher_buf_update", module: "cipher", idempotent: false }],
   [56, { name: "cipher_buf_finish", module: "cipher", idempotent: false }],
   [57, { name: "cipher_buf_read", module: "cipher", idempotent: true }],
+  [60, { name: "mpi_prime", module: "mpi", idempotent: false }],
+  [61, { name: "mpi_random", module: "mpi", idempotent: false }],
+  [64, { name: "pk_generate", module: "pk", idempotent: false }],
+  [65, { name: "pk_import", module: "pk", idempotent: false }],
+  [66, { name: "pk_info", module: "pk", idempotent: true }],
+  [67, { name: "pk_export", module: "pk", idempotent: true }],
+  [68, { name: "pk_sign", module: "pk", idempotent: false }],
+  [69, { name: "pk_verify", module: "pk", idempotent: true }],
+  [70, { name: "pk_encrypt", module: "pk", idempotent: false }],
+  [71, { name: "pk_decrypt", module: "pk", idempotent: true }],
+  [72, { name: "pk_check_pair", module: "pk", idempotent: true }],
+  [73, { name: "pk_curves", module: "pk", idempotent: true }],
   [80, { name: "key_import", module: "key", idempotent: false }],
   [81, { name: "key_generate", module: "key", idempotent: false }],
+  [84, { name: "slot_store", module: "slot", idempotent: false }],
+  [85, { name: "slot_load", module: "slot", idempotent: false }],
+  [86, { name: "slot_list", module: "slot", idempotent: true }],
+  [87, { name: "slot_delete", module: "slot", idempotent: false }],
+  [88, { name: "kex_new", module: "kex", idempotent: false }],
+  [89, { name: "kex_generate", module: "kex", idempotent: false }],
+  [90, { name: "kex_import", module: "kex", idempotent: false }],
+  [91, { name: "kex_secret", module: "kex", idempotent: false }],
 ]);
 
 export interface HashAlgInfo {
@@ -228,4 +317,28 @@ export const HASH_ALGS: readonly HashAlgInfo[] = [
   { name: "sha3_256", id: 9, digestSize: 32, blockSize: 136 },
   { name: "sha3_384", id: 10, digestSize: 48, blockSize: 104 },
   { name: "sha3_512", id: 11, digestSize: 64, blockSize: 72 },
+];
+
+export interface CurveInfo {
+  readonly name: string;
+  readonly id: number;
+  readonly bits: number;
+  readonly shape: "weierstrass" | "montgomery";
+}
+
+/** Elliptic curves by wire id; `name` as python-mbedtls spells it. */
+export const CURVES: readonly CurveInfo[] = [
+  { name: "secp192r1", id: 1, bits: 192, shape: "weierstrass" },
+  { name: "secp224r1", id: 2, bits: 224, shape: "weierstrass" },
+  { name: "secp256r1", id: 3, bits: 256, shape: "weierstrass" },
+  { name: "secp384r1", id: 4, bits: 384, shape: "weierstrass" },
+  { name: "secp521r1", id: 5, bits: 521, shape: "weierstrass" },
+  { name: "secp192k1", id: 6, bits: 192, shape: "weierstrass" },
+  { name: "secp224k1", id: 7, bits: 225, shape: "weierstrass" },
+  { name: "secp256k1", id: 8, bits: 256, shape: "weierstrass" },
+  { name: "brainpoolP256r1", id: 9, bits: 256, shape: "weierstrass" },
+  { name: "brainpoolP384r1", id: 10, bits: 384, shape: "weierstrass" },
+  { name: "brainpoolP512r1", id: 11, bits: 512, shape: "weierstrass" },
+  { name: "x25519", id: 12, bits: 255, shape: "montgomery" },
+  { name: "x448", id: 13, bits: 448, shape: "montgomery" },
 ];
