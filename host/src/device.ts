@@ -11,7 +11,7 @@ import { HmacModule } from "./hmac.js";
 import { KeysModule } from "./keys.js";
 import { Limits, Op, PROTOCOL_VERSION } from "./protocol.generated.js";
 import { RandomModule } from "./random.js";
-import type { CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
+import type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
 import { DEFAULT_TIMEOUT_MS, Rpc } from "./rpc.js";
 import type { LinkCounters, Transport } from "./transport.js";
 import { SerialTransport } from "./transport.js";
@@ -76,6 +76,8 @@ export interface DeviceEventMap {
   frameDropped: [info: FrameDropInfo];
   /** The link is gone; every call fails with DisconnectedError. */
   disconnected: [err: Error];
+  /** A long request (key generation, prime search) is still running; its timeout was extended. */
+  busy: [info: BusyInfo];
   /** Re-running hello after a reset failed (the queued calls failed with this error). */
   error: [err: Error];
 }
@@ -165,6 +167,7 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.keys = new KeysModule(this);
     this.rpc.on("frameDropped", (info) => this.emit("frameDropped", info));
     this.rpc.on("disconnected", (err) => this.emit("disconnected", err));
+    this.rpc.on("busy", (info) => this.emit("busy", info));
     this.rpc.on("reset", (info) => this.onReset(info));
   }
 

@@ -26,5 +26,5 @@ export type { HmacOptions } from "./hmac.js";
 export { Hmac, HmacModule } from "./hmac.js";
 export { KeysModule, SymmetricKey } from "./keys.js";
 export { RandomModule } from "./random.js";
-export type { CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
+export type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
 export { fromHex, hex, utf8 } from "./util.js";

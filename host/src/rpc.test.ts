@@ -12,7 +12,7 @@ import {
   UnknownOpError,
 } from "./errors.js";
 import { Op, Status } from "./protocol.generated.js";
-import type { FrameDropInfo, ResetInfo } from "./rpc.js";
+import type { BusyInfo, FrameDropInfo, ResetInfo } from "./rpc.js";
 import { Rpc } from "./rpc.js";
 import { MemTransport } from "./testing/mem-transport.js";
 
@@ -97,6 +97,33 @@ describe("rpc", () => {
     const r = await settled(rpc.call(Op.stats, [], { timeoutMs: 30 }));
     expect((r as { e: unknown }).e).toBeInstanceOf(TimeoutError);
     expect(performance.now() - t0).toBeLessThan(1000);
+  });
+
+  it("re-arms a call's timeout on each busy event and emits 'busy'", async () => {
+    const { t, rpc } = setup({ timeoutMs: 60 });
+    const busy: BusyInfo[] = [];
+    rpc.on("busy", (b) => busy.push(b));
+    const t0 = performance.now();
+    const p = settled(rpc.call(Op.pkGenerate, [1, 1, 1024, 65537, 1]));
+    await tick(5);
+    const id = t.sent[0]?.[0];
+    // Busy every 40 ms for 200 ms: far past the 60 ms timeout, yet still alive.
+    for (let elapsed = 40; elapsed <= 200; elapsed += 40) {
+      await tick(40);
+      t.deliver([null, 3, id, elapsed]);
+    }
+    await tick(20);
+    t.deliver([id, 0, null]);
+    const r = await p;
+    expect(r.ok).toBe(true);
+    expect(performance.now() - t0).toBeGreaterThan(200);
+    expect(busy.length).toBe(5);
+    expect(busy[0]).toEqual({ op: "pk_generate", id, elapsedMs: 40 });
+    // A busy event for an unknown id is ignored; without busy events the timeout still fires.
+    t.deliver([null, 3, 12345, 1]);
+    const q = await settled(rpc.call(Op.pkGenerate, [2, 1, 1024, 65537, 1]));
+    expect((q as { e: unknown }).e).toBeInstanceOf(TimeoutError);
+    expect(busy.length).toBe(5);
   });
 
   it("starts the timer when the frame is written, not while it is queued", async () => {

@@ -12,6 +12,8 @@
 //   every sent and queued call with DeviceResetError, bumps `epoch`, and
 //   emits 'reset'. The listener (Device) pauses the queue, re-runs hello as
 //   a priority call and resumes.
+// * A `busy` event for a sent call re-arms its timer (a long op such as key
+//   generation is alive) and is re-emitted as 'busy'.
 // * Responses to ids that are not pending (timed out, or garbage) are
 //   counted in `lateResponses` and ignored.
 import { EventEmitter } from "node:events";
@@ -51,9 +53,21 @@ export interface ResetInfo {
   epoch: number;
 }
 
+/** A busy event: a long request (key generation, prime search) is still running on the device. */
+export interface BusyInfo {
+  /** Op name of the running request, e.g. "pk_generate". */
+  op: string;
+  /** Its request id. */
+  id: number;
+  /** How long the device has been running it, in ms. */
+  elapsedMs: number;
+}
+
 export interface RpcEventMap {
-  /** A device event other than boot / frame_dropped. */
+  /** A device event other than boot / frame_dropped / busy. */
   event: [msg: Message];
+  /** A pending call is still running on the device; its timeout was re-armed. */
+  busy: [info: BusyInfo];
   reset: [info: ResetInfo];
   frameDropped: [info: FrameDropInfo];
   disconnected: [err: Error];
@@ -319,6 +333,14 @@ export class Rpc extends EventEmitter<RpcEventMap> {
         reason: (typeof reason === "number" ? DROP_REASON_NAMES.get(reason) : undefined) ?? `reason ${String(reason)}`,
         total: typeof total === "number" ? total : this.deviceDrops,
       });
+    } else if (ev === EventId.busy) {
+      // [null, 3, id, elapsed ms]: the call's timeout counts again from now.
+      const id = msg[2];
+      const call = typeof id === "number" ? this.pending.get(id) : undefined;
+      if (!call?.sent) return;
+      this.arm(call, call.timeoutMs);
+      const elapsed = msg[3];
+      this.emit("busy", { op: opName(call.op), id: call.id, elapsedMs: typeof elapsed === "number" ? elapsed : 0 });
     } else {
       this.emit("event", msg);
     }
