@@ -9,6 +9,7 @@ import { HashModule, hashNameOf } from "./hash.js";
 import { HkdfModule } from "./hkdf.js";
 import { HmacModule } from "./hmac.js";
 import { KeysModule } from "./keys.js";
+import { MpiModule } from "./mpi.js";
 import { Limits, Op, PROTOCOL_VERSION } from "./protocol.generated.js";
 import { RandomModule } from "./random.js";
 import type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
@@ -147,6 +148,8 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
   readonly random: RandomModule;
   /** Device-held symmetric keys for dev.cipher and dev.hmac. */
   readonly keys: KeysModule;
+  /** Primes and random big numbers from the device DRBG (python-mbedtls's mbedtls.mpi). */
+  readonly mpi: MpiModule;
   private _info: DeviceInfo | undefined;
   private handleCounter = 0;
   private closing: Promise<void> | undefined;
@@ -165,6 +168,7 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.hkdf = new HkdfModule(this);
     this.random = new RandomModule(this);
     this.keys = new KeysModule(this);
+    this.mpi = new MpiModule(this);
     this.rpc.on("frameDropped", (info) => this.emit("frameDropped", info));
     this.rpc.on("disconnected", (err) => this.emit("disconnected", err));
     this.rpc.on("busy", (info) => this.emit("busy", info));

@@ -25,6 +25,8 @@ export { HkdfModule } from "./hkdf.js";
 export type { HmacOptions } from "./hmac.js";
 export { Hmac, HmacModule } from "./hmac.js";
 export { KeysModule, SymmetricKey } from "./keys.js";
+export type { PrimeOptions } from "./mpi.js";
+export { bitLength, byteLength, fromBytes, LONG_OP_TIMEOUT_MS, MpiModule, toBytes } from "./mpi.js";
 export { RandomModule } from "./random.js";
 export type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
 export { fromHex, hex, utf8 } from "./util.js";
