@@ -4,7 +4,7 @@
 // remembered, and a free on close(), on `await using`, or when the object is
 // garbage-collected without either.
 import type { Device } from "./device.js";
-import { ArgumentError, BadHandleError, DeviceResetError, DisconnectedError, StaleHandleError } from "./errors.js";
+import { ArgumentError, BadHandleError, DeviceError, DeviceResetError, DisconnectedError, StaleHandleError } from "./errors.js";
 import { Op } from "./protocol.generated.js";
 
 interface Orphan {
@@ -16,6 +16,37 @@ interface Orphan {
 // Frees the device handle of an object garbage-collected without close().
 const orphans = new FinalizationRegistry<Orphan>((o) => o.dev._freeOrphan(o.handle, o.epoch));
 
+/**
+ * @internal A handle allocated before its object: a create op (slot_load,
+ * kex_secret into a key, pk_import whose key type decides the class) is sent
+ * under it, and the object built from the answer adopts it.
+ */
+export interface AdoptedHandle {
+  readonly handle: number;
+  /** The rpc epoch when the create op was sent. */
+  readonly epoch: number;
+}
+
+/**
+ * @internal Sends `create(handle)` under a fresh handle, then builds the object
+ * from the answer with `build`. When either fails, the error is thrown; the
+ * handle is freed (quietly) unless the device refused the create itself (a
+ * DeviceError: nothing was created), e.g. after a timeout or a malformed answer.
+ */
+export async function adoptHandle<T>(
+  dev: Device,
+  create: (handle: number) => Promise<unknown>,
+  build: (adopted: AdoptedHandle, result: unknown) => T,
+): Promise<T> {
+  const adopted: AdoptedHandle = { handle: dev._nextHandle(), epoch: dev.rpc.epoch };
+  try {
+    return build(adopted, await create(adopted.handle));
+  } catch (e) {
+    if (!(e instanceof DeviceError)) dev._freeOrphan(adopted.handle, adopted.epoch);
+    throw e;
+  }
+}
+
 export abstract class DeviceObject implements AsyncDisposable {
   /** The device handle (host-chosen, never reused within a boot). */
   readonly handle: number;
@@ -26,9 +57,13 @@ export abstract class DeviceObject implements AsyncDisposable {
   private waiters: (() => void)[] = [];
   private closed = false;
 
-  protected constructor(protected readonly dev: Device) {
-    this.handle = dev._nextHandle();
-    this.epoch = dev.rpc.epoch;
+  /** `adopted`: the object takes over a handle its create op was already sent under (see adoptHandle). */
+  protected constructor(
+    protected readonly dev: Device,
+    adopted?: AdoptedHandle,
+  ) {
+    this.handle = adopted?.handle ?? dev._nextHandle();
+    this.epoch = adopted?.epoch ?? dev.rpc.epoch;
     orphans.register(this, { dev, handle: this.handle, epoch: this.epoch }, this);
   }
 

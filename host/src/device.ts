@@ -10,6 +10,7 @@ import { HkdfModule } from "./hkdf.js";
 import { HmacModule } from "./hmac.js";
 import { KeysModule } from "./keys.js";
 import { MpiModule } from "./mpi.js";
+import { PkModule } from "./pk.js";
 import { Limits, Op, PROTOCOL_VERSION } from "./protocol.generated.js";
 import { RandomModule } from "./random.js";
 import type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
@@ -148,6 +149,8 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
   readonly random: RandomModule;
   /** Device-held symmetric keys for dev.cipher and dev.hmac. */
   readonly keys: KeysModule;
+  /** RSA and EC keys on the device (python-mbedtls's mbedtls.pk). */
+  readonly pk: PkModule;
   /** Primes and random big numbers from the device DRBG (python-mbedtls's mbedtls.mpi). */
   readonly mpi: MpiModule;
   private _info: DeviceInfo | undefined;
@@ -168,6 +171,7 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.hkdf = new HkdfModule(this);
     this.random = new RandomModule(this);
     this.keys = new KeysModule(this);
+    this.pk = new PkModule(this);
     this.mpi = new MpiModule(this);
     this.rpc.on("frameDropped", (info) => this.emit("frameDropped", info));
     this.rpc.on("disconnected", (err) => this.emit("disconnected", err));

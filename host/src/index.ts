@@ -27,6 +27,21 @@ export { Hmac, HmacModule } from "./hmac.js";
 export { KeysModule, SymmetricKey } from "./keys.js";
 export type { PrimeOptions } from "./mpi.js";
 export { bitLength, byteLength, fromBytes, LONG_OP_TIMEOUT_MS, MpiModule, toBytes } from "./mpi.js";
+export type { PemBlock } from "./pem.js";
+export { pemDecode, pemEncode } from "./pem.js";
+export type { ECCFactory, ImportOptions, RSAFactory } from "./pk.js";
+export { PkModule } from "./pk.js";
+export type {
+  EncryptionPadding,
+  EncryptOptions,
+  GenerateOptions,
+  PkInfo,
+  PrivateKeyFormat,
+  PublicKeyFormat,
+  SignatureScheme,
+  SignOptions,
+} from "./pk-key.js";
+export { ECC, PkKey, RSA } from "./pk-key.js";
 export { RandomModule } from "./random.js";
 export type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
 export { fromHex, hex, utf8 } from "./util.js";

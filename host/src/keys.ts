@@ -8,8 +8,8 @@
 // key is born on the device and no op returns its bytes: a SymmetricKey has
 // no bytes to give, only its handle and size.
 import type { Device } from "./device.js";
-import { DeviceObject } from "./device-object.js";
-import { ArgumentError } from "./errors.js";
+import { type AdoptedHandle, adoptHandle, DeviceObject } from "./device-object.js";
+import { ArgumentError, ProtocolError } from "./errors.js";
 import { Limits, Op } from "./protocol.generated.js";
 
 function checkLength(n: number, what: string): void {
@@ -21,14 +21,22 @@ function checkLength(n: number, what: string): void {
 export class SymmetricKey extends DeviceObject {
   /** Key length in bytes. */
   readonly size: number;
-  /** "imported" (key_import) or "generated" on the device (key_generate, never exportable). */
-  readonly origin: "imported" | "generated";
+  /**
+   * "imported" (key_import), "generated" on the device (key_generate, never
+   * exportable), or "device" (made on the device by another op: a key
+   * exchange's shared secret, a key slot).
+   */
+  readonly origin: "imported" | "generated" | "device";
   private readonly created: Promise<void>;
 
   /** @internal Use dev.keys.importSymmetric() / dev.keys.generateSymmetric(). */
-  constructor(dev: Device, source: { bytes: Uint8Array } | { length: number }) {
-    super(dev);
-    if ("bytes" in source) {
+  constructor(dev: Device, source: { bytes: Uint8Array } | { length: number } | { adopted: AdoptedHandle; size: number }) {
+    super(dev, "adopted" in source ? source.adopted : undefined);
+    if ("adopted" in source) {
+      this.size = source.size;
+      this.origin = "device";
+      this.created = Promise.resolve();
+    } else if ("bytes" in source) {
       this.size = source.bytes.length;
       this.origin = "imported";
       this.created = this.track(dev.rpc.call(Op.keyImport, [this.handle, source.bytes]));
@@ -63,6 +71,25 @@ export class SymmetricKey extends DeviceObject {
     }
     return this._wireHandle(dev);
   }
+}
+
+/**
+ * @internal A SymmetricKey under a handle that `create` sends its create op
+ * under (kex_secret with a destination, slot_load of a symmetric slot). The
+ * size is `size`, else the "size" of the answer (slot-info), else an error.
+ */
+export async function _adoptSymmetric(dev: Device, create: (handle: number) => Promise<unknown>, size?: number): Promise<SymmetricKey> {
+  return adoptHandle(dev, create, (adopted, result) => {
+    const reported =
+      typeof result === "object" && result !== null && !(result instanceof Uint8Array)
+        ? (result as Record<string, unknown>).size
+        : undefined;
+    const n = size ?? reported;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > Limits.symkeyMax) {
+      throw new ProtocolError(`a device-made symmetric key has no valid size (got ${JSON.stringify(n)})`);
+    }
+    return new SymmetricKey(dev, { adopted, size: n });
+  });
 }
 
 /** `dev.keys`: device-held symmetric keys for dev.cipher and dev.hmac. */
