@@ -24,6 +24,8 @@ export { Hash, HashModule } from "./hash.js";
 export { HkdfModule } from "./hkdf.js";
 export type { HmacOptions } from "./hmac.js";
 export { Hmac, HmacModule } from "./hmac.js";
+export type { StaticEcdhKey } from "./kex.js";
+export { DEFAULT_ECDH_CURVE, DHBase, DHClient, DHServer, ECDHBase, ECDHClient, ECDHServer, KeyExchange } from "./kex.js";
 export { KeysModule, SymmetricKey } from "./keys.js";
 export type { PrimeOptions } from "./mpi.js";
 export { bitLength, byteLength, fromBytes, LONG_OP_TIMEOUT_MS, MpiModule, toBytes } from "./mpi.js";

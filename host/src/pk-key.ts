@@ -12,6 +12,7 @@ import type { Device } from "./device.js";
 import { type AdoptedHandle, DeviceObject } from "./device-object.js";
 import { ArgumentError, ProtocolError } from "./errors.js";
 import { lookupHash } from "./hash.js";
+import { ECDHClient, ECDHServer } from "./kex.js";
 import { pemEncode } from "./pem.js";
 import { CURVES, type CurveInfo, Op } from "./protocol.generated.js";
 import type { CallOptions } from "./rpc.js";
@@ -453,5 +454,15 @@ export class ECC extends PkKey {
   /** The raw public point (04||X||Y; the u-coordinate for x25519/x448); same as exportPublicKey("POINT"). */
   publicPoint(): Promise<Uint8Array> {
     return this.exportPublicKey("POINT");
+  }
+
+  /** A static ECDH server using this key's private part (python-mbedtls's to_ECDH_server()). */
+  toECDHServer(): ECDHServer {
+    return new ECDHServer(this.dev, this);
+  }
+
+  /** A static ECDH client using this key's private part (python-mbedtls's to_ECDH_client()). */
+  toECDHClient(): ECDHClient {
+    return new ECDHClient(this.dev, this);
   }
 }

@@ -10,6 +10,7 @@
 import type { Device } from "./device.js";
 import { adoptHandle } from "./device-object.js";
 import { ArgumentError, ProtocolError } from "./errors.js";
+import { DHClient, DHServer, ECDHClient, ECDHServer, type StaticEcdhKey } from "./kex.js";
 import { looksLikePem } from "./pem.js";
 import { curveNameOf, ECC, type PkInfo, PkKey, parsePkInfo, pkFlags, RSA } from "./pk-key.js";
 import { Op } from "./protocol.generated.js";
@@ -142,6 +143,29 @@ export class PkModule {
     if (!Array.isArray(r) || !r.every((x) => typeof x === "number"))
       throw new ProtocolError("pk_curves: result is not a list of curve ids");
     return r.map((id: number) => curveNameOf(id));
+  }
+
+  /**
+   * ECDH server (python-mbedtls's pk.ECDHServer): ephemeral on a curve
+   * (secp256r1 by default), or static with an ECC key's private part.
+   */
+  ECDHServer(curveOrKey?: string | StaticEcdhKey): ECDHServer {
+    return new ECDHServer(this.dev, curveOrKey);
+  }
+
+  /** ECDH client (python-mbedtls's pk.ECDHClient): ephemeral on a curve (secp256r1 by default), or static with an ECC key. */
+  ECDHClient(curveOrKey?: string | StaticEcdhKey): ECDHClient {
+    return new ECDHClient(this.dev, curveOrKey);
+  }
+
+  /** Finite-field DH server over modulus `p` (at least 64 bytes) and generator `g` (python-mbedtls's pk.DHServer). */
+  DHServer(p: bigint | Uint8Array, g: bigint | Uint8Array): DHServer {
+    return new DHServer(this.dev, p, g);
+  }
+
+  /** Finite-field DH client over modulus `p` and generator `g` (python-mbedtls's pk.DHClient). */
+  DHClient(p: bigint | Uint8Array, g: bigint | Uint8Array): DHClient {
+    return new DHClient(this.dev, p, g);
   }
 
   /** python-mbedtls's check_pair(pub, prv): whether the two keys belong together. */
