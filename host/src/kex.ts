@@ -12,7 +12,7 @@
 //
 // A context is created with a pipelined kex_new; its failure (an unknown
 // curve, a modulus the device refuses) is thrown by the first call.
-import { bigArg, fromBytes } from "./bigint.js";
+import { bigArg, byteLength, fromBytes } from "./bigint.js";
 import type { Device } from "./device.js";
 import { DeviceObject } from "./device-object.js";
 import { ArgumentError, ProtocolError } from "./errors.js";
@@ -70,7 +70,7 @@ export abstract class KeyExchange extends DeviceObject {
     this.created = this.track(params().then((p) => dev.rpc.call(Op.kexNew, [this.handle, kind, roleId, p.params, p.key])));
   }
 
-  /** Bytes of the shared secret, when known before it is computed (ECDH: the curve's field size). */
+  /** Bytes of the shared secret (ECDH: the field size; DH: len(P)); undefined while a static key's curve is unknown. */
   protected abstract get secretSize(): number | undefined;
 
   /**
@@ -84,17 +84,6 @@ export abstract class KeyExchange extends DeviceObject {
     return Uint8Array.from(r);
   }
 
-  /** Bytes of a SymmetricKey made from the secret. */
-  protected get keySize(): number | undefined {
-    return this.secretSize;
-  }
-
-  /** Checks the length of a secret from the device. */
-  protected checkSecret(secret: Uint8Array): void {
-    const want = this.secretSize;
-    if (want !== undefined && secret.length !== want) throw new ProtocolError(`kex_secret: ${secret.length} bytes, expected ${want}`);
-  }
-
   /** The shared secret as a bigint (python-mbedtls's generate_secret()); also kept in `sharedSecret`. */
   async generateSecret(opts: CallOptions = {}): Promise<bigint> {
     const b = await this.generateSecretBytes(opts);
@@ -103,14 +92,16 @@ export abstract class KeyExchange extends DeviceObject {
 
   /**
    * The shared secret as the device gives it: big-endian, fixed length
-   * (ECDH: the x-coordinate, field size bytes; DH: len(P) bytes), the form
+   * (ECDH: the x-coordinate, field size bytes, x25519/x448 as RFC 7748;
+   * DH: G^XY in len(P) bytes), the form
    * to hash or feed a KDF.
    */
   async generateSecretBytes(opts: CallOptions = {}): Promise<Uint8Array> {
     await this.ready();
     const r = await this.dev.rpc.call(Op.kexSecret, [this.handle, null], longOp(this.dev, opts));
     if (!(r instanceof Uint8Array) || r.length === 0) throw new ProtocolError("kex_secret: result is not a byte string");
-    this.checkSecret(r);
+    const want = this.secretSize;
+    if (want !== undefined && r.length !== want) throw new ProtocolError(`kex_secret: ${r.length} bytes, expected ${want}`);
     this.secretBytes = Uint8Array.from(r);
     this.secret = fromBytes(r);
     return Uint8Array.from(r);
@@ -127,7 +118,7 @@ export abstract class KeyExchange extends DeviceObject {
     return _adoptSymmetric(
       this.dev,
       (handle) => this.dev.rpc.call(Op.kexSecret, [this.handle, handle], longOp(this.dev, opts)),
-      this.keySize,
+      this.secretSize,
     );
   }
 
@@ -260,7 +251,7 @@ export abstract class DHBase extends KeyExchange {
     super(dev, role, KIND_DH, () => Promise.resolve({ params: [pw, gw], key: null }));
     this.p = fromBytes(pw);
     this.g = fromBytes(gw);
-    this.pBytes = Math.ceil(this.p.toString(2).length / 8);
+    this.pBytes = byteLength(this.p);
   }
 
   protected get what(): string {
@@ -268,17 +259,23 @@ export abstract class DHBase extends KeyExchange {
   }
 
   protected get secretSize(): number | undefined {
-    // Mbed TLS writes G^XY without leading zeros: up to len(P) bytes.
-    return undefined;
-  }
-
-  protected override get keySize(): number | undefined {
+    // G^XY, left-padded to len(P) as the device writes it.
     return this.pBytes;
   }
+}
 
-  protected override checkSecret(secret: Uint8Array): void {
-    if (secret.length > this.pBytes) throw new ProtocolError(`kex_secret: ${secret.length} bytes, more than P's ${this.pBytes}`);
+/** P and G of a ServerDHParams (each with a 2-byte length, then G^X); undefined when it does not parse. */
+function serverDhGroup(ske: Uint8Array): { p: bigint; g: bigint } | undefined {
+  const nums: bigint[] = [];
+  let off = 0;
+  for (let i = 0; i < 2; i++) {
+    if (off + 2 > ske.length) return undefined;
+    const len = ((ske[off] as number) << 8) | (ske[off + 1] as number);
+    if (off + 2 + len > ske.length) return undefined;
+    nums.push(fromBytes(ske.subarray(off + 2, off + 2 + len)));
+    off += 2 + len;
   }
+  return { p: nums[0] as bigint, g: nums[1] as bigint };
 }
 
 /** DH server: generate() gives the ServerKeyExchange (P, G, G^X); importCKE() takes G^Y. */
@@ -301,8 +298,15 @@ export class DHClient extends DHBase {
     super(dev, "client", p, g);
   }
 
-  /** Imports the server's ServerKeyExchange (python-mbedtls's import_SKE). */
-  importSKE(ske: Uint8Array, opts: CallOptions = {}): Promise<void> {
+  /**
+   * Imports the server's ServerKeyExchange (python-mbedtls's import_SKE).
+   * A server naming another P or G than this client's is an ArgumentError:
+   * the client does not let the server pick a group (a weak one).
+   */
+  async importSKE(ske: Uint8Array, opts: CallOptions = {}): Promise<void> {
+    const group = serverDhGroup(payload(ske, "importSKE(ske)"));
+    if (group && (group.p !== this.p || group.g !== this.g))
+      throw new ArgumentError("importSKE(ske): the server's P and G are not this client's");
     return this.importPeer(ske, "importSKE(ske)", opts);
   }
 }
