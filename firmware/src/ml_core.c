@@ -5,6 +5,7 @@
 #include "ml_hal.h"
 #include "ml_handles.h"
 #include "ml_heap.h"
+#include "ml_keystore.h"
 #include "ml_link.h"
 #include "ml_rng.h"
 
@@ -15,6 +16,8 @@ int ml_core_init(void)
     ml_heap_init();
     ml_handles_init();
     ml_link_init(ml_hal_board()->mtu);
+    /* A medium failure leaves the slots answering storage_error; the rest serves. */
+    (void)ml_keystore_init();
     int ret = ml_rng_init();
     if (ret == 0) {
         ret = ml_rng_random(NULL, boot_id, sizeof boot_id);

@@ -42,6 +42,10 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_CIPHER_BUF_READ, 3, 3, ml_op_cipher_buf_read},
     {ML_OP_KEY_IMPORT, 2, 2, ml_op_key_import},
     {ML_OP_KEY_GENERATE, 2, 2, ml_op_key_generate},
+    {ML_OP_SLOT_STORE, 4, 4, ml_op_slot_store},
+    {ML_OP_SLOT_LOAD, 2, 2, ml_op_slot_load},
+    {ML_OP_SLOT_LIST, 0, 0, ml_op_slot_list},
+    {ML_OP_SLOT_DELETE, 1, 1, ml_op_slot_delete},
 };
 const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];
 

@@ -50,6 +50,15 @@ int ml_op_key_import(struct ml_call *call, CborValue *args, CborEncoder *result)
 int ml_op_key_generate(struct ml_call *call, CborValue *args, CborEncoder *result);
 /* The bytes of a device-held key object (ML_HT_SYMKEY); returns ML_STATUS_OK. */
 int ml_symkey_bytes(const void *obj, const uint8_t **data, size_t *len);
+/* Creates a device-held key (ML_HT_SYMKEY) from bytes under a new handle
+ * (key slots, key exchange); returns a status. */
+int ml_symkey_create(struct ml_call *call, uint32_t handle, const uint8_t *key, size_t len);
+
+/* slot (ops/op_slot.c) */
+int ml_op_slot_store(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_slot_load(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_slot_list(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_slot_delete(struct ml_call *call, CborValue *args, CborEncoder *result);
 
 /* Looks a hash_algs id up among the compiled-in digests (ops/op_hash.c):
  * unsupported_algorithm when absent. block_size (may be NULL) receives the

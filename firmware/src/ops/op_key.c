@@ -53,6 +53,20 @@ static int create(struct ml_call *call, uint32_t handle, struct symkey_obj **out
     return st;
 }
 
+int ml_symkey_create(struct ml_call *call, uint32_t handle, const uint8_t *key, size_t len)
+{
+    struct symkey_obj *k = NULL;
+    int st = check_len(call, 0, len);
+    if (st == ML_STATUS_OK) {
+        st = create(call, handle, &k);
+    }
+    if (st == ML_STATUS_OK) {
+        memcpy(k->key, key, len);
+        k->len = len;
+    }
+    return st;
+}
+
 int ml_op_key_import(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     uint32_t handle = 0;

@@ -6,6 +6,7 @@
 #include "ml_hal.h"
 #include "ml_handles.h"
 #include "ml_heap.h"
+#include "ml_keystore.h"
 #include "ml_link.h"
 #include "ml_ops.h"
 #include "ml_rng.h"
@@ -22,6 +23,17 @@ static CborError put_text(CborEncoder *map, const char *key, const char *value)
 {
     CborError err = cbor_encode_text_stringz(map, key);
     return err | cbor_encode_text_stringz(map, value);
+}
+
+/* hello's key_store, persistent, slots (spec.md 7.4). */
+#define HELLO_STORE_FIELDS 3
+static CborError put_store(CborEncoder *map)
+{
+    const struct ml_store_medium *m = ml_keystore_medium();
+    CborError err = put_text(map, "key_store", m != NULL ? m->kind : "volatile");
+    err |= cbor_encode_text_stringz(map, "persistent");
+    err |= cbor_encode_boolean(map, m != NULL && m->persistent);
+    return err | put_uint(map, "slots", ml_keystore_slots());
 }
 
 int ml_op_hello(struct ml_call *call, CborValue *args, CborEncoder *result)
@@ -51,7 +63,7 @@ int ml_op_hello(struct ml_call *call, CborValue *args, CborEncoder *result)
     mbedtls_version_get_string(mbedtls_version); /* writes at most 9 bytes */
 
     CborEncoder map, list;
-    CborError err = cbor_encoder_create_map(result, &map, 13);
+    CborError err = cbor_encoder_create_map(result, &map, 13 + HELLO_STORE_FIELDS);
     err |= put_uint(&map, "proto", ML_PROTOCOL_VERSION);
     err |= put_text(&map, "fw", ML_FW_VERSION);
     err |= put_text(&map, "mbedtls", mbedtls_version);
@@ -71,6 +83,7 @@ int ml_op_hello(struct ml_call *call, CborValue *args, CborEncoder *result)
         err |= cbor_encode_uint(&list, hashes[i]);
     }
     err |= cbor_encoder_close_container(&map, &list);
+    err |= put_store(&map);
     err |= cbor_encoder_close_container(result, &map);
     (void)err; /* the dispatcher checks the encoder (too_large) */
     return ML_STATUS_OK;

@@ -1,10 +1,12 @@
 /*
  * mbedlink-native: the firmware as a Linux process behind a PTY.
  *
- *   mbedlink-native [--die-with-parent]
+ *   mbedlink-native [--die-with-parent] [--store PATH]
  *
  * Prints the PTY slave path (e.g. /dev/pts/3) as the first stdout line, then
- * sends the boot event and serves the protocol like a board. SIGTERM/SIGINT:
+ * sends the boot event and serves the protocol like a board. --store PATH:
+ * key slots live in that file (created when missing); without it they are
+ * volatile (RAM). SIGTERM/SIGINT:
  * clean exit (0; 3 when the heap leaked). SIGUSR1: simulated board reset.
  */
 #include <errno.h>
@@ -81,8 +83,14 @@ int main(int argc, char **argv)
             if (getppid() == 1) {
                 return 0; /* the parent is already gone */
             }
+        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            const char *store = argv[++i];
+            if (hal_native_store_open(store) != 0) {
+                fprintf(stderr, "mbedlink-native: --store %s: %s\n", store, strerror(errno));
+                return 1;
+            }
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("usage: %s [--die-with-parent]\n", argv[0]);
+            printf("usage: %s [--die-with-parent] [--store PATH]\n", argv[0]);
             return 0;
         } else {
             fprintf(stderr, "mbedlink-native: unknown option %s\n", argv[i]);
