@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ml_busy.h"
 #include "ml_crc32.h"
 #include "ml_handles.h"
 #include "ml_ops.h"
@@ -42,6 +43,22 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_CIPHER_BUF_READ, 3, 3, ml_op_cipher_buf_read},
     {ML_OP_KEY_IMPORT, 2, 2, ml_op_key_import},
     {ML_OP_KEY_GENERATE, 2, 2, ml_op_key_generate},
+    {ML_OP_MPI_PRIME, 2, 2, ml_op_mpi_prime},
+    {ML_OP_MPI_RANDOM, 2, 2, ml_op_mpi_random},
+    {ML_OP_PK_GENERATE, 5, 5, ml_op_pk_generate},
+    {ML_OP_PK_IMPORT, 4, 4, ml_op_pk_import},
+    {ML_OP_PK_INFO, 1, 1, ml_op_pk_info},
+    {ML_OP_PK_EXPORT, 2, 2, ml_op_pk_export},
+    {ML_OP_PK_SIGN, 4, 4, ml_op_pk_sign},
+    {ML_OP_PK_VERIFY, 5, 5, ml_op_pk_verify},
+    {ML_OP_PK_ENCRYPT, 4, 4, ml_op_pk_encrypt},
+    {ML_OP_PK_DECRYPT, 4, 4, ml_op_pk_decrypt},
+    {ML_OP_PK_CHECK_PAIR, 2, 2, ml_op_pk_check_pair},
+    {ML_OP_PK_CURVES, 0, 0, ml_op_pk_curves},
+    {ML_OP_KEX_NEW, 5, 5, ml_op_kex_new},
+    {ML_OP_KEX_GENERATE, 1, 1, ml_op_kex_generate},
+    {ML_OP_KEX_IMPORT, 2, 2, ml_op_kex_import},
+    {ML_OP_KEX_SECRET, 2, 2, ml_op_kex_secret},
     {ML_OP_SLOT_STORE, 4, 4, ml_op_slot_store},
     {ML_OP_SLOT_LOAD, 2, 2, ml_op_slot_load},
     {ML_OP_SLOT_LIST, 0, 0, ml_op_slot_list},
@@ -224,7 +241,10 @@ static int run(struct ml_call *call, const CborValue *it, CborValue *el, const u
     if (st != ML_STATUS_OK) {
         return st;
     }
-    return e->handler(call, el, arr);
+    ml_busy_begin(call->id); /* long handlers send busy events for this id */
+    st = e->handler(call, el, arr);
+    ml_busy_end();
+    return st;
 }
 
 static size_t finish(uint8_t *tx, size_t cbor_len)

@@ -50,6 +50,28 @@ int ml_op_key_import(struct ml_call *call, CborValue *args, CborEncoder *result)
 int ml_op_key_generate(struct ml_call *call, CborValue *args, CborEncoder *result);
 /* The bytes of a device-held key object (ML_HT_SYMKEY); returns ML_STATUS_OK. */
 int ml_symkey_bytes(const void *obj, const uint8_t **data, size_t *len);
+
+/* mpi */
+int ml_op_mpi_prime(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_mpi_random(struct ml_call *call, CborValue *args, CborEncoder *result);
+
+/* pk */
+int ml_op_pk_generate(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_pk_import(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_pk_info(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_pk_export(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_pk_sign(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_pk_verify(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_pk_encrypt(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_pk_decrypt(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_pk_check_pair(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_pk_curves(struct ml_call *call, CborValue *args, CborEncoder *result);
+
+/* kex */
+int ml_op_kex_new(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_kex_generate(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_kex_import(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_kex_secret(struct ml_call *call, CborValue *args, CborEncoder *result);
 /* Creates a device-held key (ML_HT_SYMKEY) from bytes under a new handle
  * (key slots, key exchange); returns a status. */
 int ml_symkey_create(struct ml_call *call, uint32_t handle, const uint8_t *key, size_t len);

@@ -45,4 +45,10 @@ int ml_pk_create_from_der(struct ml_call *call, uint32_t handle, const uint8_t *
 /* Encodes the pk-info map (messages.cddl) of the object into enc. */
 int ml_pk_encode_info(struct ml_call *call, void *obj, CborEncoder *enc);
 
+/* Curves (ids.json curves) compiled into this firmware: the Mbed TLS group
+ * of a curve id (unsupported_algorithm when absent), and the list of ids in
+ * id order (returns how many were written to out, at most cap). */
+int ml_curve_lookup(struct ml_call *call, uint64_t id, mbedtls_ecp_group_id *grp);
+size_t ml_curve_list(uint32_t *out, size_t cap);
+
 #endif /* ML_PK_H */

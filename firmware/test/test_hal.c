@@ -16,6 +16,7 @@
 uint8_t th_out[TH_OUT_CAP];
 size_t th_out_len;
 uint32_t th_mtu = ML_CFG_MTU;
+uint64_t th_ms_step = 1;
 
 static struct ml_board board = {
     .name = "test",
@@ -52,7 +53,7 @@ int ml_hal_entropy(uint8_t *out, size_t len, size_t *olen)
     return 0;
 }
 
-uint64_t ml_hal_millis(void) { return ++fake_ms; }
+uint64_t ml_hal_millis(void) { return fake_ms += th_ms_step; }
 
 void ml_hal_reset(void) { abort(); }
 

@@ -10,7 +10,8 @@
 
 extern uint8_t th_out[TH_OUT_CAP]; /* everything the device wrote */
 extern size_t th_out_len;
-extern uint32_t th_mtu; /* board MTU for the next th_boot() */
+extern uint32_t th_mtu;     /* board MTU for the next th_boot() */
+extern uint64_t th_ms_step; /* ms the fake clock advances per ml_hal_millis() (1) */
 
 /* Fresh ml_core_init(); the boot event is captured then discarded. */
 void th_boot(void);

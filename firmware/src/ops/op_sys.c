@@ -9,6 +9,7 @@
 #include "ml_keystore.h"
 #include "ml_link.h"
 #include "ml_ops.h"
+#include "ml_pk.h"
 #include "ml_rng.h"
 
 #define HELLO_SEED_MAX 64
@@ -63,7 +64,7 @@ int ml_op_hello(struct ml_call *call, CborValue *args, CborEncoder *result)
     mbedtls_version_get_string(mbedtls_version); /* writes at most 9 bytes */
 
     CborEncoder map, list;
-    CborError err = cbor_encoder_create_map(result, &map, 13 + HELLO_STORE_FIELDS);
+    CborError err = cbor_encoder_create_map(result, &map, 14 + HELLO_STORE_FIELDS);
     err |= put_uint(&map, "proto", ML_PROTOCOL_VERSION);
     err |= put_text(&map, "fw", ML_FW_VERSION);
     err |= put_text(&map, "mbedtls", mbedtls_version);
@@ -81,6 +82,14 @@ int ml_op_hello(struct ml_call *call, CborValue *args, CborEncoder *result)
     err |= cbor_encoder_create_array(&map, &list, nhashes);
     for (size_t i = 0; i < nhashes; i++) {
         err |= cbor_encode_uint(&list, hashes[i]);
+    }
+    err |= cbor_encoder_close_container(&map, &list);
+    uint32_t curves[16];
+    size_t ncurves = ml_curve_list(curves, sizeof curves / sizeof curves[0]);
+    err |= cbor_encode_text_stringz(&map, "curves");
+    err |= cbor_encoder_create_array(&map, &list, ncurves);
+    for (size_t i = 0; i < ncurves; i++) {
+        err |= cbor_encode_uint(&list, curves[i]);
     }
     err |= cbor_encoder_close_container(&map, &list);
     err |= put_store(&map);

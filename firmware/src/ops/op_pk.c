@@ -1,0 +1,898 @@
+/*
+ * pk module: RSA and EC keys under a handle (ML_HT_PK), generated on the
+ * device or imported, with sign/verify, RSA encrypt/decrypt and export
+ * (spec.md 7.3). A key without the exportable flag never lets its private
+ * part out: pk_export formats 1 and 4 are not_exportable, every other op
+ * only uses it or returns public material. The object's destructor frees
+ * the Mbed TLS context (mbedtls_pk_free zeroises it); temporary DER/PEM
+ * copies are zeroised before they go back to the heap.
+ */
+#include <limits.h>
+#include <mbedtls/asn1.h>
+#include <mbedtls/ecdsa.h>
+#include <mbedtls/ecp.h>
+#include <mbedtls/md.h>
+#include <mbedtls/platform.h>
+#include <mbedtls/platform_util.h>
+#include <mbedtls/rsa.h>
+#include <string.h>
+
+#include "ml_busy.h"
+#include "ml_handles.h"
+#include "ml_ops.h"
+#include "ml_pk.h"
+#include "ml_rng.h"
+
+/* Largest DER this module writes: an RSA-4096 private key is ~2.35 KB. */
+#define PK_DER_MAX 2600u
+
+enum pk_type { PK_TYPE_RSA = 1, PK_TYPE_EC = 2 };
+enum pk_format { FMT_PRIVATE_DER = 1, FMT_PUBLIC_DER = 2, FMT_PUBLIC_RAW = 3, FMT_PRIVATE_RAW = 4 };
+
+struct pk_obj {
+    mbedtls_pk_context pk;
+    uint32_t flags;
+    bool priv;
+};
+
+/* ------------------------------------------------------------ curves */
+
+struct curve {
+    uint8_t id;    /* ids.json curves */
+    uint16_t bits; /* ids.json bits */
+    mbedtls_ecp_group_id grp;
+};
+
+static const struct curve curves[] = {
+#if defined(MBEDTLS_ECP_DP_SECP192R1_ENABLED)
+    {ML_CURVE_SECP192R1, 192, MBEDTLS_ECP_DP_SECP192R1},
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP224R1_ENABLED)
+    {ML_CURVE_SECP224R1, 224, MBEDTLS_ECP_DP_SECP224R1},
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP256R1_ENABLED)
+    {ML_CURVE_SECP256R1, 256, MBEDTLS_ECP_DP_SECP256R1},
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP384R1_ENABLED)
+    {ML_CURVE_SECP384R1, 384, MBEDTLS_ECP_DP_SECP384R1},
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP521R1_ENABLED)
+    {ML_CURVE_SECP521R1, 521, MBEDTLS_ECP_DP_SECP521R1},
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP192K1_ENABLED)
+    {ML_CURVE_SECP192K1, 192, MBEDTLS_ECP_DP_SECP192K1},
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP224K1_ENABLED)
+    {ML_CURVE_SECP224K1, 225, MBEDTLS_ECP_DP_SECP224K1},
+#endif
+#if defined(MBEDTLS_ECP_DP_SECP256K1_ENABLED)
+    {ML_CURVE_SECP256K1, 256, MBEDTLS_ECP_DP_SECP256K1},
+#endif
+#if defined(MBEDTLS_ECP_DP_BP256R1_ENABLED)
+    {ML_CURVE_BRAINPOOLP256R1, 256, MBEDTLS_ECP_DP_BP256R1},
+#endif
+#if defined(MBEDTLS_ECP_DP_BP384R1_ENABLED)
+    {ML_CURVE_BRAINPOOLP384R1, 384, MBEDTLS_ECP_DP_BP384R1},
+#endif
+#if defined(MBEDTLS_ECP_DP_BP512R1_ENABLED)
+    {ML_CURVE_BRAINPOOLP512R1, 512, MBEDTLS_ECP_DP_BP512R1},
+#endif
+#if defined(MBEDTLS_ECP_DP_CURVE25519_ENABLED)
+    {ML_CURVE_X25519, 255, MBEDTLS_ECP_DP_CURVE25519},
+#endif
+#if defined(MBEDTLS_ECP_DP_CURVE448_ENABLED)
+    {ML_CURVE_X448, 448, MBEDTLS_ECP_DP_CURVE448},
+#endif
+};
+#define CURVE_COUNT (sizeof curves / sizeof curves[0])
+
+static const struct curve *curve_by_grp(mbedtls_ecp_group_id grp)
+{
+    for (size_t i = 0; i < CURVE_COUNT; i++) {
+        if (curves[i].grp == grp) {
+            return &curves[i];
+        }
+    }
+    return NULL;
+}
+
+int ml_curve_lookup(struct ml_call *call, uint64_t id, mbedtls_ecp_group_id *grp)
+{
+    for (size_t i = 0; i < CURVE_COUNT; i++) {
+        if (curves[i].id == id) {
+            *grp = curves[i].grp;
+            return ML_STATUS_OK;
+        }
+    }
+    return ml_fail(call, ML_STATUS_UNSUPPORTED_ALGORITHM, "curve %llu is not supported", (unsigned long long)id);
+}
+
+size_t ml_curve_list(uint32_t *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < CURVE_COUNT && n < cap; i++) {
+        out[n++] = curves[i].id;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------ objects */
+
+static void pk_dtor(void *obj) { mbedtls_pk_free(&((struct pk_obj *)obj)->pk); }
+
+mbedtls_pk_context *ml_pk_ctx(void *obj) { return &((struct pk_obj *)obj)->pk; }
+
+uint32_t ml_pk_flags(const void *obj) { return ((const struct pk_obj *)obj)->flags; }
+
+bool ml_pk_has_private(const void *obj) { return ((const struct pk_obj *)obj)->priv; }
+
+int ml_pk_get(struct ml_call *call, uint32_t handle, void **obj) { return ml_handle_get(call, handle, ML_HT_PK, obj); }
+
+static int create(struct ml_call *call, uint32_t handle, uint32_t flags, struct pk_obj **out)
+{
+    void *p = NULL;
+    int st = ml_handle_create(call, handle, ML_HT_PK, sizeof(struct pk_obj), pk_dtor, &p);
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    struct pk_obj *k = p;
+    mbedtls_pk_init(&k->pk);
+    k->flags = flags;
+    *out = k;
+    return ML_STATUS_OK;
+}
+
+static bool is_ec(const mbedtls_pk_context *pk)
+{
+    mbedtls_pk_type_t t = mbedtls_pk_get_type(pk);
+    return t == MBEDTLS_PK_ECKEY || t == MBEDTLS_PK_ECKEY_DH || t == MBEDTLS_PK_ECDSA;
+}
+
+static bool is_rsa(const mbedtls_pk_context *pk) { return mbedtls_pk_get_type(pk) == MBEDTLS_PK_RSA; }
+
+static mbedtls_ecp_group_id ec_grp(const mbedtls_pk_context *pk)
+{
+    return mbedtls_ecp_keypair_get_group_id(mbedtls_pk_ec(*pk));
+}
+
+static bool is_montgomery(const mbedtls_pk_context *pk)
+{
+    if (!is_ec(pk)) {
+        return false;
+    }
+    mbedtls_ecp_group_id g = ec_grp(pk);
+    return g == MBEDTLS_ECP_DP_CURVE25519 || g == MBEDTLS_ECP_DP_CURVE448;
+}
+
+static int check_flags(struct ml_call *call, unsigned pos, uint64_t flags)
+{
+    if ((flags & ~(uint64_t)ML_PK_FLAG_EXPORTABLE) != 0) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: unknown pk flags 0x%llx", pos, (unsigned long long)flags);
+    }
+    return ML_STATUS_OK;
+}
+
+static int read_flags(struct ml_call *call, CborValue *args, unsigned pos, uint32_t *flags)
+{
+    uint64_t v = 0;
+    int st = ml_arg_uint(call, args, pos, &v);
+    if (st == ML_STATUS_OK) {
+        st = check_flags(call, pos, v);
+    }
+    if (st == ML_STATUS_OK) {
+        *flags = (uint32_t)v;
+    }
+    return st;
+}
+
+static int args_key(struct ml_call *call, CborValue *args, unsigned pos, struct pk_obj **k)
+{
+    uint32_t handle = 0;
+    void *p = NULL;
+    int st = ml_arg_handle(call, args, pos, &handle);
+    if (st == ML_STATUS_OK) {
+        st = ml_pk_get(call, handle, &p);
+    }
+    if (st == ML_STATUS_OK) {
+        *k = p;
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------ info */
+
+int ml_pk_encode_info(struct ml_call *call, void *obj, CborEncoder *enc)
+{
+    (void)call;
+    const struct pk_obj *k = obj;
+    const struct curve *c = is_ec(&k->pk) ? curve_by_grp(ec_grp(&k->pk)) : NULL;
+    uint64_t bits = c != NULL ? c->bits : mbedtls_pk_get_bitlen(&k->pk);
+    CborEncoder map;
+    CborError err = cbor_encoder_create_map(enc, &map, 5);
+    err |= cbor_encode_text_stringz(&map, "type");
+    err |= cbor_encode_uint(&map, is_rsa(&k->pk) ? PK_TYPE_RSA : PK_TYPE_EC);
+    err |= cbor_encode_text_stringz(&map, "bits");
+    err |= cbor_encode_uint(&map, bits);
+    err |= cbor_encode_text_stringz(&map, "curve");
+    err |= c != NULL ? cbor_encode_uint(&map, c->id) : cbor_encode_null(&map);
+    err |= cbor_encode_text_stringz(&map, "private");
+    err |= cbor_encode_boolean(&map, k->priv);
+    err |= cbor_encode_text_stringz(&map, "exportable");
+    err |= cbor_encode_boolean(&map, (k->flags & ML_PK_FLAG_EXPORTABLE) != 0);
+    err |= cbor_encoder_close_container(enc, &map);
+    (void)err; /* the dispatcher checks the encoder (too_large) */
+    return ML_STATUS_OK;
+}
+
+int ml_op_pk_info(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    struct pk_obj *k = NULL;
+    int st = args_key(call, args, 1, &k);
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    return ml_pk_encode_info(call, k, result);
+}
+
+/* ------------------------------------------------------------ generate */
+
+static int generate_rsa(struct ml_call *call, struct pk_obj *k, uint64_t bits, uint64_t exponent)
+{
+    if (bits < ML_RSA_BITS_MIN || bits > ML_RSA_BITS_MAX || bits % 2 != 0) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 3: RSA key size must be even and %u..%u bits, got %llu",
+                       (unsigned)ML_RSA_BITS_MIN, (unsigned)ML_RSA_BITS_MAX, (unsigned long long)bits);
+    }
+    if (exponent < 3 || exponent % 2 == 0 || exponent > INT_MAX) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 4: RSA public exponent must be odd, 3..%d, got %llu", INT_MAX,
+                       (unsigned long long)exponent);
+    }
+    int ret = mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA));
+    if (ret != 0) {
+        return ml_fail_mbedtls(call, ret, "pk_setup");
+    }
+    ret = mbedtls_rsa_gen_key(mbedtls_pk_rsa(k->pk), ml_busy_rng, NULL, (unsigned)bits, (int)exponent);
+    if (ret != 0) {
+        return ml_fail_mbedtls(call, ret, "rsa_gen_key");
+    }
+    return ML_STATUS_OK;
+}
+
+static int generate_ec(struct ml_call *call, struct pk_obj *k, uint64_t curve, uint64_t exponent)
+{
+    mbedtls_ecp_group_id grp = MBEDTLS_ECP_DP_NONE;
+    if (exponent != 0) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 4: EC keys take exponent 0");
+    }
+    int st = ml_curve_lookup(call, curve, &grp);
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    int ret = mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
+    if (ret != 0) {
+        return ml_fail_mbedtls(call, ret, "pk_setup");
+    }
+    ret = mbedtls_ecp_gen_key(grp, mbedtls_pk_ec(k->pk), ml_busy_rng, NULL);
+    if (ret != 0) {
+        return ml_fail_mbedtls(call, ret, "ecp_gen_key");
+    }
+    return ML_STATUS_OK;
+}
+
+int ml_op_pk_generate(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    uint32_t handle = 0, flags = 0;
+    uint64_t type = 0, param = 0, exponent = 0;
+    int st = ml_arg_handle(call, args, 1, &handle);
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_uint(call, args, 2, &type);
+    }
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_uint(call, args, 3, &param);
+    }
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_uint(call, args, 4, &exponent);
+    }
+    if (st == ML_STATUS_OK) {
+        st = read_flags(call, args, 5, &flags);
+    }
+    if (st == ML_STATUS_OK && type != PK_TYPE_RSA && type != PK_TYPE_EC) {
+        st = ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 2: key type must be 1 (RSA) or 2 (EC), got %llu",
+                     (unsigned long long)type);
+    }
+    if (st == ML_STATUS_OK && type == PK_TYPE_EC) {
+        mbedtls_ecp_group_id grp = MBEDTLS_ECP_DP_NONE; /* checked before the handle is taken */
+        st = ml_curve_lookup(call, param, &grp);
+    }
+    struct pk_obj *k = NULL;
+    if (st == ML_STATUS_OK) {
+        st = create(call, handle, flags, &k);
+    }
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    st = type == PK_TYPE_RSA ? generate_rsa(call, k, param, exponent) : generate_ec(call, k, param, exponent);
+    if (st != ML_STATUS_OK) {
+        (void)ml_handle_free(call, handle);
+        return st;
+    }
+    k->priv = true;
+    return ml_pk_encode_info(call, k, result);
+}
+
+/* ------------------------------------------------------------ import */
+
+static bool contains(const uint8_t *data, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++) {
+        if (memcmp(data + i, needle, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int high_level(int ret) { return -((-ret) & 0xFF80); }
+
+static int parse_error(struct ml_call *call, int ret, const char *what)
+{
+    int high = high_level(ret);
+    if (high == MBEDTLS_ERR_PK_ALLOC_FAILED || ret == MBEDTLS_ERR_MPI_ALLOC_FAILED ||
+        ret == MBEDTLS_ERR_ECP_ALLOC_FAILED) {
+        return ml_fail_mbedtls(call, ret, what);
+    }
+    (void)ml_fail_mbedtls(call, ret, what);
+    if (high == MBEDTLS_ERR_PK_UNKNOWN_PK_ALG || high == MBEDTLS_ERR_PK_UNKNOWN_NAMED_CURVE ||
+        ret == MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE) {
+        return ML_STATUS_UNSUPPORTED_ALGORITHM;
+    }
+    return ML_STATUS_BAD_ARGUMENT;
+}
+
+/* Parses DER or NUL-terminated PEM into an empty context: private first,
+ * then public. */
+static int parse_into(struct ml_call *call, struct pk_obj *k, const uint8_t *data, size_t len, const uint8_t *pwd,
+                      size_t pwd_len)
+{
+    int ret = mbedtls_pk_parse_key(&k->pk, data, len, pwd, pwd_len, ml_rng_random, NULL);
+    if (ret == 0) {
+        k->priv = true;
+        return ML_STATUS_OK;
+    }
+    if (ret == MBEDTLS_ERR_PK_PASSWORD_REQUIRED) {
+        call->mbedtls_code = ret;
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "the private key is encrypted: a password is required");
+    }
+    if (ret == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
+        call->mbedtls_code = ret;
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "wrong password for the encrypted private key");
+    }
+    mbedtls_pk_free(&k->pk);
+    mbedtls_pk_init(&k->pk);
+    int ret_pub = mbedtls_pk_parse_public_key(&k->pk, data, len);
+    if (ret_pub == 0) {
+        k->priv = false;
+        return ML_STATUS_OK;
+    }
+    mbedtls_pk_free(&k->pk);
+    mbedtls_pk_init(&k->pk);
+    if (pwd_len > 0 && contains(data, len, "-----BEGIN ENCRYPTED PRIVATE KEY-----")) {
+        (void)ml_fail_mbedtls(call, ret, "wrong password (or a corrupt key)");
+        return ML_STATUS_BAD_ARGUMENT;
+    }
+    /* Report the error of the parser the data was meant for. */
+    bool public_pem = contains(data, len, "PUBLIC KEY-----");
+    return public_pem ? parse_error(call, ret_pub, "parse public key") : parse_error(call, ret, "parse key");
+}
+
+static int check_imported(struct ml_call *call, struct pk_obj *k)
+{
+    if (is_rsa(&k->pk)) {
+        size_t bits = mbedtls_pk_get_bitlen(&k->pk);
+        if (bits > ML_RSA_BITS_MAX) {
+            return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "RSA keys above %u bits are not supported, got %lu",
+                           (unsigned)ML_RSA_BITS_MAX, (unsigned long)bits);
+        }
+        return ML_STATUS_OK;
+    }
+    if (is_ec(&k->pk)) {
+        if (curve_by_grp(ec_grp(&k->pk)) == NULL) {
+            return ml_fail(call, ML_STATUS_UNSUPPORTED_ALGORITHM, "the key's curve is not supported");
+        }
+        return ML_STATUS_OK;
+    }
+    return ml_fail(call, ML_STATUS_UNSUPPORTED_ALGORITHM, "only RSA and EC keys are supported");
+}
+
+/* Imports data (DER or PEM, NUL-terminated or not) into a new object. */
+static int import(struct ml_call *call, uint32_t handle, const uint8_t *data, size_t len, const uint8_t *pwd,
+                  size_t pwd_len, uint32_t flags, struct pk_obj **out)
+{
+    bool pem = contains(data, len, "-----BEGIN ");
+    if (pem && contains(data, len, "Proc-Type: 4,ENCRYPTED")) {
+        return ml_fail(call, ML_STATUS_UNSUPPORTED_ALGORITHM,
+                       "legacy encrypted PEM (Proc-Type: 4,ENCRYPTED) is not supported: use encrypted PKCS#8");
+    }
+    if (len == 0) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 2: the key data is empty");
+    }
+    uint8_t *copy = NULL;
+    size_t copy_len = 0;
+    if (pem && data[len - 1] != '\0') {
+        /* mbedtls_pk_parse_key reads PEM only from a NUL-terminated buffer */
+        copy_len = len + 1;
+        copy = mbedtls_calloc(1, copy_len);
+        if (copy == NULL) {
+            return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %lu-byte PEM copy", (unsigned long)copy_len);
+        }
+        memcpy(copy, data, len);
+        data = copy;
+        len = copy_len;
+    }
+    struct pk_obj *k = NULL;
+    int st = create(call, handle, flags, &k);
+    if (st == ML_STATUS_OK) {
+        st = parse_into(call, k, data, len, pwd, pwd_len);
+        if (st == ML_STATUS_OK) {
+            st = check_imported(call, k);
+        }
+        if (st != ML_STATUS_OK) {
+            (void)ml_handle_free(call, handle);
+        }
+    }
+    if (copy != NULL) {
+        mbedtls_platform_zeroize(copy, copy_len);
+        mbedtls_free(copy);
+    }
+    if (st == ML_STATUS_OK) {
+        *out = k;
+    }
+    return st;
+}
+
+int ml_op_pk_import(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    uint32_t handle = 0, flags = 0;
+    const uint8_t *data = NULL, *pwd = NULL;
+    size_t len = 0, pwd_len = 0;
+    int st = ml_arg_handle(call, args, 1, &handle);
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_bytes(call, args, 2, &data, &len);
+    }
+    if (st == ML_STATUS_OK) {
+        if (cbor_value_is_null(args)) {
+            (void)cbor_value_advance_fixed(args);
+        } else {
+            st = ml_arg_bytes(call, args, 3, &pwd, &pwd_len);
+        }
+    }
+    if (st == ML_STATUS_OK) {
+        st = read_flags(call, args, 4, &flags);
+    }
+    struct pk_obj *k = NULL;
+    if (st == ML_STATUS_OK) {
+        st = import(call, handle, data, len, pwd, pwd_len, flags, &k);
+    }
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    return ml_pk_encode_info(call, k, result);
+}
+
+int ml_pk_create_from_der(struct ml_call *call, uint32_t handle, const uint8_t *der, size_t len, uint32_t flags,
+                          void **obj)
+{
+    struct pk_obj *k = NULL;
+    int st = import(call, handle, der, len, NULL, 0, flags, &k);
+    if (st == ML_STATUS_OK && obj != NULL) {
+        *obj = k;
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------ export */
+
+/* mbedtls_pk_write_*_der write at the end of the buffer: move to the start. */
+static int write_der(struct ml_call *call, void *obj, bool private_part, uint8_t *buf, size_t cap, size_t *len)
+{
+    const struct pk_obj *k = obj;
+    int ret = private_part ? mbedtls_pk_write_key_der(&k->pk, buf, cap) : mbedtls_pk_write_pubkey_der(&k->pk, buf, cap);
+    if (ret == MBEDTLS_ERR_ASN1_BUF_TOO_SMALL || ret == MBEDTLS_ERR_PK_BUFFER_TOO_SMALL) {
+        return ml_fail(call, ML_STATUS_TOO_LARGE, "the key's DER does not fit %lu bytes", (unsigned long)cap);
+    }
+    if (ret < 0) {
+        return ml_fail_mbedtls(call, ret, private_part ? "pk_write_key_der" : "pk_write_pubkey_der");
+    }
+    size_t n = (size_t)ret;
+    memmove(buf, buf + cap - n, n);
+    mbedtls_platform_zeroize(buf + n, cap - n);
+    *len = n;
+    return ML_STATUS_OK;
+}
+
+int ml_pk_serialise(struct ml_call *call, void *obj, uint8_t *buf, size_t cap, size_t *len)
+{
+    return write_der(call, obj, ml_pk_has_private(obj), buf, cap, len);
+}
+
+int ml_pk_write_public(struct ml_call *call, void *obj, uint8_t *buf, size_t cap, size_t *len)
+{
+    return write_der(call, obj, false, buf, cap, len);
+}
+
+static int write_raw(struct ml_call *call, struct pk_obj *k, bool private_part, uint8_t *buf, size_t cap, size_t *len)
+{
+    int ret = 0;
+    if (is_rsa(&k->pk)) {
+        if (private_part) {
+            return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 2: RSA keys have no raw private format (use 1)");
+        }
+        const mbedtls_rsa_context *rsa = mbedtls_pk_rsa(k->pk);
+        size_t n = mbedtls_rsa_get_len(rsa);
+        if (n > cap) {
+            return ml_fail(call, ML_STATUS_TOO_LARGE, "the modulus does not fit");
+        }
+        ret = mbedtls_rsa_export_raw(rsa, buf, n, NULL, 0, NULL, 0, NULL, 0, NULL, 0);
+        *len = n;
+    } else if (private_part) {
+        ret = mbedtls_ecp_write_key_ext(mbedtls_pk_ec(k->pk), len, buf, cap);
+    } else {
+        ret = mbedtls_ecp_write_public_key(mbedtls_pk_ec(k->pk), MBEDTLS_ECP_PF_UNCOMPRESSED, len, buf, cap);
+    }
+    if (ret != 0) {
+        return ml_fail_mbedtls(call, ret, "write raw key");
+    }
+    return ML_STATUS_OK;
+}
+
+int ml_op_pk_export(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    struct pk_obj *k = NULL;
+    uint64_t format = 0;
+    int st = args_key(call, args, 1, &k);
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_uint(call, args, 2, &format);
+    }
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    if (format < FMT_PRIVATE_DER || format > FMT_PRIVATE_RAW) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 2: format must be 1..4, got %llu",
+                       (unsigned long long)format);
+    }
+    bool private_part = format == FMT_PRIVATE_DER || format == FMT_PRIVATE_RAW;
+    if (private_part && !k->priv) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "the key has no private part");
+    }
+    if (private_part && (k->flags & ML_PK_FLAG_EXPORTABLE) == 0) {
+        return ml_fail(call, ML_STATUS_NOT_EXPORTABLE, "the key's private part is not exportable");
+    }
+    uint8_t *buf = mbedtls_calloc(1, PK_DER_MAX);
+    if (buf == NULL) {
+        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %u-byte export buffer", (unsigned)PK_DER_MAX);
+    }
+    size_t len = 0;
+    if (format == FMT_PRIVATE_DER || format == FMT_PUBLIC_DER) {
+        st = write_der(call, k, private_part, buf, PK_DER_MAX, &len);
+    } else {
+        st = write_raw(call, k, private_part, buf, PK_DER_MAX, &len);
+    }
+    if (st == ML_STATUS_OK) {
+        (void)cbor_encode_byte_string(result, buf, len); /* too_large from the dispatcher when over the MTU */
+    }
+    mbedtls_platform_zeroize(buf, PK_DER_MAX);
+    mbedtls_free(buf);
+    return st;
+}
+
+/* ------------------------------------------------------------ sign / verify */
+
+/* Reads alg and hash (arguments pos, pos+1) and checks the hash length. */
+static int args_digest(struct ml_call *call, CborValue *args, unsigned pos, mbedtls_md_type_t *md, const uint8_t **hash,
+                       size_t *hash_len)
+{
+    uint64_t alg = 0;
+    const mbedtls_md_info_t *info = NULL;
+    int st = ml_arg_uint(call, args, pos, &alg);
+    if (st == ML_STATUS_OK) {
+        st = ml_hash_lookup(call, alg, &info, NULL);
+    }
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_bytes(call, args, pos + 1, hash, hash_len);
+    }
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    size_t want = mbedtls_md_get_size(info);
+    if (*hash_len != want) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: a %s digest is %lu bytes, got %lu", pos + 1,
+                       mbedtls_md_get_name(info), (unsigned long)want, (unsigned long)*hash_len);
+    }
+    *md = mbedtls_md_get_type(info);
+    return ML_STATUS_OK;
+}
+
+/* Which key types a signature scheme takes (bad_argument / unsupported). */
+static int check_sig_scheme(struct ml_call *call, const struct pk_obj *k, uint64_t scheme, unsigned pos)
+{
+    if (scheme > 1) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: scheme must be 0 (PKCS#1 v1.5 / ECDSA) or 1 (PSS)", pos);
+    }
+    if (is_montgomery(&k->pk)) {
+        return ml_fail(call, ML_STATUS_UNSUPPORTED_ALGORITHM,
+                       "x25519/x448 keys are for key exchange: they cannot sign");
+    }
+    if (scheme == 1 && !is_rsa(&k->pk)) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: PSS needs an RSA key", pos);
+    }
+    return ML_STATUS_OK;
+}
+
+/* RSA padding set for one call and put back to the default (v1.5, no
+ * hash) after, so the key's context stays as parsed. */
+static int rsa_padding(struct ml_call *call, mbedtls_rsa_context *rsa, int padding, mbedtls_md_type_t md)
+{
+    int ret = mbedtls_rsa_set_padding(rsa, padding, md);
+    return ret == 0 ? ML_STATUS_OK : ml_fail_mbedtls(call, ret, "rsa_set_padding");
+}
+
+static void rsa_padding_reset(mbedtls_rsa_context *rsa)
+{
+    (void)mbedtls_rsa_set_padding(rsa, MBEDTLS_RSA_PKCS_V15, MBEDTLS_MD_NONE);
+}
+
+int ml_op_pk_sign(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    struct pk_obj *k = NULL;
+    mbedtls_md_type_t md = MBEDTLS_MD_NONE;
+    const uint8_t *hash = NULL;
+    size_t hash_len = 0;
+    uint64_t scheme = 0;
+    int st = args_key(call, args, 1, &k);
+    if (st == ML_STATUS_OK) {
+        st = args_digest(call, args, 2, &md, &hash, &hash_len);
+    }
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_uint(call, args, 4, &scheme);
+    }
+    if (st == ML_STATUS_OK) {
+        st = check_sig_scheme(call, k, scheme, 4);
+    }
+    if (st == ML_STATUS_OK && !k->priv) {
+        st = ml_fail(call, ML_STATUS_BAD_ARGUMENT, "the key has no private part: it cannot sign");
+    }
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    size_t cap = MBEDTLS_PK_SIGNATURE_MAX_SIZE;
+    uint8_t *sig = mbedtls_calloc(1, cap);
+    if (sig == NULL) {
+        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a signature buffer");
+    }
+    size_t sig_len = 0;
+    int ret = 0;
+    if (scheme == 1) {
+        mbedtls_rsa_context *rsa = mbedtls_pk_rsa(k->pk);
+        st = rsa_padding(call, rsa, MBEDTLS_RSA_PKCS_V21, md);
+        if (st == ML_STATUS_OK) {
+            /* salt as long as the digest when the key is big enough */
+            ret = mbedtls_rsa_rsassa_pss_sign(rsa, ml_busy_rng, NULL, md, (unsigned)hash_len, hash, sig);
+            sig_len = mbedtls_rsa_get_len(rsa);
+        }
+        rsa_padding_reset(rsa);
+    } else {
+        ret = mbedtls_pk_sign(&k->pk, md, hash, hash_len, sig, cap, &sig_len, ml_busy_rng, NULL);
+    }
+    if (st == ML_STATUS_OK && ret != 0) {
+        st = ml_fail_mbedtls(call, ret, "sign");
+    }
+    if (st == ML_STATUS_OK) {
+        (void)cbor_encode_byte_string(result, sig, sig_len);
+    }
+    mbedtls_free(sig);
+    return st;
+}
+
+int ml_op_pk_verify(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    struct pk_obj *k = NULL;
+    mbedtls_md_type_t md = MBEDTLS_MD_NONE;
+    const uint8_t *hash = NULL, *sig = NULL;
+    size_t hash_len = 0, sig_len = 0;
+    uint64_t scheme = 0;
+    int st = args_key(call, args, 1, &k);
+    if (st == ML_STATUS_OK) {
+        st = args_digest(call, args, 2, &md, &hash, &hash_len);
+    }
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_bytes(call, args, 4, &sig, &sig_len);
+    }
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_uint(call, args, 5, &scheme);
+    }
+    if (st == ML_STATUS_OK) {
+        st = check_sig_scheme(call, k, scheme, 5);
+    }
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    int ret = 0;
+    if (scheme == 1) {
+        mbedtls_rsa_context *rsa = mbedtls_pk_rsa(k->pk);
+        ret = sig_len != mbedtls_rsa_get_len(rsa)
+                  ? MBEDTLS_ERR_RSA_VERIFY_FAILED
+                  : mbedtls_rsa_rsassa_pss_verify_ext(rsa, md, (unsigned)hash_len, hash, md, MBEDTLS_RSA_SALT_LEN_ANY,
+                                                      sig);
+    } else {
+        ret = mbedtls_pk_verify(&k->pk, md, hash, hash_len, sig, sig_len);
+    }
+    if (ret == MBEDTLS_ERR_MPI_ALLOC_FAILED || ret == MBEDTLS_ERR_ECP_ALLOC_FAILED ||
+        high_level(ret) == MBEDTLS_ERR_PK_ALLOC_FAILED) {
+        return ml_fail_mbedtls(call, ret, "verify");
+    }
+    /* A wrong or malformed signature is false, not an error. */
+    (void)cbor_encode_boolean(result, ret == 0);
+    return ML_STATUS_OK;
+}
+
+/* ------------------------------------------------------------ encrypt / decrypt */
+
+static int args_crypt(struct ml_call *call, CborValue *args, struct pk_obj **k, const uint8_t **data, size_t *len,
+                      uint64_t *scheme, mbedtls_md_type_t *md)
+{
+    uint64_t alg = 0;
+    int st = args_key(call, args, 1, k);
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_bytes(call, args, 2, data, len);
+    }
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_uint(call, args, 3, scheme);
+    }
+    if (st == ML_STATUS_OK) {
+        st = ml_arg_uint(call, args, 4, &alg);
+    }
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    if (!is_rsa(&(*k)->pk)) {
+        return ml_fail(call, ML_STATUS_UNSUPPORTED_ALGORITHM, "Mbed TLS offers no EC encryption");
+    }
+    if (*scheme > 1) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 3: scheme must be 0 (PKCS#1 v1.5) or 1 (OAEP)");
+    }
+    *md = MBEDTLS_MD_NONE;
+    if (*scheme == 1) {
+        const mbedtls_md_info_t *info = NULL;
+        st = ml_hash_lookup(call, alg, &info, NULL);
+        if (st == ML_STATUS_OK) {
+            *md = mbedtls_md_get_type(info);
+        }
+    }
+    return st;
+}
+
+int ml_op_pk_encrypt(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    struct pk_obj *k = NULL;
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    uint64_t scheme = 0;
+    mbedtls_md_type_t md = MBEDTLS_MD_NONE;
+    int st = args_crypt(call, args, &k, &data, &len, &scheme, &md);
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    mbedtls_rsa_context *rsa = mbedtls_pk_rsa(k->pk);
+    size_t klen = mbedtls_rsa_get_len(rsa);
+    size_t overhead = scheme == 1 ? 2 * (size_t)mbedtls_md_get_size(mbedtls_md_info_from_type(md)) + 2 : 11;
+    if (klen < overhead || len > klen - overhead) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 2: at most %lu bytes fit this key and scheme, got %lu",
+                       (unsigned long)(klen < overhead ? 0 : klen - overhead), (unsigned long)len);
+    }
+    uint8_t *out = mbedtls_calloc(1, klen);
+    if (out == NULL) {
+        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for the ciphertext");
+    }
+    int ret = 0;
+    if (scheme == 1) {
+        st = rsa_padding(call, rsa, MBEDTLS_RSA_PKCS_V21, md);
+        if (st == ML_STATUS_OK) {
+            ret = mbedtls_rsa_rsaes_oaep_encrypt(rsa, ml_busy_rng, NULL, NULL, 0, len, data, out);
+        }
+        rsa_padding_reset(rsa);
+    } else {
+        ret = mbedtls_rsa_rsaes_pkcs1_v15_encrypt(rsa, ml_busy_rng, NULL, len, data, out);
+    }
+    if (st == ML_STATUS_OK && ret != 0) {
+        st = ml_fail_mbedtls(call, ret, "encrypt");
+    }
+    if (st == ML_STATUS_OK) {
+        (void)cbor_encode_byte_string(result, out, klen);
+    }
+    mbedtls_free(out);
+    return st;
+}
+
+int ml_op_pk_decrypt(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    struct pk_obj *k = NULL;
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    uint64_t scheme = 0;
+    mbedtls_md_type_t md = MBEDTLS_MD_NONE;
+    int st = args_crypt(call, args, &k, &data, &len, &scheme, &md);
+    if (st == ML_STATUS_OK && !k->priv) {
+        st = ml_fail(call, ML_STATUS_BAD_ARGUMENT, "the key has no private part: it cannot decrypt");
+    }
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    mbedtls_rsa_context *rsa = mbedtls_pk_rsa(k->pk);
+    size_t klen = mbedtls_rsa_get_len(rsa);
+    if (len != klen) {
+        return ml_fail(call, ML_STATUS_CRYPTO_ERROR, "arg 2: a ciphertext for this key is %lu bytes, got %lu",
+                       (unsigned long)klen, (unsigned long)len);
+    }
+    uint8_t *out = mbedtls_calloc(1, klen);
+    if (out == NULL) {
+        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for the plaintext");
+    }
+    size_t olen = 0;
+    int ret = 0;
+    if (scheme == 1) {
+        st = rsa_padding(call, rsa, MBEDTLS_RSA_PKCS_V21, md);
+        if (st == ML_STATUS_OK) {
+            ret = mbedtls_rsa_rsaes_oaep_decrypt(rsa, ml_busy_rng, NULL, NULL, 0, &olen, data, out, klen);
+        }
+        rsa_padding_reset(rsa);
+    } else {
+        ret = mbedtls_rsa_rsaes_pkcs1_v15_decrypt(rsa, ml_busy_rng, NULL, &olen, data, out, klen);
+    }
+    if (st == ML_STATUS_OK && ret != 0) {
+        st = ml_fail_mbedtls(call, ret, "decrypt");
+    }
+    if (st == ML_STATUS_OK) {
+        (void)cbor_encode_byte_string(result, out, olen);
+    }
+    mbedtls_platform_zeroize(out, klen);
+    mbedtls_free(out);
+    return st;
+}
+
+/* ------------------------------------------------------------ check pair, curves */
+
+int ml_op_pk_check_pair(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    struct pk_obj *pub = NULL, *prv = NULL;
+    int st = args_key(call, args, 1, &pub);
+    if (st == ML_STATUS_OK) {
+        st = args_key(call, args, 2, &prv);
+    }
+    if (st == ML_STATUS_OK && !prv->priv) {
+        st = ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 2: the key has no private part");
+    }
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    int ret = mbedtls_pk_check_pair(&pub->pk, &prv->pk, ml_busy_rng, NULL);
+    if (ret == MBEDTLS_ERR_MPI_ALLOC_FAILED || ret == MBEDTLS_ERR_ECP_ALLOC_FAILED ||
+        high_level(ret) == MBEDTLS_ERR_PK_ALLOC_FAILED) {
+        return ml_fail_mbedtls(call, ret, "pk_check_pair");
+    }
+    (void)cbor_encode_boolean(result, ret == 0);
+    return ML_STATUS_OK;
+}
+
+int ml_op_pk_curves(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    (void)call;
+    (void)args;
+    CborEncoder list;
+    CborError err = cbor_encoder_create_array(result, &list, CURVE_COUNT);
+    for (size_t i = 0; i < CURVE_COUNT; i++) {
+        err |= cbor_encode_uint(&list, curves[i].id);
+    }
+    err |= cbor_encoder_close_container(result, &list);
+    (void)err;
+    return ML_STATUS_OK;
+}
