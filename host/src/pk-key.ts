@@ -186,7 +186,11 @@ export abstract class PkKey extends DeviceObject {
   /** Runs pk_generate under this object's handle; an object gets its key once. */
   protected async createWith(op: number, args: readonly unknown[], opts: CallOptions, defaultTimeoutMs: number): Promise<void> {
     this.check();
-    if (this.creating) throw new ArgumentError(`this ${this.what} already holds a key (or is making one); use a new key object`);
+    if (this.creating) {
+      if (this.failure)
+        throw new ArgumentError(`an earlier generate() of this ${this.what} failed (${this.failure.message}); use a new key object`);
+      throw new ArgumentError(`this ${this.what} already holds a key (or is making one); use a new key object`);
+    }
     const timeoutMs = opts.timeoutMs ?? Math.max(this.dev.timeoutMs, defaultTimeoutMs);
     const p = this.dev.rpc.call(op, [this.handle, ...args], { timeoutMs });
     this.creating = this.track(p);
