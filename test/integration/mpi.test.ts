@@ -4,9 +4,9 @@
 // serving.
 import { checkPrimeSync } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ArgumentError, BadArgumentError, type Device, fromBytes, toBytes } from "../../host/src/index.js";
+import { ArgumentError, BadArgumentError, type BusyInfo, type Device, fromBytes, toBytes } from "../../host/src/index.js";
 import { Limits, Op } from "../../host/src/protocol.generated.js";
-import { type Session, startSession } from "./target.js";
+import { bulk, type Session, startSession } from "./target.js";
 
 let session: Session;
 let dev: Device;
@@ -45,6 +45,26 @@ describe("prime(bytes)", () => {
     const p = await dev.mpi.prime(32, { lowErr: true });
     expect(isPrime(p)).toBe(true);
     expect(p >> 255n).toBe(1n);
+  });
+
+  it("a search longer than its timeout completes: the device's busy events re-arm it", async () => {
+    const busy: BusyInfo[] = [];
+    const onBusy = (b: BusyInfo) => busy.push(b);
+    dev.on("busy", onBusy);
+    try {
+      const timeoutMs = 1000;
+      const t0 = performance.now();
+      // a safe prime takes seconds: 128 bytes natively, 48 bytes on the slower emulated M4
+      const n = bulk(128, 48);
+      const p = await dev.mpi.prime(n, { safe: true, timeoutMs });
+      const elapsed = performance.now() - t0;
+      expect(isPrime(p) && isPrime((p - 1n) / 2n)).toBe(true);
+      expect(p >> BigInt(8 * n - 1)).toBe(1n);
+      // every silence was shorter than the timeout; a long search was kept alive by busy events
+      if (elapsed > timeoutMs) expect(busy.filter((b) => b.op === "mpi_prime").length).toBeGreaterThanOrEqual(1);
+    } finally {
+      dev.off("busy", onBusy);
+    }
   });
 
   it("sizes 0 and above mpi_bytes_max are BadArgumentError; the device keeps serving", async () => {
