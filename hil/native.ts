@@ -9,7 +9,12 @@
 // * stop(): SIGTERM, wait for the exit (SIGKILL after a 5 s grace).
 // * reset(): SIGUSR1, which makes the simulator act like a board reset (new
 //   boot id, boot event).
+// * Key slots: `--store <file>`. By default each start gets a fresh file in
+//   a temp dir (removed by stop()), so sessions never share slots; pass
+//   `store` to keep a file across restarts, or `store: false` for RAM slots.
 import type { ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBuilt, REPO_ROOT, spawnTracked, stopChild, waitForLine } from "./process.js";
 
@@ -31,6 +36,8 @@ export interface NativeOptions {
   command?: readonly string[];
   /** How long to wait for the PTY path line (ms, default 15000). */
   startTimeoutMs?: number;
+  /** Key store file (`--store`), kept after stop(); default: a fresh temp file; false: volatile slots. */
+  store?: string | false;
 }
 
 /** Builds the simulator with tools/build-native.sh if the binary is missing. Returns its path. */
@@ -40,13 +47,22 @@ export function ensureNativeBuilt(): Promise<string> {
 
 /** Starts the native simulator (building it first when needed) and returns its PTY path. */
 export async function startNative(opts: NativeOptions = {}): Promise<NativeTarget> {
-  const argv = opts.command ? [...opts.command] : [await ensureNativeBuilt(), "--die-with-parent"];
+  let tempDir: string | undefined;
+  let store = opts.store;
+  if (store === undefined && !opts.command) {
+    tempDir = mkdtempSync(join(tmpdir(), "mbedlink-store-"));
+    store = join(tempDir, "store.bin");
+  }
+  const storeArgs = typeof store === "string" ? ["--store", store] : [];
+  const argv = opts.command ? [...opts.command] : [await ensureNativeBuilt(), "--die-with-parent", ...storeArgs];
   const [cmd, ...args] = argv;
   if (!cmd) throw new Error("startNative: empty command");
   const child = spawnTracked(cmd, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "inherit"] });
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> => {
-    stopping ??= stopChild(child);
+    stopping ??= stopChild(child).finally(() => {
+      if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+    });
     return stopping;
   };
   let path: string;

@@ -8,6 +8,13 @@
 //   region (0x2001FFE0..0x2001FFFF) by QEMU's generic loader before the CPU
 //   starts; the firmware mixes them with the seed the SDK sends in `hello`
 //   and says so in hello's `entropy` field.
+// * Key slots: QEMU runs with semihosting on (`-semihosting-config
+//   enable=on,target=native`) and a loader writes a magic word at 0x2001FFD8
+//   telling the firmware so; the store is then the file
+//   `mbedlink-store.bin` in QEMU's working directory: by default the
+//   per-boot temp dir (removed by stop()), or `storeDir` to keep it across
+//   restarts. `semihosting: false` leaves both out (the firmware then uses
+//   the flash driver, which QEMU does not model: slot ops fail).
 // * QEMU runs under `setpriv --pdeathsig SIGTERM`, so it stops when the
 //   process that started it dies, even by SIGKILL; stop() and this process's
 //   'exit' stop it too.
@@ -23,6 +30,11 @@ export const QEMU_IMAGE = join(REPO_ROOT, "build", "stm32", "mbedlink-stm32f405.
 export const QEMU_BINARY = "qemu-system-arm";
 /** Where the firmware expects the per-boot nonce (see firmware/src/hal/stm32f4). */
 export const NONCE_ADDRESS = 0x2001ffe0;
+/** Where the firmware looks for the semihosting magic (firmware/src/hal/stm32f4/store_stm32.c). */
+export const SEMIHOST_FLAG_ADDRESS = 0x2001ffd8;
+const SEMIHOST_MAGIC = "6b4c6d3153484f53"; // little-endian words 0x53484F53, 0x6B4C6D31
+/** The store file's name in QEMU's working directory. */
+export const QEMU_STORE_FILE = "mbedlink-store.bin";
 
 export interface QemuTarget {
   /** PTY of the board's USART1. */
@@ -44,6 +56,10 @@ export interface QemuOptions {
   /** Extra QEMU arguments (e.g. ["-icount", "shift=0"]). */
   extraArgs?: readonly string[];
   startTimeoutMs?: number;
+  /** Semihosting for the key store (default true). */
+  semihosting?: boolean;
+  /** Directory of the key store file (QEMU's cwd), kept after stop(); default: the per-boot temp dir. */
+  storeDir?: string;
 }
 
 function which(cmd: string): string | undefined {
@@ -60,7 +76,7 @@ export function qemuAvailable(): boolean {
 }
 
 /** The QEMU command line for one boot, with a fresh nonce and the monitor on a unix socket. */
-export function qemuArgs(image: string, monitorSocket: string, extra: readonly string[] = []): string[] {
+export function qemuArgs(image: string, monitorSocket: string, extra: readonly string[] = [], semihosting = false): string[] {
   const nonce = randomBytes(32);
   const loaders: string[] = [];
   for (let i = 0; i < 4; i++) {
@@ -78,6 +94,14 @@ export function qemuArgs(image: string, monitorSocket: string, extra: readonly s
     "-kernel",
     image,
     ...loaders,
+    ...(semihosting
+      ? [
+          "-semihosting-config",
+          "enable=on,target=native",
+          "-device",
+          `loader,addr=0x${SEMIHOST_FLAG_ADDRESS.toString(16)},data=0x${SEMIHOST_MAGIC},data-len=8`,
+        ]
+      : []),
     ...extra,
   ];
 }
@@ -90,13 +114,14 @@ export async function startQemu(opts: QemuOptions = {}): Promise<QemuTarget> {
   const image = await ensureBuilt(QEMU_IMAGE, "tools/build-stm32.sh");
   const dir = mkdtempSync(join(tmpdir(), "mbedlink-qemu-"));
   const monitor = join(dir, "monitor.sock");
-  const args = qemuArgs(image, monitor, opts.extraArgs);
+  const args = qemuArgs(image, monitor, opts.extraArgs, opts.semihosting ?? true);
+  const cwd = opts.storeDir ?? dir;
   const child = which("setpriv")
     ? spawnTracked("setpriv", ["--pdeathsig", "SIGTERM", "--", QEMU_BINARY, ...args], {
-        cwd: REPO_ROOT,
+        cwd,
         stdio: ["ignore", "pipe", "pipe"],
       })
-    : spawnTracked(QEMU_BINARY, args, { cwd: REPO_ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    : spawnTracked(QEMU_BINARY, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
   // QEMU's stderr is kept (last 4 KiB) for error messages rather than
   // printed: it ends every run with "terminating on signal 15".
   let stderrTail = "";

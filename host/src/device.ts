@@ -15,6 +15,7 @@ import { Limits, Op, PROTOCOL_VERSION } from "./protocol.generated.js";
 import { RandomModule } from "./random.js";
 import type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
 import { DEFAULT_TIMEOUT_MS, Rpc } from "./rpc.js";
+import { SlotsModule } from "./slots.js";
 import type { LinkCounters, Transport } from "./transport.js";
 import { SerialTransport } from "./transport.js";
 import { camelKeys, hex } from "./util.js";
@@ -40,6 +41,12 @@ export interface DeviceInfo {
   entropy: string;
   /** Names of the compiled-in digests (ids.json names; "alg<N>" for ids this SDK does not know). */
   hashes: string[];
+  /** Where key slots live: "file", "semihosting-file", "flash" or "volatile". */
+  keyStore: string;
+  /** Whether slots survive a restart of the device. */
+  persistent: boolean;
+  /** Number of key slots (dev.slots). */
+  slots: number;
 }
 
 /** python-mbedtls's `mbedtls.version`, of the device's Mbed TLS. */
@@ -95,6 +102,10 @@ function u(v: unknown, key: string): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new ProtocolError(`hello: "${key}" is not an unsigned integer`);
   return v;
 }
+function bool(v: unknown, key: string): boolean {
+  if (typeof v !== "boolean") throw new ProtocolError(`hello: "${key}" is not a boolean`);
+  return v;
+}
 function s(v: unknown, key: string): string {
   if (typeof v !== "string") throw new ProtocolError(`hello: "${key}" is not a text string`);
   return v;
@@ -123,6 +134,9 @@ export function parseHello(r: unknown): DeviceInfo {
     bootId: hex(bootId),
     entropy: s(m.entropy, "entropy"),
     hashes: hashes.map((id) => (typeof id === "number" ? (hashNameOf(id) ?? `alg${id}`) : String(id))),
+    keyStore: s(m.key_store, "key_store"),
+    persistent: bool(m.persistent, "persistent"),
+    slots: u(m.slots, "slots"),
   };
 }
 
@@ -149,6 +163,8 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
   readonly random: RandomModule;
   /** Device-held symmetric keys for dev.cipher and dev.hmac. */
   readonly keys: KeysModule;
+  /** Persistent key slots (spec.md 7.4). */
+  readonly slots: SlotsModule;
   /** RSA and EC keys on the device (python-mbedtls's mbedtls.pk). */
   readonly pk: PkModule;
   /** Primes and random big numbers from the device DRBG (python-mbedtls's mbedtls.mpi). */
@@ -171,6 +187,7 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.hkdf = new HkdfModule(this);
     this.random = new RandomModule(this);
     this.keys = new KeysModule(this);
+    this.slots = new SlotsModule(this);
     this.pk = new PkModule(this);
     this.mpi = new MpiModule(this);
     this.rpc.on("frameDropped", (info) => this.emit("frameDropped", info));

@@ -46,4 +46,6 @@ export type {
 export { ECC, PkKey, RSA } from "./pk-key.js";
 export { RandomModule } from "./random.js";
 export type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
+export type { SlotInfo, StoreOptions } from "./slots.js";
+export { SlotsModule } from "./slots.js";
 export { fromHex, hex, utf8 } from "./util.js";

@@ -93,7 +93,12 @@ async function recordPeaks(dev: Device): Promise<void> {
   }
 }
 
-export async function startSession(opts: { timeoutMs?: number } = {}): Promise<Session> {
+/**
+ * Starts the device. `storeDir`: keep the key store in that directory so a
+ * later session with the same directory sees the same slots (a restart);
+ * default: a fresh store per session.
+ */
+export async function startSession(opts: { timeoutMs?: number; storeDir?: string } = {}): Promise<Session> {
   const timeoutMs = opts.timeoutMs ?? 20_000;
   if (TARGET === "port") {
     const dev = await open(PORT as string, { timeoutMs });
@@ -106,7 +111,11 @@ export async function startSession(opts: { timeoutMs?: number } = {}): Promise<S
       },
     };
   }
-  const launched: Launched = TARGET === "qemu" ? await startQemu() : await startNative();
+  const { storeDir } = opts;
+  const launched: Launched =
+    TARGET === "qemu"
+      ? await startQemu(storeDir ? { storeDir } : {})
+      : await startNative(storeDir ? { store: join(storeDir, "native-store.bin") } : {});
   try {
     const dev = await open(launched.path, { timeoutMs });
     return {
