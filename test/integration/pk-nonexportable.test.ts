@@ -1,14 +1,13 @@
 // Keys made with `exportable: false` (generated on the device, or imported)
 // never let their private part out: every path out is NotExportableError —
 // exportKey DER / PEM / NUM, pk_export's private formats sent by hand, a
-// store into a key slot and the slot listing — while sign, decrypt,
+// key slot (its listing, and the key loaded back from it) — while sign, decrypt,
 // checkPair and the public exports work. For imported keys, whose private
 // values the test knows, no byte string the device sends in the whole
 // session contains them.
 import { constants, generateKeyPairSync, verify as nodeVerify, publicEncrypt, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Device, ECC, hex, NotExportableError, type PkKey, RSA, SlotEmptyError, utf8 } from "../../host/src/index.js";
-import { _adoptKey } from "../../host/src/pk.js";
 import { Op } from "../../host/src/protocol.generated.js";
 import { nodePublic, spkiOf, u8 } from "./pk-fixtures.js";
 import { type Session, SLOW_LINK, startSession } from "./target.js";
@@ -110,26 +109,25 @@ describe.each([0, 1, 2, 3])("key %i", (i) => {
   });
 });
 
-describe("key slots", () => {
+describe("key slots (dev.slots)", () => {
   it("a stored non-exportable key is listed with its public part only and loads non-exportable again", async () => {
     const slot = 0;
-    for (const { key, label } of cases.slice(2)) {
-      await dev.rpc.call(Op.slotStore, [key.handle, slot, "nonexportable", true]);
-      const list = (await dev.rpc.call(Op.slotList, [])) as Record<string, unknown>[];
-      const entry = list.find((e) => e.slot === slot);
+    for (const { key, label } of cases) {
+      await dev.slots.store(key as RSA | ECC, slot, { label: "nonexportable", overwrite: true });
+      const entry = (await dev.slots.list()).find((e) => e.slot === slot);
       expect(entry, label).toBeDefined();
-      expect(entry?.exportable).toBe(false);
-      expect(hex(entry?.public as Uint8Array)).toBe(hex(await key.exportPublicKey()));
-      await using loaded = await _adoptKey(dev, (h) => dev.rpc.call(Op.slotLoad, [slot, h]));
+      expect([entry?.kind, entry?.exportable, entry?.info?.isPrivate, entry?.info?.exportable]).toEqual(["pk", false, true, false]);
+      expect(hex(entry?.publicKey ?? new Uint8Array())).toBe(hex(await key.exportPublicKey()));
+      await using loaded = (await dev.slots.load(slot)) as RSA | ECC;
       expect(loaded).toBeInstanceOf(key instanceof RSA ? RSA : ECC);
       expect([loaded.isPrivate, loaded.exportable]).toEqual([true, false]);
       await expect(loaded.exportKey("DER")).rejects.toBeInstanceOf(NotExportableError);
       await expect(dev.rpc.call(Op.pkExport, [loaded.handle, 4])).rejects.toBeInstanceOf(NotExportableError);
       const sig = await loaded.sign(utf8("from the slot"));
-      expect(await key.verify(utf8("from the slot"), sig)).toBe(true);
-      await dev.rpc.call(Op.slotDelete, [slot]);
+      expect(await key.verify(utf8("from the slot"), sig), label).toBe(true);
+      await dev.slots.delete(slot);
     }
-    await expect(dev.rpc.call(Op.slotDelete, [slot])).rejects.toBeInstanceOf(SlotEmptyError);
+    await expect(dev.slots.delete(slot)).rejects.toBeInstanceOf(SlotEmptyError);
   });
 });
 
