@@ -248,11 +248,17 @@ describe("static ECDH from an EC key on the device", () => {
     expect(fromBytes(u8(ref.computeSecret(await b.exportPublicKey("POINT"))))).toBe(secret);
   });
 
-  it("a key that is not an ECC key is refused", async () => {
-    expect(() => dev.pk.ECDHServer(42 as unknown as string)).toThrow();
+  it("no key, an empty key or a public-only key is refused", async () => {
+    expect(() => dev.pk.ECDHServer(42 as unknown as string)).toThrow(ArgumentError);
     await using empty = dev.pk.ECC("secp256r1");
     await using srv = dev.pk.ECDHServer(empty);
     await expect(srv.generate()).rejects.toBeInstanceOf(ArgumentError);
+    const { publicKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+    await using pub = await dev.pk.ECC.fromBuffer(u8(publicKey.export({ format: "der", type: "spki" })));
+    expect(pub.isPrivate).toBe(false);
+    await using pubSrv = pub.toECDHServer();
+    await expect(pubSrv.generate()).rejects.toBeInstanceOf(BadArgumentError);
+    expect(hex(await dev.echo(new Uint8Array([5])))).toBe("05");
   });
 });
 
@@ -308,7 +314,7 @@ describe("ECDH errors", () => {
   });
 
   it("unknown curve names are refused before anything is sent", () => {
-    expect(() => dev.pk.ECDHServer("secp999r1")).toThrow();
+    expect(() => dev.pk.ECDHServer("secp999r1")).toThrow(ArgumentError);
   });
 });
 
