@@ -15,7 +15,7 @@ declare -A need=(
   [cmake]=cmake [make]=make [cc]=gcc [c++]=g++ [curl]=curl [bzip2]=bzip2 [xz]=xz-utils
   [clang-format]=clang-format [openssl]=openssl [setpriv]=util-linux
 )
-declare -A want=([arm-none-eabi-gcc]=gcc-arm-none-eabi [qemu-system-arm]=qemu-system-arm)
+declare -A want=([arm-none-eabi-gcc]=gcc-arm-none-eabi [qemu-system-arm]=qemu-system-arm [clang]=clang)
 missing=()
 optional=()
 for cmd in "${!need[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}"); done
@@ -24,6 +24,8 @@ for cmd in "${!want[@]}"; do command -v "$cmd" >/dev/null 2>&1 || optional+=("${
 # newlib (the STM32 image's C library) has no command to look for.
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
 [ -f /usr/lib/arm-none-eabi/newlib/libc_nano.a ] || optional+=(libnewlib-arm-none-eabi)
+# libFuzzer's runtime for `npm run fuzz` (tools/fuzz.sh), a separate package.
+compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a' >/dev/null || optional+=(libclang-rt-14-dev)
 all=("${missing[@]}" "${optional[@]}")
 if [ ${#all[@]} -gt 0 ]; then
   mapfile -t all < <(printf '%s\n' "${all[@]}" | sort -u)
@@ -37,7 +39,7 @@ if [ ${#all[@]} -gt 0 ]; then
     say "run: sudo bash -c '$cmd'"
     exit 1
   else
-    say "the STM32/QEMU target needs: ${all[*]} (the native target works without them)"
+    say "the STM32/QEMU target and fuzzing need: ${all[*]} (the native target works without them)"
     say "run: sudo bash -c '$cmd'"
   fi
 fi
@@ -58,7 +60,7 @@ bash tools/fetch-third-party.sh >&2
 # Output goes to a log, shown only when a build fails.
 mkdir -p build
 scripts=(build-native)
-[ ${#optional[@]} -gt 0 ] || scripts+=(build-stm32)
+command -v arm-none-eabi-gcc >/dev/null && [ -f /usr/lib/arm-none-eabi/newlib/libc_nano.a ] && scripts+=(build-stm32)
 for script in "${scripts[@]}"; do
   if ! bash "tools/$script.sh" >"build/$script.log" 2>&1; then
     tail -n 40 "build/$script.log" >&2

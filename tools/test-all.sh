@@ -27,6 +27,10 @@ check "lint+format (biome, warnings are errors)" npx --no-install biome check --
 check "typecheck (tsc strict)" npx --no-install tsc -p .
 check "format (clang-format)" bash tools/clang-format.sh
 
+# libFuzzer (ASan+UBSan): the kept corpus and the seeds replayed, then 20 s
+# of fuzzing per target; a crash, leak or sanitizer report fails it.
+check "fuzz: kept corpus + 20 s per target (libFuzzer, ASan, UBSan)" bash tools/fuzz.sh --seconds 20
+
 echo "== firmware C tests (ctest)"
 ctest --test-dir build/native --output-on-failure -j2 2>&1 | tee "$results/ctest.log"
 line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$results/ctest.log" | tail -1)
