@@ -94,11 +94,22 @@ export class SlotsModule {
    */
   async load(slot: number, opts: CallOptions = {}): Promise<RSA | ECC | SymmetricKey> {
     this.checkSlot(slot);
-    const info = (await this.list(opts)).find((s) => s.slot === slot);
-    const create = (handle: number) => this.dev.rpc.call(Op.slotLoad, [slot, handle], opts);
-    // An empty slot is reported by slot_load itself (SlotEmptyError).
-    if (info?.kind === "symmetric") return _adoptSymmetric(this.dev, create);
-    return _adoptKey(this.dev, create);
+    let kind: unknown;
+    const create = async (handle: number) => {
+      const r = await this.dev.rpc.call(Op.slotLoad, [slot, handle], opts);
+      kind = typeof r === "object" && r !== null ? (r as Record<string, unknown>).kind : undefined;
+      return r;
+    };
+    // The kind is known only from the answer: a symmetric slot's slot-info
+    // has no pk-info, so the pk adoption refuses it (and frees its handle)
+    // and the key is loaded again as a SymmetricKey. Errors of the slot
+    // itself (SlotEmptyError, ...) come from the first slot_load.
+    try {
+      return await _adoptKey(this.dev, create);
+    } catch (e) {
+      if (kind !== 2) throw e;
+      return _adoptSymmetric(this.dev, create);
+    }
   }
 
   /** Describes every occupied slot, in slot order: label, kind, flags, pk info and public key. */

@@ -22,15 +22,17 @@ import {
   utf8,
 } from "../../host/src/index.js";
 import { Limits, Op } from "../../host/src/protocol.generated.js";
-import { type Session, startSession, TARGET } from "./target.js";
+import { type Session, startSession, TARGET, until } from "./target.js";
 
 const storeDir = mkdtempSync(join(tmpdir(), "mbedlink-slots-test-"));
 let session: Session;
 let dev: Device;
+let baseline = { heapUsed: 0, handlesUsed: 0 };
 
 beforeAll(async () => {
   session = await startSession({ storeDir });
   dev = session.dev;
+  baseline = await dev.stats();
 }, 120_000);
 afterAll(async () => {
   await session?.close();
@@ -161,6 +163,11 @@ describe("errors", () => {
     await dev.slots.delete(5);
     // and the device keeps serving
     expect((await dev.slots.list()).map((s) => s.slot)).toEqual([1, 2, 3]);
+  });
+
+  it("every loaded or refused key was freed: the device is back at its heap and handle baseline", async () => {
+    await until(async () => (await dev.stats()).handlesUsed === baseline.handlesUsed);
+    expect((await dev.stats()).heapUsed).toBe(baseline.heapUsed);
   });
 });
 

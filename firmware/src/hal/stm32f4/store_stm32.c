@@ -12,11 +12,12 @@
  *    board without a debugger `bkpt` would hard-fault.
  *  - Otherwise (a real board): flash sectors 10 and 11 (0x080C0000 and
  *    0x080E0000, 128 KiB each), which the linker script keeps code out of
- *    ("flash", persistent). Erase: SER + SNB + STRT; program: PG with
+ *    ("flash", persistent); in QEMU without semihosting (the emulated RCC
+ *    gives it away, clock.c) there is no medium: no slots. Erase: SER + SNB + STRT; program: PG with
  *    32-bit words (PSIZE x32, needs 2.7-3.6 V); every wait is bounded; the
  *    flash is locked again after each operation. The key store reads every
- *    program and erase back, so a flash that ignores them (QEMU models no
- *    flash controller) gives storage_error, never silent loss.
+ *    program and erase back, so a flash that ignores them gives
+ *    storage_error, never silent loss.
  * NOT TESTED on a real chip (no board here): see README.md.
  */
 #include <string.h>
@@ -214,6 +215,10 @@ const struct ml_store_medium *ml_hal_store(void)
         if (semihost_flag[0] == SEMIHOST_MAGIC_LO && semihost_flag[1] == SEMIHOST_MAGIC_HI) {
             backend = sh_open() == 0 ? BACKEND_SEMIHOST : BACKEND_NONE;
             medium.kind = "semihosting-file";
+        } else if (stm32_clocks()->source == STM32_CLOCK_EMULATED) {
+            /* QEMU without semihosting: it models no flash controller, so
+             * there is no medium at all (hello: volatile, 0 slots). */
+            backend = BACKEND_NONE;
         } else {
             backend = BACKEND_FLASH;
         }
