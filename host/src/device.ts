@@ -4,7 +4,7 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { CipherModule } from "./cipher.js";
-import { ArgumentError, ProtocolError, TimeoutError } from "./errors.js";
+import { ArgumentError, DisconnectedError, ProtocolError, TimeoutError } from "./errors.js";
 import { HashModule, hashNameOf } from "./hash.js";
 import { HkdfModule } from "./hkdf.js";
 import { HmacModule } from "./hmac.js";
@@ -16,7 +16,7 @@ import { RandomModule } from "./random.js";
 import type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
 import { DEFAULT_TIMEOUT_MS, Rpc } from "./rpc.js";
 import { SlotsModule } from "./slots.js";
-import type { LinkCounters, Transport } from "./transport.js";
+import type { LinkCounters, SerialOptions, Transport } from "./transport.js";
 import { SerialTransport } from "./transport.js";
 import { camelKeys, hex } from "./util.js";
 
@@ -89,6 +89,8 @@ export interface DeviceEventMap {
   busy: [info: BusyInfo];
   /** Re-running hello after a reset failed (the queued calls failed with this error). */
   error: [err: Error];
+  /** The session is open again after a reset or a lost link (hello done; queued calls go on). */
+  reconnected: [info: DeviceInfo];
 }
 
 export interface DeviceOptions {
@@ -96,6 +98,13 @@ export interface DeviceOptions {
   timeoutMs?: number;
   /** Extra cleanup when the device is closed (e.g. stop the native process). @internal */
   onClose?: () => Promise<void>;
+  /** Resends of a lost idempotent request (spec §6), default 3. */
+  retries?: number;
+  /**
+   * Brings the link back after it was lost (restart the native process or
+   * QEMU, or reopen the port). Without it a lost link is final. @internal
+   */
+  reconnect?: () => Promise<Transport>;
 }
 
 function u(v: unknown, key: string): number {
@@ -146,6 +155,9 @@ function parseVersion(mbedtls: string): VersionInfo {
   return { version: `Mbed TLS ${mbedtls}`, versionInfo: [a, b, c] };
 }
 
+/** Resends of a lost idempotent request by default (spec §6). */
+export const DEFAULT_RETRIES = 3;
+
 /** First hello attempt's timeout; each retry waits one step longer. */
 const HELLO_RETRY_MS = 500;
 
@@ -173,14 +185,18 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
   private handleCounter = 0;
   private closing: Promise<void> | undefined;
   private readonly onClose: (() => Promise<void>) | undefined;
+  private readonly reconnectLink: (() => Promise<Transport>) | undefined;
 
-  private constructor(
-    readonly transport: Transport,
-    opts: DeviceOptions,
-  ) {
+  private constructor(transport: Transport, opts: DeviceOptions) {
     super();
-    this.rpc = new Rpc(transport, { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS });
+    this.rpc = new Rpc(transport, {
+      timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      retries: opts.retries ?? DEFAULT_RETRIES,
+      inOrder: true,
+    });
     this.onClose = opts.onClose;
+    this.reconnectLink = opts.reconnect;
+    if (opts.reconnect) this.rpc.onLinkLost = (err) => void this.reconnect(err);
     this.hash = new HashModule(this);
     this.cipher = new CipherModule(this);
     this.hmac = new HmacModule(this);
@@ -206,6 +222,11 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
       throw e;
     }
     return dev;
+  }
+
+  /** The link in use (a new one after a reconnect). */
+  get transport(): Transport {
+    return this.rpc.transport;
   }
 
   /** The identity and limits from the latest hello. */
@@ -319,14 +340,46 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     // Hold every new call until the new session is open.
     this.rpc.pause();
     this.emit("reset", info);
+    if (this.rpc.isLinkDown) return; // reconnect() runs hello on the new link
     this.hello().then(
-      () => this.rpc.resume(),
+      () => {
+        this.rpc.resume();
+        this.emit("reconnected", this.info);
+      },
       (err: Error) => {
         this.rpc.failAll(err);
         this.rpc.resume();
         if (this.listenerCount("error") > 0) this.emit("error", err);
       },
     );
+  }
+
+  /**
+   * The link was lost and a way back exists (the Device owns the process, or
+   * reopening the port was asked for): in-flight calls already failed with
+   * DeviceResetError; new calls wait while a new link is made and hello runs
+   * on it. If that fails, everything fails with DisconnectedError.
+   */
+  private async reconnect(cause: Error): Promise<void> {
+    const reconnectLink = this.reconnectLink;
+    if (!reconnectLink) return;
+    try {
+      const t = await reconnectLink();
+      if (this.closing) {
+        await t.close();
+        return;
+      }
+      this.rpc.bootId = undefined; // the reset is already declared: hello names the new session
+      this.rpc.replaceTransport(t);
+      await this.hello();
+      this.rpc.resume();
+      this.emit("reconnected", this.info);
+    } catch (e) {
+      if (this.closing) return;
+      const err = new DisconnectedError(`device lost (${cause.message}) and reconnecting failed: ${(e as Error).message}`);
+      this.rpc.giveUp(err);
+      this.rpc.resume();
+    }
   }
 }
 
@@ -335,6 +388,17 @@ export interface OpenOptions {
   timeoutMs?: number;
   /** Baud rate of a real UART (115200). */
   baudRate?: number;
+  /** Resends of a lost idempotent request (spec §6), default 3; 0 turns resending off. */
+  retries?: number;
+  /**
+   * What to do when the link is lost. A device the SDK started (target
+   * "native" or "qemu" without a path) is restarted by default; a port path is
+   * reopened only when this is true (it keeps trying for `timeoutMs`), since a
+   * vanished PTY's name may be given to an unrelated terminal. In-flight
+   * calls fail with DeviceResetError, 'reset' and then 'reconnected' are
+   * emitted, and calls made meanwhile wait for the new session.
+   */
+  reconnect?: boolean;
 }
 
 export interface TargetOpenOptions extends OpenOptions {
@@ -364,35 +428,73 @@ export async function open(a: string | TargetOpenOptions, b: OpenOptions = {}): 
     case "qemu": {
       if (a.path) return openSerial(a.path, a);
       const { startQemu } = await import("../../hil/qemu.js");
-      const target = await startQemu();
-      try {
-        return await openSerial(target.path, a, () => target.stop());
-      } catch (e) {
-        await target.stop();
-        throw e;
-      }
+      return openOwned(a, () => startQemu());
     }
     case "native": {
       // A path names a simulator that is already running: just connect.
       if (a.path) return openSerial(a.path, a);
       const { startNative } = await import("../../hil/native.js");
-      const target = await startNative(a.command ? { command: a.command } : {});
-      try {
-        return await openSerial(target.path, a, () => target.stop());
-      } catch (e) {
-        await target.stop();
-        throw e;
-      }
+      const command = a.command;
+      return openOwned(a, () => startNative(command ? { command } : {}));
     }
     default:
       throw new ArgumentError(`unknown target ${JSON.stringify((a as { target: unknown }).target)}`);
   }
 }
 
-async function openSerial(path: string, opts: OpenOptions, onClose?: () => Promise<void>): Promise<Device> {
-  const transport = await SerialTransport.open(path, opts.baudRate !== undefined ? { baudRate: opts.baudRate } : {});
+interface StartedTarget {
+  readonly path: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A device whose process the SDK runs: stopped on close, and restarted
+ * (a new process, a new PTY) when it dies, unless `reconnect` is false.
+ */
+async function openOwned(opts: OpenOptions, start: () => Promise<StartedTarget>): Promise<Device> {
+  let target = await start();
+  const serialOpts = opts.baudRate !== undefined ? { baudRate: opts.baudRate } : {};
+  const devOpts = deviceOptions(opts);
+  devOpts.onClose = () => target.stop();
+  if (opts.reconnect !== false) {
+    devOpts.reconnect = async () => {
+      await target.stop();
+      target = await start();
+      return SerialTransport.open(target.path, serialOpts);
+    };
+  }
+  try {
+    return await Device.connect(await SerialTransport.open(target.path, serialOpts), devOpts);
+  } catch (e) {
+    await target.stop();
+    throw e;
+  }
+}
+
+function deviceOptions(opts: OpenOptions): DeviceOptions {
   const devOpts: DeviceOptions = {};
   if (opts.timeoutMs !== undefined) devOpts.timeoutMs = opts.timeoutMs;
-  if (onClose) devOpts.onClose = onClose;
+  if (opts.retries !== undefined) devOpts.retries = opts.retries;
+  return devOpts;
+}
+
+/** Reopens `path` until it opens or `ms` pass. */
+async function reopen(path: string, opts: SerialOptions, ms: number): Promise<Transport> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    try {
+      return await SerialTransport.open(path, opts);
+    } catch (e) {
+      if (performance.now() >= deadline) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+async function openSerial(path: string, opts: OpenOptions): Promise<Device> {
+  const serialOpts = opts.baudRate !== undefined ? { baudRate: opts.baudRate } : {};
+  const transport = await SerialTransport.open(path, serialOpts);
+  const devOpts = deviceOptions(opts);
+  if (opts.reconnect === true) devOpts.reconnect = () => reopen(path, serialOpts, opts.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   return Device.connect(transport, devOpts);
 }

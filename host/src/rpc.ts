@@ -16,8 +16,18 @@
 //   generation is alive) and is re-emitted as 'busy'.
 // * Responses to ids that are not pending (timed out, or garbage) are
 //   counted in `lateResponses` and ignored.
+// * Link recovery (spec §6), on when `retries` > 0 / `inOrder` (Device sets
+//   both): the device answers strictly in arrival order, so a response
+//   proves every request sent before it and still unanswered lost (request
+//   or response frame damaged). A lost idempotent call (OP_INFO) is resent
+//   under a new id, at most `retries` times and only within its own
+//   timeout; a lost non-idempotent call fails with TimeoutError at once.
+//   A request whose loss no later response reveals is resent when its
+//   attempt timer (timeout / (retries + 1)) runs out. A dropped frame (host
+//   CRC failure or device frame_dropped) sends a tiny probe (`echo`) whose
+//   response reveals what was lost without waiting for that timer.
 import { EventEmitter } from "node:events";
-import { encodeBody } from "./codec.js";
+import { decodeBody, encodeBody } from "./codec.js";
 import {
   ArgumentError,
   DeviceResetError,
@@ -27,8 +37,8 @@ import {
   ProtocolError,
   TimeoutError,
 } from "./errors.js";
-import { DROP_REASON_NAMES, EventId, OP_INFO } from "./protocol.generated.js";
-import type { Message, Transport } from "./transport.js";
+import { DROP_REASON_NAMES, EventId, OP_INFO, Op } from "./protocol.generated.js";
+import type { HostDropReason, Message, Transport } from "./transport.js";
 import { DEFAULT_MAX_FRAME } from "./transport.js";
 
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -63,7 +73,23 @@ export interface BusyInfo {
   elapsedMs: number;
 }
 
+/** How one call ended (the 'settled' event, for measurements). */
+export interface CallSettledInfo {
+  op: string;
+  /** Transmissions (1 + retries). */
+  attempts: number;
+  /** Time waiting in the queue for the window, ms. */
+  queuedMs: number;
+  /** From the first written frame to the settlement, ms (0 when never written). */
+  activeMs: number;
+  /** The call's time budget from its first written frame (its timeout, plus busy re-arms), ms. */
+  budgetMs: number;
+  error: Error | null;
+}
+
 export interface RpcEventMap {
+  /** A call settled (emitted only while someone listens). */
+  settled: [info: CallSettledInfo];
   /** A device event other than boot / frame_dropped / busy. */
   event: [msg: Message];
   /** A pending call is still running on the device; its timeout was re-armed. */
@@ -79,10 +105,16 @@ export interface RpcOptions {
   window?: number;
   /** Largest request body we may send; DEFAULT_MAX_FRAME until hello. */
   mtu?: number;
+  /** Resends of a lost idempotent call (0: none). */
+  retries?: number;
+  /** The peer answers in request order, so a response reveals earlier losses (spec §5). */
+  inOrder?: boolean;
 }
 
 interface Call {
+  /** The first request id; `ids` holds every id it was sent under. */
   id: number;
+  ids: number[];
   op: number;
   body: Uint8Array;
   timeoutMs: number;
@@ -90,7 +122,27 @@ interface Call {
   reject: (e: Error) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
   sent: boolean;
+  /** OP_INFO says the op is idempotent: it may be resent. */
+  retryable: boolean;
+  attempts: number;
+  /** performance.now() by which the call must settle (valid once written). */
+  deadline: number;
+  queuedAt: number;
+  writtenAt: number | undefined;
+  /** A link probe made by the Rpc itself. */
+  probe: boolean;
 }
+
+/** One transmission of a call still waiting for its response, in wire order. */
+interface Tx {
+  id: number;
+  call: Call;
+}
+
+/** Shortest attempt before a resend, ms. */
+const MIN_ATTEMPT_MS = 50;
+/** Shortest wait after a dropped frame before a probe, ms. */
+const PROBE_DELAY_MIN_MS = 20;
 
 function opName(op: number): string {
   return OP_INFO.get(op)?.name ?? `op ${op}`;
@@ -132,6 +184,24 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   lateResponses = 0;
   /** frame_dropped events received from the device. */
   deviceDrops = 0;
+  /** Resends of lost idempotent calls. */
+  retries = 0;
+  /** Transmissions found lost (a later response came first) or given up by their attempt timer. */
+  lostFrames = 0;
+  /** Link probes sent after a dropped frame. */
+  probes = 0;
+  /** Resends allowed per idempotent call. */
+  maxRetries: number;
+  /** The peer answers in request order (spec §5). */
+  inOrder: boolean;
+  /**
+   * Set by an owner that can bring the link back (Device with a restartable
+   * target): a lost link is then a device reset (calls fail with
+   * DeviceResetError, 'reset' is emitted) and the queue waits for
+   * `replaceTransport` instead of failing with DisconnectedError. The hook
+   * is told why; `giveUp` ends the wait.
+   */
+  onLinkLost: ((err: Error) => void) | undefined = undefined;
 
   private nextId = 1;
   private readonly pending = new Map<number, Call>();
@@ -140,18 +210,73 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   private inFlight = 0;
   private paused = false;
   private gone: Error | undefined;
+  private readonly txs: Tx[] = [];
+  private probing = false;
+  private probeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Smoothed response time of first attempts, ms. */
+  private srtt = 0;
+  private linkDown = false;
+  private _transport: Transport;
+  private readonly linkHandlers = {
+    message: (m: Message) => this.onMessage(m),
+    drop: (reason: HostDropReason) => {
+      this.emit("frameDropped", { side: "host", reason, total: this._transport.counters.rxDropped });
+      this.probeSoon();
+    },
+    disconnected: (err: Error) => this.onDisconnected(err),
+  };
 
-  constructor(
-    readonly transport: Transport,
-    opts: RpcOptions = {},
-  ) {
+  constructor(transport: Transport, opts: RpcOptions = {}) {
     super();
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.window = opts.window ?? 1;
     this.mtu = opts.mtu ?? DEFAULT_MAX_FRAME;
-    transport.on("message", (m) => this.onMessage(m));
-    transport.on("drop", (reason) => this.emit("frameDropped", { side: "host", reason, total: transport.counters.rxDropped }));
-    transport.on("disconnected", (err) => this.onDisconnected(err));
+    this.maxRetries = opts.retries ?? 0;
+    this.inOrder = opts.inOrder ?? false;
+    this._transport = transport;
+    this.attach(transport);
+  }
+
+  /** The link in use (replaced by `replaceTransport` after a reconnect). */
+  get transport(): Transport {
+    return this._transport;
+  }
+
+  /**
+   * Continues on a new link after the old one was lost (a restarted device):
+   * calls made from now on go to `t`. The caller runs hello next.
+   */
+  replaceTransport(t: Transport): void {
+    const old = this._transport;
+    old.off("message", this.linkHandlers.message);
+    old.off("drop", this.linkHandlers.drop);
+    old.off("disconnected", this.linkHandlers.disconnected);
+    // Calls sent on the old link are lost with it; queued ones go on the new one.
+    const lost = new DisconnectedError("link replaced");
+    for (const c of new Set(this.pending.values())) if (c.sent) this.finish(c, lost);
+    this._transport = t;
+    this.gone = undefined;
+    this.linkDown = false;
+    this.attach(t);
+    this.pump();
+  }
+
+  /** True while the link is lost and the owner is bringing it back. */
+  get isLinkDown(): boolean {
+    return this.linkDown;
+  }
+
+  /** Ends a reconnect that failed: every waiting and later call fails with `err`. */
+  giveUp(err: Error): void {
+    this.linkDown = false;
+    this.onLinkLost = undefined;
+    this.onDisconnected(err);
+  }
+
+  private attach(t: Transport): void {
+    t.on("message", this.linkHandlers.message);
+    t.on("drop", this.linkHandlers.drop);
+    t.on("disconnected", this.linkHandlers.disconnected);
   }
 
   /** Number of calls sent and not answered. */
@@ -219,6 +344,10 @@ export class Rpc extends EventEmitter<RpcEventMap> {
 
   /** Fails everything with DisconnectedError and closes the transport. */
   async close(): Promise<void> {
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    this.onLinkLost = undefined;
+    this.linkDown = false;
     if (!this.gone) this.onDisconnected(new DisconnectedError("device closed"));
     await this.transport.close();
   }
@@ -237,11 +366,39 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     }
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     return new Promise<unknown>((resolve, reject) => {
-      const call: Call = { id, op, body, timeoutMs, resolve, reject, timer: undefined, sent: false };
+      const call = this.newCall(id, op, body, timeoutMs, resolve, reject);
       this.pending.set(id, call);
       (priority ? this.priority : this.queue).push(call);
       this.pump();
     });
+  }
+
+  private newCall(
+    id: number,
+    op: number,
+    body: Uint8Array,
+    timeoutMs: number,
+    resolve: (v: unknown) => void,
+    reject: (e: Error) => void,
+    probe = false,
+  ): Call {
+    return {
+      id,
+      ids: [id],
+      op,
+      body,
+      timeoutMs,
+      resolve,
+      reject,
+      timer: undefined,
+      sent: false,
+      retryable: !probe && OP_INFO.get(op)?.idempotent === true,
+      attempts: 0,
+      deadline: Number.POSITIVE_INFINITY,
+      queuedAt: performance.now(),
+      writtenAt: undefined,
+      probe,
+    };
   }
 
   private allocId(): number {
@@ -253,7 +410,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   }
 
   private pump(): void {
-    while (!this.gone && this.inFlight < this.window) {
+    while (!this.gone && !this.linkDown && this.inFlight < this.window) {
       const call = this.priority.shift() ?? (this.paused ? undefined : this.queue.shift());
       if (!call) return;
       this.send(call);
@@ -262,27 +419,136 @@ export class Rpc extends EventEmitter<RpcEventMap> {
 
   private send(call: Call): void {
     call.sent = true;
+    call.attempts = 1;
     this.inFlight++;
-    this.arm(call, 2 * call.timeoutMs);
-    this.transport.sendBody(call.body, (err) => {
-      if (!this.pending.has(call.id) || this.pending.get(call.id) !== call) return;
-      if (err) this.finish(call, err instanceof MbedlinkError ? err : new DisconnectedError(`write failed: ${err.message}`));
-      else this.arm(call, call.timeoutMs); // the timeout counts from the written frame
-    });
-  }
-
-  private arm(call: Call, ms: number): void {
+    // Until the frame is written, a guard of twice the timeout runs.
     if (call.timer) clearTimeout(call.timer);
     call.timer = setTimeout(() => {
       call.timer = undefined;
-      this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): no response within ${call.timeoutMs} ms`));
-    }, ms);
+      this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): request not written within ${2 * call.timeoutMs} ms`));
+    }, 2 * call.timeoutMs);
+    this.txs.push({ id: call.id, call });
+    this._transport.sendBody(call.body, (err) => {
+      if (this.pending.get(call.id) !== call) return;
+      if (err) this.finish(call, err instanceof MbedlinkError ? err : new DisconnectedError(`write failed: ${err.message}`));
+      else {
+        call.writtenAt = performance.now();
+        this.arm(call, call.timeoutMs); // the timeout counts from the written frame
+      }
+    });
+  }
+
+  /** Sends a lost idempotent call again under a new id. */
+  private resend(call: Call): void {
+    const decoded = decodeBody(call.body);
+    if (!decoded.ok || !Array.isArray(decoded.message)) {
+      this.finish(call, new ProtocolError(`${opName(call.op)}: cannot re-encode the request`));
+      return;
+    }
+    const id = this.allocId();
+    const [, ...rest] = decoded.message as unknown[];
+    call.body = encodeBody([id, ...rest]);
+    call.ids.push(id);
+    call.attempts++;
+    this.retries++;
+    this.pending.set(id, call);
+    this.txs.push({ id, call });
+    this.armAttempt(call);
+    this._transport.sendBody(call.body, (err) => {
+      if (err && this.pending.get(call.id) === call) {
+        this.finish(call, err instanceof MbedlinkError ? err : new DisconnectedError(`write failed: ${err.message}`));
+      }
+    });
+  }
+
+  /** The call may run `ms` more from now (its timeout; a busy event re-arms it). */
+  private arm(call: Call, ms: number): void {
+    call.deadline = performance.now() + ms;
+    this.armAttempt(call);
+  }
+
+  private canResend(call: Call): boolean {
+    return call.retryable && call.attempts <= this.maxRetries && call.deadline - performance.now() > MIN_ATTEMPT_MS / 2;
+  }
+
+  /** Timer for the current attempt: the deadline, or sooner when a resend is still possible. */
+  private armAttempt(call: Call): void {
+    if (call.timer) clearTimeout(call.timer);
+    const left = call.deadline - performance.now();
+    const attemptMs = Math.max(MIN_ATTEMPT_MS, call.timeoutMs / (this.maxRetries + 1));
+    const ms = this.canResend(call) ? Math.min(left, attemptMs) : left;
+    call.timer = setTimeout(() => this.onTimer(call), Math.max(0, ms));
+  }
+
+  private onTimer(call: Call): void {
+    call.timer = undefined;
+    if (this.pending.get(call.id) !== call) return;
+    if (this.canResend(call)) {
+      this.lostFrames++;
+      this.resend(call);
+      return;
+    }
+    const tries = call.attempts > 1 ? ` (${call.attempts} attempts)` : "";
+    this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): no response within ${call.timeoutMs} ms${tries}`));
+  }
+
+  /** A response to `id` arrived: in-order peers never answer an earlier request later, so those are lost. */
+  private revealLosses(id: number): void {
+    const k = this.txs.findIndex((tx) => tx.id === id);
+    if (k <= 0) return;
+    const answered = this.txs[k]?.call;
+    const lost = new Set<Call>();
+    for (const tx of this.txs.splice(0, k)) {
+      this.lostFrames++;
+      if (tx.call !== answered) lost.add(tx.call);
+    }
+    for (const call of lost) {
+      if (this.pending.get(call.id) !== call) continue;
+      if (this.txs.some((tx) => tx.call === call)) continue; // a later attempt is still on its way
+      if (this.canResend(call)) this.resend(call);
+      else {
+        const why = call.probe ? "link probe" : call.retryable ? `${call.attempts} attempts` : "not retried: the op is not idempotent";
+        this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): request or response lost on the link (${why})`));
+      }
+    }
+  }
+
+  /**
+   * After a dropped frame: unless an answer comes soon anyway (about two
+   * response times), send a probe.
+   */
+  private probeSoon(): void {
+    if (!this.inOrder || this.probing || this.probeTimer || this.txs.length === 0) return;
+    const head = this.txs[0];
+    this.probeTimer = setTimeout(
+      () => {
+        this.probeTimer = undefined;
+        if (this.txs[0] === head) this.probe();
+      },
+      Math.max(PROBE_DELAY_MIN_MS, 2 * this.srtt),
+    );
+  }
+
+  /** A tiny request whose answer reveals which calls were lost. */
+  private probe(): void {
+    if (!this.inOrder || this.probing || this.gone || this.linkDown || this.txs.length === 0) return;
+    const id = this.allocId();
+    const timeoutMs = Math.max(MIN_ATTEMPT_MS, this.timeoutMs / (this.maxRetries + 1));
+    const done = () => {
+      this.probing = false;
+    };
+    const call = this.newCall(id, Op.echo, encodeBody([id, Op.echo, new Uint8Array(0)]), timeoutMs, done, done, true);
+    this.probing = true;
+    this.probes++;
+    this.pending.set(id, call);
+    this.send(call);
   }
 
   /** Removes a call from the books and settles it. */
   private finish(call: Call, err: Error | null, value?: unknown): void {
     if (this.pending.get(call.id) !== call) return;
-    this.pending.delete(call.id);
+    for (const id of call.ids) this.pending.delete(id);
+    for (let i = this.txs.length - 1; i >= 0; i--) if (this.txs[i]?.call === call) this.txs.splice(i, 1);
     if (call.timer) clearTimeout(call.timer);
     call.timer = undefined;
     if (call.sent) this.inFlight--;
@@ -294,6 +560,18 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     }
     if (err) call.reject(err);
     else call.resolve(value);
+    if (!call.probe && this.listenerCount("settled") > 0) {
+      const now = performance.now();
+      const w = call.writtenAt;
+      this.emit("settled", {
+        op: opName(call.op),
+        attempts: call.attempts,
+        queuedMs: (w ?? now) - call.queuedAt,
+        activeMs: w === undefined ? 0 : now - w,
+        budgetMs: w === undefined ? 0 : call.deadline - w,
+        error: err,
+      });
+    }
     this.pump();
   }
 
@@ -307,6 +585,12 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     if (!call?.sent) {
       this.lateResponses++;
       return;
+    }
+    if (this.inOrder) this.revealLosses(id);
+    if (this.pending.get(id) !== call) return;
+    if (call.attempts === 1 && call.writtenAt !== undefined && !call.probe) {
+      const rtt = performance.now() - call.writtenAt;
+      this.srtt = this.srtt === 0 ? rtt : 0.875 * this.srtt + 0.125 * rtt;
     }
     const [err, value] = settle(call, msg);
     this.finish(call, err, value);
@@ -333,6 +617,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
         reason: (typeof reason === "number" ? DROP_REASON_NAMES.get(reason) : undefined) ?? `reason ${String(reason)}`,
         total: typeof total === "number" ? total : this.deviceDrops,
       });
+      this.probeSoon();
     } else if (ev === EventId.busy) {
       // [null, 3, id, elapsed ms]: the call's timeout counts again from now.
       const id = msg[2];
@@ -353,7 +638,14 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   }
 
   private onDisconnected(err: Error): void {
-    if (this.gone) return;
+    if (this.gone || this.linkDown) return;
+    const recover = this.onLinkLost;
+    if (recover) {
+      this.linkDown = true;
+      this.deviceReset(undefined, `device lost (${err.message}); reconnecting`);
+      recover(err);
+      return;
+    }
     this.gone = err instanceof DisconnectedError ? err : new DisconnectedError(err.message);
     this.failAll(this.gone);
     this.emit("disconnected", this.gone);
