@@ -15,6 +15,7 @@
 #include "ml_busy.h"
 #include "ml_config.h"
 #include "ml_crc32.h"
+#include "ml_pk.h"
 #include "ml_slip.h"
 #include "protocol_ids.h"
 #include "test_hal.h"
@@ -591,6 +592,47 @@ ML_TEST(pk_curves_lists_every_curve)
     }
 }
 
+/* The C interface the key store uses (ml_pk.h). */
+ML_TEST(serialise_and_recreate_for_the_key_store)
+{
+    th_boot();
+    struct ml_call c;
+    memset(&c, 0, sizeof c);
+    CHECK(call(ML_OP_PK_GENERATE, "uuuuu", 1, EC, ML_CURVE_SECP256K1, 0, 0));
+    CHECK(call(ML_OP_PK_EXPORT, "uu", 1, 2));
+    struct bytes spki = result_bytes();
+    void *obj = NULL;
+    CHECK_EQ(ml_pk_get(&c, 1, &obj), ML_STATUS_OK);
+    CHECK(ml_pk_has_private(obj));
+    CHECK_EQ(ml_pk_flags(obj), 0);
+    CHECK(ml_pk_ctx(obj) != NULL);
+    static uint8_t der[3000];
+    size_t len = 0;
+    CHECK_EQ(ml_pk_serialise(&c, obj, der, 20, &len), ML_STATUS_TOO_LARGE);
+    CHECK_EQ(ml_pk_serialise(&c, obj, der, sizeof der, &len), ML_STATUS_OK);
+    CHECK(len > 100 && der[0] == 0x30);
+    void *copy = NULL;
+    CHECK_EQ(ml_pk_create_from_der(&c, 2, der, len, 0, &copy), ML_STATUS_OK);
+    CHECK(copy != NULL && ml_pk_has_private(copy));
+    CHECK_EQ(ml_pk_create_from_der(&c, 2, der, len, 0, NULL), ML_STATUS_HANDLE_IN_USE);
+    CHECK_EQ(ml_pk_create_from_der(&c, 3, der, 10, 0, NULL), ML_STATUS_BAD_ARGUMENT);
+    CHECK_EQ(ml_pk_write_public(&c, copy, der, sizeof der, &len), ML_STATUS_OK);
+    CHECK(len == spki.n && memcmp(der, spki.b, len) == 0);
+    CHECK(call(ML_OP_PK_INFO, "u", 2));
+    check_info(EC, 256, ML_CURVE_SECP256K1, 1, 0);
+    CHECK(call(ML_OP_PK_EXPORT, "uu", 2, 1));
+    check_fail(ML_STATUS_NOT_EXPORTABLE, "not exportable");
+    CHECK(call(ML_OP_PK_CHECK_PAIR, "uu", 1, 2));
+    CHECK(result_bool());
+    /* a public-only key serialises as its SubjectPublicKeyInfo */
+    CHECK(call(ML_OP_PK_IMPORT, "ubnu", 4, &spki, 0));
+    CHECK_EQ(ml_pk_get(&c, 4, &obj), ML_STATUS_OK);
+    CHECK_EQ(ml_pk_serialise(&c, obj, der, sizeof der, &len), ML_STATUS_OK);
+    CHECK(len == spki.n && memcmp(der, spki.b, len) == 0);
+    CHECK(call(ML_OP_KEY_GENERATE, "uu", 5, 16));
+    CHECK_EQ(ml_pk_get(&c, 5, &obj), ML_STATUS_WRONG_HANDLE_TYPE);
+}
+
 static int test_rng(void *ctx, unsigned char *out, size_t len)
 {
     static uint64_t state = 0x2545f4914f6cdd1du;
@@ -720,6 +762,35 @@ ML_TEST(ecdh_ephemeral_and_static_agree)
     CHECK(call(ML_OP_HMAC_ONESHOT, "ubb", SHA256, &s, &data));
     struct bytes m2 = result_bytes();
     CHECK(same(&m1, &m2));
+    /* static client key (x25519) against an ephemeral server */
+    CHECK(call(ML_OP_PK_GENERATE, "uuuuu", 11, EC, ML_CURVE_X25519, 0, 0));
+    CHECK(call(ML_OP_KEX_NEW, "uuuuu", 6, 1, 2, ML_CURVE_X25519, 11));
+    check_ok();
+    CHECK(call(ML_OP_KEX_NEW, "uuuun", 7, 1, 1, ML_CURVE_X25519));
+    CHECK(call(ML_OP_KEX_GENERATE, "u", 7));
+    ske = result_bytes();
+    CHECK(call(ML_OP_KEX_IMPORT, "ub", 6, &ske));
+    check_ok();
+    CHECK(call(ML_OP_KEX_GENERATE, "u", 6));
+    cke = result_bytes();
+    CHECK_EQ(cke.n, 33);
+    CHECK(call(ML_OP_PK_EXPORT, "uu", 11, 3)); /* the static key's public u-coordinate */
+    struct bytes u = result_bytes();
+    CHECK(u.n == 32 && memcmp(cke.b + 1, u.b, 32) == 0);
+    CHECK(call(ML_OP_KEX_IMPORT, "ub", 7, &cke));
+    CHECK(call(ML_OP_KEX_SECRET, "un", 6));
+    struct bytes x1 = result_bytes();
+    CHECK(call(ML_OP_KEX_SECRET, "un", 7));
+    struct bytes x2 = result_bytes();
+    CHECK(x1.n == 32 && same(&x1, &x2));
+    /* a static key must be on the context's curve and private */
+    CHECK(call(ML_OP_KEX_NEW, "uuuuu", 8, 1, 2, ML_CURVE_X448, 11));
+    check_fail(ML_STATUS_BAD_ARGUMENT, "another curve");
+    CHECK(call(ML_OP_KEY_GENERATE, "uu", 12, 16));
+    CHECK(call(ML_OP_KEX_NEW, "uuuuu", 8, 1, 2, ML_CURVE_X25519, 12));
+    CHECK_EQ(r.status, ML_STATUS_WRONG_HANDLE_TYPE);
+    CHECK(call(ML_OP_KEX_GENERATE, "u", 12));
+    CHECK_EQ(r.status, ML_STATUS_WRONG_HANDLE_TYPE);
     /* a P-521 secret (66 bytes) is too long for a device-held key */
     CHECK(call(ML_OP_KEX_NEW, "uuuun", 3, 1, 1, ML_CURVE_SECP521R1));
     CHECK(call(ML_OP_KEX_NEW, "uuuun", 4, 1, 2, ML_CURVE_SECP521R1));
@@ -875,6 +946,7 @@ int main(int argc, char **argv)
         ML_CASE(rsa_encrypt_decrypt_v15_and_oaep),
         ML_CASE(bad_inputs),
         ML_CASE(pk_curves_lists_every_curve),
+        ML_CASE(serialise_and_recreate_for_the_key_store),
         ML_CASE(mpi_prime_and_random),
         ML_CASE(ecdh_ephemeral_and_static_agree),
         ML_CASE(dh_agree),
