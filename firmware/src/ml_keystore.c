@@ -280,16 +280,24 @@ static int read_sector_header(uint32_t sector, bool *valid, uint32_t *gen)
 static int scan_active(void)
 {
     uint32_t base = sector_base(active);
+    uint32_t end = 0; /* after the last byte ever programmed in the sector */
+    if (last_used(active, ML_KS_SECTOR_HEADER, &end) != 0) {
+        return -1;
+    }
     uint32_t off = ML_KS_SECTOR_HEADER;
-    while (off + ML_KS_RECORD_HEADER <= medium->sector_size) {
+    bool junk = false;
+    while (off < end && off + ML_KS_RECORD_HEADER <= medium->sector_size) {
         uint8_t hdr[ML_KS_RECORD_HEADER];
         struct rec_header h;
         if (rd(base + off, hdr, sizeof hdr) != 0) {
             return -1;
         }
-        int d = decode_header(hdr, &h);
-        if (d <= 0 || off + record_size(&h.info) > medium->sector_size) {
-            break; /* end of the log, or a torn header: nothing after it is trusted */
+        if (decode_header(hdr, &h) != 1 || off + record_size(&h.info) > medium->sector_size) {
+            /* A torn or corrupt header: its length cannot be trusted, so
+             * look for the next valid record 4 bytes further on. */
+            junk = true;
+            off += 4;
+            continue;
         }
         bool ok = false;
         if (check_body(base + off, hdr, &h, &ok) != 0) {
@@ -302,16 +310,13 @@ static int scan_active(void)
             if (h.seq >= next_seq) {
                 next_seq = h.seq + 1;
             }
+            junk = false; /* what follows a valid record is appendable */
         }
         off += record_size(&h.info);
     }
-    /* Never append after what a torn write left behind (a scan would stop
-     * there): the next write compacts into a fresh sector instead. */
-    uint32_t end = 0;
-    if (last_used(active, off, &end) != 0) {
-        return -1;
-    }
-    write_off = end > off ? medium->sector_size : off;
+    /* Never append after what a torn write left behind: the next write
+     * compacts into a fresh sector instead. */
+    write_off = junk || end > off ? medium->sector_size : off;
     return 0;
 }
 

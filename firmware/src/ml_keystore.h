@@ -12,10 +12,11 @@
  *     label, data, 0xFF padding to 4, CRC-32 of header + label + data
  *   type 1 = key record, 2 = tombstone (no label, no data).
  * The active sector is the valid header with the highest generation; the
- * newest record (highest seq) of a slot is its state. A record whose header
- * CRC fails ends the scan of its sector (a torn write: nothing after it can
- * be trusted, and the next write compacts instead of appending after it);
- * one whose body CRC fails is skipped. When a record does not
+ * newest record (highest seq) of a slot is its state. A record whose body
+ * CRC fails is skipped; after a header that fails its CRC (a torn write, or
+ * corruption) the scan looks for the next valid record 4 bytes at a time,
+ * and when the damage is at the end of the log (a torn write) the next
+ * write compacts into a fresh sector rather than append after it. When a record does not
  * fit, the live records (and the new one) are copied into the next sector
  * in turn, which gets its header (generation + 1) and only then the old
  * sector is erased: a power cut at any point leaves either the old or the

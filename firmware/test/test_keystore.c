@@ -380,6 +380,26 @@ ML_TEST(corrupt_record_skipped)
     check_model();
 }
 
+/* A corrupt header hides its record's length: the scan finds the records
+ * after it anyway, and appending after them stays safe. */
+ML_TEST(corrupt_header_skipped)
+{
+    start(1024, 2);
+    CHECK_EQ(model_put(0, 3, 20, 1, false), ML_STATUS_OK);
+    CHECK_EQ(model_put(1, 3, 21, 2, false), ML_STATUS_OK);
+    CHECK_EQ(model_put(2, 3, 22, 3, false), ML_STATUS_OK);
+    CHECK_EQ(model_put(3, 0, 1, 4, false), ML_STATUS_OK);
+    uint32_t base = ml_keystore_active_sector() * sim.sector_size;
+    uint32_t rec1 = base + ML_KS_SECTOR_HEADER + ML_KS_RECORD_SIZE(3, 20);
+    flash[rec1 + 9] ^= 0x01; /* the slot number of slot 1's record */
+    reboot();
+    model[1].used = false;
+    check_model();
+    CHECK_EQ(model_put(4, 1, 8, 5, false), ML_STATUS_OK);
+    reboot();
+    check_model();
+}
+
 ML_TEST(storage_full)
 {
     start(512, 2);
@@ -433,7 +453,8 @@ int main(int argc, char **argv)
     static const struct ml_test_case cases[] = {
         ML_CASE(put_get_delete_overwrite), ML_CASE(bad_arguments),          ML_CASE(labels),
         ML_CASE(compaction_wear_spread),   ML_CASE(torn_append_every_byte), ML_CASE(torn_compaction_every_byte),
-        ML_CASE(corrupt_record_skipped),   ML_CASE(storage_full),           ML_CASE(medium_failures),
+        ML_CASE(corrupt_record_skipped),   ML_CASE(corrupt_header_skipped), ML_CASE(storage_full),
+        ML_CASE(medium_failures),
     };
     return ml_test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
