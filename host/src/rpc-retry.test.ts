@@ -2,8 +2,8 @@
 // answers, bounded resends of idempotent calls within their timeout, no
 // resend of anything else, probes after dropped frames.
 import { describe, expect, it } from "vitest";
-import { DisconnectedError, TimeoutError } from "./errors.js";
-import { Op } from "./protocol.generated.js";
+import { DisconnectedError, HandleInUseError, TimeoutError } from "./errors.js";
+import { Op, Status } from "./protocol.generated.js";
 import { type CallSettledInfo, Rpc } from "./rpc.js";
 import { MemTransport } from "./testing/mem-transport.js";
 
@@ -82,13 +82,39 @@ describe("rpc link recovery", () => {
 
   it("never resends a non-idempotent call: a lost answer is a TimeoutError after the timeout", async () => {
     const { t, rpc } = setup({ timeoutMs: 150 });
-    for (const op of [Op.hashUpdate, Op.free, Op.keyImport, Op.pkSign, Op.rngBytes]) {
+    for (const op of [Op.hashUpdate, Op.hmacUpdate, Op.cipherUpdate, Op.pkSign, Op.rngBytes]) {
       const before = t.sent.length;
       const r = await settled(rpc.call(op, [1]));
       expect(r.e).toBeInstanceOf(TimeoutError);
       expect(t.sent.length - before).toBe(1);
     }
     expect(rpc.retries).toBe(0);
+  });
+
+  it("a resent create or free whose first attempt ran is done: handle_in_use / bad_handle on a resend mean success", async () => {
+    const { t, rpc } = setup({ timeoutMs: 2000 });
+    const create = rpc.call(Op.hashNew, [7, 6]);
+    const stats = rpc.call(Op.stats);
+    await tick();
+    t.deliver([idOf(t.sent[1]), 0, {}]); // hash_new's answer was lost (it ran)
+    await stats;
+    await until(() => t.sent.length === 3);
+    expect(t.sent[2]?.slice(1)).toEqual([Op.hashNew, 7, 6]);
+    t.deliver([idOf(t.sent[2]), Status.handleInUse, 0, "handle 7 is live"]);
+    expect(await create).toBeNull();
+    const free = rpc.call(Op.free, [7]);
+    const stats2 = rpc.call(Op.stats);
+    await until(() => t.sent.length === 5);
+    t.deliver([idOf(t.sent[4]), 0, {}]);
+    await stats2;
+    await until(() => t.sent.length === 6);
+    t.deliver([idOf(t.sent[5]), Status.badHandle, 0, "handle 7 is not live"]);
+    expect(await free).toBeNull();
+    // on a first attempt the same answers are errors
+    const again = settled(rpc.call(Op.hashNew, [7, 6]));
+    await until(() => t.sent.length === 7);
+    t.deliver([idOf(t.sent[6]), Status.handleInUse, 0, "handle 7 is live"]);
+    expect((await again).e).toBeInstanceOf(HandleInUseError);
   });
 
   it("the first answer wins: a late answer to the first transmission settles a resent call, the second counts as late", async () => {

@@ -19,9 +19,10 @@
 // * Link recovery (spec §6), on when `retries` > 0 / `inOrder` (Device sets
 //   both): the device answers strictly in arrival order, so a response
 //   proves every request sent before it and still unanswered lost (request
-//   or response frame damaged). A lost idempotent call (OP_INFO) is resent
-//   under a new id, at most `retries` times and only within its own
-//   timeout; a lost non-idempotent call fails with TimeoutError at once.
+//   or response frame damaged). A lost call that may be resent (`mayResend`:
+//   idempotent ops, creates and free) goes again under a new id, at most
+//   `retries` times and only within its own timeout; any other lost call
+//   fails with TimeoutError at once.
 //   A request whose loss no later response reveals is resent when its
 //   attempt timer (timeout / (retries + 1)) runs out. A dropped frame (host
 //   CRC failure or device frame_dropped) sends a tiny probe (`echo`) whose
@@ -37,7 +38,7 @@ import {
   ProtocolError,
   TimeoutError,
 } from "./errors.js";
-import { DROP_REASON_NAMES, EventId, OP_INFO, Op } from "./protocol.generated.js";
+import { DROP_REASON_NAMES, EventId, OP_INFO, Op, Status } from "./protocol.generated.js";
 import type { HostDropReason, Message, Transport } from "./transport.js";
 import { DEFAULT_MAX_FRAME } from "./transport.js";
 
@@ -137,6 +138,36 @@ interface Call {
 interface Tx {
   id: number;
   call: Call;
+}
+
+/**
+ * Ops that are not idempotent but whose repetition the device recognises,
+ * because the host never reuses a handle within a boot (spec §4, §6): a
+ * create (result null) resent after the first attempt ran answers
+ * handle_in_use, a resent free answers bad_handle; either means "done".
+ */
+const RESENDABLE_CREATES: ReadonlySet<number> = new Set([
+  Op.hashNew,
+  Op.hashCopy,
+  Op.hmacNew,
+  Op.hmacCopy,
+  Op.cipherNew,
+  Op.cipherBufNew,
+  Op.keyImport,
+  Op.keyGenerate,
+]);
+
+/** True when a lost call of `op` may be sent again (spec §6). */
+export function mayResend(op: number): boolean {
+  return OP_INFO.get(op)?.idempotent === true || RESENDABLE_CREATES.has(op) || op === Op.free;
+}
+
+/** A resent create or free whose error answer says its first attempt ran. */
+function alreadyDone(call: Call, msg: Message): boolean {
+  if (call.attempts < 2) return false;
+  const status = msg[1];
+  if (RESENDABLE_CREATES.has(call.op)) return status === Status.handleInUse;
+  return call.op === Op.free && status === Status.badHandle;
 }
 
 /** Shortest attempt before a resend, ms. */
@@ -392,7 +423,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       reject,
       timer: undefined,
       sent: false,
-      retryable: !probe && OP_INFO.get(op)?.idempotent === true,
+      retryable: !probe && mayResend(op),
       attempts: 0,
       deadline: Number.POSITIVE_INFINITY,
       queuedAt: performance.now(),
@@ -592,7 +623,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       const rtt = performance.now() - call.writtenAt;
       this.srtt = this.srtt === 0 ? rtt : 0.875 * this.srtt + 0.125 * rtt;
     }
-    const [err, value] = settle(call, msg);
+    const [err, value] = alreadyDone(call, msg) ? [null, null] : settle(call, msg);
     this.finish(call, err, value);
   }
 
