@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <mbedtls/error.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -280,7 +281,9 @@ static size_t encode_error(const struct ml_call *call, int status, uint8_t *tx, 
 size_t ml_dispatch(const uint8_t *msg, size_t len, uint8_t *tx, size_t tx_cap)
 {
     struct ml_call call;
-    memset(&call, 0, sizeof call);
+    /* Every field but the detail buffer, which is only ever read as a C string. */
+    memset(&call, 0, offsetof(struct ml_call, detail));
+    call.detail[0] = '\0';
     if (tx_cap <= ML_CRC_SIZE) {
         return 0;
     }

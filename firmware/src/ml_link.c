@@ -109,8 +109,10 @@ static void on_frame(const uint8_t *body, size_t len)
 
 void ml_link_rx(const uint8_t *data, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        switch (ml_slip_decode_byte(&decoder, data[i])) {
+    for (size_t i = 0; i < len;) {
+        enum ml_slip_result r;
+        i += ml_slip_decode(&decoder, data + i, len - i, &r);
+        switch (r) {
         case ML_SLIP_FRAME:
             on_frame(decoder.buf, decoder.frame_len);
             break;

@@ -31,11 +31,21 @@ void ml_slip_decoder_init(struct ml_slip_decoder *d, uint8_t *buf, size_t cap);
 /* Forgets any partial frame; the next byte starts a new frame. */
 void ml_slip_decoder_reset(struct ml_slip_decoder *d);
 enum ml_slip_result ml_slip_decode_byte(struct ml_slip_decoder *d, uint8_t byte);
+/* Decodes data[0..len) up to and including the first byte that completes
+ * or drops a frame (*result says which; ML_SLIP_MORE when none did) and
+ * returns how many bytes it consumed. Same results as feeding the bytes to
+ * ml_slip_decode_byte one by one, but runs of plain bytes are copied in a
+ * tight loop. */
+size_t ml_slip_decode(struct ml_slip_decoder *d, const uint8_t *data, size_t len, enum ml_slip_result *result);
 
 /* Returns false when the writer gave up (the frame is then incomplete). */
 typedef bool (*ml_slip_write_fn)(void *ctx, const uint8_t *data, size_t len);
 
-/* Writes END, the escaped body, END. */
+/* Writes END, the escaped body, END, in pieces of up to ML_SLIP_TX_CHUNK
+ * bytes (a stack buffer: fewer, larger writes on a PTY, small on a MCU). */
+#ifndef ML_SLIP_TX_CHUNK
+#define ML_SLIP_TX_CHUNK 256
+#endif
 bool ml_slip_encode(const uint8_t *body, size_t len, ml_slip_write_fn write, void *ctx);
 
 #endif /* ML_SLIP_H */

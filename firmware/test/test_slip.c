@@ -12,7 +12,7 @@ static bool capture(void *ctx, const uint8_t *data, size_t len)
     size_t *calls = ctx;
     if (calls != NULL) {
         (*calls)++;
-        CHECK(len <= 64); /* streamed in small chunks */
+        CHECK(len <= ML_SLIP_TX_CHUNK); /* streamed in chunks of a stack buffer */
     }
     CHECK(wire_len + len <= sizeof wire);
     memcpy(wire + wire_len, data, len);
