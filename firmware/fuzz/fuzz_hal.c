@@ -12,8 +12,8 @@
 #include "ml_store_hal.h"
 #include "protocol_ids.h"
 
-#define STORE_SECTOR_SIZE 4096u
-#define STORE_SECTORS     2u
+#define STORE_SECTOR_SIZE 16384u
+#define STORE_SECTORS     4u
 
 static const struct ml_board board = {
     .name = "fuzz",
