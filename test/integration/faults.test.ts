@@ -1,0 +1,103 @@
+// The SDK through a damaged line: the fault relay (hil/fault-relay.ts) sits
+// between the host and the device, flipping bits at a byte error rate of
+// 1e-4 and dropping 0.1% of the bytes in both directions. A mixed workload
+// (hil/workload.ts) runs through it, each result checked against Node's
+// crypto: no wrong result, no request outliving its timeout, every failure
+// a typed MbedlinkError. The figures are printed.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Relay, startRelay } from "../../hil/fault-relay.js";
+import { type NativeTarget, startNative } from "../../hil/native.js";
+import { type QemuTarget, startQemu } from "../../hil/qemu.js";
+import { formatReport, HANG_SLACK_MS, runWorkload } from "../../hil/workload.js";
+import { type Device, open, utf8 } from "../../host/src/index.js";
+import { TARGET } from "./target.js";
+
+const SEED = Number(process.env.MBEDLINK_FAULT_SEED ?? 20261127);
+const LINE = { flip: 1e-4, drop: 1e-3 };
+/** 10,000 operations on native; QEMU's emulated UART (about 12 KiB/s) gets fewer. */
+const OPS = TARGET === "qemu" ? 400 : 10_000;
+const TIMEOUT_MS = TARGET === "qemu" ? 5000 : 3000;
+
+describe.runIf(TARGET !== "port")(`through a faulty line (${TARGET})`, () => {
+  let target: NativeTarget | QemuTarget;
+  let relay: Relay;
+  let dev: Device;
+
+  beforeAll(async () => {
+    target = TARGET === "qemu" ? await startQemu() : await startNative();
+    relay = await startRelay({ devicePath: target.path, seed: SEED });
+    dev = await open(relay.hostPath, { timeoutMs: TIMEOUT_MS });
+  });
+  afterAll(async () => {
+    await dev?.close();
+    await relay?.stop();
+    await target?.stop();
+  });
+
+  it(`${OPS} mixed operations at a byte error rate of 1e-4 plus 0.1% dropped bytes: no wrong result, no hang, only typed errors`, async () => {
+    const before = await dev.stats();
+    relay.set({ up: LINE, down: LINE });
+    const r = await runWorkload(dev, { ops: OPS, seed: SEED, timeoutMs: TIMEOUT_MS, maxData: TARGET === "qemu" ? 256 : 512 });
+    relay.set({ up: {}, down: {} });
+    const line = relay.stats();
+    console.log(
+      [
+        `faults (${TARGET}, seed ${SEED}):`,
+        formatReport(r),
+        `line up: ${line.up.bytesIn} bytes, ${line.up.flipped} flipped, ${line.up.dropped} dropped; down: ${line.down.bytesIn} bytes, ${line.down.flipped} flipped, ${line.down.dropped} dropped`,
+        `host drops ${dev.linkCounters.rxDropped}, device drops ${dev.rpc.deviceDrops}, late responses ${dev.rpc.lateResponses}`,
+      ].join("\n"),
+    );
+    expect(r.ops).toBe(OPS);
+    expect(r.samples.filter((s) => !s.startsWith("hang"))).toEqual([]);
+    expect(r.wrong).toBe(0);
+    expect(r.untyped).toBe(0);
+    expect(r.hangs).toBe(0);
+    expect(r.maxOverrunMs).toBeLessThanOrEqual(HANG_SLACK_MS);
+    // the faults were real, and recovery did its part
+    expect(line.up.flipped + line.up.dropped).toBeGreaterThan(0);
+    expect(line.down.flipped + line.down.dropped).toBeGreaterThan(0);
+    expect(r.retries).toBeGreaterThan(0);
+    expect(r.okOps).toBeGreaterThan(OPS * 0.8);
+    // Clean line again: the device serves, and nothing the workload made is left on it.
+    expect(Buffer.from(await dev.echo(utf8("clean again"))).toString()).toBe("clean again");
+    const after = await dev.stats();
+    expect(after.handlesUsed).toBe(before.handlesUsed);
+    expect(after.heapUsed).toBe(before.heapUsed);
+  }, 900_000);
+
+  it("the same seed replays the same line faults", async () => {
+    // Two relays with one seed, one after the other in front of the same
+    // device, damage the same request stream identically.
+    const faults = async () => {
+      const r = await startRelay({ devicePath: target.path, seed: SEED });
+      try {
+        const d = await open(r.hostPath, { timeoutMs: TIMEOUT_MS, retries: 0 });
+        const outcome: string[] = [];
+        try {
+          r.set({ up: { flip: 0.003, drop: 0.003 } });
+          for (let i = 0; i < 40; i++) {
+            await d.echo(new Uint8Array(100).fill(i), { timeoutMs: 500 }).then(
+              () => outcome.push("ok"),
+              (e: Error) => outcome.push(e.name),
+            );
+          }
+        } finally {
+          await d.close();
+        }
+        return { outcome, up: r.stats().up };
+      } finally {
+        await r.stop();
+      }
+    };
+    // One relay on the device at a time (the port is locked): the shared one goes first.
+    await dev.close();
+    await relay.stop();
+    const a = await faults();
+    const b = await faults();
+    expect(a.outcome.filter((o) => o !== "ok").length).toBeGreaterThan(0);
+    expect(b.outcome).toEqual(a.outcome);
+    expect(b.up.flipped).toBe(a.up.flipped);
+    expect(b.up.dropped).toBe(a.up.dropped);
+  }, 300_000);
+});
