@@ -461,7 +461,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     this.txs.push({ id: call.id, call });
     this._transport.sendBody(call.body, (err) => {
       if (this.pending.get(call.id) !== call) return;
-      if (err) this.finish(call, err instanceof MbedlinkError ? err : new DisconnectedError(`write failed: ${err.message}`));
+      if (err) this.writeFailed(call, err);
       else {
         call.writtenAt = performance.now();
         this.arm(call, call.timeoutMs); // the timeout counts from the written frame
@@ -469,7 +469,18 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     });
   }
 
-  /** Sends a lost idempotent call again under a new id. */
+  /**
+   * A write failed: the link is gone. When the owner can bring it back, that
+   * is a device reset for every call (the transport's own 'disconnected'
+   * may come later); otherwise the call fails with DisconnectedError.
+   */
+  private writeFailed(call: Call, err: Error): void {
+    const gone = err instanceof MbedlinkError ? err : new DisconnectedError(`write failed: ${err.message}`);
+    if (this.onLinkLost) this.onDisconnected(gone);
+    else this.finish(call, gone);
+  }
+
+  /** Sends a lost call again under a new id. */
   private resend(call: Call): void {
     const decoded = decodeBody(call.body);
     if (!decoded.ok || !Array.isArray(decoded.message)) {
@@ -486,9 +497,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     this.txs.push({ id, call });
     this.armAttempt(call);
     this._transport.sendBody(call.body, (err) => {
-      if (err && this.pending.get(call.id) === call) {
-        this.finish(call, err instanceof MbedlinkError ? err : new DisconnectedError(`write failed: ${err.message}`));
-      }
+      if (err && this.pending.get(call.id) === call) this.writeFailed(call, err);
     });
   }
 

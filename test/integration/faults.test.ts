@@ -15,7 +15,7 @@ import { TARGET } from "./target.js";
 const SEED = Number(process.env.MBEDLINK_FAULT_SEED ?? 20261127);
 const LINE = { flip: 1e-4, drop: 1e-3 };
 /** 10,000 operations on native; QEMU's emulated UART (about 12 KiB/s) gets fewer. */
-const OPS = TARGET === "qemu" ? 400 : 10_000;
+const OPS = TARGET === "qemu" ? 1000 : 10_000;
 const TIMEOUT_MS = TARGET === "qemu" ? 5000 : 3000;
 
 describe.runIf(TARGET !== "port")(`through a faulty line (${TARGET})`, () => {
