@@ -3,7 +3,11 @@
  * CRC), so mutations reach the op handlers. One input is a sequence of
  * requests run in order on one freshly booted device, each as
  *   u16 big-endian length, then that many bytes of CBOR
- * (a short last record takes what is left). Every response must be a
+ * (a short last record takes what is left). A length of 0xFFFF is a reset
+ * instead: a count byte n, then n times (u16 big-endian offset, xor mask)
+ * bit flips applied to the key store medium, then a reboot that keeps the
+ * medium, so the store's scan and record parser meet damaged flash and the
+ * requests after it see what survived. Every response must be a
  * well-formed `[id, 0, result]` or `[id, status, code, msg]` no larger than
  * the MTU with a valid CRC; after the input every handle is freed and the
  * heap must be empty again (fuzz_shutdown aborts on a leak).
@@ -80,6 +84,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     while (pos + 2 <= size) {
         size_t len = (size_t)data[pos] << 8 | data[pos + 1];
         pos += 2;
+        if (len == 0xFFFF) {
+            size_t n = pos < size ? data[pos++] : 0;
+            for (size_t i = 0; i < n && pos + 3 <= size; i++, pos += 3) {
+                fuzz_store_corrupt((size_t)data[pos] << 8 | data[pos + 1], data[pos + 2]);
+            }
+            fuzz_reboot();
+            cap = ml_link_mtu();
+            continue;
+        }
         if (len > size - pos) {
             len = size - pos;
         }

@@ -108,6 +108,17 @@ void fuzz_boot(void)
     }
 }
 
+void fuzz_reboot(void)
+{
+    fuzz_shutdown();
+    if (ml_core_init() != 0) {
+        fprintf(stderr, "fuzz: the device did not boot again\n");
+        abort();
+    }
+}
+
+void fuzz_store_corrupt(size_t offset, uint8_t mask) { store_mem[offset % sizeof store_mem] ^= mask; }
+
 void fuzz_shutdown(void)
 {
     size_t left = ml_core_deinit();

@@ -18,6 +18,12 @@ void fuzz_boot(void);
  * the heap is not empty afterwards: a leak. */
 void fuzz_shutdown(void);
 
+/* A board reset that keeps the key store medium (what a power cycle
+ * keeps): fuzz_shutdown's leak check, then a fresh boot that scans it. */
+void fuzz_reboot(void);
+/* Flips bits of the key store medium (offset wraps around its size). */
+void fuzz_store_corrupt(size_t offset, uint8_t mask);
+
 /* Bytes and blocks the fuzz heap holds now. */
 size_t fuzz_heap_used(void);
 size_t fuzz_heap_blocks(void);

@@ -142,6 +142,22 @@ const lifecycles: Record<string, Step[]> = {
     ["slot_store", 3, 1, "ec", true],
     ["slot_delete", 0],
   ],
+  slot_reboot: [
+    ["pk_import", 1, ecPrivDer, null, 0],
+    ["slot_store", 1, 0, "ec", false],
+    ["key_import", 2, key16],
+    ["slot_store", 2, 1, "k", false],
+    ["slot_delete", 1],
+    ["slot_store", 2, 2, "k2", false],
+    ["@reset", []],
+    ["slot_list"],
+    ["slot_load", 0, 3],
+    ["slot_load", 2, 4],
+    ["pk_sign", 3, 4, sha256, 0],
+    ["@reset", [[0x10, 0x01]]],
+    ["slot_list"],
+    ["slot_load", 0, 5],
+  ],
   kex_ecdh: [
     ["kex_new", 1, 1, 1, 3, null],
     ["kex_new", 2, 1, 2, 3, null],
@@ -171,9 +187,18 @@ function request(id: number, name: string, args: unknown[]): Uint8Array {
   return body.subarray(0, body.length - 4);
 }
 
-function records(messages: Uint8Array[]): Buffer {
+// A reset between requests (fuzz_dispatch only; the link target skips it):
+// bit flips [offset, mask] applied to the key store medium, then a reboot.
+const RESET = Symbol("reset");
+type Item = Uint8Array | { [RESET]: [number, number][] };
+
+function records(items: Item[]): Buffer {
   return Buffer.concat(
-    messages.flatMap((m) => {
+    items.flatMap((m) => {
+      if (!(m instanceof Uint8Array)) {
+        const flips = m[RESET];
+        return [Buffer.from([0xff, 0xff, flips.length]), ...flips.map(([off, mask]) => Buffer.from([off >> 8, off & 0xff, mask]))];
+      }
       const len = Buffer.alloc(2);
       len.writeUInt16BE(m.length);
       return [len, Buffer.from(m)];
@@ -181,18 +206,20 @@ function records(messages: Uint8Array[]): Buffer {
   );
 }
 
-function wire(messages: Uint8Array[]): Buffer {
+function wire(items: Item[]): Buffer {
   return Buffer.concat(
-    messages.map((cbor) => {
-      const body = new Uint8Array(cbor.length + 4);
-      body.set(cbor);
-      new DataView(body.buffer).setUint32(cbor.length, crc32Of(cbor));
-      return slipEncode(body);
-    }),
+    items
+      .filter((m): m is Uint8Array => m instanceof Uint8Array)
+      .map((cbor) => {
+        const body = new Uint8Array(cbor.length + 4);
+        body.set(cbor);
+        new DataView(body.buffer).setUint32(cbor.length, crc32Of(cbor));
+        return slipEncode(body);
+      }),
   );
 }
 
-const seeds = new Map<string, Uint8Array[]>();
+const seeds = new Map<string, Item[]>();
 for (const o of ids.ops) {
   const examples = single[o.name];
   if (examples === undefined) seeds.set(`op-${o.name}-bare`, [request(1, o.name, [1])]);
@@ -201,7 +228,7 @@ for (const o of ids.ops) {
 for (const [name, steps] of Object.entries(lifecycles)) {
   seeds.set(
     `seq-${name}`,
-    steps.map(([op, ...args], i) => request(i + 1, op, args)),
+    steps.map(([op, ...args], i): Item => (op === "@reset" ? { [RESET]: args[0] as [number, number][] } : request(i + 1, op, args))),
   );
 }
 golden.sessions.forEach((s, i) => {
