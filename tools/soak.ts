@@ -1,0 +1,116 @@
+// Soak: a mixed workload through the fault relay for N minutes.
+//
+//   npm run soak -- --minutes N [--target native|qemu] [--seed S]
+//                   [--ber 1e-4] [--drop 1e-3] [--concurrency 4] [--timeout-ms 3000]
+//
+// Starts the device (native simulator or QEMU), puts hil/fault-relay.ts in
+// front of it (bit flips at byte error rate --ber and --drop dropped bytes,
+// both directions, from --seed), runs hil/workload.ts (hash one-shot and
+// streaming, HMAC, AES-CBC, AES-GCM, ECDSA P-256 sign/verify; TLS records
+// do not exist yet) and prints requests done, errors by type, wrong results
+// (must be 0), hangs (must be 0) and the device heap before and after.
+// Exits 1 when a result was wrong, a request hung, an error was untyped, or
+// the heap did not return to where it was.
+import { parseArgs } from "node:util";
+import { type Relay, startRelay } from "../hil/fault-relay.js";
+import { startNative } from "../hil/native.js";
+import { startQemu } from "../hil/qemu.js";
+import { formatReport, runWorkload } from "../hil/workload.js";
+import { type Device, type DeviceStats, open } from "../host/src/index.js";
+
+const { values } = parseArgs({
+  options: {
+    minutes: { type: "string", default: "1" },
+    target: { type: "string", default: "native" },
+    seed: { type: "string" },
+    ber: { type: "string", default: "1e-4" },
+    drop: { type: "string", default: "1e-3" },
+    concurrency: { type: "string", default: "4" },
+    "timeout-ms": { type: "string" },
+  },
+});
+
+const num = (name: string, v: string | undefined): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) {
+    console.error(`soak: --${name} must be a non-negative number, got ${JSON.stringify(v)}`);
+    process.exit(2);
+  }
+  return n;
+};
+const target = values.target;
+if (target !== "native" && target !== "qemu") {
+  console.error(`soak: --target must be native or qemu, got ${JSON.stringify(target)}`);
+  process.exit(2);
+}
+const minutes = num("minutes", values.minutes);
+const seed = values.seed !== undefined ? num("seed", values.seed) >>> 0 : (Date.now() & 0xffffffff) >>> 0;
+const line = { flip: num("ber", values.ber), drop: num("drop", values.drop) };
+const timeoutMs = num("timeout-ms", values["timeout-ms"] ?? (target === "qemu" ? "5000" : "3000"));
+
+/** stats() on a clean line (it is idempotent and retried, but the line is clean anyway). */
+async function heap(dev: Device): Promise<DeviceStats> {
+  return dev.stats();
+}
+
+const fmtHeap = (s: DeviceStats) => `used ${s.heapUsed} B, high-water ${s.heapPeak} B of ${s.heapSize} B, handles ${s.handlesUsed}`;
+
+async function main(): Promise<number> {
+  console.log(
+    `soak: ${minutes} min on ${target}, seed ${seed}, byte error rate ${line.flip}, dropped bytes ${line.drop}, timeout ${timeoutMs} ms`,
+  );
+  const device = target === "qemu" ? await startQemu() : await startNative();
+  let relay: Relay | undefined;
+  let dev: Device | undefined;
+  try {
+    relay = await startRelay({ devicePath: device.path, seed });
+    dev = await open(relay.hostPath, { timeoutMs });
+    const before = await heap(dev);
+    console.log(`device: ${dev.info.board}, firmware ${dev.info.firmwareVersion}, Mbed TLS ${dev.info.mbedtlsVersion}`);
+    console.log(`heap before: ${fmtHeap(before)}`);
+    relay.set({ up: line, down: line });
+    const t0 = Date.now();
+    const r = await runWorkload(dev, {
+      durationMs: minutes * 60_000,
+      seed,
+      timeoutMs,
+      concurrency: num("concurrency", values.concurrency),
+      progressEvery: 2000,
+      onProgress: (p) =>
+        console.log(
+          `  ${((Date.now() - t0) / 1000).toFixed(0)} s: ${p.ops} operations, ${p.requests} requests, wrong ${p.wrong}, hangs ${p.hangs}, resends ${p.retries}`,
+        ),
+    });
+    relay.set({ up: {}, down: {} });
+    const after = await heap(dev);
+    const st = relay.stats();
+    console.log(formatReport(r));
+    console.log(
+      `line: up ${st.up.bytesIn} bytes (${st.up.flipped} flipped, ${st.up.dropped} dropped), down ${st.down.bytesIn} bytes (${st.down.flipped} flipped, ${st.down.dropped} dropped)`,
+    );
+    console.log(
+      `host-side drops ${dev.linkCounters.rxDropped}, device-side drops ${dev.rpc.deviceDrops}, late responses ${dev.rpc.lateResponses}`,
+    );
+    console.log(`heap after:  ${fmtHeap(after)}`);
+    const leaked = after.heapUsed !== before.heapUsed || after.handlesUsed !== before.handlesUsed;
+    const verdict = r.wrong === 0 && r.hangs === 0 && r.untyped === 0 && !leaked;
+    console.log(
+      verdict
+        ? "soak: PASS (0 wrong results, 0 hangs, every error typed, heap back to its baseline)"
+        : `soak: FAIL (wrong ${r.wrong}, hangs ${r.hangs}, untyped ${r.untyped}, heap ${leaked ? "not back to baseline" : "ok"})`,
+    );
+    return verdict ? 0 : 1;
+  } finally {
+    await dev?.close().catch(() => {});
+    await relay?.stop().catch(() => {});
+    await device.stop();
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error("soak:", e);
+    process.exit(1);
+  },
+);
