@@ -14,8 +14,10 @@
 #include <string.h>
 
 #include "ml_config.h"
+#include "ml_crc32.h"
 #include "ml_handles.h"
 #include "ml_heap.h"
+#include "ml_slip.h"
 #include "protocol_ids.h"
 #include "test_hal.h"
 #include "test_util.h"
@@ -68,13 +70,34 @@ static void rq_null(void) { CHECK(cbor_encode_null(&arr) == CborNoError); }
 static uint8_t reply[ML_CFG_MTU];
 static struct th_reply r;
 
+static bool to_device(void *ctx, const uint8_t *data, size_t len)
+{
+    (void)ctx;
+    th_rx(data, len);
+    return true;
+}
+
 /* Sends the request; checks it succeeded; r.result is the result item. */
 static void rq_ok(void)
 {
     CHECK(cbor_encoder_close_container(&enc, &arr) == CborNoError);
-    size_t n = th_call(req, cbor_encoder_get_buffer_size(&enc, req), reply, sizeof reply);
-    CHECK(n != (size_t)-1 && n != (size_t)-2);
-    CHECK(th_parse(reply, n, &r));
+    size_t len = cbor_encoder_get_buffer_size(&enc, req);
+    static uint8_t body[ML_CFG_MTU + ML_CRC_SIZE];
+    memcpy(body, req, len);
+    uint32_t crc = ml_crc32(req, len);
+    for (size_t i = 0; i < ML_CRC_SIZE; i++) {
+        body[len + i] = (uint8_t)(crc >> (24 - 8 * i));
+    }
+    th_clear();
+    CHECK(ml_slip_encode(body, len + ML_CRC_SIZE, to_device, NULL));
+    /* The response is the one frame that is not an event (long operations
+     * send busy events before it). */
+    bool found = false;
+    for (size_t i = 0; i < th_frame_count() && !found; i++) {
+        size_t n = th_frame(i, reply, sizeof reply);
+        found = n <= sizeof reply && th_parse(reply, n, &r) && !r.is_event;
+    }
+    CHECK(found);
     if (r.status != 0) {
         fprintf(stderr, "  op failed: status %llu: %s\n", (unsigned long long)r.status, r.msg);
         ml_test_fail(__FILE__, __LINE__, "request succeeds");
@@ -295,6 +318,131 @@ ML_TEST(pk_and_kex_objects)
     expect_gone("ECDH shared secret", secret, secret_len);
 }
 
+/* Reads the next DER INTEGER at *p (tag 02, definite length); returns its
+ * value without leading zero bytes, or NULL. */
+static const uint8_t *der_integer(const uint8_t **p, const uint8_t *end, size_t *len)
+{
+    if (end - *p < 2 || (*p)[0] != 0x02) {
+        return NULL;
+    }
+    size_t n = (*p)[1];
+    const uint8_t *v = *p + 2;
+    if (n & 0x80) {
+        size_t k = n & 0x7f;
+        if (k == 0 || k > 2 || (size_t)(end - v) < k) {
+            return NULL;
+        }
+        n = 0;
+        for (size_t i = 0; i < k; i++) {
+            n = n << 8 | v[i];
+        }
+        v += k;
+    }
+    if ((size_t)(end - v) < n) {
+        return NULL;
+    }
+    *p = v + n;
+    while (n > 1 && *v == 0) {
+        v++;
+        n--;
+    }
+    *len = n;
+    return v;
+}
+
+/* A 2048-bit MODP group (RFC 3526 group 14) prime, generator 2. */
+static const char modp14_hex[] =
+    "FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD129024E088A67CC74020BBEA63B139B22514A08798E3404DD"
+    "EF9519B3CD3A431B302B0A6DF25F14374FE1356D6D51C245E485B576625E7EC6F44C42E9A637ED6B0BFF5CB6F406B7ED"
+    "EE386BFB5A899FA5AE9F24117C4B1FE649286651ECE45B3DC2007CB8A163BF0598DA48361C55D39A69163FA8FD24CF5F"
+    "83655D23DCA3AD961C62F356208552BB9ED529077096966D670C354E4ABC9804F1746C08CA18217C32905E462E36CE3B"
+    "E39E772C180E86039B2783A2EC07A28FB5C55DF06F4C52C9DE2BCBF6955817183995497CEA956AE515D2261898FA0510"
+    "15728E5A8AACAA68FFFFFFFFFFFFFFFF";
+
+ML_TEST(rsa_and_dh_objects)
+{
+    boot();
+    static uint8_t der[2400];
+    uint8_t hash[32], prime[256], two[1] = {2}, ske[800], cke[300], secret[256];
+    memset(hash, 0x22, sizeof hash);
+    /* 1: RSA-1024 generated on the device, exportable so the test learns d and p */
+    rq_begin(ML_OP_PK_GENERATE, 5);
+    rq_uint(1);
+    rq_uint(1);
+    rq_uint(1024);
+    rq_uint(65537);
+    rq_uint(1);
+    rq_ok();
+    rq_begin(ML_OP_PK_SIGN, 4);
+    rq_uint(1);
+    rq_uint(ML_HASH_SHA256);
+    rq_bytes(hash, sizeof hash);
+    rq_uint(1);
+    rq_ok();
+    rq_begin(ML_OP_PK_EXPORT, 2);
+    rq_uint(1);
+    rq_uint(1); /* private DER: PKCS#1 RSAPrivateKey */
+    rq_ok();
+    size_t der_len = result_bytes(der, sizeof der);
+    /* SEQUENCE { version, n, e, d, p, q, ... } */
+    const uint8_t *p = der, *end = der + der_len;
+    CHECK(der_len > 4 && der[0] == 0x30 && der[1] == 0x82);
+    p += 4;
+    size_t n_len = 0, d_len = 0, p_len = 0, unused = 0;
+    CHECK(der_integer(&p, end, &unused) != NULL);
+    CHECK(der_integer(&p, end, &n_len) != NULL);
+    CHECK(der_integer(&p, end, &unused) != NULL);
+    const uint8_t *d = der_integer(&p, end, &d_len);
+    const uint8_t *pp = der_integer(&p, end, &p_len);
+    CHECK(d != NULL && pp != NULL && n_len == 128 && p_len == 64);
+
+    /* 2, 3: a DH exchange in group 14; the server's secret is returned */
+    size_t prime_len = ml_unhex(modp14_hex, prime, sizeof prime);
+    for (uint32_t h = 2; h <= 3; h++) {
+        rq_begin(ML_OP_KEX_NEW, 5);
+        rq_uint(h);
+        rq_uint(2);
+        rq_uint(h == 2 ? 1 : 2);
+        CborEncoder pair;
+        CHECK(cbor_encoder_create_array(&arr, &pair, 2) == CborNoError);
+        CHECK(cbor_encode_byte_string(&pair, prime, prime_len) == CborNoError);
+        CHECK(cbor_encode_byte_string(&pair, two, sizeof two) == CborNoError);
+        CHECK(cbor_encoder_close_container(&arr, &pair) == CborNoError);
+        rq_null();
+        rq_ok();
+    }
+    rq_begin(ML_OP_KEX_GENERATE, 1);
+    rq_uint(2);
+    rq_ok();
+    size_t ske_len = result_bytes(ske, sizeof ske);
+    rq_begin(ML_OP_KEX_IMPORT, 2);
+    rq_uint(3);
+    rq_bytes(ske, ske_len);
+    rq_ok();
+    rq_begin(ML_OP_KEX_GENERATE, 1);
+    rq_uint(3);
+    rq_ok();
+    size_t cke_len = result_bytes(cke, sizeof cke);
+    rq_begin(ML_OP_KEX_IMPORT, 2);
+    rq_uint(2);
+    rq_bytes(cke, cke_len);
+    rq_ok();
+    rq_begin(ML_OP_KEX_SECRET, 2);
+    rq_uint(2);
+    rq_null();
+    rq_ok();
+    size_t secret_len = result_bytes(secret, sizeof secret);
+    CHECK_EQ(secret_len, prime_len);
+
+    for (uint32_t h = 1; h <= 3; h++) {
+        free_handle(h);
+    }
+    CHECK_EQ(th_heap_used(), boot_heap);
+    expect_gone("RSA private exponent d", d, d_len);
+    expect_gone("RSA prime p", pp, p_len);
+    expect_gone("DH shared secret", secret, secret_len);
+}
+
 static size_t hook_calls, hook_nonzero;
 
 static void check_zero(const void *obj, size_t size)
@@ -377,6 +525,7 @@ int main(int argc, char **argv)
     static const struct ml_test_case cases[] = {
         ML_CASE(symmetric_objects),
         ML_CASE(pk_and_kex_objects),
+        ML_CASE(rsa_and_dh_objects),
         ML_CASE(every_object_type_zeroised_on_free),
     };
     return ml_test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
