@@ -9,7 +9,6 @@ import { Op } from "../host/src/protocol.generated.js";
 import { slipEncode } from "../host/src/slip.js";
 import type { Message } from "../host/src/transport.js";
 import { SerialTransport } from "../host/src/transport.js";
-import { type Latency, timeSequential } from "./stats.js";
 
 export interface Peer {
   path: string;
@@ -40,19 +39,24 @@ function readExactly(fd: number, buf: Buffer, n: number): void {
   }
 }
 
-/** Sequential write/read round trips of `size` bytes with plain fs on the PTY slave. */
-export async function rawEchoRtt(peer: Peer, size: number, n: number): Promise<Latency> {
+/** Round trips with plain fs on the PTY slave of an echo peer: write `size` bytes, read them back. */
+export interface FsEcho {
+  /** One round trip of `size` bytes (blocking reads: nothing else runs meanwhile). */
+  roundTrip(size: number): void;
+  close(): void;
+}
+
+export function openFsEcho(peer: Peer): FsEcho {
   const fd = fs.openSync(peer.path, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
-  try {
-    const out = Buffer.alloc(size, 0x55);
-    const back = Buffer.alloc(size);
-    return await timeSequential(n, Math.min(100, n), async () => {
-      fs.writeSync(fd, out);
+  const out = Buffer.alloc(256, 0x55);
+  const back = Buffer.alloc(256);
+  return {
+    roundTrip(size: number) {
+      fs.writeSync(fd, out, 0, size);
       readExactly(fd, back, size);
-    });
-  } finally {
-    fs.closeSync(fd);
-  }
+    },
+    close: () => fs.closeSync(fd),
+  };
 }
 
 /**
@@ -87,23 +91,37 @@ async function withTransport<T>(peer: Peer, fn: (t: SerialTransport) => Promise<
 }
 
 /**
- * Sequential round trips of a request frame shaped like hash_oneshot(sha256,
- * `size` bytes) through SerialTransport; the echo peer sends the frame back
- * and the transport decodes it (SLIP, CRC, CBOR) as it would a response.
+ * Round trips of a request frame shaped like hash_oneshot(sha256, `size`
+ * bytes) through SerialTransport to an echo peer, which sends the frame
+ * back; the transport decodes it (SLIP, CRC, CBOR) as it would a response.
  */
-export function transportEchoRtt(peer: Peer, size: number, n: number): Promise<Latency> {
-  return withTransport(peer, async (t) => {
-    let waiting: ((m: Message) => void) | undefined;
-    t.on("message", (m) => waiting?.(m));
-    const payload = new Uint8Array(size).fill(0x55);
-    return timeSequential(n, Math.min(100, n), (i) => {
+export interface TransportEcho {
+  roundTrip(size: number): Promise<Message>;
+  close(): Promise<void>;
+}
+
+export async function openTransportEcho(peer: Peer): Promise<TransportEcho> {
+  const t = await SerialTransport.open(peer.path);
+  let waiting: ((m: Message) => void) | undefined;
+  t.on("message", (m) => waiting?.(m));
+  const payloads = new Map<number, Uint8Array>();
+  let id = 0;
+  return {
+    roundTrip(size: number) {
+      let payload = payloads.get(size);
+      if (!payload) {
+        payload = new Uint8Array(size).fill(0x55);
+        payloads.set(size, payload);
+      }
       const got = new Promise<Message>((r) => {
         waiting = r;
       });
-      t.sendMessage([i + 1, Op.hashOneshot, 4, payload], () => {});
+      id = id >= 0xffffffff ? 1 : id + 1;
+      t.sendMessage([id, Op.hashOneshot, 4, payload], () => {});
       return got;
-    });
-  });
+    },
+    close: () => t.close(),
+  };
 }
 
 /**

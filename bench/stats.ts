@@ -27,15 +27,20 @@ export function latencyOf(samplesUs: number[]): Latency {
   return { p50: percentile(s, 50), p99: percentile(s, 99), mean, n: s.length };
 }
 
-/** Times an async loop of `n` sequential calls (after `warmup`), in microseconds per call. */
-export async function timeSequential(n: number, warmup: number, fn: (i: number) => Promise<unknown>): Promise<Latency> {
+/** Runs `n` sequential calls (after `warmup`) and appends each one's time in microseconds to `into`. */
+export async function sampleSequential(n: number, warmup: number, fn: (i: number) => unknown, into: number[]): Promise<void> {
   for (let i = 0; i < warmup; i++) await fn(i);
-  const samples: number[] = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
     await fn(i);
-    samples.push((performance.now() - t0) * 1000);
+    into.push((performance.now() - t0) * 1000);
   }
+}
+
+/** Times an async loop of `n` sequential calls (after `warmup`), in microseconds per call. */
+export async function timeSequential(n: number, warmup: number, fn: (i: number) => Promise<unknown>): Promise<Latency> {
+  const samples: number[] = [];
+  await sampleSequential(n, warmup, fn, samples);
   return latencyOf(samples);
 }
 
