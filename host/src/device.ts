@@ -364,6 +364,8 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     const reconnectLink = this.reconnectLink;
     if (!reconnectLink) return;
     try {
+      // Let go of the dead port first: its name (and lock) may go to the new device.
+      await this.transport.close().catch(() => {});
       const t = await reconnectLink();
       if (this.closing) {
         await t.close();
@@ -375,7 +377,8 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
       this.rpc.resume();
       this.emit("reconnected", this.info);
     } catch (e) {
-      if (this.closing) return;
+      // Closed meanwhile, or the new link was lost too and another reconnect runs.
+      if (this.closing || this.rpc.isLinkDown) return;
       const err = new DisconnectedError(`device lost (${cause.message}) and reconnecting failed: ${(e as Error).message}`);
       this.rpc.giveUp(err);
       this.rpc.resume();
@@ -444,6 +447,7 @@ export async function open(a: string | TargetOpenOptions, b: OpenOptions = {}): 
 
 interface StartedTarget {
   readonly path: string;
+  readonly child: { once(event: "exit", listener: () => void): unknown };
   stop(): Promise<void>;
 }
 
@@ -453,18 +457,32 @@ interface StartedTarget {
  */
 async function openOwned(opts: OpenOptions, start: () => Promise<StartedTarget>): Promise<Device> {
   let target = await start();
+  let closed = false;
   const serialOpts = opts.baudRate !== undefined ? { baudRate: opts.baudRate } : {};
   const devOpts = deviceOptions(opts);
-  devOpts.onClose = () => target.stop();
+  devOpts.onClose = () => {
+    closed = true;
+    return target.stop();
+  };
+  // The process exiting is the sure sign of a dead device: an idle PTY does
+  // not report its other end going away.
+  const watch = (t: StartedTarget, link: Transport): Transport => {
+    t.child.once("exit", () => {
+      if (!closed && target === t) void link.close();
+    });
+    return link;
+  };
   if (opts.reconnect !== false) {
     devOpts.reconnect = async () => {
       await target.stop();
       target = await start();
-      return SerialTransport.open(target.path, serialOpts);
+      // closed while the new one started: it must not outlive the Device
+      if (closed) await target.stop();
+      return watch(target, await SerialTransport.open(target.path, serialOpts));
     };
   }
   try {
-    return await Device.connect(await SerialTransport.open(target.path, serialOpts), devOpts);
+    return await Device.connect(watch(target, await SerialTransport.open(target.path, serialOpts)), devOpts);
   } catch (e) {
     await target.stop();
     throw e;

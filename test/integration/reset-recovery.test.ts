@@ -133,6 +133,24 @@ describe.runIf(TARGET !== "port")(`reset recovery (${TARGET})`, () => {
     await until(() => !alive(now[0] as number), 10_000);
   });
 
+  it("killed twice in a row it recovers twice; closed while restarting, no device process is left behind", async () => {
+    const dev = await open({ target: TARGET === "qemu" ? "qemu" : "native", timeoutMs: 20_000 });
+    devices.push(dev);
+    const ev = recordEvents(dev);
+    for (let round = 1; round <= 2; round++) {
+      const [pid] = childrenMatching(deviceProgram);
+      process.kill(pid as number, "SIGKILL");
+      await until(() => ev.events.length === 2 * round - 1); // 'reset': calls made from now on wait for the new device
+      expect(await dev.hash.hexdigest("sha256", utf8("abc"))).toBe(sha256hex(utf8("abc")));
+      expect(ev.events.filter((e) => e === "reconnected")).toHaveLength(round);
+    }
+    const [pid] = childrenMatching(deviceProgram);
+    process.kill(pid as number, "SIGKILL");
+    await until(() => ev.events.length === 5); // the third 'reset'
+    await dev.close(); // while the SDK starts the next device
+    await until(() => childrenMatching(deviceProgram).every((p) => !alive(p)), 10_000);
+  });
+
   it("a board reset mid-stream: DeviceResetError in flight, 'reset' then 'reconnected', the next call works", async () => {
     const session = await startSession();
     sessions.push(session);
