@@ -17,9 +17,14 @@ export function crc32Of(data: Uint8Array): number {
 /** CBOR-encodes a message and appends its CRC. */
 export function encodeBody(message: unknown): Uint8Array {
   const cbor = encoder.encode(message) as Uint8Array;
-  const body = new Uint8Array(cbor.length + CRC_SIZE);
+  const n = cbor.length;
+  const body = new Uint8Array(n + CRC_SIZE);
   body.set(cbor);
-  new DataView(body.buffer, body.byteOffset, body.byteLength).setUint32(cbor.length, crc32Of(cbor));
+  const crc = crc32Of(cbor);
+  body[n] = crc >>> 24;
+  body[n + 1] = (crc >>> 16) & 0xff;
+  body[n + 2] = (crc >>> 8) & 0xff;
+  body[n + 3] = crc & 0xff;
   return body;
 }
 
@@ -30,7 +35,12 @@ export function decodeBody(body: Uint8Array): BodyResult {
   if (body.length < CRC_SIZE + 1) return { ok: false, reason: "too_short" };
   const cborLen = body.length - CRC_SIZE;
   const cbor = body.subarray(0, cborLen);
-  const want = new DataView(body.buffer, body.byteOffset, body.byteLength).getUint32(cborLen);
+  const want =
+    (((body[cborLen] as number) << 24) |
+      ((body[cborLen + 1] as number) << 16) |
+      ((body[cborLen + 2] as number) << 8) |
+      (body[cborLen + 3] as number)) >>>
+    0;
   if (crc32Of(cbor) !== want) return { ok: false, reason: "bad_crc" };
   try {
     return { ok: true, message: decoder.decode(cbor) };

@@ -15,6 +15,7 @@ export const ESC_ESC = 0xdd;
 
 /** A Buffer view of the same bytes (for its native indexOf), no copy. */
 function view(bytes: Uint8Array): Buffer {
+  if (Buffer.isBuffer(bytes)) return bytes;
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
@@ -25,6 +26,7 @@ function view(bytes: Uint8Array): Buffer {
  * (npm run bench), this takes a few.
  */
 export function slipEncode(body: Uint8Array): Uint8Array {
+  if (body.length <= SMALL) return slipEncodeSmall(body);
   const v = view(body);
   let e = v.indexOf(END);
   let s = v.indexOf(ESC);
@@ -57,6 +59,35 @@ export function slipEncode(body: Uint8Array): Uint8Array {
   o += body.length - from;
   out[o++] = END;
   return o === out.length ? out : out.subarray(0, o);
+}
+
+/** Bodies up to this size are encoded byte by byte: cheaper than setting up indexOf. */
+const SMALL = 128;
+
+function slipEncodeSmall(body: Uint8Array): Uint8Array {
+  let extra = 0;
+  for (let i = 0; i < body.length; i++) {
+    const b = body[i] as number;
+    if (b === END || b === ESC) extra++;
+  }
+  const out = new Uint8Array(body.length + extra + 2);
+  out[0] = END;
+  if (extra === 0) out.set(body, 1);
+  else {
+    let o = 1;
+    for (let i = 0; i < body.length; i++) {
+      const b = body[i] as number;
+      if (b === END) {
+        out[o++] = ESC;
+        out[o++] = ESC_END;
+      } else if (b === ESC) {
+        out[o++] = ESC;
+        out[o++] = ESC_ESC;
+      } else out[o++] = b;
+    }
+  }
+  out[out.length - 1] = END;
+  return out;
 }
 
 export type SlipDropReason = "bad_escape" | "oversize";
