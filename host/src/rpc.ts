@@ -217,7 +217,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   deviceDrops = 0;
   /** Resends of lost idempotent calls. */
   retries = 0;
-  /** Transmissions found lost (a later response came first) or given up by their attempt timer. */
+  /** Transmissions found lost: a response to a later one came first. */
   lostFrames = 0;
   /** Link probes sent after a dropped frame. */
   probes = 0;
@@ -524,8 +524,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     call.timer = undefined;
     if (this.pending.get(call.id) !== call) return;
     if (this.canResend(call)) {
-      this.lostFrames++;
-      this.resend(call);
+      this.resend(call); // the first attempt stays on the books: its answer may still come
       return;
     }
     const tries = call.attempts > 1 ? ` (${call.attempts} attempts)` : "";
