@@ -158,6 +158,9 @@ function parseVersion(mbedtls: string): VersionInfo {
 /** Resends of a lost idempotent request by default (spec §6). */
 export const DEFAULT_RETRIES = 3;
 
+/** Shortest time between two boot id checks after bad_handle answers, ms. */
+const BOOT_CHECK_INTERVAL_MS = 1000;
+
 /** First hello attempt's timeout; each retry waits one step longer. */
 const HELLO_RETRY_MS = 500;
 
@@ -186,6 +189,8 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
   private closing: Promise<void> | undefined;
   private readonly onClose: (() => Promise<void>) | undefined;
   private readonly reconnectLink: (() => Promise<Transport>) | undefined;
+  private bootCheck: Promise<void> | undefined;
+  private lastBootCheck = Number.NEGATIVE_INFINITY;
 
   private constructor(transport: Transport, opts: DeviceOptions) {
     super();
@@ -210,6 +215,7 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.rpc.on("disconnected", (err) => this.emit("disconnected", err));
     this.rpc.on("busy", (info) => this.emit("busy", info));
     this.rpc.on("reset", (info) => this.onReset(info));
+    this.rpc.on("badHandle", () => this.checkBoot());
   }
 
   /** Runs hello over an open transport and returns the session. */
@@ -334,6 +340,23 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.rpc.mtu = info.mtu;
     this.transport.setMaxFrame(info.mtu);
     this.rpc.noteBootId(Buffer.from(info.bootId, "hex"));
+  }
+
+  /**
+   * The device answered bad_handle. If it rebooted without the host seeing
+   * the boot event (damaged on the line, or sent while the port was
+   * closed), hello finds the new boot id and the reset is handled as usual.
+   * At most one check at a time, one a second.
+   */
+  private checkBoot(): void {
+    const now = performance.now();
+    if (this.bootCheck || this.closing || this.rpc.isPaused || now - this.lastBootCheck < BOOT_CHECK_INTERVAL_MS) return;
+    this.lastBootCheck = now;
+    this.bootCheck = this.hello()
+      .catch(() => {})
+      .finally(() => {
+        this.bootCheck = undefined;
+      });
   }
 
   private onReset(info: ResetInfo): void {

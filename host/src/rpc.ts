@@ -31,6 +31,7 @@ import { EventEmitter } from "node:events";
 import { decodeBody, encodeBody } from "./codec.js";
 import {
   ArgumentError,
+  BadHandleError,
   DeviceResetError,
   DisconnectedError,
   deviceErrorFor,
@@ -93,6 +94,8 @@ export interface RpcEventMap {
   settled: [info: CallSettledInfo];
   /** A device event other than boot / frame_dropped / busy. */
   event: [msg: Message];
+  /** The device answered bad_handle: a reset nobody saw (lost boot event) would look like this. */
+  badHandle: [op: string];
   /** A pending call is still running on the device; its timeout was re-armed. */
   busy: [info: BusyInfo];
   reset: [info: ResetInfo];
@@ -632,6 +635,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       this.srtt = this.srtt === 0 ? rtt : 0.875 * this.srtt + 0.125 * rtt;
     }
     const [err, value] = alreadyDone(call, msg) ? [null, null] : settle(call, msg);
+    if (err instanceof BadHandleError) this.emit("badHandle", opName(call.op));
     this.finish(call, err, value);
   }
 

@@ -10,7 +10,19 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Device, type DeviceInfo, DeviceResetError, open, type ResetInfo, StaleHandleError, utf8 } from "../../host/src/index.js";
+import { startRelay } from "../../hil/fault-relay.js";
+import { startNative } from "../../hil/native.js";
+import { startQemu } from "../../hil/qemu.js";
+import {
+  BadHandleError,
+  type Device,
+  type DeviceInfo,
+  DeviceResetError,
+  open,
+  type ResetInfo,
+  StaleHandleError,
+  utf8,
+} from "../../host/src/index.js";
 import { bulk, type Session, startSession, TARGET, until } from "./target.js";
 
 const sha256hex = (d: Uint8Array) => createHash("sha256").update(d).digest("hex");
@@ -149,6 +161,35 @@ describe.runIf(TARGET !== "port")(`reset recovery (${TARGET})`, () => {
     await until(() => ev.events.length === 5); // the third 'reset'
     await dev.close(); // while the SDK starts the next device
     await until(() => childrenMatching(deviceProgram).every((p) => !alive(p)), 10_000);
+  });
+
+  it("a reset whose boot event was lost on the line is found by the next bad_handle answer", async () => {
+    const t = TARGET === "qemu" ? await startQemu() : await startNative();
+    const relay = await startRelay({ devicePath: t.path, seed: 1 });
+    try {
+      const dev = await open(relay.hostPath, { timeoutMs: 20_000 });
+      devices.push(dev);
+      const ev = recordEvents(dev);
+      const bootBefore = dev.info.bootId;
+      const h = dev.hash.sha256(utf8("before"));
+      await h.digest();
+      relay.cut(1000); // the boot event is lost
+      await t.reset();
+      await new Promise((r) => setTimeout(r, 1200));
+      expect(ev.events).toEqual([]);
+      h.update(utf8(" and after"));
+      const err = await h.digest().catch((e: unknown) => e);
+      expect(err instanceof BadHandleError || err instanceof DeviceResetError || err instanceof StaleHandleError, String(err)).toBe(true);
+      await until(() => ev.events.length === 2, 10_000);
+      expect(ev.events).toEqual(["reset", "reconnected"]);
+      expect(dev.info.bootId).not.toBe(bootBefore);
+      expect(() => h.update(utf8("x"))).toThrow(StaleHandleError);
+      expect(await dev.hash.hexdigest("sha256", utf8("abc"))).toBe(sha256hex(utf8("abc")));
+      await dev.close();
+    } finally {
+      await relay.stop();
+      await t.stop();
+    }
   });
 
   it("a board reset mid-stream: DeviceResetError in flight, 'reset' then 'reconnected', the next call works", async () => {
