@@ -92,7 +92,10 @@ for t in "${targets[@]}"; do
   work="$build/work/$t"
   mkdir -p "$findings" "$work"
   echo "fuzz: fuzz_$t for ${seconds}s (corpus: $kept + seeds; findings: $findings)"
-  args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=8192 -print_final_stats=1
+  # link inputs may exceed the native MTU (16448) to reach the oversize drop
+  max_len=8192
+  [ "$t" = link ] && max_len=17408
+  args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="$max_len" -print_final_stats=1
     -artifact_prefix="$findings/" -dict="$root/firmware/fuzz/cbor.dict")
   if [ "$jobs" -gt 1 ]; then args+=(-fork="$jobs"); fi
   if ! "$exe" "${args[@]}" "$work" "$kept" "$seeds/$t" 2>"$build/fuzz-$t.log"; then

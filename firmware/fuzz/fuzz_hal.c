@@ -129,12 +129,15 @@ void fuzz_shutdown(void)
     }
 }
 
-/* Long by design, not by bug: RSA key generation above 1024 bits and prime
- * search above 512 bits take seconds to minutes under the sanitizers, would
- * be reported as timeouts and starve the rest of the fuzzing. The fuzz build links with
+/* Long by design, not by bug: RSA key generation above fuzz_rsa_bits_max
+ * and prime search above 512 bits take seconds to minutes under the
+ * sanitizers, would be reported as timeouts and starve the rest of the
+ * fuzzing. The fuzz build links with
  * -Wl,--wrap=ml_dispatch, so every caller (the link and fuzz_dispatch) goes
  * through this filter; a filtered request gets no response, like a
  * dropped frame. */
+uint64_t fuzz_rsa_bits_max = 1024;
+
 size_t __real_ml_dispatch(const uint8_t *msg, size_t len, uint8_t *tx, size_t tx_cap);
 size_t __wrap_ml_dispatch(const uint8_t *msg, size_t len, uint8_t *tx, size_t tx_cap);
 
@@ -168,7 +171,7 @@ static bool is_slow(const uint8_t *msg, size_t len)
     if (v[1] == ML_OP_MPI_PRIME) {
         return v[2] != UINT64_MAX && v[2] > 64;
     }
-    return v[1] == ML_OP_PK_GENERATE && v[3] == 1 && v[4] != UINT64_MAX && v[4] > 1024;
+    return v[1] == ML_OP_PK_GENERATE && v[3] == 1 && v[4] != UINT64_MAX && v[4] > fuzz_rsa_bits_max;
 }
 
 size_t __wrap_ml_dispatch(const uint8_t *msg, size_t len, uint8_t *tx, size_t tx_cap)

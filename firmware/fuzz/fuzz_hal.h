@@ -24,6 +24,10 @@ void fuzz_reboot(void);
 /* Flips bits of the key store medium (offset wraps around its size). */
 void fuzz_store_corrupt(size_t offset, uint8_t mask);
 
+/* Largest RSA key generation let through to the dispatcher (1024 by
+ * default; fuzz_link sets 0: its job is framing, not arithmetic). */
+extern uint64_t fuzz_rsa_bits_max;
+
 /* Bytes and blocks the fuzz heap holds now. */
 size_t fuzz_heap_used(void);
 size_t fuzz_heap_blocks(void);
