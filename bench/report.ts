@@ -23,6 +23,7 @@ export interface Target {
 
 export function fmt(v: number, unit: string): string {
   if (!Number.isFinite(v)) return "n/a";
+  if (v !== 0 && Math.abs(v) < 0.1) return `${v.toPrecision(2)} ${unit}`;
   const digits = Math.abs(v) >= 100 ? 0 : Math.abs(v) >= 10 ? 1 : 2;
   return `${v.toFixed(digits)} ${unit}`;
 }

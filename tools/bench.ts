@@ -406,7 +406,7 @@ async function main(): Promise<void> {
       color: "#c0392b",
       points: Object.keys(f)
         .filter((k) => /^stream_sha256_\d+B_MBps$/.test(k))
-        .map((k) => ({ x: Number(/\d+/.exec(k)?.[0]), y: g(k) }))
+        .map((k) => ({ x: Number(/_(\d+)B_MBps$/.exec(k)?.[1]), y: g(k) }))
         .sort((a, b) => a.x - b.x),
     },
     {
@@ -414,7 +414,7 @@ async function main(): Promise<void> {
       color: "#2c7fb8",
       points: Object.keys(f)
         .filter((k) => /^transport_sink_\d+B_MBps$/.test(k))
-        .map((k) => ({ x: Number(/\d+/.exec(k)?.[0]), y: g(k) }))
+        .map((k) => ({ x: Number(/_(\d+)B_MBps$/.exec(k)?.[1]), y: g(k) }))
         .sort((a, b) => a.x - b.x),
     },
   ];
