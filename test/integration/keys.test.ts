@@ -159,13 +159,23 @@ describe("a generated key", () => {
     };
     const keyOps = ids.ops.filter((o) => o.module === "key").map((o) => o.name);
     expect(keyOps.sort()).toEqual(["key_generate", "key_import"]);
-    expect(ids.ops.filter((o) => /export|get_key|key_(read|get|bytes)/.test(o.name))).toEqual([]);
+    // The only export op is pk_export, which takes pk handles (checked live below).
+    expect(ids.ops.filter((o) => /export|get_key|key_(read|get|bytes)/.test(o.name)).map((o) => o.name)).toEqual(["pk_export"]);
     expect([...OP_INFO.values()].filter((o) => o.module === "key").map((o) => o.name)).toEqual(expect.arrayContaining(keyOps));
     const key = dev.keys.generateSymmetric(16);
     const props = [...Object.keys(key), ...Object.getOwnPropertyNames(SymmetricKey.prototype)];
     expect(props.filter((p) => /bytes|secret|material|export|raw|value/i.test(p))).toEqual([]);
     for (const v of Object.values(key)) expect(v).not.toBeInstanceOf(Uint8Array);
     return key.close();
+  });
+
+  it("pk_export refuses a symmetric key handle in every format", async () => {
+    const key = dev.keys.generateSymmetric(16);
+    const handle = await key._ready(dev);
+    for (const format of [1, 2, 3, 4]) {
+      await expect(dev.rpc.call(Op.pkExport, [handle, format])).rejects.toBeInstanceOf(WrongHandleTypeError);
+    }
+    await key.close();
   });
 });
 

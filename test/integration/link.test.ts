@@ -69,6 +69,7 @@ async function rawExchange(bytes: Uint8Array, id: number): Promise<Message> {
 describe("line noise and broken frames", () => {
   it("64 KiB of random bytes are dropped and reported; the device keeps serving", async () => {
     const before = await dev.stats();
+    const probesBefore = dev.rpc.probes;
     const noise = rand(64 * 1024);
     await dev.transport.writeRaw(noise);
     await dev.transport.writeRaw(Uint8Array.of(0xc0));
@@ -81,7 +82,11 @@ describe("line noise and broken frames", () => {
       .split("\xc0")
       .filter((s) => s.length > 0).length;
     expect(after.rxDropped - before.rxDropped).toBe(frames);
-    expect(after.rxFrames - before.rxFrames).toBe(2); // the probe echo and stats() itself
+    // stillServes' echo, stats() itself, and any link probes the SDK sent after the drops
+    // (a probe sent after stats() went out is counted here but not by the device yet)
+    const received = after.rxFrames - before.rxFrames;
+    expect(received).toBeGreaterThanOrEqual(2);
+    expect(received).toBeLessThanOrEqual(2 + (dev.rpc.probes - probesBefore));
   });
 
   it("a frame with a bad CRC is dropped and reported as bad_crc", async () => {

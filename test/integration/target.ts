@@ -5,7 +5,7 @@
 // Every test file opens one session (one boot) and shares it between its
 // tests, except tests that kill, stop or reset the device.
 import type { ChildProcess } from "node:child_process";
-import { appendFileSync, mkdirSync } from "node:fs";
+import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT, startNative } from "../../hil/native.js";
 import { startQemu } from "../../hil/qemu.js";
@@ -55,10 +55,34 @@ interface Launched {
   stop(): Promise<void>;
 }
 
+/**
+ * SIGSTOP is asynchronous: kill() returns before the process has stopped,
+ * and a request written in between would still be answered. Waits until
+ * /proc shows the process stopped (state T).
+ */
+async function stopProcess(child: ChildProcess): Promise<void> {
+  child.kill("SIGSTOP");
+  const pid = child.pid;
+  if (pid === undefined) return;
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    let state = "";
+    try {
+      state = readFileSync(`/proc/${pid}/stat`, "utf8")
+        .replace(/^.*\) /s, "")
+        .charAt(0);
+    } catch {
+      return; // gone
+    }
+    if (state === "T" || state === "t" || Date.now() > deadline) return;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
 function controlOf(t: Launched): TargetControl {
   return {
     pid: t.child.pid ?? -1,
-    pause: () => (t.pause ? t.pause() : void t.child.kill("SIGSTOP")),
+    pause: () => (t.pause ? t.pause() : stopProcess(t.child)),
     resume: () => (t.resume ? t.resume() : void t.child.kill("SIGCONT")),
     reset: () => t.reset(),
     kill: () => t.child.kill("SIGKILL"),
