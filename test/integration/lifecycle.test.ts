@@ -4,11 +4,11 @@
 
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterEach, describe, expect, it } from "vitest";
 import { DeviceResetError, DisconnectedError, open, type ResetInfo, StaleHandleError, TimeoutError, utf8 } from "../../host/src/index.js";
+import { alive, childrenMatching } from "./procs.js";
 import { type Session, startSession, TARGET, type TargetControl, until } from "./target.js";
 
 const sessions: Session[] = [];
@@ -24,30 +24,6 @@ async function controlled(timeoutMs?: number): Promise<Session & { control: Targ
 }
 
 const sha256hex = (s: string) => createHash("sha256").update(s).digest("hex");
-/** Pids of this process's children whose command line mentions `needle` (from /proc). */
-function childrenMatching(needle: string): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === process.pid && readFileSync(`/proc/${name}/cmdline`, "utf8").includes(needle)) pids.push(Number(name));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return pids;
-}
-/** True while `pid` runs (a zombie waiting for its reaper counts as gone). */
-const alive = (pid: number) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-};
 
 describe.runIf(TARGET !== "port")(`device lifecycle (${TARGET})`, () => {
   it("a call the device never answers fails with TimeoutError on time; the late answer is ignored", async () => {

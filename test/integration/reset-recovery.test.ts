@@ -8,7 +8,6 @@
 // * a board reset (native SIGUSR1, QEMU monitor system_reset) in the middle
 //   of pipelined traffic: the same, on the same link.
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
 import { afterEach, describe, expect, it } from "vitest";
 import { startRelay } from "../../hil/fault-relay.js";
 import { startNative } from "../../hil/native.js";
@@ -23,34 +22,11 @@ import {
   StaleHandleError,
   utf8,
 } from "../../host/src/index.js";
+import { alive, childrenMatching } from "./procs.js";
 import { bulk, type Session, startSession, TARGET, until } from "./target.js";
 
 const sha256hex = (d: Uint8Array) => createHash("sha256").update(d).digest("hex");
 const deviceProgram = TARGET === "qemu" ? "qemu-system-arm" : "mbedlink-native";
-
-/** Pids of this process's children whose command line mentions `needle`. */
-function childrenMatching(needle: string): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === process.pid && readFileSync(`/proc/${name}/cmdline`, "utf8").includes(needle)) pids.push(Number(name));
-    } catch {
-      // gone while we looked
-    }
-  }
-  return pids;
-}
-const alive = (pid: number) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
-};
 
 /** Starts pipelined traffic: a long streaming hash and a batch of one-shots, each outcome kept. */
 function stream(dev: Device) {

@@ -5,11 +5,12 @@
 // Every test file opens one session (one boot) and shares it between its
 // tests, except tests that kill, stop or reset the device.
 import type { ChildProcess } from "node:child_process";
-import { appendFileSync, mkdirSync, readFileSync } from "node:fs";
+import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { REPO_ROOT, startNative } from "../../hil/native.js";
 import { startQemu } from "../../hil/qemu.js";
 import { type Device, open } from "../../host/src/index.js";
+import { procState } from "./procs.js";
 
 export type TargetKind = "native" | "qemu" | "port";
 
@@ -66,15 +67,8 @@ async function stopProcess(child: ChildProcess): Promise<void> {
   if (pid === undefined) return;
   const deadline = Date.now() + 5000;
   for (;;) {
-    let state = "";
-    try {
-      state = readFileSync(`/proc/${pid}/stat`, "utf8")
-        .replace(/^.*\) /s, "")
-        .charAt(0);
-    } catch {
-      return; // gone
-    }
-    if (state === "T" || state === "t" || Date.now() > deadline) return;
+    const state = procState(pid);
+    if (state === undefined || state === "T" || state === "t" || Date.now() > deadline) return;
     await new Promise((r) => setTimeout(r, 2));
   }
 }
