@@ -126,13 +126,13 @@ describe.runIf(TARGET !== "port")(`reset recovery (${TARGET})`, () => {
     devices.push(dev);
     const ev = recordEvents(dev);
     for (let round = 1; round <= 2; round++) {
-      const [pid] = childrenMatching(deviceProgram);
+      const [pid] = childrenMatching(deviceProgram).filter(alive); // not the previous round's unreaped zombie
       process.kill(pid as number, "SIGKILL");
       await until(() => ev.events.length === 2 * round - 1); // 'reset': calls made from now on wait for the new device
       expect(await dev.hash.hexdigest("sha256", utf8("abc"))).toBe(sha256hex(utf8("abc")));
       expect(ev.events.filter((e) => e === "reconnected")).toHaveLength(round);
     }
-    const [pid] = childrenMatching(deviceProgram);
+    const [pid] = childrenMatching(deviceProgram).filter(alive);
     process.kill(pid as number, "SIGKILL");
     await until(() => ev.events.length === 5); // the third 'reset'
     await dev.close(); // while the SDK starts the next device
