@@ -6,7 +6,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { REPO_ROOT } from "../hil/process.js";
+import { REPO_ROOT } from "../host/src/targets/process.js";
 
 export const BENCH_BUILD = join(REPO_ROOT, "build", "bench");
 const FW = join(REPO_ROOT, "firmware");

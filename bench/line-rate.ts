@@ -6,9 +6,9 @@
 // counted) as a fraction of the line's payload capacity.
 import * as crypto from "node:crypto";
 import { startRelay } from "../hil/fault-relay.js";
-import { startNative } from "../hil/native.js";
 import { open } from "../host/src/index.js";
 import { Op } from "../host/src/protocol.generated.js";
+import { startNative } from "../host/src/targets/native.js";
 
 export interface LineRateFigure {
   baud: number;

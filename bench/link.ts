@@ -3,10 +3,10 @@
 // CRC, no device work) and through plain fs reads/writes on the PTY.
 import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import { spawnTracked, stopChild, waitForLine } from "../hil/process.js";
 import { encodeBody } from "../host/src/codec.js";
 import { Op } from "../host/src/protocol.generated.js";
 import { slipEncode } from "../host/src/slip.js";
+import { spawnTracked, stopChild, waitForLine } from "../host/src/targets/process.js";
 import type { Message } from "../host/src/transport.js";
 import { SerialTransport } from "../host/src/transport.js";
 

@@ -6,8 +6,8 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { open, utf8 } from "../host/src/index.js";
+import { type NativeTarget, startNative } from "../host/src/targets/native.js";
 import { FaultLane, type FaultSpec, prng, type Relay, startRelay } from "./fault-relay.js";
-import { type NativeTarget, startNative } from "./native.js";
 
 /** Pushes `input` through a lane and resolves with what came out once the lane is idle. */
 async function through(

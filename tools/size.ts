@@ -8,8 +8,8 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { REPO_ROOT } from "../hil/process.js";
-import { QEMU_IMAGE } from "../hil/qemu.js";
+import { REPO_ROOT } from "../host/src/targets/process.js";
+import { QEMU_IMAGE } from "../host/src/targets/qemu.js";
 
 const FLASH = 1024 * 1024;
 const RAM = 128 * 1024;

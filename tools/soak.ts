@@ -13,10 +13,10 @@
 // the heap did not return to where it was.
 import { parseArgs } from "node:util";
 import { type Relay, startRelay } from "../hil/fault-relay.js";
-import { startNative } from "../hil/native.js";
-import { startQemu } from "../hil/qemu.js";
 import { formatReport, runWorkload } from "../hil/workload.js";
 import { type Device, type DeviceStats, open } from "../host/src/index.js";
+import { startNative } from "../host/src/targets/native.js";
+import { startQemu } from "../host/src/targets/qemu.js";
 
 const { values } = parseArgs({
   options: {

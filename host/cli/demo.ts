@@ -4,8 +4,8 @@
 //   MBEDLINK_PORT=/dev/ttyACM0 npm start   uses a real board instead
 //   MBEDLINK_TARGET=native npm start       picks a target explicitly
 import { existsSync } from "node:fs";
-import { QEMU_IMAGE, qemuAvailable } from "../../hil/qemu.js";
 import { hex, open, utf8 } from "../src/index.js";
+import { QEMU_IMAGE, qemuAvailable } from "../src/targets/qemu.js";
 
 const port = process.env.MBEDLINK_PORT;
 const wanted = process.env.MBEDLINK_TARGET ?? "qemu";

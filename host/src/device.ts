@@ -453,13 +453,13 @@ export async function open(a: string | TargetOpenOptions, b: OpenOptions = {}): 
       return openSerial(a.path, a);
     case "qemu": {
       if (a.path) return openSerial(a.path, a);
-      const { startQemu } = await import("../../hil/qemu.js");
+      const { startQemu } = await import("./targets/qemu.js");
       return openOwned(a, () => startQemu());
     }
     case "native": {
       // A path names a simulator that is already running: just connect.
       if (a.path) return openSerial(a.path, a);
-      const { startNative } = await import("../../hil/native.js");
+      const { startNative } = await import("./targets/native.js");
       const command = a.command;
       return openOwned(a, () => startNative(command ? { command } : {}));
     }

@@ -6,10 +6,10 @@
 // a typed MbedlinkError. The figures are printed.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Relay, startRelay } from "../../hil/fault-relay.js";
-import { type NativeTarget, startNative } from "../../hil/native.js";
-import { type QemuTarget, startQemu } from "../../hil/qemu.js";
 import { formatReport, HANG_SLACK_MS, runWorkload } from "../../hil/workload.js";
 import { type Device, open, utf8 } from "../../host/src/index.js";
+import { type NativeTarget, startNative } from "../../host/src/targets/native.js";
+import { type QemuTarget, startQemu } from "../../host/src/targets/qemu.js";
 import { TARGET } from "./target.js";
 
 const SEED = Number(process.env.MBEDLINK_FAULT_SEED ?? 20261127);

@@ -115,7 +115,7 @@ describe.runIf(TARGET !== "port")(`device lifecycle (${TARGET})`, () => {
 
   it("killing the process that started the device (SIGKILL, no cleanup code runs) leaves no device process behind", async () => {
     const launcher = TARGET === "qemu" ? "startQemu" : "startNative";
-    const module = TARGET === "qemu" ? "../../hil/qemu.js" : "../../hil/native.js";
+    const module = TARGET === "qemu" ? "../../host/src/targets/qemu.js" : "../../host/src/targets/native.js";
     const script = `import { ${launcher} } from ${JSON.stringify(new URL(module, import.meta.url).pathname.replace(/\\.js$/, ".ts"))};
 const t = await ${launcher}();
 console.log(t.child.pid);

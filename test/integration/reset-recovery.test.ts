@@ -10,8 +10,6 @@
 import { createHash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
 import { startRelay } from "../../hil/fault-relay.js";
-import { startNative } from "../../hil/native.js";
-import { startQemu } from "../../hil/qemu.js";
 import {
   BadHandleError,
   type Device,
@@ -22,6 +20,8 @@ import {
   StaleHandleError,
   utf8,
 } from "../../host/src/index.js";
+import { startNative } from "../../host/src/targets/native.js";
+import { startQemu } from "../../host/src/targets/qemu.js";
 import { alive, childrenMatching } from "./procs.js";
 import { bulk, type Session, startSession, TARGET, until } from "./target.js";
 

@@ -7,9 +7,9 @@
 import type { ChildProcess } from "node:child_process";
 import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { REPO_ROOT, startNative } from "../../hil/native.js";
-import { startQemu } from "../../hil/qemu.js";
 import { type Device, open } from "../../host/src/index.js";
+import { REPO_ROOT, startNative } from "../../host/src/targets/native.js";
+import { startQemu } from "../../host/src/targets/qemu.js";
 import { procState } from "./procs.js";
 
 export type TargetKind = "native" | "qemu" | "port";

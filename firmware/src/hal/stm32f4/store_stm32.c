@@ -2,7 +2,7 @@
  * The key store medium on the STM32F405/F407 (ml_store_hal.h), decided once
  * at the first call:
  *
- *  - QEMU with semihosting: hil/qemu.ts starts QEMU with
+ *  - QEMU with semihosting: host/src/targets/qemu.ts starts QEMU with
  *    `-semihosting-config enable=on,target=native` and writes
  *    SEMIHOST_MAGIC at 0x2001FFD8 (.noinit) with a generic loader. Only
  *    then the store is the host file STORE_FILE (relative to QEMU's working
