@@ -438,6 +438,12 @@ export interface TargetOpenOptions extends OpenOptions {
   path?: string;
   /** Native target: argv to run instead of build/native/mbedlink-native (it must print the PTY path first). */
   command?: readonly string[];
+  /**
+   * A target the SDK starts: the directory that holds its key store, kept
+   * after close so a later session (or another process) sees the same slots.
+   * Default: a fresh store per session, deleted on close.
+   */
+  storeDir?: string;
 }
 
 /** Opens a device on a serial port path and runs hello. */
@@ -454,14 +460,17 @@ export async function open(a: string | TargetOpenOptions, b: OpenOptions = {}): 
     case "qemu": {
       if (a.path) return openSerial(a.path, a);
       const { startQemu } = await import("./targets/qemu.js");
-      return openOwned(a, () => startQemu());
+      const storeDir = a.storeDir;
+      return openOwned(a, () => startQemu(storeDir ? { storeDir } : {}));
     }
     case "native": {
       // A path names a simulator that is already running: just connect.
       if (a.path) return openSerial(a.path, a);
-      const { startNative } = await import("./targets/native.js");
-      const command = a.command;
-      return openOwned(a, () => startNative(command ? { command } : {}));
+      const { startNative, nativeStoreFile } = await import("./targets/native.js");
+      const { command, storeDir } = a;
+      return openOwned(a, () =>
+        startNative({ ...(command ? { command } : {}), ...(storeDir ? { store: nativeStoreFile(storeDir) } : {}) }),
+      );
     }
     default:
       throw new ArgumentError(`unknown target ${JSON.stringify((a as { target: unknown }).target)}`);

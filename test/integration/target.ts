@@ -8,7 +8,7 @@ import type { ChildProcess } from "node:child_process";
 import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Device, open } from "../../host/src/index.js";
-import { REPO_ROOT, startNative } from "../../host/src/targets/native.js";
+import { nativeStoreFile, REPO_ROOT, startNative } from "../../host/src/targets/native.js";
 import { startQemu } from "../../host/src/targets/qemu.js";
 import { procState } from "./procs.js";
 
@@ -133,7 +133,7 @@ export async function startSession(opts: { timeoutMs?: number; storeDir?: string
   const launched: Launched =
     TARGET === "qemu"
       ? await startQemu(storeDir ? { storeDir } : {})
-      : await startNative(storeDir ? { store: join(storeDir, "native-store.bin") } : {});
+      : await startNative(storeDir ? { store: nativeStoreFile(storeDir) } : {});
   try {
     const dev = await open(launched.path, { timeoutMs });
     return {

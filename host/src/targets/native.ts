@@ -40,6 +40,11 @@ export interface NativeOptions {
   store?: string | false;
 }
 
+/** The key store file of the native target in `dir` (open()'s `storeDir`). */
+export function nativeStoreFile(dir: string): string {
+  return join(dir, "native-store.bin");
+}
+
 /** Builds the simulator with tools/build-native.sh if the binary is missing. Returns its path. */
 export function ensureNativeBuilt(): Promise<string> {
   return ensureBuilt(NATIVE_BINARY, "tools/build-native.sh");
