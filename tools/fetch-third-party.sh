@@ -8,7 +8,8 @@
 # Idempotent: a folder whose stamp names the pinned hash is left alone.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-cache="$root/firmware/lib/.fetch"
+# MBEDLINK_FETCH_CACHE: another folder of already fetched tarballs to use (and fill).
+cache="${MBEDLINK_FETCH_CACHE:-$root/firmware/lib/.fetch}"
 debian_suite=${MBEDLINK_DEBIAN_SUITE:-trixie}
 mkdir -p "$cache"
 

@@ -13,8 +13,8 @@
 //   a temp dir (removed by stop()), so sessions never share slots; pass
 //   `store` to keep a file across restarts, or `store: false` for RAM slots.
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBuilt, REPO_ROOT, spawnTracked, stopChild, waitForLine } from "./process.js";
 
@@ -45,9 +45,75 @@ export function nativeStoreFile(dir: string): string {
   return join(dir, "native-store.bin");
 }
 
-/** Builds the simulator with tools/build-native.sh if the binary is missing. Returns its path. */
+/** A clone of the repository (which builds its own simulator), not an installed package. */
+export function isCheckout(): boolean {
+  return existsSync(join(REPO_ROOT, "tools", "bootstrap.sh"));
+}
+
+/** The platform of the prebuilt simulator the package ships (build/native/mbedlink-native). */
+export const PREBUILT_PLATFORM = "linux-x64";
+
+/**
+ * Where an installed package builds the simulator when the prebuilt one does
+ * not fit this machine: `${XDG_CACHE_HOME:-~/.cache}/mbedlink/native-<version>-<platform>-<arch>`.
+ */
+export function nativeCacheRoot(): string {
+  const cache = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
+  const { version } = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")) as { version: string };
+  return join(cache, "mbedlink", `native-${version}-${process.platform}-${process.arch}`);
+}
+
+/** Programs the build in the cache runs, and their Debian packages. */
+const BUILD_PROGRAMS: Record<string, string> = { cmake: "cmake", make: "make", cc: "gcc", curl: "curl", bzip2: "bzip2" };
+
+function onPath(cmd: string): boolean {
+  return (process.env.PATH ?? "").split(":").some((dir) => dir !== "" && existsSync(join(dir, cmd)));
+}
+
+/**
+ * Builds the simulator from the sources the package ships, into the cache
+ * folder: the pinned Mbed TLS and TinyCBOR are fetched (SHA-256 checked),
+ * then CMake builds the one program. Fails at once, with the command to run,
+ * when a build tool is missing.
+ */
+async function buildInCache(): Promise<string> {
+  const root = nativeCacheRoot();
+  const product = join(root, "build", "native", "mbedlink-native");
+  if (existsSync(product)) return product;
+  const missing = Object.keys(BUILD_PROGRAMS).filter((cmd) => !onPath(cmd));
+  if (missing.length > 0) {
+    const pkgs = [...new Set(Object.values(BUILD_PROGRAMS))].join(" ");
+    throw new Error(
+      `the native simulator must be built for ${process.platform}-${process.arch} (the package's prebuilt one is ${PREBUILT_PLATFORM}), and ${missing.join(", ")} ${missing.length > 1 ? "are" : "is"} not installed: run sudo apt-get install -y ${pkgs}`,
+    );
+  }
+  process.stderr.write(`mbedlink: building the native simulator for ${process.platform}-${process.arch} in ${root} (first use only)\n`);
+  return ensureBuilt(product, {
+    root,
+    scripts: ["tools/fetch-third-party.sh", "tools/build-native.sh"],
+    env: { MBEDLINK_BUILD_TARGET: "mbedlink-native" },
+    prepare: () => {
+      mkdirSync(join(root, "tools"), { recursive: true });
+      cpSync(join(REPO_ROOT, "firmware"), join(root, "firmware"), { recursive: true });
+      for (const f of ["build-native.sh", "fetch-third-party.sh", "third-party.lock"]) {
+        cpSync(join(REPO_ROOT, "tools", f), join(root, "tools", f));
+      }
+    },
+  });
+}
+
+/**
+ * The simulator binary, built first when needed. In a clone of the repository:
+ * build/native/mbedlink-native, built by tools/build-native.sh. In an
+ * installed package: the prebuilt linux-x64 binary it ships, or elsewhere
+ * (or with MBEDLINK_NATIVE_BUILD=1) one built from the shipped sources in the
+ * cache folder on first use.
+ */
 export function ensureNativeBuilt(): Promise<string> {
-  return ensureBuilt(NATIVE_BINARY, "tools/build-native.sh");
+  if (isCheckout()) return ensureBuilt(NATIVE_BINARY, { scripts: ["tools/build-native.sh"] });
+  const prebuiltFits = `${process.platform}-${process.arch}` === PREBUILT_PLATFORM && process.env.MBEDLINK_NATIVE_BUILD !== "1";
+  if (prebuiltFits && existsSync(NATIVE_BINARY)) return Promise.resolve(NATIVE_BINARY);
+  return buildInCache();
 }
 
 /** Starts the native simulator (building it first when needed) and returns its PTY path. */

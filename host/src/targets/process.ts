@@ -86,32 +86,54 @@ async function withLock<T>(lockDir: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-function runScript(script: string, product: string): Promise<void> {
+function runScripts(root: string, scripts: readonly string[], product: string, env: NodeJS.ProcessEnv): Promise<void> {
   return new Promise<void>((ok, fail) => {
-    if (!existsSync(script)) {
-      fail(new Error(`${product} is missing and ${script} does not exist to build it`));
-      return;
+    for (const script of scripts) {
+      if (!existsSync(join(root, script))) {
+        fail(new Error(`${product} is missing and ${join(root, script)} does not exist to build it`));
+        return;
+      }
     }
     // The build's stdout goes to our stderr: a program's stdout stays its own.
-    const p = spawn("bash", [script], { cwd: REPO_ROOT, stdio: ["ignore", process.stderr, "inherit"] });
+    const p = spawn("bash", ["-e", "-c", scripts.map((s) => `bash ${s}`).join("\n")], {
+      cwd: root,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", process.stderr, "inherit"],
+    });
     p.on("error", fail);
     p.on("exit", (code, signal) => {
       if (code === 0 && existsSync(product)) ok();
-      else fail(new Error(`${script} failed (${signal ?? `exit ${code}`}); ${product} not built`));
+      else fail(new Error(`${scripts.join(" && ")} failed (${signal ?? `exit ${code}`}); ${product} not built`));
     });
   });
 }
 
 const building = new Map<string, Promise<void>>();
 
-/** Runs `script` (repo-relative) under a lock when `product` is missing. Returns `product`. */
-export async function ensureBuilt(product: string, script: string): Promise<string> {
+export interface BuildRecipe {
+  /** Scripts relative to `root`, run one after the other in `root` (default: the repository). */
+  scripts: readonly string[];
+  root?: string;
+  /** Runs first, under the same lock (e.g. copying sources into `root`). */
+  prepare?: () => void;
+  /** Extra environment for the scripts. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Builds `product` with the recipe when it is missing, under a lock shared
+ * with other processes (test files run in parallel). Returns `product`.
+ */
+export async function ensureBuilt(product: string, recipe: BuildRecipe): Promise<string> {
   if (existsSync(product)) return product;
+  const root = recipe.root ?? REPO_ROOT;
   let b = building.get(product);
   if (!b) {
-    const lock = join(REPO_ROOT, "build", `.${script.replace(/\W+/g, "_")}.lock`);
+    const lock = join(root, "build", `.${(recipe.scripts.at(-1) ?? "build").replace(/\W+/g, "_")}.lock`);
     b = withLock(lock, async () => {
-      if (!existsSync(product)) await runScript(join(REPO_ROOT, script), product); // another process may have built it meanwhile
+      if (existsSync(product)) return; // another process built it meanwhile
+      recipe.prepare?.();
+      await runScripts(root, recipe.scripts, product, recipe.env ?? {});
     }).finally(() => building.delete(product));
     building.set(product, b);
   }
