@@ -29,6 +29,7 @@
 //   response reveals what was lost without waiting for that timer.
 import { EventEmitter } from "node:events";
 import { decodeBody, encodeBody } from "./codec.js";
+import { debug, debugLog } from "./debug.js";
 import {
   ArgumentError,
   BadHandleError,
@@ -39,7 +40,7 @@ import {
   ProtocolError,
   TimeoutError,
 } from "./errors.js";
-import { DROP_REASON_NAMES, EventId, OP_INFO, Op, Status } from "./protocol.generated.js";
+import { DROP_REASON_NAMES, EventId, OP_INFO, Op, STATUS_INFO, Status } from "./protocol.generated.js";
 import type { HostDropReason, Message, Transport } from "./transport.js";
 import { DEFAULT_MAX_FRAME } from "./transport.js";
 
@@ -186,6 +187,24 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+const EVENT_NAMES: ReadonlyMap<number, string> = new Map([
+  [EventId.boot, "boot"],
+  [EventId.frameDropped, "frame_dropped"],
+  [EventId.busy, "busy"],
+]);
+
+/** The debug log's line for a settled call: how long it took and how it ended. */
+function logSettled(call: Call, err: Error | null): void {
+  const now = performance.now();
+  const w = call.writtenAt;
+  const active = w === undefined ? "never sent" : `${(now - w).toFixed(1)} ms`;
+  const queued = (w ?? now) - call.queuedAt;
+  const tries = call.attempts > 1 ? `, ${call.attempts} attempts` : "";
+  debugLog(
+    `   ${opName(call.op)} id ${call.id} ${err ? `failed (${err.name})` : "done"} in ${active} (queued ${queued.toFixed(1)} ms${tries})`,
+  );
 }
 
 /** Turns a response into finish() arguments: [error] or [null, result]. */
@@ -462,6 +481,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): request not written within ${2 * call.timeoutMs} ms`));
     }, 2 * call.timeoutMs);
     this.txs.push({ id: call.id, call });
+    if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${call.id}, ${call.body.length} B${call.probe ? " (link probe)" : ""}`);
     this._transport.sendBody(call.body, (err) => {
       if (this.pending.get(call.id) !== call) return;
       if (err) this.writeFailed(call, err);
@@ -498,6 +518,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     this.retries++;
     this.pending.set(id, call);
     this.txs.push({ id, call });
+    if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${id}, ${call.body.length} B (resend ${call.attempts - 1} of id ${call.id})`);
     this.armAttempt(call);
     this._transport.sendBody(call.body, (err) => {
       if (err && this.pending.get(call.id) === call) this.writeFailed(call, err);
@@ -600,6 +621,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
         if (i >= 0) q.splice(i, 1);
       }
     }
+    if (debug.enabled && !call.probe) logSettled(call, err);
     if (err) call.reject(err);
     else call.resolve(value);
     if (!call.probe && this.listenerCount("settled") > 0) {
@@ -619,6 +641,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
 
   private onMessage(msg: Message): void {
     const id = msg[0];
+    if (debug.enabled) this.logReceived(msg);
     if (id === null) {
       this.onEvent(msg);
       return;
@@ -672,6 +695,19 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     } else {
       this.emit("event", msg);
     }
+  }
+
+  private logReceived(msg: Message): void {
+    const [id, kind] = msg;
+    const size = this._transport.lastFrameSize;
+    if (id === null) {
+      const args = msg.slice(2).map((v) => (v instanceof Uint8Array ? Buffer.from(v).toString("hex") : String(v)));
+      debugLog(`<- event ${EVENT_NAMES.get(kind as number) ?? String(kind)} [${args.join(", ")}], ${size} B`);
+      return;
+    }
+    const call = this.pending.get(id);
+    const status = kind === 0 ? "ok" : (STATUS_INFO.get(kind as number)?.name ?? `status ${String(kind)}`);
+    debugLog(`<- ${call ? opName(call.op) : "(no pending call)"} id ${id}, ${status}, ${size} B`);
   }
 
   private deviceReset(bootId: Uint8Array | undefined, why: string): void {

@@ -46,6 +46,8 @@ function isMessage(m: unknown): m is Message {
 export abstract class Transport extends EventEmitter<TransportEventMap> {
   private readonly decoder: SlipDecoder;
   private gone: Error | undefined;
+  /** Body size (CBOR + CRC) of the frame whose message is being emitted, for the debug log. */
+  lastFrameSize = 0;
   readonly counters: LinkCounters = {
     rxFrames: 0,
     rxDropped: 0,
@@ -134,6 +136,7 @@ export abstract class Transport extends EventEmitter<TransportEventMap> {
     else if (!isMessage(r.message)) this.dropped("bad_message");
     else {
       this.counters.rxFrames++;
+      this.lastFrameSize = body.length;
       this.emit("message", r.message);
     }
   }
