@@ -1,4 +1,4 @@
-// npm run bench [-- --target native|qemu] [--port /dev/ttyX] [--quick] [--repeat N] [--no-line-rate] [--no-build]
+// npm run bench [-- --target native|qemu] [--port /dev/ttyX] [--quick] [--repeat N] [--no-line-rate] [--no-build] [--no-readme]
 //
 // Benchmarks the device through the SDK and prints every figure next to
 // baselines measured in the same run: the raw link (a trivial PTY peer,
@@ -6,9 +6,12 @@
 // raw compute (bench/mbedtls_bench.c on the native build's own Mbed TLS
 // library) and Node crypto. Adds line-rate figures (link capped by the
 // fault relay) and firmware instruction counts (callgrind). Writes
-// build/bench/results.json and build/bench/throughput.svg. Not part of npm test.
+// build/bench/results.json and build/bench/throughput.svg, and, after a full
+// native run (not --quick, not --no-readme), the figures block of README.md's
+// Performance section (tools/bench-readme.ts). Not part of npm test.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { BENCH_BUILD, buildAll } from "../bench/build.js";
@@ -29,6 +32,8 @@ import {
   streamSha256,
 } from "../bench/workloads.js";
 import { type Device, open } from "../host/src/index.js";
+import { type BenchResults, benchBlock } from "./bench-readme.js";
+import { writeReadmeBlock } from "./readme-block.js";
 
 const { values: argv } = parseArgs({
   options: {
@@ -39,6 +44,8 @@ const { values: argv } = parseArgs({
     "no-line-rate": { type: "boolean", default: false },
     /** Use build/native as it is (e.g. while the tree does not build). */
     "no-build": { type: "boolean", default: false },
+    /** Leave README.md alone even after a full native run. */
+    "no-readme": { type: "boolean", default: false },
   },
 });
 const target = argv.port ? "serial" : argv.target;
@@ -424,6 +431,7 @@ async function main(): Promise<void> {
     target,
     quick,
     repeat,
+    cpus: availableParallelism(),
     sizes: { ...SIZES, stream: STREAM },
     figures: f,
     passes,
@@ -437,6 +445,14 @@ async function main(): Promise<void> {
   };
   writeFileSync(join(BENCH_BUILD, "results.json"), `${JSON.stringify(json, null, 2)}\n`);
   log(`wrote ${join(BENCH_BUILD, "results.json")} and throughput.svg`);
+  // README.md quotes a full native run only: quick sizes and other targets are not comparable.
+  if (argv["no-readme"]) log("README.md left alone (--no-readme)");
+  else if (quick || target !== "native") log("README.md left alone (its figures are a full native run's; this run is not)");
+  else {
+    const results: BenchResults = json;
+    writeReadmeBlock("bench", benchBlock(results));
+    log("wrote the figures block of README.md's Performance section");
+  }
 }
 
 main().then(

@@ -1,0 +1,160 @@
+// Flash and RAM figures of the STM32F405 image, measured from the ELF, and
+// the README block that shows them. Used by `npm run size` (tools/size.ts),
+// which writes the block, and by test/readme-figures.test.ts, which recomputes
+// the static rows and fails when README.md's differ.
+//   flash = text + data (the initialised data is stored in flash too)
+//   RAM   = data + bss  (bss holds the static Mbed TLS heap, the frame
+//           buffers, the UART ring and the stack region)
+// The peaks (heap in use, stack high-water) come from test runs: the largest
+// that the integration suite's QEMU sessions recorded in build/peaks-qemu.jsonl
+// (written by test/integration/target.ts) since the image was built.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+export const FLASH_BYTES = 1024 * 1024;
+export const RAM_BYTES = 128 * 1024;
+export const IMAGE_PATH = "build/stm32/mbedlink-stm32f405.elf";
+export const PEAKS_PATH = "build/peaks-qemu.jsonl";
+export const repoPath = (p: string): string => fileURLToPath(new URL(`../${p}`, import.meta.url));
+
+export interface StaticFigures {
+  text: number;
+  data: number;
+  bss: number;
+  /** text + data */
+  flash: number;
+  /** data + bss */
+  ram: number;
+  /** the static Mbed TLS heap (heap_buf) */
+  heap: number;
+  /** the stack region (_sstack.._estack), when the linker script names it */
+  stack: number | undefined;
+  /** RAM between the end of bss and the stack region (_ebss.._sstack) */
+  free: number | undefined;
+}
+
+export interface PeakFigures {
+  heapPeak: number;
+  stackPeak: number;
+  sessions: number;
+  /** ISO time of the latest session counted */
+  last: string;
+}
+
+/** Measures the ELF with arm-none-eabi-size and arm-none-eabi-nm. */
+export function measureStatic(elf = repoPath(IMAGE_PATH)): StaticFigures {
+  // "   text    data     bss     dec     hex filename"
+  const sizeLine = execFileSync("arm-none-eabi-size", ["-B", elf], { encoding: "utf8" }).trim().split("\n")[1] ?? "";
+  const [text = Number.NaN, data = Number.NaN, bss = Number.NaN] = sizeLine.trim().split(/\s+/).map(Number);
+  const sizes = new Map<string, number>();
+  const addrs = new Map<string, number>();
+  for (const line of execFileSync("arm-none-eabi-nm", ["-S", elf], { encoding: "utf8" }).split("\n")) {
+    const f = line.trim().split(/\s+/);
+    // "addr size type name" or "addr type name"
+    const name = f.at(-1);
+    if (!name || f.length < 3 || !f[0]) continue;
+    addrs.set(name, Number.parseInt(f[0], 16));
+    if (f.length === 4 && f[1]) sizes.set(name, Number.parseInt(f[1], 16));
+  }
+  const span = (lo: string, hi: string): number | undefined => {
+    const a = addrs.get(lo);
+    const b = addrs.get(hi);
+    return a !== undefined && b !== undefined ? b - a : undefined;
+  };
+  return {
+    text,
+    data,
+    bss,
+    flash: text + data,
+    ram: data + bss,
+    heap: sizes.get("heap_buf") ?? 0,
+    stack: span("_sstack", "_estack"),
+    free: span("_ebss", "_sstack"),
+  };
+}
+
+/**
+ * The largest heap and stack peaks in the peaks file among sessions recorded
+ * at or after `since` (the image's build time: older sessions ran another
+ * image). Undefined when there are none.
+ */
+export function readPeaks(file = repoPath(PEAKS_PATH), since?: Date): PeakFigures | undefined {
+  if (!existsSync(file)) return undefined;
+  const peaks = readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { heapPeak: number; stackPeak: number; at: string })
+    .filter((p) => !since || Date.parse(p.at) >= since.getTime());
+  if (peaks.length === 0) return undefined;
+  return {
+    heapPeak: Math.max(...peaks.map((p) => p.heapPeak)),
+    stackPeak: Math.max(...peaks.map((p) => p.stackPeak)),
+    sessions: peaks.length,
+    last:
+      peaks
+        .map((p) => p.at)
+        .sort()
+        .at(-1) ?? "",
+  };
+}
+
+/** The image's build time (its mtime). */
+export const imageBuilt = (elf = repoPath(IMAGE_PATH)): Date => statSync(elf).mtime;
+
+const n = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? "-" : v.toLocaleString("en-US"));
+const pct = (v: number, of: number): string => `${((100 * v) / of).toFixed(1)} %`;
+
+/** Where the static rows end and the peak rows begin. */
+const PEAK_ROW = /^\| (peak heap in use|stack high-water) \|/;
+
+/** The table's header and its static rows: a function of the ELF alone. */
+export function staticRows(s: StaticFigures): string[] {
+  return [
+    "| | bytes | of the chip |",
+    "|---|---:|---|",
+    `| flash (text + data) | ${n(s.flash)} | ${pct(s.flash, FLASH_BYTES)} of 1 MiB (code may use 768 KiB: sectors 10-11 hold the key store) |`,
+    `| &nbsp;&nbsp;text | ${n(s.text)} | |`,
+    `| &nbsp;&nbsp;data | ${n(s.data)} | also in RAM |`,
+    `| static RAM (data + bss, incl. heap and stack) | ${n(s.ram)} | ${pct(s.ram, RAM_BYTES)} of 128 KiB |`,
+    `| &nbsp;&nbsp;static Mbed TLS heap | ${n(s.heap)} | ${pct(s.heap, RAM_BYTES)} |`,
+    `| &nbsp;&nbsp;stack region | ${n(s.stack)} | ${s.stack === undefined ? "not named in the linker script" : pct(s.stack, RAM_BYTES)} |`,
+    `| RAM left free (between bss and the stack) | ${n(s.free)} | ${s.free === undefined ? "" : pct(s.free, RAM_BYTES)} |`,
+  ];
+}
+
+/** The two rows measured by test runs. */
+export function peakRows(s: StaticFigures, p: PeakFigures | undefined): string[] {
+  if (!p) {
+    const how = "not measured for this image: run `npm test` (its QEMU pass records them), then `npm run size`";
+    return [`| peak heap in use | - | ${how} |`, "| stack high-water | - | likewise |"];
+  }
+  return [
+    `| peak heap in use | ${n(p.heapPeak)} | ${s.heap ? `${pct(p.heapPeak, s.heap)} of the heap` : ""} |`,
+    `| stack high-water | ${n(p.stackPeak)} | ${s.stack ? `${pct(p.stackPeak, s.stack)} of the stack` : ""} |`,
+  ];
+}
+
+/** The line under the table; the only one that changes when nothing was measured anew. */
+export const DATE_LINE = /^Measured .*$/m;
+
+/** The whole body of README.md's "size" block. */
+export function sizeBlock(s: StaticFigures, p: PeakFigures | undefined, date: Date): string {
+  const day = date.toISOString().slice(0, 10);
+  const peaks = p
+    ? `; peaks: the largest of ${p.sessions} QEMU integration-test session${p.sessions === 1 ? "" : "s"} on this image (${PEAKS_PATH}, last ${p.last.slice(0, 10)})`
+    : "";
+  return [...staticRows(s), ...peakRows(s, p), "", `Measured ${day} by \`npm run size\` from \`${IMAGE_PATH}\`${peaks}.`, ""].join("\n");
+}
+
+/** The static rows (with the header) of a block as found in README.md. */
+export function staticRowsOf(block: string): string[] {
+  const table = block.split("\n").filter((l) => l.startsWith("|"));
+  const firstPeak = table.findIndex((l) => PEAK_ROW.test(l));
+  return firstPeak < 0 ? table : table.slice(0, firstPeak);
+}
+
+/** The peak rows of a block as found in README.md. */
+export function peakRowsOf(block: string): string[] {
+  return block.split("\n").filter((l) => PEAK_ROW.test(l));
+}
