@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { encodeBody } from "../host/src/codec.js";
 import { Op } from "../host/src/protocol.generated.js";
 import { slipEncode } from "../host/src/slip.js";
+import { requireTool } from "../tools/programs.js";
 import { BENCH_BUILD } from "./build.js";
 
 export interface InstructionCounts {
@@ -84,7 +85,7 @@ export function countInstructions(driver: string, requests: number): Instruction
   writeFileSync(framesFile, Buffer.concat(frames));
   const outFile = join(BENCH_BUILD, "callgrind.out");
   execFileSync(
-    "valgrind",
+    requireTool("valgrind"),
     ["--tool=callgrind", "--toggle-collect=ml_bench_feed", `--callgrind-out-file=${outFile}`, driver, framesFile, String(requests)],
     { stdio: ["ignore", "ignore", "pipe"] },
   );

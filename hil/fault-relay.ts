@@ -22,6 +22,7 @@ import { closeSync, constants, openSync } from "node:fs";
 import { SerialPortStream } from "@serialport/stream";
 import { spawnTracked, stopChild, waitForLine } from "../host/src/targets/process.js";
 import { safeWriteBinding } from "../host/src/transport.js";
+import { requireTool } from "../tools/programs.js";
 
 /** Faults of one direction. Probabilities are per byte, 0..1. */
 export interface FaultSpec {
@@ -307,7 +308,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
   let devicePath = opts.devicePath;
   let stopping: Promise<void> | undefined;
 
-  const socat: ChildProcess = spawnTracked("socat", ["-d", "-d", "PTY,raw,echo=0", "STDIO"], {
+  // a missing socat is one line naming its package, not a spawn ENOENT
+  const socat: ChildProcess = spawnTracked(requireTool("socat"), ["-d", "-d", "PTY,raw,echo=0", "STDIO"], {
     stdio: ["pipe", "pipe", "pipe"],
   });
   socat.on("error", () => {}); // reported by waitForLine

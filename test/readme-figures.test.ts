@@ -2,7 +2,6 @@
 // built STM32 image measures (`npm run size` writes them), and the bench
 // block's rendering and replacement behave (`npm run bench` writes it after a
 // full native run, which is too long for a test).
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { type BenchResults, benchBlock, summaryLines } from "../tools/bench-readme.js";
@@ -10,15 +9,6 @@ import { README, readBlock, replaceBlock } from "../tools/readme-block.js";
 import { IMAGE_PATH, measureStatic, peakRowsOf, repoPath, sizeBlock, staticRows, staticRowsOf } from "../tools/size-figures.js";
 
 const readme = readFileSync(README, "utf8");
-const hasSizeTool = (() => {
-  try {
-    execFileSync("arm-none-eabi-size", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const canMeasure = hasSizeTool && existsSync(repoPath(IMAGE_PATH));
 
 describe("README size block", () => {
   const block = readBlock(readme, "size");
@@ -32,8 +22,9 @@ describe("README size block", () => {
   });
 
   // The STM32 image and arm-none-eabi-size come with the bootstrap's optional
-  // STM32 packages; without them `npm test` already fails its QEMU pass.
-  it.runIf(canMeasure)("static rows are what the built image measures (else: run npm run size)", () => {
+  // STM32 packages; without them this fails (naming what to install), never skips.
+  it("static rows are what the built image measures (else: run npm run size)", () => {
+    expect(existsSync(repoPath(IMAGE_PATH)), `${IMAGE_PATH} is missing: run bash tools/bootstrap.sh`).toBe(true);
     const measured = staticRows(measureStatic());
     expect(staticRowsOf(block ?? ""), "README.md's size figures are stale: run `npm run size`").toEqual(measured);
   });

@@ -8,14 +8,21 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 
-# 1. Debian packages: command -> package that provides it. The STM32/QEMU
-# ones are optional: without them the native target still works, and
-# `npm start` falls back to it (`npm test` reports the QEMU run as failed).
+# 1. Debian packages: command -> package that provides it, for every program
+# that a test, tool, bench, launcher or script here spawns (test/bootstrap.test.ts
+# reads the sources and fails on one missing here; bash, node/npm and the
+# coreutils basics of every Debian are its short allowlist). The STM32/QEMU
+# and fuzzing ones are optional: without them the native target still works,
+# and `npm start` falls back to it (`npm test` reports the QEMU run as failed).
 declare -A need=(
-  [cmake]=cmake [make]=make [cc]=gcc [c++]=g++ [curl]=curl [bzip2]=bzip2 [xz]=xz-utils
-  [clang-format]=clang-format [openssl]=openssl [setpriv]=util-linux
+  [cmake]=cmake [ctest]=cmake [make]=make [cc]=gcc [c++]=g++ [curl]=curl [tar]=tar [bzip2]=bzip2 [xz]=xz-utils
+  [sha256sum]=coreutils [clang-format]=clang-format [openssl]=openssl [setpriv]=util-linux [flock]=util-linux
+  [socat]=socat [valgrind]=valgrind
 )
-declare -A want=([arm-none-eabi-gcc]=gcc-arm-none-eabi [qemu-system-arm]=qemu-system-arm [clang]=clang)
+declare -A want=(
+  [arm-none-eabi-gcc]=gcc-arm-none-eabi [arm-none-eabi-size]=binutils-arm-none-eabi [arm-none-eabi-nm]=binutils-arm-none-eabi
+  [qemu-system-arm]=qemu-system-arm [clang]=clang
+)
 missing=()
 optional=()
 for cmd in "${!need[@]}"; do command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}"); done

@@ -11,6 +11,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { requireTool } from "./programs.js";
 
 export const FLASH_BYTES = 1024 * 1024;
 export const RAM_BYTES = 128 * 1024;
@@ -45,11 +46,11 @@ export interface PeakFigures {
 /** Measures the ELF with arm-none-eabi-size and arm-none-eabi-nm. */
 export function measureStatic(elf = repoPath(IMAGE_PATH)): StaticFigures {
   // "   text    data     bss     dec     hex filename"
-  const sizeLine = execFileSync("arm-none-eabi-size", ["-B", elf], { encoding: "utf8" }).trim().split("\n")[1] ?? "";
+  const sizeLine = execFileSync(requireTool("arm-none-eabi-size"), ["-B", elf], { encoding: "utf8" }).trim().split("\n")[1] ?? "";
   const [text = Number.NaN, data = Number.NaN, bss = Number.NaN] = sizeLine.trim().split(/\s+/).map(Number);
   const sizes = new Map<string, number>();
   const addrs = new Map<string, number>();
-  for (const line of execFileSync("arm-none-eabi-nm", ["-S", elf], { encoding: "utf8" }).split("\n")) {
+  for (const line of execFileSync(requireTool("arm-none-eabi-nm"), ["-S", elf], { encoding: "utf8" }).split("\n")) {
     const f = line.trim().split(/\s+/);
     // "addr size type name" or "addr type name"
     const name = f.at(-1);

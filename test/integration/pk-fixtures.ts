@@ -2,6 +2,7 @@
 // from the device's DER, and the openssl CLI as a second reference.
 import { execFileSync } from "node:child_process";
 import { createPrivateKey, createPublicKey, type KeyObject } from "node:crypto";
+import { requireTool } from "../../tools/programs.js";
 
 export const u8 = (b: Buffer | Uint8Array): Uint8Array => new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
 export const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -20,7 +21,7 @@ export const spkiOf = (k: KeyObject): Uint8Array =>
 
 /** Runs the openssl CLI with `input` on stdin; returns stdout as text. */
 export function openssl(args: readonly string[], input?: string | Uint8Array): string {
-  return execFileSync("openssl", args, {
+  return execFileSync(requireTool("openssl"), args, {
     input: input === undefined ? undefined : typeof input === "string" ? input : buf(input),
   }).toString();
 }

@@ -20,11 +20,12 @@
 //   'exit' stop it too.
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ensureBuilt, REPO_ROOT, spawnTracked, stopChild, waitForLine } from "./process.js";
+import { findProgram, requireProgram } from "./programs.js";
 
 export const QEMU_IMAGE = join(REPO_ROOT, "build", "stm32", "mbedlink-stm32f405.elf");
 export const QEMU_BINARY = "qemu-system-arm";
@@ -62,17 +63,9 @@ export interface QemuOptions {
   storeDir?: string;
 }
 
-function which(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? "").split(":")) {
-    const p = join(dir, cmd);
-    if (dir && existsSync(p)) return p;
-  }
-  return undefined;
-}
-
 /** True when qemu-system-arm is installed. */
 export function qemuAvailable(): boolean {
-  return which(QEMU_BINARY) !== undefined;
+  return findProgram(QEMU_BINARY) !== undefined;
 }
 
 /** The QEMU command line for one boot, with a fresh nonce and the monitor on a unix socket. */
@@ -108,20 +101,16 @@ export function qemuArgs(image: string, monitorSocket: string, extra: readonly s
 
 /** Boots the image (building it first when needed) and returns its PTY path. */
 export async function startQemu(opts: QemuOptions = {}): Promise<QemuTarget> {
-  if (!qemuAvailable()) {
-    throw new Error(`${QEMU_BINARY} is not installed; run: apt-get install -y --no-install-recommends qemu-system-arm`);
-  }
-  const image = await ensureBuilt(QEMU_IMAGE, "tools/build-stm32.sh");
+  // Both must be there: a missing one is an error naming its package, and
+  // QEMU never runs without the parent-death signal.
+  const qemu = requireProgram(QEMU_BINARY);
+  const setpriv = requireProgram("setpriv");
+  const image = await ensureBuilt(QEMU_IMAGE, { scripts: ["tools/build-stm32.sh"] });
   const dir = mkdtempSync(join(tmpdir(), "mbedlink-qemu-"));
   const monitor = join(dir, "monitor.sock");
   const args = qemuArgs(image, monitor, opts.extraArgs, opts.semihosting ?? true);
   const cwd = opts.storeDir ?? dir;
-  const child = which("setpriv")
-    ? spawnTracked("setpriv", ["--pdeathsig", "SIGTERM", "--", QEMU_BINARY, ...args], {
-        cwd,
-        stdio: ["ignore", "pipe", "pipe"],
-      })
-    : spawnTracked(QEMU_BINARY, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawnTracked(setpriv, ["--pdeathsig", "SIGTERM", "--", qemu, ...args], { cwd, stdio: ["ignore", "pipe", "pipe"] });
   // QEMU's stderr is kept (last 4 KiB) for error messages rather than
   // printed: it ends every run with "terminating on signal 15".
   let stderrTail = "";
