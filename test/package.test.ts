@@ -181,6 +181,36 @@ describe("the npm package", () => {
     }
   });
 
+  it("where the prebuilt simulator does not fit, the native target is built from the shipped sources into the cache folder on first use", async () => {
+    writeFileSync(join(project, "seed.mjs"), SCRIPT);
+    const cache = join(scratch, "cache");
+    const env = {
+      ...process.env,
+      XDG_CACHE_HOME: cache,
+      MBEDLINK_NATIVE_BUILD: "1", // as on a machine that is not linux-x64
+      // the pinned tarballs the bootstrap fetched (SHA-256 checked again), so the test needs no network
+      MBEDLINK_FETCH_CACHE: join(repo, "firmware", "lib", ".fetch"),
+    };
+    const first = await run(process.execPath, ["seed.mjs", "native"], { cwd: project, env, timeout: 600_000, maxBuffer: 64 << 20 });
+    expect(first.stderr).toMatch(/mbedlink: building the native simulator for linux-x64 in .*native-[\d.]+-linux-x64 \(first use only\)/);
+    expect(first.stdout).toContain(`md5 ${SEED_DIGESTS.md5}`);
+    const binary = join(cache, "mbedlink", `native-${rootPackage.version}-linux-x64`, "build", "native", "mbedlink-native");
+    expect(existsSync(binary)).toBe(true);
+    const second = await run(process.execPath, ["seed.mjs", "native"], { cwd: project, env, timeout: 120_000 });
+    expect(second.stderr).not.toMatch(/building/);
+    expect(second.stdout).toContain(`sha224 ${SEED_DIGESTS.sha224}`);
+    // Without the build tools: one line naming what to install, no build attempted.
+    const bare = await run(process.execPath, ["seed.mjs", "native"], {
+      cwd: project,
+      env: { ...env, XDG_CACHE_HOME: join(scratch, "cache-empty"), PATH: join(scratch, "no-tools") },
+      timeout: 60_000,
+    }).then(
+      () => "",
+      (e: { stderr: string }) => e.stderr,
+    );
+    expect(bare).toMatch(/cmake, make, cc, curl, bzip2 are not installed: run sudo apt-get install -y cmake make gcc curl bzip2/);
+  }, 600_000);
+
   it("a TypeScript file type-checks against the shipped types, and a wrong one does not", async () => {
     writeFileSync(
       join(project, "tsconfig.json"),

@@ -16,7 +16,8 @@ import type { ChildProcess } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { ensureBuilt, REPO_ROOT, spawnTracked, stopChild, waitForLine } from "./process.js";
+import { ensureBuilt, isCheckout, REPO_ROOT, spawnTracked, stopChild, waitForLine } from "./process.js";
+import { findProgram } from "./programs.js";
 
 export { REPO_ROOT };
 export const NATIVE_BINARY = join(REPO_ROOT, "build", "native", "mbedlink-native");
@@ -45,11 +46,6 @@ export function nativeStoreFile(dir: string): string {
   return join(dir, "native-store.bin");
 }
 
-/** A clone of the repository (which builds its own simulator), not an installed package. */
-export function isCheckout(): boolean {
-  return existsSync(join(REPO_ROOT, "tools", "bootstrap.sh"));
-}
-
 /** The platform of the prebuilt simulator the package ships (build/native/mbedlink-native). */
 export const PREBUILT_PLATFORM = "linux-x64";
 
@@ -66,10 +62,6 @@ export function nativeCacheRoot(): string {
 /** Programs the build in the cache runs, and their Debian packages. */
 const BUILD_PROGRAMS: Record<string, string> = { cmake: "cmake", make: "make", cc: "gcc", curl: "curl", bzip2: "bzip2" };
 
-function onPath(cmd: string): boolean {
-  return (process.env.PATH ?? "").split(":").some((dir) => dir !== "" && existsSync(join(dir, cmd)));
-}
-
 /**
  * Builds the simulator from the sources the package ships, into the cache
  * folder: the pinned Mbed TLS and TinyCBOR are fetched (SHA-256 checked),
@@ -80,7 +72,7 @@ async function buildInCache(): Promise<string> {
   const root = nativeCacheRoot();
   const product = join(root, "build", "native", "mbedlink-native");
   if (existsSync(product)) return product;
-  const missing = Object.keys(BUILD_PROGRAMS).filter((cmd) => !onPath(cmd));
+  const missing = Object.keys(BUILD_PROGRAMS).filter((cmd) => findProgram(cmd) === undefined);
   if (missing.length > 0) {
     const pkgs = [...new Set(Object.values(BUILD_PROGRAMS))].join(" ");
     throw new Error(

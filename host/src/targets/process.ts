@@ -14,6 +14,11 @@ import { fileURLToPath } from "node:url";
 /** The repository checkout or the installed package: where build/, tools/ and firmware/ are. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
+/** A clone of the repository (which builds its own images), not an installed package. */
+export function isCheckout(): boolean {
+  return existsSync(join(REPO_ROOT, "tools", "bootstrap.sh"));
+}
+
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
 

@@ -3,6 +3,7 @@
 // caller gets one line saying what to do.
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, isAbsolute, join } from "node:path";
+import { isCheckout } from "./process.js";
 
 /**
  * Program -> Debian package, for what the SDK itself spawns: QEMU and the
@@ -40,9 +41,10 @@ export function findProgram(name: string): string | undefined {
 
 /** The one-line message for a missing program. */
 export function missingProgramMessage(name: string, pkg: string | undefined = PROGRAM_PACKAGES[name]): string {
-  return pkg
-    ? `${name} is not installed: apt-get install -y ${pkg} (or run bash tools/bootstrap.sh)`
-    : `${name} is not installed (not found on PATH; run bash tools/bootstrap.sh)`;
+  // In a clone of the repository the bootstrap installs everything; an installed package has no bootstrap.
+  const checkout = isCheckout();
+  if (pkg) return `${name} is not installed: apt-get install -y ${pkg}${checkout ? " (or run bash tools/bootstrap.sh)" : ""}`;
+  return `${name} is not installed (not found on PATH${checkout ? "; run bash tools/bootstrap.sh" : ""})`;
 }
 
 /**
