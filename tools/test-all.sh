@@ -78,7 +78,7 @@ vitest_pass() {
 vitest_pass "native" -u MBEDLINK_PORT MBEDLINK_TARGET=native --
 # The same integration suite and README examples on the emulated STM32F405.
 if command -v qemu-system-arm >/dev/null && [ -f build/stm32/mbedlink-stm32f405.elf ]; then
-  vitest_pass "qemu" -u MBEDLINK_PORT MBEDLINK_TARGET=qemu -- test/integration test/readme-examples.test.ts
+  vitest_pass "qemu" -u MBEDLINK_PORT MBEDLINK_TARGET=qemu -- test/integration test/readme-examples.test.ts test/cli
 else
   echo "FAILED: the QEMU STM32 target is not available (qemu-system-arm or the image is missing; see the bootstrap's message)"
   failed=$((failed + 1))

@@ -1,0 +1,322 @@
+// What the mbedlink command line accepts: the commands, their options and
+// help texts, and the parser (node:util parseArgs, two passes: the first
+// finds the command among options given before or after it, the second
+// parses strictly with that command's options).
+import { parseArgs } from "node:util";
+
+/** A mistake on the command line: exit code 2, with a pointer to --help. */
+export class UsageError extends Error {
+  override name = "UsageError";
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
+    super(message);
+  }
+}
+
+interface OptionSpec {
+  type: "string" | "boolean";
+  short?: string;
+  /** Placeholder of the value in help texts, e.g. "N". */
+  arg?: string;
+  help: string;
+}
+
+export interface CommandSpec {
+  name: string;
+  /** The synopsis after "mbedlink ". */
+  usage: string;
+  summary: string;
+  /** More help text, shown by `mbedlink CMD --help`. */
+  details?: string;
+  options: Record<string, OptionSpec>;
+  /** False for commands that never talk to a device (ports probes its own). */
+  device: boolean;
+}
+
+/** Options every command takes. */
+export const COMMON_OPTIONS: Record<string, OptionSpec> = {
+  target: {
+    type: "string",
+    arg: "native|qemu",
+    help: "start that target (default: $MBEDLINK_PORT, else $MBEDLINK_TARGET, else qemu when qemu-system-arm is installed, else native)",
+  },
+  port: { type: "string", arg: "PATH", help: "a device on a serial port: a board (/dev/ttyACM0) or a running simulator's PTY" },
+  store: {
+    type: "string",
+    arg: "DIR",
+    help: "key store directory of a target the CLI starts (default $XDG_STATE_HOME/mbedlink/<target>, ~/.local/state when unset)",
+  },
+  timeout: { type: "string", arg: "MS", help: "per-call timeout in ms, also for opening the device (default 10000)" },
+  json: { type: "boolean", help: "print exactly one JSON document on stdout" },
+  verbose: { type: "boolean", short: "v", help: "log frames and call timings on stderr; stack traces with errors" },
+  help: { type: "boolean", short: "h", help: "show this help" },
+};
+
+const SLOT: OptionSpec = { type: "string", arg: "N", help: "key slot number (0 .. slots-1, see `mbedlink info`)" };
+const HASH_ALG: OptionSpec = {
+  type: "string",
+  arg: "ALG",
+  help: "digest: md5, sha1, sha224, sha256 (default), sha384, sha512, ripemd160, sha3_224 .. sha3_512",
+};
+
+export const COMMANDS: readonly CommandSpec[] = [
+  {
+    name: "info",
+    usage: "info",
+    summary: "the device's identity and limits (hello)",
+    details: "Board, firmware, Mbed TLS and protocol versions, entropy source, MTU, window, handles, heap, key store and slots.",
+    options: {},
+    device: true,
+  },
+  {
+    name: "ports",
+    usage: "ports [PATH...] [--no-probe]",
+    summary: "serial ports, marking those an mbedlink device answers on",
+    details:
+      "Lists the serial ports the system knows (serialport's SerialPort.list(), or /sys/class/tty when udevadm is missing),\n" +
+      "or only the PATHs given, with USB vendor and product ids, and sends each a hello (--timeout, default 1000 ms).\n" +
+      "A port that does not answer is listed, not an error. Probing writes a few bytes to each port: name the ports to probe,\n" +
+      "or use --no-probe, to leave ports other devices use alone.",
+    options: { "no-probe": { type: "boolean", help: "list the ports without sending anything" } },
+    device: false,
+  },
+  {
+    name: "hash",
+    usage: "hash [FILE...] [--alg sha256]",
+    summary: "digests of files, printed like sha256sum, computed on the device",
+    details: "Streams each FILE (- or none: stdin) through the device in chunks, so files may be larger than memory.",
+    options: { alg: HASH_ALG },
+    device: true,
+  },
+  {
+    name: "hmac",
+    usage: "hmac [FILE...] (--key HEX | --key-file F) [--alg sha256]",
+    summary: "HMACs of files, printed like sha256sum, computed on the device",
+    details: "--key puts the key on the command line (visible to other users in ps); --key-file reads raw key bytes from a file.",
+    options: {
+      alg: HASH_ALG,
+      key: { type: "string", arg: "HEX", help: "the key, in hex" },
+      "key-file": { type: "string", arg: "F", help: "a file holding the raw key bytes" },
+    },
+    device: true,
+  },
+  {
+    name: "random",
+    usage: "random N [--hex | --base64]",
+    summary: "N random bytes from the device's DRBG",
+    details: "Raw bytes go to stdout, which must then not be a terminal; --hex and --base64 print text.",
+    options: {
+      hex: { type: "boolean", help: "lower-case hex and a newline" },
+      base64: { type: "boolean", help: "base64 and a newline" },
+    },
+    device: true,
+  },
+  {
+    name: "keygen",
+    usage: "keygen --type ec|rsa --slot N [--curve secp256r1] [--bits 2048] [--non-exportable] [--label L] [--force]",
+    summary: "make a key on the device and store it in a slot",
+    details: "The key is generated by the device's DRBG and stored in the device's key store; only its public part is printed (--json).",
+    options: {
+      type: { type: "string", arg: "ec|rsa", help: "key type" },
+      slot: SLOT,
+      curve: { type: "string", arg: "CURVE", help: "EC curve (default secp256r1; see the README for the list)" },
+      bits: { type: "string", arg: "BITS", help: "RSA modulus size, 1024..4096, even (default 2048)" },
+      "non-exportable": { type: "boolean", help: "the private part can never leave the device" },
+      label: { type: "string", arg: "L", help: "a label stored with the key (at most 32 bytes of UTF-8)" },
+      force: { type: "boolean", help: "replace a key already in the slot" },
+    },
+    device: true,
+  },
+  {
+    name: "slots",
+    usage: "slots list | slots delete N",
+    summary: "list the device's key slots, or empty one",
+    options: {},
+    device: true,
+  },
+  {
+    name: "sign",
+    usage: "sign --slot N FILE [-o SIG] [--hash sha256]",
+    summary: "sign a file with a slot's key",
+    details:
+      "The file is hashed on the device and the digest signed: ECDSA (DER) for EC keys, PKCS#1 v1.5 for RSA keys,\n" +
+      "as `openssl dgst -sha256 -verify pub.pem -signature SIG FILE` checks them. The signature goes to SIG (default FILE.sig; - for stdout).",
+    options: {
+      slot: SLOT,
+      output: { type: "string", short: "o", arg: "SIG", help: "where to write the signature (default FILE.sig)" },
+      hash: { ...HASH_ALG, help: "digest to sign (default sha256)" },
+    },
+    device: true,
+  },
+  {
+    name: "verify",
+    usage: "verify --slot N FILE SIG [--hash sha256]",
+    summary: "check a signature with a slot's key (exit 0 valid, 1 invalid)",
+    options: { slot: SLOT, hash: { ...HASH_ALG, help: "digest the signature was made with (default sha256)" } },
+    device: true,
+  },
+  {
+    name: "pubkey",
+    usage: "pubkey --slot N [--pem | --der] [-o F]",
+    summary: "a slot's public key as SubjectPublicKeyInfo (openssl pkey -pubin reads it)",
+    options: {
+      slot: SLOT,
+      pem: { type: "boolean", help: "PEM text (default)" },
+      der: { type: "boolean", help: "DER bytes (not to a terminal)" },
+      output: { type: "string", short: "o", arg: "F", help: "write to a file instead of stdout" },
+    },
+    device: true,
+  },
+  {
+    name: "selftest",
+    usage: "selftest [--only NAME,...] [--list]",
+    summary: "known-answer tests and cross-checks against node:crypto, on the device",
+    details:
+      "Published vectors (FIPS 180/202, RFC 4231, RFC 5869, NIST SP 800-38A/D, RFC 8439) and random inputs checked against node:crypto,\n" +
+      "for every module; exit 0 only when every check passes. Slots are exercised in a free slot, emptied again afterwards.\n" +
+      "MBEDLINK_SELFTEST_CORRUPT=NAME alters that check's known answer (to prove a wrong answer fails the run).",
+    options: {
+      only: { type: "string", arg: "NAME,...", help: "run only the checks whose names contain one of these words" },
+      list: { type: "boolean", help: "list the checks and exit" },
+    },
+    device: true,
+  },
+];
+
+export interface CommonOptions {
+  target: "native" | "qemu" | undefined;
+  port: string | undefined;
+  store: string | undefined;
+  timeoutMs: number | undefined;
+  json: boolean;
+  verbose: boolean;
+}
+
+export type Values = Record<string, string | boolean | undefined>;
+
+export type Parsed =
+  | { kind: "run"; command: CommandSpec; values: Values; positionals: string[]; common: CommonOptions }
+  | { kind: "help"; text: string }
+  | { kind: "version" };
+
+function optionConfig(specs: Record<string, OptionSpec>): Record<string, { type: "string" | "boolean"; short?: string }> {
+  const out: Record<string, { type: "string" | "boolean"; short?: string }> = {};
+  for (const [name, s] of Object.entries(specs)) out[name] = s.short ? { type: s.type, short: s.short } : { type: s.type };
+  return out;
+}
+
+function allOptions(): Record<string, OptionSpec> {
+  const all: Record<string, OptionSpec> = { ...COMMON_OPTIONS, version: { type: "boolean", help: "" } };
+  for (const c of COMMANDS) Object.assign(all, c.options);
+  return all;
+}
+
+/** parseArgs's messages name the option; some span lines. */
+function oneLine(message: string): string {
+  return message.replace(/\s*\n\s*/g, " ").trim();
+}
+
+/** An integer option or argument in [min, max], else a UsageError naming it. */
+export function intArg(value: string | undefined, what: string, min: number, max = Number.MAX_SAFE_INTEGER, command?: string): number {
+  if (value === undefined) throw new UsageError(`${what} is required`, command);
+  if (!/^\d+$/.test(value.trim())) throw new UsageError(`${what} must be a whole number, got ${JSON.stringify(value)}`, command);
+  const n = Number(value.trim());
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError(`${what} must be ${min}..${max}, got ${value}`, command);
+  return n;
+}
+
+function lenient(argv: readonly string[]) {
+  try {
+    return parseArgs({ args: [...argv], options: optionConfig(allOptions()), strict: false, allowPositionals: true, tokens: true });
+  } catch (e) {
+    throw new UsageError(oneLine((e as Error).message));
+  }
+}
+
+export function parse(argv: readonly string[]): Parsed {
+  // Pass 1: every option any command knows, leniently, to find the command word.
+  const first = lenient(argv);
+  const cmdToken = first.tokens.find((t) => t.kind === "positional");
+  if (!cmdToken) {
+    if (first.values.version === true) return { kind: "version" };
+    if (first.values.help === true) return { kind: "help", text: globalHelp() };
+    throw new UsageError("no command given");
+  }
+  const name = (cmdToken as { value: string }).value;
+  if (name === "help") {
+    const topic = first.positionals[1];
+    if (topic === undefined) return { kind: "help", text: globalHelp() };
+    const spec = COMMANDS.find((c) => c.name === topic);
+    if (!spec) throw new UsageError(`unknown command ${JSON.stringify(topic)}`);
+    return { kind: "help", text: commandHelp(spec) };
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}; commands: ${COMMANDS.map((c) => c.name).join(", ")}`);
+
+  // Pass 2: strictly, with this command's options only.
+  const rest = argv.filter((_, i) => i !== cmdToken.index);
+  let second: { values: Values; positionals: string[] };
+  try {
+    second = parseArgs({
+      args: rest,
+      options: optionConfig({ ...COMMON_OPTIONS, ...command.options }),
+      strict: true,
+      allowPositionals: true,
+    }) as { values: Values; positionals: string[] };
+  } catch (e) {
+    throw new UsageError(oneLine((e as Error).message), command.name);
+  }
+  const { values, positionals } = second;
+  if (values.help === true) return { kind: "help", text: commandHelp(command) };
+
+  const target = values.target;
+  if (target !== undefined && target !== "native" && target !== "qemu")
+    throw new UsageError(`--target must be native or qemu, got ${JSON.stringify(target)}`, command.name);
+  if (target !== undefined && values.port !== undefined) throw new UsageError("give --target or --port, not both", command.name);
+  if (values.store !== undefined && values.port !== undefined)
+    throw new UsageError("--store is for a target the CLI starts; a device on --port keeps its own key store", command.name);
+  const common: CommonOptions = {
+    target: target as CommonOptions["target"],
+    port: values.port as string | undefined,
+    store: values.store as string | undefined,
+    timeoutMs: values.timeout === undefined ? undefined : intArg(values.timeout as string, "--timeout", 1, 3_600_000, command.name),
+    json: values.json === true,
+    verbose: values.verbose === true,
+  };
+  return { kind: "run", command, values, positionals, common };
+}
+
+function optionLines(specs: Record<string, OptionSpec>): string[] {
+  return Object.entries(specs).map(([name, s]) => {
+    const flag = `${s.short ? `-${s.short}, ` : "    "}--${name}${s.arg ? ` ${s.arg}` : ""}`;
+    return `  ${flag.padEnd(28)} ${s.help}`;
+  });
+}
+
+export function globalHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
+  return [
+    "usage: mbedlink <command> [options]",
+    "",
+    "Mbed TLS on a device (a board on a serial port, the STM32F405 in QEMU, or the native simulator), from the command line.",
+    "",
+    "commands:",
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)} ${c.summary}`),
+    "",
+    "options of every command:",
+    ...optionLines(COMMON_OPTIONS),
+    "      --version                print the version",
+    "",
+    "`mbedlink <command> --help` shows a command's options. Exit codes: 0 success, 1 failure, 2 usage error.",
+  ].join("\n");
+}
+
+export function commandHelp(c: CommandSpec): string {
+  const lines = [`usage: mbedlink ${c.usage} [options]`, "", `${c.summary}.`];
+  if (c.details) lines.push("", c.details);
+  if (Object.keys(c.options).length > 0) lines.push("", "options:", ...optionLines(c.options));
+  lines.push("", "common options:", ...optionLines(COMMON_OPTIONS));
+  return lines.join("\n");
+}
