@@ -78,14 +78,14 @@ vitest_pass() {
 vitest_pass "native" -u MBEDLINK_PORT MBEDLINK_TARGET=native --
 # The same integration suite and README examples on the emulated STM32F405.
 if command -v qemu-system-arm >/dev/null && [ -f build/stm32/mbedlink-stm32f405.elf ]; then
-  vitest_pass "qemu" -u MBEDLINK_PORT MBEDLINK_TARGET=qemu -- test/integration test/readme-examples.test.ts test/cli
+  vitest_pass "qemu" -u MBEDLINK_PORT MBEDLINK_TARGET=qemu -- test/integration test/readme-examples.test.ts test/cli test/demo.test.ts
 else
   echo "FAILED: the QEMU STM32 target is not available (qemu-system-arm or the image is missing; see the bootstrap's message)"
   failed=$((failed + 1))
 fi
 # And on a real board when one is plugged in.
 if [ -n "${MBEDLINK_PORT:-}" ]; then
-  vitest_pass "board" "MBEDLINK_PORT=$MBEDLINK_PORT" -- test/integration test/readme-examples.test.ts
+  vitest_pass "board" "MBEDLINK_PORT=$MBEDLINK_PORT" -- test/integration test/readme-examples.test.ts test/cli test/demo.test.ts
 fi
 
 echo "$passed passed, $failed failed"

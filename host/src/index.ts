@@ -17,6 +17,7 @@ export {
   MODE_STREAM,
   MODE_XTS,
 } from "./cipher.js";
+export { setDebug } from "./debug.js";
 export type { DeviceEventMap, DeviceInfo, DeviceOptions, DeviceStats, OpenOptions, TargetOpenOptions, VersionInfo } from "./device.js";
 export { Device, open } from "./device.js";
 export * from "./errors.js";

@@ -191,7 +191,7 @@ describe("against the device", () => {
     expect(verify("sha256", readFileSync(doc), fromDer, readFileSync(`${doc}.sig`))).toBe(true);
   });
 
-  it.skipIf(SLOW)("keygen (RSA-2048, non-exportable), sign -o --json: openssl verifies the PKCS#1 v1.5 signature", async () => {
+  it("keygen (RSA-2048, non-exportable), sign -o --json: openssl verifies the PKCS#1 v1.5 signature", async () => {
     const kg = await run(["keygen", "--type", "rsa", "--bits", "2048", "--slot", "4", "--non-exportable", "--json", ...at]);
     expect(kg.code, kg.stderr).toBe(0);
     const key = JSON.parse(kg.stdout);
