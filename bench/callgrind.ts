@@ -5,9 +5,9 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { encodeBody } from "../host/src/codec.js";
-import { Op } from "../host/src/protocol.generated.js";
-import { slipEncode } from "../host/src/slip.js";
+import { Op } from "../host/src/base/protocol.generated.js";
+import { encodeBody } from "../host/src/link/codec.js";
+import { slipEncode } from "../host/src/link/slip.js";
 import { requireTool } from "../tools/programs.js";
 import { BENCH_BUILD } from "./build.js";
 

@@ -6,8 +6,8 @@
 // counted) as a fraction of the line's payload capacity.
 import * as crypto from "node:crypto";
 import { startRelay } from "../hil/fault-relay.js";
+import { Op } from "../host/src/base/protocol.generated.js";
 import { open } from "../host/src/index.js";
-import { Op } from "../host/src/protocol.generated.js";
 import { startNative } from "../host/src/targets/native.js";
 
 export interface LineRateFigure {

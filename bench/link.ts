@@ -3,12 +3,12 @@
 // CRC, no device work) and through plain fs reads/writes on the PTY.
 import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
-import { encodeBody } from "../host/src/codec.js";
-import { Op } from "../host/src/protocol.generated.js";
-import { slipEncode } from "../host/src/slip.js";
+import { Op } from "../host/src/base/protocol.generated.js";
+import { encodeBody } from "../host/src/link/codec.js";
+import { slipEncode } from "../host/src/link/slip.js";
+import type { Message } from "../host/src/link/transport.js";
+import { SerialTransport } from "../host/src/link/transport.js";
 import { spawnTracked, stopChild, waitForLine } from "../host/src/targets/process.js";
-import type { Message } from "../host/src/transport.js";
-import { SerialTransport } from "../host/src/transport.js";
 
 export interface Peer {
   path: string;

@@ -18,9 +18,9 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "ml_config.h"
-#include "ml_core.h"
-#include "ml_hal.h"
+#include "core/ml_config.h"
+#include "app/ml_core.h"
+#include "hal/ml_hal.h"
 
 static const struct ml_board board = {
     .name = "bench-driver",

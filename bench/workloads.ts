@@ -126,7 +126,7 @@ export interface PkFigures {
   note?: string;
 }
 
-/** The part of dev.pk (host/src/pk.ts) the bench uses, typed here so the bench builds before and after it lands. */
+/** The part of dev.pk (host/src/modules/pk.ts) the bench uses, typed here so the bench builds before and after it lands. */
 interface PkKeyLike {
   signDigest(digest: Uint8Array, digestmod?: string): Promise<Uint8Array>;
   verifyDigest(digest: Uint8Array, signature: Uint8Array, digestmod?: string): Promise<boolean>;

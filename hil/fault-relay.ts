@@ -20,8 +20,8 @@
 import type { ChildProcess } from "node:child_process";
 import { closeSync, constants, openSync } from "node:fs";
 import { SerialPortStream } from "@serialport/stream";
+import { safeWriteBinding } from "../host/src/link/transport.js";
 import { spawnTracked, stopChild, waitForLine } from "../host/src/targets/process.js";
-import { safeWriteBinding } from "../host/src/transport.js";
 import { requireTool } from "../tools/programs.js";
 
 /** Faults of one direction. Probabilities are per byte, 0..1. */

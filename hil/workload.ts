@@ -18,7 +18,7 @@ import {
 } from "node:crypto";
 import type { AEADCipher, Cipher, Device, ECC } from "../host/src/index.js";
 import { MbedlinkError } from "../host/src/index.js";
-import type { CallSettledInfo } from "../host/src/rpc.js";
+import type { CallSettledInfo } from "../host/src/rpc/rpc.js";
 import { prng } from "./fault-relay.js";
 
 export type WorkKind = "hash" | "hash-stream" | "hmac" | "cipher" | "aead" | "sign" | "verify";

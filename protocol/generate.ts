@@ -54,8 +54,8 @@ interface Golden {
 }
 
 export const GENERATED = {
-  cHeader: "firmware/src/protocol_ids.h",
-  tsModule: "host/src/protocol.generated.ts",
+  cHeader: "firmware/src/core/protocol_ids.h",
+  tsModule: "host/src/base/protocol.generated.ts",
   cGolden: "firmware/test/golden_frames.h",
 } as const;
 

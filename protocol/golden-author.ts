@@ -6,8 +6,8 @@
 //   node --import tsx protocol/golden-author.ts > protocol/golden.json
 import { createHash } from "node:crypto";
 import { crc32 } from "node:zlib";
-import { encodeBody } from "../host/src/codec.js";
-import { slipEncode } from "../host/src/slip.js";
+import { encodeBody } from "../host/src/link/codec.js";
+import { slipEncode } from "../host/src/link/slip.js";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const utf8 = (s: string) => new Uint8Array(Buffer.from(s, "utf8"));
@@ -35,7 +35,7 @@ new DataView(notArrayBody.buffer).setUint32(4, crc32(notArray) >>> 0);
 
 const golden = {
   $comment:
-    "Golden frames: full wire bytes (SLIP-framed CBOR + CRC-32). Each session starts on a freshly booted device; exchanges run in order. response_hex null means the device sends nothing. Written with protocol/golden-author.ts; replayed by firmware/test (C) and host/src/codec.test.ts (TS).",
+    "Golden frames: full wire bytes (SLIP-framed CBOR + CRC-32). Each session starts on a freshly booted device; exchanges run in order. response_hex null means the device sends nothing. Written with protocol/golden-author.ts; replayed by firmware/test (C) and host/src/link/codec.test.ts (TS).",
   sessions: [
     {
       name: "echo and one-shot digests",

@@ -144,7 +144,7 @@ describe("the npm package", () => {
       "build/native/mbedlink-native",
       "firmware/CMakeLists.txt",
       "firmware/sources.json",
-      "firmware/src/ml_core.c",
+      "firmware/src/app/ml_core.c",
       "firmware/lib/mbedtls/mbedlink_config.h",
       "tools/build-native.sh",
       "tools/fetch-third-party.sh",

@@ -14,7 +14,7 @@ case "${1:-}" in
 esac
 command -v clang-format >/dev/null || { echo "clang-format: not installed (apt-get install clang-format)" >&2; exit 2; }
 mapfile -t files < <(find firmware/src firmware/test -type f \( -name '*.c' -o -name '*.h' \) \
-  ! -path firmware/src/protocol_ids.h ! -path firmware/test/golden_frames.h | sort)
+  ! -path firmware/src/core/protocol_ids.h ! -path firmware/test/golden_frames.h | sort)
 bad=()
 for f in "${files[@]}"; do
   if [ "$fix" = 1 ]; then

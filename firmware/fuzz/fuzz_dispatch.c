@@ -18,10 +18,10 @@
 #include <string.h>
 
 #include "fuzz_hal.h"
-#include "ml_config.h"
-#include "ml_crc32.h"
-#include "ml_dispatch.h"
-#include "ml_link.h"
+#include "core/ml_config.h"
+#include "core/ml_crc32.h"
+#include "dispatch/ml_dispatch.h"
+#include "link/ml_link.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ml_config.h"
-#include "ml_core.h"
-#include "ml_hal.h"
-#include "ml_store_hal.h"
-#include "protocol_ids.h"
+#include "core/ml_config.h"
+#include "app/ml_core.h"
+#include "hal/ml_hal.h"
+#include "store/ml_store_hal.h"
+#include "core/protocol_ids.h"
 
 #define STORE_SECTOR_SIZE 16384u
 #define STORE_SECTORS     4u

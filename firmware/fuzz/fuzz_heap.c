@@ -1,5 +1,5 @@
 /*
- * The fuzz build's Mbed TLS heap: replaces src/ml_heap.c (same functions,
+ * The fuzz build's Mbed TLS heap: replaces src/core/ml_heap.c (same functions,
  * so the linker never pulls ml_heap.c.o out of the core library). Every
  * object is its own libc block, which AddressSanitizer fences, and the total
  * is capped at ML_CFG_HEAP_SIZE so out_of_memory paths stay reachable.
@@ -10,8 +10,8 @@
 #include <stdlib.h>
 
 #include "fuzz_hal.h"
-#include "ml_config.h"
-#include "ml_heap.h"
+#include "core/ml_config.h"
+#include "core/ml_heap.h"
 
 static size_t used;
 static size_t peak;

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "fuzz_hal.h"
-#include "ml_core.h"
+#include "app/ml_core.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,8 +8,8 @@ import { generateKeyPairSync, getDiffieHellman } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { crc32Of, encodeBody } from "../../host/src/codec.js";
-import { SlipDecoder, slipEncode } from "../../host/src/slip.js";
+import { crc32Of, encodeBody } from "../../host/src/link/codec.js";
+import { SlipDecoder, slipEncode } from "../../host/src/link/slip.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "../..");
 const out = process.argv[2];

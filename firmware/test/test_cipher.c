@@ -6,10 +6,10 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "ml_config.h"
-#include "ml_handles.h"
-#include "ml_heap.h"
-#include "protocol_ids.h"
+#include "core/ml_config.h"
+#include "core/ml_handles.h"
+#include "core/ml_heap.h"
+#include "core/protocol_ids.h"
 #include "test_hal.h"
 #include "test_util.h"
 

@@ -1,6 +1,6 @@
 #include <string.h>
 
-#include "ml_crc32.h"
+#include "core/ml_crc32.h"
 #include "test_util.h"
 
 ML_TEST(check_value) { CHECK_EQ(ml_crc32("123456789", 9), 0xCBF43926u); }

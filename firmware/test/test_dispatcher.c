@@ -3,8 +3,8 @@
 #include <cbor.h>
 #include <string.h>
 
-#include "ml_config.h"
-#include "protocol_ids.h"
+#include "core/ml_config.h"
+#include "core/protocol_ids.h"
 #include "test_hal.h"
 #include "test_util.h"
 

@@ -4,13 +4,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ml_config.h"
-#include "ml_core.h"
-#include "ml_crc32.h"
-#include "ml_hal.h"
-#include "ml_handles.h"
-#include "ml_heap.h"
-#include "ml_slip.h"
+#include "app/ml_core.h"
+#include "core/ml_config.h"
+#include "core/ml_crc32.h"
+#include "core/ml_handles.h"
+#include "core/ml_heap.h"
+#include "hal/ml_hal.h"
+#include "link/ml_slip.h"
 #include "test_util.h"
 
 uint8_t th_out[TH_OUT_CAP];

@@ -1,10 +1,10 @@
 /* The handle table: generations, limits, types, zeroisation, reset. */
 #include <string.h>
 
-#include "ml_config.h"
-#include "ml_core.h"
-#include "ml_handles.h"
-#include "protocol_ids.h"
+#include "app/ml_core.h"
+#include "core/ml_config.h"
+#include "core/ml_handles.h"
+#include "core/protocol_ids.h"
 #include "test_hal.h"
 #include "test_util.h"
 

@@ -3,7 +3,7 @@
  * the non-destructive hash_digest. */
 #include <string.h>
 
-#include "protocol_ids.h"
+#include "core/protocol_ids.h"
 #include "test_hal.h"
 #include "test_util.h"
 

@@ -5,9 +5,9 @@
 #include <mbedtls/md.h>
 #include <string.h>
 
-#include "ml_config.h"
-#include "ml_handles.h"
-#include "protocol_ids.h"
+#include "core/ml_config.h"
+#include "core/ml_handles.h"
+#include "core/protocol_ids.h"
 #include "test_hal.h"
 #include "test_util.h"
 

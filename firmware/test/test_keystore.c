@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ml_keystore.h"
-#include "ml_store_hal.h"
-#include "protocol_ids.h"
+#include "core/protocol_ids.h"
+#include "store/ml_keystore.h"
+#include "store/ml_store_hal.h"
 #include "test_util.h"
 
 #define SIM_MAX (8u * 8192u)

@@ -12,12 +12,12 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "ml_busy.h"
-#include "ml_config.h"
-#include "ml_crc32.h"
-#include "ml_pk.h"
-#include "ml_slip.h"
-#include "protocol_ids.h"
+#include "core/ml_busy.h"
+#include "core/ml_config.h"
+#include "core/ml_crc32.h"
+#include "core/protocol_ids.h"
+#include "link/ml_slip.h"
+#include "ops/ml_pk.h"
 #include "test_hal.h"
 #include "test_util.h"
 

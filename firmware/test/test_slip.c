@@ -1,7 +1,7 @@
 /* SLIP decoder and encoder. */
 #include <string.h>
 
-#include "ml_slip.h"
+#include "link/ml_slip.h"
 #include "test_util.h"
 
 static uint8_t wire[4096];

@@ -13,16 +13,16 @@
 #include <stdarg.h>
 #include <string.h>
 
-#include "ml_config.h"
-#include "ml_crc32.h"
-#include "ml_handles.h"
-#include "ml_heap.h"
-#include "ml_slip.h"
-#include "protocol_ids.h"
+#include "core/ml_config.h"
+#include "core/ml_crc32.h"
+#include "core/ml_handles.h"
+#include "core/ml_heap.h"
+#include "core/protocol_ids.h"
+#include "link/ml_slip.h"
 #include "test_hal.h"
 #include "test_util.h"
 
-/* This file's stand-in for src/ml_heap.c (the same three functions; with
+/* This file's stand-in for src/core/ml_heap.c (the same three functions; with
  * them defined here the linker never takes ml_heap.c.o from the core
  * library): the same Mbed TLS buffer allocator over a buffer the test can
  * read. */

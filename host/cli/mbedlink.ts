@@ -4,8 +4,8 @@
 // the details. Exit codes: 0 success, 1 failure, 2 usage error; errors are
 // one line on stderr (with a stack trace under -v).
 import { readFileSync } from "node:fs";
+import { PROTOCOL_VERSION } from "../src/base/protocol.generated.js";
 import { setDebug } from "../src/index.js";
-import { PROTOCOL_VERSION } from "../src/protocol.generated.js";
 import { parse } from "./args.js";
 import { hash, hmac } from "./commands/digest.js";
 import { info, ports } from "./commands/info.js";

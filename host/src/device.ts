@@ -3,22 +3,22 @@
 // device identity, sys ops and the crypto modules.
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { CipherModule } from "./cipher.js";
-import { ArgumentError, DisconnectedError, ProtocolError, TimeoutError } from "./errors.js";
-import { HashModule, hashNameOf } from "./hash.js";
-import { HkdfModule } from "./hkdf.js";
-import { HmacModule } from "./hmac.js";
-import { KeysModule } from "./keys.js";
-import { MpiModule } from "./mpi.js";
-import { PkModule } from "./pk.js";
-import { Limits, Op, PROTOCOL_VERSION } from "./protocol.generated.js";
-import { RandomModule } from "./random.js";
-import type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
-import { DEFAULT_TIMEOUT_MS, Rpc } from "./rpc.js";
-import { SlotsModule } from "./slots.js";
-import type { LinkCounters, SerialOptions, Transport } from "./transport.js";
-import { SerialTransport } from "./transport.js";
-import { camelKeys, hex } from "./util.js";
+import { ArgumentError, DisconnectedError, ProtocolError, TimeoutError } from "./base/errors.js";
+import { Limits, Op, PROTOCOL_VERSION } from "./base/protocol.generated.js";
+import { camelKeys, hex } from "./base/util.js";
+import type { LinkCounters, SerialOptions, Transport } from "./link/transport.js";
+import { SerialTransport } from "./link/transport.js";
+import { CipherModule } from "./modules/cipher.js";
+import { HashModule, hashNameOf } from "./modules/hash.js";
+import { HkdfModule } from "./modules/hkdf.js";
+import { HmacModule } from "./modules/hmac.js";
+import { KeysModule } from "./modules/keys.js";
+import { MpiModule } from "./modules/mpi.js";
+import { PkModule } from "./modules/pk.js";
+import { RandomModule } from "./modules/random.js";
+import { SlotsModule } from "./modules/slots.js";
+import type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc/rpc.js";
+import { DEFAULT_TIMEOUT_MS, Rpc } from "./rpc/rpc.js";
 
 /** The device identity and limits, from hello. */
 export interface DeviceInfo {

@@ -1,6 +1,12 @@
 // mbedlink host SDK: public entry point.
 
-export type { AeadMode, CipherFamilyInfo, CipherOptions, PlainMode } from "./cipher.js";
+export * from "./base/errors.js";
+export type { PemBlock } from "./base/pem.js";
+export { pemDecode, pemEncode } from "./base/pem.js";
+export { fromHex, hex, utf8 } from "./base/util.js";
+export type { DeviceEventMap, DeviceInfo, DeviceOptions, DeviceStats, OpenOptions, TargetOpenOptions, VersionInfo } from "./device.js";
+export { Device, open } from "./device.js";
+export type { AeadMode, CipherFamilyInfo, CipherOptions, PlainMode } from "./modules/cipher.js";
 export {
   AEADCipher,
   Cipher,
@@ -16,24 +22,18 @@ export {
   MODE_OFB,
   MODE_STREAM,
   MODE_XTS,
-} from "./cipher.js";
-export { setDebug } from "./debug.js";
-export type { DeviceEventMap, DeviceInfo, DeviceOptions, DeviceStats, OpenOptions, TargetOpenOptions, VersionInfo } from "./device.js";
-export { Device, open } from "./device.js";
-export * from "./errors.js";
-export { Hash, HashModule } from "./hash.js";
-export { HkdfModule } from "./hkdf.js";
-export type { HmacOptions } from "./hmac.js";
-export { Hmac, HmacModule } from "./hmac.js";
-export type { StaticEcdhKey } from "./kex.js";
-export { DEFAULT_ECDH_CURVE, DHBase, DHClient, DHServer, ECDHBase, ECDHClient, ECDHServer, KeyExchange } from "./kex.js";
-export { KeysModule, SymmetricKey } from "./keys.js";
-export type { PrimeOptions } from "./mpi.js";
-export { bitLength, byteLength, fromBytes, LONG_OP_TIMEOUT_MS, MpiModule, toBytes } from "./mpi.js";
-export type { PemBlock } from "./pem.js";
-export { pemDecode, pemEncode } from "./pem.js";
-export type { ECCFactory, ImportOptions, RSAFactory } from "./pk.js";
-export { PkModule } from "./pk.js";
+} from "./modules/cipher.js";
+export { Hash, HashModule } from "./modules/hash.js";
+export { HkdfModule } from "./modules/hkdf.js";
+export type { HmacOptions } from "./modules/hmac.js";
+export { Hmac, HmacModule } from "./modules/hmac.js";
+export type { StaticEcdhKey } from "./modules/kex.js";
+export { DEFAULT_ECDH_CURVE, DHBase, DHClient, DHServer, ECDHBase, ECDHClient, ECDHServer, KeyExchange } from "./modules/kex.js";
+export { KeysModule, SymmetricKey } from "./modules/keys.js";
+export type { PrimeOptions } from "./modules/mpi.js";
+export { bitLength, byteLength, fromBytes, LONG_OP_TIMEOUT_MS, MpiModule, toBytes } from "./modules/mpi.js";
+export type { ECCFactory, ImportOptions, RSAFactory } from "./modules/pk.js";
+export { PkModule } from "./modules/pk.js";
 export type {
   EncryptionPadding,
   EncryptOptions,
@@ -43,10 +43,10 @@ export type {
   PublicKeyFormat,
   SignatureScheme,
   SignOptions,
-} from "./pk-key.js";
-export { ECC, PkKey, RSA } from "./pk-key.js";
-export { RandomModule } from "./random.js";
-export type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc.js";
-export type { SlotInfo, StoreOptions } from "./slots.js";
-export { SlotsModule } from "./slots.js";
-export { fromHex, hex, utf8 } from "./util.js";
+} from "./modules/pk-key.js";
+export { ECC, PkKey, RSA } from "./modules/pk-key.js";
+export { RandomModule } from "./modules/random.js";
+export type { SlotInfo, StoreOptions } from "./modules/slots.js";
+export { SlotsModule } from "./modules/slots.js";
+export { setDebug } from "./rpc/debug.js";
+export type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc/rpc.js";

@@ -9,6 +9,7 @@
 // above 2 × MTU and the case list is short (each key size still once).
 import { createCipheriv, createDecipheriv, randomBytes, randomInt } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Op } from "../../host/src/base/protocol.generated.js";
 import {
   type AEADCipher,
   AuthFailedError,
@@ -19,7 +20,6 @@ import {
   OutOfMemoryError,
   TooLargeError,
 } from "../../host/src/index.js";
-import { Op } from "../../host/src/protocol.generated.js";
 import { bulk, type Session, SLOW_LINK, startSession } from "./target.js";
 
 let session: Session;

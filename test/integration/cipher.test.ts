@@ -9,6 +9,7 @@
 //     code is first checked against OpenSSL's AES-GCM and AES-CCM.
 import { createCipheriv, createDecipheriv, randomBytes, randomInt } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Op } from "../../host/src/base/protocol.generated.js";
 import {
   type AEADCipher,
   ArgumentError,
@@ -21,7 +22,6 @@ import {
   UnsupportedAlgorithmError,
   utf8,
 } from "../../host/src/index.js";
-import { Op } from "../../host/src/protocol.generated.js";
 import { type Session, SLOW_LINK, startSession, TARGET } from "./target.js";
 
 let session: Session;

@@ -2,8 +2,8 @@
 // python-mbedtls README's published outputs, on the target under test.
 import { createHash, randomBytes, randomInt } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HASH_ALGS, Limits, Op } from "../../host/src/base/protocol.generated.js";
 import { type Device, hex, UnsupportedAlgorithmError, utf8 } from "../../host/src/index.js";
-import { HASH_ALGS, Limits, Op } from "../../host/src/protocol.generated.js";
 import { bulk, type Session, startSession } from "./target.js";
 
 let session: Session;

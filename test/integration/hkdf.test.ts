@@ -2,6 +2,7 @@
 // crypto.hkdfSync (OpenSSL) on random inputs, on the target under test.
 import { hkdfSync, randomBytes, randomInt } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HASH_ALGS } from "../../host/src/base/protocol.generated.js";
 import {
   ArgumentError,
   BadArgumentError,
@@ -11,7 +12,6 @@ import {
   TooLargeError,
   UnsupportedAlgorithmError,
 } from "../../host/src/index.js";
-import { HASH_ALGS } from "../../host/src/protocol.generated.js";
 import { type Session, startSession } from "./target.js";
 
 let session: Session;

@@ -2,8 +2,8 @@
 // messages, and against the python-mbedtls README's published output.
 import { createHmac, randomBytes, randomInt } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HASH_ALGS, Limits, Op } from "../../host/src/base/protocol.generated.js";
 import { ArgumentError, type Device, hex, UnsupportedAlgorithmError, utf8 } from "../../host/src/index.js";
-import { HASH_ALGS, Limits, Op } from "../../host/src/protocol.generated.js";
 import { bulk, type Session, SLOW_LINK, startSession } from "./target.js";
 
 let session: Session;

@@ -5,6 +5,7 @@
 import { createCipheriv, createHmac, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Limits, OP_INFO, Op } from "../../host/src/base/protocol.generated.js";
 import {
   type AEADCipher,
   ArgumentError,
@@ -20,7 +21,6 @@ import {
   utf8,
   WrongHandleTypeError,
 } from "../../host/src/index.js";
-import { Limits, OP_INFO, Op } from "../../host/src/protocol.generated.js";
 import { type Session, startSession, until } from "./target.js";
 
 let session: Session;

@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encodeBody } from "../../host/src/codec.js";
+import { Op } from "../../host/src/base/protocol.generated.js";
 import {
   ArgumentError,
   BadHandleError,
@@ -17,9 +17,9 @@ import {
   UnknownOpError,
   utf8,
 } from "../../host/src/index.js";
-import { Op } from "../../host/src/protocol.generated.js";
-import { slipEncode } from "../../host/src/slip.js";
-import type { Message } from "../../host/src/transport.js";
+import { encodeBody } from "../../host/src/link/codec.js";
+import { slipEncode } from "../../host/src/link/slip.js";
+import type { Message } from "../../host/src/link/transport.js";
 import { bulk, type Session, startSession, until } from "./target.js";
 
 let session: Session;

@@ -4,8 +4,8 @@
 // serving.
 import { checkPrimeSync } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Limits, Op } from "../../host/src/base/protocol.generated.js";
 import { ArgumentError, BadArgumentError, type BusyInfo, type Device, fromBytes, toBytes } from "../../host/src/index.js";
-import { Limits, Op } from "../../host/src/protocol.generated.js";
 import { bulk, type Session, startSession } from "./target.js";
 
 let session: Session;

@@ -6,8 +6,8 @@
 // for most curves on a slow link, so one emulator boot stays short.
 import { createPrivateKey, generateKeyPairSync, type KeyObject, sign as nodeSign, verify as nodeVerify, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CURVES } from "../../host/src/base/protocol.generated.js";
 import { ArgumentError, type Device, ECC, hex, UnsupportedAlgorithmError, utf8 } from "../../host/src/index.js";
-import { CURVES } from "../../host/src/protocol.generated.js";
 import { NODE_CURVE, nodePrivate, nodePublic, openssl, sec1Scalar, spkiOf, spkiPoint, u8 } from "./pk-fixtures.js";
 import { type Session, SLOW_LINK, startSession } from "./target.js";
 

@@ -3,6 +3,7 @@
 // serving after each one (checked after every test).
 import { createPublicKey, generateKeyPairSync, randomBytes } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { Limits, Op } from "../../host/src/base/protocol.generated.js";
 import {
   ArgumentError,
   BadArgumentError,
@@ -16,7 +17,6 @@ import {
   utf8,
   WrongHandleTypeError,
 } from "../../host/src/index.js";
-import { Limits, Op } from "../../host/src/protocol.generated.js";
 import { u8 } from "./pk-fixtures.js";
 import { type Session, startSession } from "./target.js";
 

@@ -7,8 +7,8 @@
 // session contains them.
 import { constants, generateKeyPairSync, verify as nodeVerify, publicEncrypt, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Op } from "../../host/src/base/protocol.generated.js";
 import { type Device, ECC, hex, NotExportableError, type PkKey, RSA, SlotEmptyError, utf8 } from "../../host/src/index.js";
-import { Op } from "../../host/src/protocol.generated.js";
 import { nodePublic, spkiOf, u8 } from "./pk-fixtures.js";
 import { type Session, SLOW_LINK, startSession } from "./target.js";
 

@@ -17,6 +17,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Limits } from "../../host/src/base/protocol.generated.js";
 import {
   ArgumentError,
   BadArgumentError,
@@ -28,7 +29,6 @@ import {
   UnsupportedAlgorithmError,
   utf8,
 } from "../../host/src/index.js";
-import { Limits } from "../../host/src/protocol.generated.js";
 import { buf, nodePrivate, nodePublic, openssl, spkiOf, u8 } from "./pk-fixtures.js";
 import { type Session, SLOW_LINK, startSession } from "./target.js";
 

@@ -2,8 +2,8 @@
 // are sanity checks (no repeats, every byte value, loose chi-square), not a
 // statistical test suite.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Limits, Op } from "../../host/src/base/protocol.generated.js";
 import { ArgumentError, BadArgumentError, type Device } from "../../host/src/index.js";
-import { Limits, Op } from "../../host/src/protocol.generated.js";
 import { bulk, type Session, startSession } from "./target.js";
 
 let session: Session;

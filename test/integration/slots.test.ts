@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Limits, Op } from "../../host/src/base/protocol.generated.js";
 import {
   ArgumentError,
   BadArgumentError,
@@ -21,7 +22,6 @@ import {
   SymmetricKey,
   utf8,
 } from "../../host/src/index.js";
-import { Limits, Op } from "../../host/src/protocol.generated.js";
 import { type Session, startSession, TARGET, until } from "./target.js";
 
 const storeDir = mkdtempSync(join(tmpdir(), "mbedlink-slots-test-"));

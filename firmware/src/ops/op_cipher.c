@@ -20,9 +20,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "ml_config.h"
-#include "ml_handles.h"
-#include "ml_ops.h"
+#include "core/ml_config.h"
+#include "core/ml_handles.h"
+#include "dispatch/ml_ops.h"
 
 struct cipher_obj {
     mbedtls_cipher_context_t ctx;

@@ -1,8 +1,8 @@
 /* hash module: digest contexts and one-shot digests over mbedtls_md. */
 #include <mbedtls/md.h>
 
-#include "ml_handles.h"
-#include "ml_ops.h"
+#include "core/ml_handles.h"
+#include "dispatch/ml_ops.h"
 
 struct hash_obj {
     mbedtls_md_context_t md;

@@ -4,8 +4,8 @@
 #include <mbedtls/platform.h>
 #include <mbedtls/platform_util.h>
 
-#include "ml_config.h"
-#include "ml_ops.h"
+#include "core/ml_config.h"
+#include "dispatch/ml_ops.h"
 
 /* Reads the `length` argument and checks it against RFC 5869 (at most 255
  * blocks of the digest) and against what one response frame can carry. */

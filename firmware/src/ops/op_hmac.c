@@ -13,8 +13,8 @@
 #include <mbedtls/platform_util.h>
 #include <string.h>
 
-#include "ml_handles.h"
-#include "ml_ops.h"
+#include "core/ml_handles.h"
+#include "dispatch/ml_ops.h"
 
 struct hmac_obj {
     mbedtls_md_context_t inner;              /* H(K^ipad || data so far) */

@@ -18,10 +18,10 @@
 #include <mbedtls/platform_util.h>
 #include <string.h>
 
-#include "ml_busy.h"
-#include "ml_handles.h"
-#include "ml_ops.h"
-#include "ml_pk.h"
+#include "core/ml_busy.h"
+#include "core/ml_handles.h"
+#include "dispatch/ml_ops.h"
+#include "ops/ml_pk.h"
 
 #define DH_P_MIN 64u /* bytes (512 bits) */
 

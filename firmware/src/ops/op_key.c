@@ -10,9 +10,9 @@
 #include <mbedtls/platform_util.h>
 #include <string.h>
 
-#include "ml_handles.h"
-#include "ml_ops.h"
-#include "ml_rng.h"
+#include "core/ml_handles.h"
+#include "core/ml_rng.h"
+#include "dispatch/ml_ops.h"
 
 struct symkey_obj {
     size_t len;

@@ -6,8 +6,8 @@
 #include <mbedtls/platform.h>
 #include <mbedtls/platform_util.h>
 
-#include "ml_busy.h"
-#include "ml_ops.h"
+#include "core/ml_busy.h"
+#include "dispatch/ml_ops.h"
 
 #define PRIME_FLAGS_KNOWN (MBEDTLS_MPI_GEN_PRIME_FLAG_DH | MBEDTLS_MPI_GEN_PRIME_FLAG_LOW_ERR)
 

@@ -17,11 +17,11 @@
 #include <mbedtls/rsa.h>
 #include <string.h>
 
-#include "ml_busy.h"
-#include "ml_handles.h"
-#include "ml_ops.h"
-#include "ml_pk.h"
-#include "ml_rng.h"
+#include "core/ml_busy.h"
+#include "core/ml_handles.h"
+#include "core/ml_rng.h"
+#include "dispatch/ml_ops.h"
+#include "ops/ml_pk.h"
 
 /* Largest DER this module writes: an RSA-4096 private key is ~2.35 KB. */
 #define PK_DER_MAX 2600u

@@ -3,9 +3,9 @@
 #include <mbedtls/platform.h>
 #include <mbedtls/platform_util.h>
 
-#include "ml_config.h"
-#include "ml_ops.h"
-#include "ml_rng.h"
+#include "core/ml_config.h"
+#include "core/ml_rng.h"
+#include "dispatch/ml_ops.h"
 
 int ml_op_rng_bytes(struct ml_call *call, CborValue *args, CborEncoder *result)
 {

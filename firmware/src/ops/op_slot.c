@@ -15,10 +15,10 @@
 #include <mbedtls/platform_util.h>
 #include <string.h>
 
-#include "ml_handles.h"
-#include "ml_keystore.h"
-#include "ml_ops.h"
-#include "ml_pk.h"
+#include "core/ml_handles.h"
+#include "dispatch/ml_ops.h"
+#include "ops/ml_pk.h"
+#include "store/ml_keystore.h"
 
 #define PK_PREFIX    8u
 #define PUBLIC_MAX   1024u

@@ -1,16 +1,16 @@
 /* sys module: hello, echo, stats, free. */
 #include <mbedtls/version.h>
 
-#include "ml_config.h"
-#include "ml_core.h"
-#include "ml_hal.h"
-#include "ml_handles.h"
-#include "ml_heap.h"
-#include "ml_keystore.h"
-#include "ml_link.h"
-#include "ml_ops.h"
-#include "ml_pk.h"
-#include "ml_rng.h"
+#include "app/ml_core.h"
+#include "core/ml_config.h"
+#include "core/ml_handles.h"
+#include "core/ml_heap.h"
+#include "core/ml_rng.h"
+#include "dispatch/ml_ops.h"
+#include "hal/ml_hal.h"
+#include "link/ml_link.h"
+#include "ops/ml_pk.h"
+#include "store/ml_keystore.h"
 
 #define HELLO_SEED_MAX 64
 

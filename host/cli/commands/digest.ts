@@ -1,8 +1,8 @@
 // `mbedlink hash` and `mbedlink hmac`: sha256sum-style lines, each file
 // streamed through a digest or HMAC context on the device.
 import { readFileSync } from "node:fs";
-import { lookupHash } from "../../src/hash.js";
 import { type Device, fromHex, type Hash, type Hmac } from "../../src/index.js";
+import { lookupHash } from "../../src/modules/hash.js";
 import { UsageError } from "../args.js";
 import type { Context } from "../context.js";
 import { digestFile, sumLine, unreadable } from "../files.js";

@@ -8,8 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ml_config.h"
-#include "ml_hal.h"
+#include "core/ml_config.h"
+#include "hal/ml_hal.h"
 
 /* Like a UART nobody listens to: a frame whose bytes cannot be written for
  * this long is abandoned (the rest of it is dropped and counted). */

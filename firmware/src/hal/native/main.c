@@ -21,8 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "app/ml_core.h"
 #include "hal_native.h"
-#include "ml_core.h"
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reset_requested;

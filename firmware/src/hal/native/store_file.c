@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "hal_native.h"
-#include "ml_store_hal.h"
+#include "store/ml_store_hal.h"
 
 #define STORE_SECTOR  (64u * 1024u)
 #define STORE_SECTORS 4u

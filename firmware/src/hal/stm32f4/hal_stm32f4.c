@@ -31,10 +31,10 @@
 #include <mbedtls/sha256.h>
 #include <string.h>
 
-#include "ml_config.h"
-#include "ml_crc32.h"
-#include "ml_hal.h"
-#include "ml_rng.h"
+#include "core/ml_config.h"
+#include "core/ml_crc32.h"
+#include "core/ml_rng.h"
+#include "hal/ml_hal.h"
 #include "stm32f4.h"
 
 #define BAUD        115200u

@@ -3,7 +3,7 @@
  * the core. The main loop drains the UART ring into the core and sleeps
  * (WFI) when there is nothing to do.
  */
-#include "ml_core.h"
+#include "app/ml_core.h"
 #include "stm32f4.h"
 
 int main(void);

@@ -22,8 +22,8 @@
  */
 #include <string.h>
 
-#include "ml_store_hal.h"
 #include "stm32f4.h"
+#include "store/ml_store_hal.h"
 
 #define SECTOR_SIZE (128u * 1024u)
 #define SECTORS     2u

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <sys/time.h>
 
-#include "ml_hal.h"
+#include "hal/ml_hal.h"
 #include "stm32f4.h"
 
 void *_sbrk(ptrdiff_t incr);

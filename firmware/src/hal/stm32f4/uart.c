@@ -14,7 +14,7 @@
  * the frame then fails its CRC and the host's request times out.
  * QEMU never overruns: it holds the next byte until DR has been read.
  */
-#include "ml_config.h"
+#include "core/ml_config.h"
 #include "stm32f4.h"
 
 #define RING_SIZE ((uint32_t)ML_CFG_WINDOW * (uint32_t)ML_CFG_MTU)

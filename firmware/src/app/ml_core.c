@@ -1,0 +1,50 @@
+#include "app/ml_core.h"
+
+#include <string.h>
+
+#include "core/ml_handles.h"
+#include "core/ml_heap.h"
+#include "core/ml_rng.h"
+#include "hal/ml_hal.h"
+#include "link/ml_link.h"
+#include "store/ml_keystore.h"
+
+static uint8_t boot_id[8];
+
+int ml_core_init(void)
+{
+    ml_heap_init();
+    ml_handles_init();
+    ml_link_init(ml_hal_board()->mtu);
+    /* A medium failure leaves the slots answering storage_error; the rest serves. */
+    (void)ml_keystore_init();
+    int ret = ml_rng_init();
+    if (ret == 0) {
+        ret = ml_rng_random(NULL, boot_id, sizeof boot_id);
+    }
+    if (ret != 0) {
+        memset(boot_id, 0, sizeof boot_id);
+    }
+    ml_link_send_boot_event(boot_id);
+    return ret;
+}
+
+void ml_core_rx(const uint8_t *data, size_t len) { ml_link_rx(data, len); }
+
+size_t ml_core_deinit(void)
+{
+    ml_handles_free_all();
+    ml_rng_free();
+    struct ml_heap_stats hs;
+    ml_heap_get_stats(&hs);
+    ml_heap_deinit();
+    return hs.used;
+}
+
+int ml_core_reboot(void)
+{
+    (void)ml_core_deinit();
+    return ml_core_init();
+}
+
+const uint8_t *ml_core_boot_id(void) { return boot_id; }

@@ -1,0 +1,159 @@
+#include "core/ml_handles.h"
+
+#include <mbedtls/platform.h>
+#include <mbedtls/platform_util.h>
+
+#include "core/ml_config.h"
+
+struct slot {
+    uint32_t handle; /* 0: free slot */
+    uint8_t type;
+    uint32_t generation;
+    void *obj;
+    size_t size;
+    ml_destructor_fn dtor;
+};
+
+static struct slot table[ML_CFG_MAX_HANDLES];
+
+void (*ml_handle_free_hook)(const void *obj, size_t size);
+
+static const char *type_name(uint8_t type)
+{
+    switch (type) {
+    case ML_HT_HASH:
+        return "digest context";
+    case ML_HT_SYMKEY:
+        return "symmetric key";
+    default:
+        return "object";
+    }
+}
+
+void ml_handles_init(void)
+{
+    for (size_t i = 0; i < ML_CFG_MAX_HANDLES; i++) {
+        table[i].handle = 0;
+        table[i].type = ML_HT_NONE;
+        table[i].obj = NULL;
+    }
+}
+
+static struct slot *find(uint32_t handle)
+{
+    for (size_t i = 0; i < ML_CFG_MAX_HANDLES; i++) {
+        if (table[i].handle == handle && handle != 0) {
+            return &table[i];
+        }
+    }
+    return NULL;
+}
+
+static void release(struct slot *s)
+{
+    if (s->dtor != NULL) {
+        s->dtor(s->obj);
+    }
+    mbedtls_platform_zeroize(s->obj, s->size);
+    if (ml_handle_free_hook != NULL) {
+        ml_handle_free_hook(s->obj, s->size);
+    }
+    mbedtls_free(s->obj);
+    s->obj = NULL;
+    s->handle = 0;
+    s->type = ML_HT_NONE;
+    s->size = 0;
+    s->dtor = NULL;
+    s->generation++;
+}
+
+void ml_handles_free_all(void)
+{
+    for (size_t i = 0; i < ML_CFG_MAX_HANDLES; i++) {
+        if (table[i].handle != 0) {
+            release(&table[i]);
+        }
+    }
+}
+
+uint32_t ml_handles_used(void)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < ML_CFG_MAX_HANDLES; i++) {
+        n += table[i].handle != 0;
+    }
+    return n;
+}
+
+int ml_handle_get(struct ml_call *call, uint32_t handle, uint8_t type, void **obj)
+{
+    struct slot *s = find(handle);
+    if (s == NULL) {
+        return ml_fail(call, ML_STATUS_BAD_HANDLE, "handle %lu is not live", (unsigned long)handle);
+    }
+    if (s->type != type) {
+        return ml_fail(call, ML_STATUS_WRONG_HANDLE_TYPE, "handle %lu is not a %s", (unsigned long)handle,
+                       type_name(type));
+    }
+    *obj = s->obj;
+    return ML_STATUS_OK;
+}
+
+int ml_handle_create(struct ml_call *call, uint32_t handle, uint8_t type, size_t size, ml_destructor_fn dtor,
+                     void **obj)
+{
+    if (find(handle) != NULL) {
+        return ml_fail(call, ML_STATUS_HANDLE_IN_USE, "handle %lu is already live", (unsigned long)handle);
+    }
+    struct slot *s = NULL;
+    for (size_t i = 0; i < ML_CFG_MAX_HANDLES && s == NULL; i++) {
+        if (table[i].handle == 0) {
+            s = &table[i];
+        }
+    }
+    if (s == NULL) {
+        return ml_fail(call, ML_STATUS_TOO_MANY_HANDLES, "all %u handles are in use", (unsigned)ML_CFG_MAX_HANDLES);
+    }
+    void *p = mbedtls_calloc(1, size);
+    if (p == NULL) {
+        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %s (%lu bytes)", type_name(type),
+                       (unsigned long)size);
+    }
+    s->handle = handle;
+    s->type = type;
+    s->obj = p;
+    s->size = size;
+    s->dtor = dtor;
+    *obj = p;
+    return ML_STATUS_OK;
+}
+
+int ml_handle_free(struct ml_call *call, uint32_t handle)
+{
+    struct slot *s = find(handle);
+    if (s == NULL) {
+        return ml_fail(call, ML_STATUS_BAD_HANDLE, "handle %lu is not live", (unsigned long)handle);
+    }
+    release(s);
+    return ML_STATUS_OK;
+}
+
+int ml_handle_ref(uint32_t handle, struct ml_handle_ref *ref)
+{
+    struct slot *s = find(handle);
+    if (s == NULL) {
+        return -1;
+    }
+    ref->slot = (uint32_t)(s - table);
+    ref->generation = s->generation;
+    return 0;
+}
+
+void *ml_handle_ref_get(const struct ml_handle_ref *ref)
+{
+    if (ref->slot >= ML_CFG_MAX_HANDLES) {
+        return NULL;
+    }
+    const struct slot *s = &table[ref->slot];
+    return s->handle != 0 && s->generation == ref->generation ? s->obj : NULL;
+}

@@ -1,0 +1,60 @@
+#include "core/ml_rng.h"
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/platform_time.h>
+
+#include "core/protocol_ids.h"
+#include "hal/ml_hal.h"
+
+static mbedtls_entropy_context entropy;
+static mbedtls_ctr_drbg_context drbg;
+
+/* Mbed TLS's hardware entropy hook (MBEDTLS_ENTROPY_HARDWARE_ALT); its
+ * prototype lives in a private Mbed TLS header. */
+int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len, size_t *olen);
+int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len, size_t *olen)
+{
+    (void)data;
+    *olen = 0;
+    return ml_hal_entropy(output, len, olen) == 0 ? 0 : MBEDTLS_ERR_ENTROPY_SOURCE_FAILED;
+}
+
+/* MBEDTLS_PLATFORM_MS_TIME_ALT */
+mbedtls_ms_time_t mbedtls_ms_time(void) { return (mbedtls_ms_time_t)ml_hal_millis(); }
+
+int ml_rng_init(void)
+{
+    static const char personalisation[] = "mbedlink device DRBG";
+    mbedtls_entropy_init(&entropy);
+    mbedtls_ctr_drbg_init(&drbg);
+    return mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, (const unsigned char *)personalisation,
+                                 sizeof personalisation - 1);
+}
+
+void ml_rng_free(void)
+{
+    mbedtls_ctr_drbg_free(&drbg);
+    mbedtls_entropy_free(&entropy);
+}
+
+int ml_rng_mix(const uint8_t *seed, size_t len)
+{
+    if (len == 0) {
+        return 0;
+    }
+    return mbedtls_ctr_drbg_reseed(&drbg, seed, len);
+}
+
+int ml_rng_reseed(const uint8_t *add, size_t len)
+{
+    _Static_assert(ML_RNG_RESEED_MAX <= MBEDTLS_CTR_DRBG_MAX_SEED_INPUT - MBEDTLS_CTR_DRBG_ENTROPY_LEN,
+                   "rng_reseed_max does not fit CTR_DRBG's additional input");
+    return mbedtls_ctr_drbg_reseed(&drbg, len > 0 ? add : NULL, len);
+}
+
+int ml_rng_random(void *p_rng, unsigned char *out, size_t len)
+{
+    (void)p_rng;
+    return mbedtls_ctr_drbg_random(&drbg, out, len);
+}

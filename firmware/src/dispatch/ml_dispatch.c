@@ -1,0 +1,323 @@
+#include "dispatch/ml_dispatch.h"
+
+#include <inttypes.h>
+#include <mbedtls/error.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/ml_busy.h"
+#include "core/ml_crc32.h"
+#include "core/ml_handles.h"
+#include "dispatch/ml_ops.h"
+
+const struct ml_op_entry ml_op_table[] = {
+    {ML_OP_HELLO, 0, 1, ml_op_hello},
+    {ML_OP_ECHO, 1, 1, ml_op_echo},
+    {ML_OP_STATS, 0, 0, ml_op_stats},
+    {ML_OP_FREE, 1, 1, ml_op_free},
+    {ML_OP_HASH_NEW, 2, 2, ml_op_hash_new},
+    {ML_OP_HASH_UPDATE, 2, 2, ml_op_hash_update},
+    {ML_OP_HASH_DIGEST, 1, 1, ml_op_hash_digest},
+    {ML_OP_HASH_COPY, 2, 2, ml_op_hash_copy},
+    {ML_OP_HASH_ONESHOT, 2, 2, ml_op_hash_oneshot},
+    {ML_OP_HMAC_NEW, 3, 3, ml_op_hmac_new},
+    {ML_OP_HMAC_UPDATE, 2, 2, ml_op_hmac_update},
+    {ML_OP_HMAC_DIGEST, 1, 1, ml_op_hmac_digest},
+    {ML_OP_HMAC_COPY, 2, 2, ml_op_hmac_copy},
+    {ML_OP_HMAC_ONESHOT, 3, 3, ml_op_hmac_oneshot},
+    {ML_OP_HKDF_EXTRACT, 3, 3, ml_op_hkdf_extract},
+    {ML_OP_HKDF_EXPAND, 4, 4, ml_op_hkdf_expand},
+    {ML_OP_HKDF, 5, 5, ml_op_hkdf},
+    {ML_OP_RNG_BYTES, 1, 1, ml_op_rng_bytes},
+    {ML_OP_RNG_RESEED, 1, 1, ml_op_rng_reseed},
+    {ML_OP_CIPHER_NEW, 6, 6, ml_op_cipher_new},
+    {ML_OP_CIPHER_UPDATE, 2, 2, ml_op_cipher_update},
+    {ML_OP_CIPHER_FINISH, 1, 1, ml_op_cipher_finish},
+    {ML_OP_CIPHER_CRYPT, 6, 6, ml_op_cipher_crypt},
+    {ML_OP_CIPHER_AUTH_ENCRYPT, 7, 7, ml_op_cipher_auth_encrypt},
+    {ML_OP_CIPHER_AUTH_DECRYPT, 7, 7, ml_op_cipher_auth_decrypt},
+    {ML_OP_CIPHER_BUF_NEW, 9, 9, ml_op_cipher_buf_new},
+    {ML_OP_CIPHER_BUF_UPDATE, 2, 2, ml_op_cipher_buf_update},
+    {ML_OP_CIPHER_BUF_FINISH, 1, 2, ml_op_cipher_buf_finish},
+    {ML_OP_CIPHER_BUF_READ, 3, 3, ml_op_cipher_buf_read},
+    {ML_OP_KEY_IMPORT, 2, 2, ml_op_key_import},
+    {ML_OP_KEY_GENERATE, 2, 2, ml_op_key_generate},
+    {ML_OP_MPI_PRIME, 2, 2, ml_op_mpi_prime},
+    {ML_OP_MPI_RANDOM, 2, 2, ml_op_mpi_random},
+    {ML_OP_PK_GENERATE, 5, 5, ml_op_pk_generate},
+    {ML_OP_PK_IMPORT, 4, 4, ml_op_pk_import},
+    {ML_OP_PK_INFO, 1, 1, ml_op_pk_info},
+    {ML_OP_PK_EXPORT, 2, 2, ml_op_pk_export},
+    {ML_OP_PK_SIGN, 4, 4, ml_op_pk_sign},
+    {ML_OP_PK_VERIFY, 5, 5, ml_op_pk_verify},
+    {ML_OP_PK_ENCRYPT, 4, 4, ml_op_pk_encrypt},
+    {ML_OP_PK_DECRYPT, 4, 4, ml_op_pk_decrypt},
+    {ML_OP_PK_CHECK_PAIR, 2, 2, ml_op_pk_check_pair},
+    {ML_OP_PK_CURVES, 0, 0, ml_op_pk_curves},
+    {ML_OP_KEX_NEW, 5, 5, ml_op_kex_new},
+    {ML_OP_KEX_GENERATE, 1, 1, ml_op_kex_generate},
+    {ML_OP_KEX_IMPORT, 2, 2, ml_op_kex_import},
+    {ML_OP_KEX_SECRET, 2, 2, ml_op_kex_secret},
+    {ML_OP_SLOT_STORE, 4, 4, ml_op_slot_store},
+    {ML_OP_SLOT_LOAD, 2, 2, ml_op_slot_load},
+    {ML_OP_SLOT_LIST, 0, 0, ml_op_slot_list},
+    {ML_OP_SLOT_DELETE, 1, 1, ml_op_slot_delete},
+};
+const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];
+
+static const char *const status_messages[ML_STATUS_COUNT] = ML_STATUS_MESSAGES_INIT;
+
+int ml_fail(struct ml_call *call, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(call->detail, sizeof call->detail, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static bool is_alloc_failure(int code)
+{
+    int high = -((-code) & 0xFF80);
+    int low = -((-code) & 0x007F);
+    static const int alloc_codes[] = {
+        -0x5180, /* MD */
+        -0x6180, /* CIPHER */
+        -0x4D80, /* ECP */
+        -0x3F80, /* PK */
+        -0x7F00, /* SSL */
+        -0x2880, /* X509 */
+        -0x0010, /* MPI */
+        -0x006A, /* ASN1 */
+    };
+    for (size_t i = 0; i < sizeof alloc_codes / sizeof alloc_codes[0]; i++) {
+        if (high == alloc_codes[i] || low == alloc_codes[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int ml_fail_mbedtls(struct ml_call *call, int code, const char *what)
+{
+    call->mbedtls_code = code;
+    int n = snprintf(call->detail, sizeof call->detail, "%s: ", what);
+    if (n > 0 && (size_t)n < sizeof call->detail) {
+        mbedtls_strerror(code, call->detail + n, sizeof call->detail - (size_t)n);
+    }
+    return is_alloc_failure(code) ? ML_STATUS_OUT_OF_MEMORY : ML_STATUS_CRYPTO_ERROR;
+}
+
+int ml_arg_uint(struct ml_call *call, CborValue *args, unsigned pos, uint64_t *out)
+{
+    if (!cbor_value_is_unsigned_integer(args)) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: expected an unsigned integer", pos);
+    }
+    (void)cbor_value_get_uint64(args, out);
+    (void)cbor_value_advance_fixed(args);
+    return ML_STATUS_OK;
+}
+
+int ml_arg_handle(struct ml_call *call, CborValue *args, unsigned pos, uint32_t *out)
+{
+    uint64_t v = 0;
+    int st = ml_arg_uint(call, args, pos, &v);
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    if (v == 0 || v > ML_HANDLE_MAX) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: handle must be 1..%lu", pos,
+                       (unsigned long)ML_HANDLE_MAX);
+    }
+    *out = (uint32_t)v;
+    return ML_STATUS_OK;
+}
+
+int ml_arg_bytes(struct ml_call *call, CborValue *args, unsigned pos, const uint8_t **data, size_t *len)
+{
+    if (!cbor_value_is_byte_string(args)) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: expected a byte string", pos);
+    }
+    if (!cbor_value_is_length_known(args)) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: chunked byte strings are not supported", pos);
+    }
+    /* Zero copy: the definite string is one chunk inside the rx buffer. */
+    CborValue next = *args;
+    CborError err = cbor_value_begin_string_iteration(&next);
+    if (err == CborNoError) {
+        err = cbor_value_get_byte_string_chunk(&next, data, len, &next);
+    }
+    if (err == CborNoError) {
+        size_t dummy = 0;
+        const uint8_t *end = NULL;
+        /* no further chunk in a definite string */
+        err = cbor_value_get_byte_string_chunk(&next, &end, &dummy, &next);
+        err = err == CborErrorNoMoreStringChunks ? cbor_value_finish_string_iteration(&next) : CborErrorIllegalType;
+    }
+    if (err != CborNoError) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: bad byte string (%s)", pos, cbor_error_string(err));
+    }
+    *args = next;
+    return ML_STATUS_OK;
+}
+
+int ml_arg_key(struct ml_call *call, CborValue *args, unsigned pos, const uint8_t **data, size_t *len)
+{
+    if (!cbor_value_is_unsigned_integer(args)) {
+        if (!cbor_value_is_byte_string(args)) {
+            return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: expected a key (byte string or key handle)", pos);
+        }
+        return ml_arg_bytes(call, args, pos, data, len);
+    }
+    uint32_t handle = 0;
+    void *p = NULL;
+    int st = ml_arg_handle(call, args, pos, &handle);
+    if (st == ML_STATUS_OK) {
+        st = ml_handle_get(call, handle, ML_HT_SYMKEY, &p);
+    }
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    return ml_symkey_bytes(p, data, len);
+}
+
+static const struct ml_op_entry *find_op(uint64_t op)
+{
+    for (size_t i = 0; i < ml_op_table_len; i++) {
+        if (ml_op_table[i].op == op) {
+            return &ml_op_table[i];
+        }
+    }
+    return NULL;
+}
+
+static int check_arity(struct ml_call *call, const struct ml_op_entry *e)
+{
+    unsigned got = (unsigned)call->argc;
+    if (call->argc >= e->min_args && call->argc <= e->max_args) {
+        return ML_STATUS_OK;
+    }
+    unsigned op = (unsigned)e->op;
+    if (e->min_args == e->max_args) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "op %u takes %u arg%s, got %u", op, e->min_args,
+                       e->min_args == 1 ? "" : "s", got);
+    }
+    return ml_fail(call, ML_STATUS_BAD_REQUEST, "op %u takes %u to %u args, got %u", op, e->min_args, e->max_args, got);
+}
+
+/* Validates the envelope after the id and runs the handler. `it` is the
+ * top-level array, `el` its element iterator positioned after the id. */
+static int run(struct ml_call *call, const CborValue *it, CborValue *el, const uint8_t *end, CborEncoder *arr)
+{
+    if (!cbor_value_is_length_known(it)) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "the message must be a definite-length array");
+    }
+    CborValue after = *it;
+    CborError err = cbor_value_advance(&after);
+    if (err != CborNoError) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "malformed CBOR (%s)", cbor_error_string(err));
+    }
+    if (cbor_value_get_next_byte(&after) != end) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "%lu bytes after the message",
+                       (unsigned long)(end - cbor_value_get_next_byte(&after)));
+    }
+    size_t n = 0;
+    (void)cbor_value_get_array_length(it, &n);
+    if (n < 2) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "missing op");
+    }
+    if (!cbor_value_is_unsigned_integer(el)) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "op must be an unsigned integer");
+    }
+    (void)cbor_value_get_uint64(el, &call->op);
+    (void)cbor_value_advance_fixed(el);
+    call->argc = (uint32_t)(n - 2);
+    const struct ml_op_entry *e = find_op(call->op);
+    if (e == NULL) {
+        return ml_fail(call, ML_STATUS_UNKNOWN_OP, "unknown op %" PRIu64, call->op);
+    }
+    int st = check_arity(call, e);
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    ml_busy_begin(call->id); /* long handlers send busy events for this id */
+    st = e->handler(call, el, arr);
+    ml_busy_end();
+    return st;
+}
+
+static size_t finish(uint8_t *tx, size_t cbor_len)
+{
+    uint32_t crc = ml_crc32(tx, cbor_len);
+    tx[cbor_len] = (uint8_t)(crc >> 24);
+    tx[cbor_len + 1] = (uint8_t)(crc >> 16);
+    tx[cbor_len + 2] = (uint8_t)(crc >> 8);
+    tx[cbor_len + 3] = (uint8_t)crc;
+    return cbor_len + ML_CRC_SIZE;
+}
+
+static size_t encode_error(const struct ml_call *call, int status, uint8_t *tx, size_t cap)
+{
+    const char *msg = call->detail[0] != '\0' ? call->detail : status_messages[status];
+    for (int attempt = 0; attempt < 2; attempt++) {
+        CborEncoder enc, arr;
+        cbor_encoder_init(&enc, tx, cap, 0);
+        CborError err = cbor_encoder_create_array(&enc, &arr, 4);
+        err |= cbor_encode_uint(&arr, call->id);
+        err |= cbor_encode_uint(&arr, (uint64_t)status);
+        err |= cbor_encode_int(&arr, call->mbedtls_code);
+        err |= cbor_encode_text_stringz(&arr, msg);
+        err |= cbor_encoder_close_container(&enc, &arr);
+        if (err == CborNoError) {
+            return finish(tx, cbor_encoder_get_buffer_size(&enc, tx));
+        }
+        msg = ""; /* the MTU is too small even for the message: send none */
+    }
+    return 0;
+}
+
+size_t ml_dispatch(const uint8_t *msg, size_t len, uint8_t *tx, size_t tx_cap)
+{
+    struct ml_call call;
+    /* Every field but the detail buffer, which is only ever read as a C string. */
+    memset(&call, 0, offsetof(struct ml_call, detail));
+    call.detail[0] = '\0';
+    if (tx_cap <= ML_CRC_SIZE) {
+        return 0;
+    }
+    size_t cap = tx_cap - ML_CRC_SIZE;
+
+    CborParser parser;
+    CborValue it, el;
+    uint64_t id = 0;
+    if (cbor_parser_init(msg, len, 0, &parser, &it) != CborNoError || !cbor_value_is_array(&it) ||
+        cbor_value_enter_container(&it, &el) != CborNoError || cbor_value_at_end(&el) ||
+        !cbor_value_is_unsigned_integer(&el) || cbor_value_get_uint64(&el, &id) != CborNoError ||
+        id > ML_REQUEST_ID_MAX) {
+        return 0; /* not a request: the link drops it as bad_message */
+    }
+    call.id = (uint32_t)id;
+    (void)cbor_value_advance_fixed(&el);
+
+    CborEncoder enc, arr;
+    cbor_encoder_init(&enc, tx, cap, 0);
+    CborError err = cbor_encoder_create_array(&enc, &arr, 3);
+    err |= cbor_encode_uint(&arr, call.id);
+    err |= cbor_encode_uint(&arr, ML_STATUS_OK);
+    int status = run(&call, &it, &el, msg + len, &arr);
+    if (status == ML_STATUS_OK) {
+        err |= cbor_encoder_close_container_checked(&enc, &arr);
+        if (cbor_encoder_get_extra_bytes_needed(&enc) > 0) {
+            call.mbedtls_code = 0;
+            status = ml_fail(&call, ML_STATUS_TOO_LARGE, "result does not fit the MTU");
+        } else if (err != CborNoError) {
+            status = ml_fail(&call, ML_STATUS_INTERNAL_ERROR, "op %" PRIu64 " encoded a bad result (%s)", call.op,
+                             cbor_error_string(err));
+        } else {
+            return finish(tx, cbor_encoder_get_buffer_size(&enc, tx));
+        }
+    }
+    return encode_error(&call, status, tx, cap);
+}

@@ -1,0 +1,32 @@
+/* The link: bytes -> SLIP -> length/CRC checks -> dispatcher, drop
+ * counters and frame_dropped events, and transmission of frames. */
+#ifndef ML_LINK_H
+#define ML_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/protocol_ids.h"
+
+struct ml_link_stats {
+    uint32_t rx_frames;                     /* frames whose CRC matched (dropped bad_message ones too) */
+    uint32_t rx_dropped;                    /* frames dropped for any reason */
+    uint32_t rx_drop[ML_DROP_REASON_COUNT]; /* indexed by enum ml_drop_reason */
+    uint32_t tx_frames;
+    uint32_t tx_dropped; /* frames abandoned because the line stayed blocked */
+};
+
+/* Resets the decoder and the counters; mtu bounds received and sent
+ * frame bodies (clamped to ML_CFG_MTU). */
+void ml_link_init(uint32_t mtu);
+uint32_t ml_link_mtu(void);
+/* Forgets a partially received frame. */
+void ml_link_rx_reset(void);
+void ml_link_rx(const uint8_t *data, size_t len);
+/* Sends one frame body (CBOR + CRC) SLIP-framed. */
+void ml_link_send(const uint8_t *body, size_t len);
+/* Encodes `[null, event, ...]` with the CRC and sends it. */
+void ml_link_send_boot_event(const uint8_t boot_id[8]);
+const struct ml_link_stats *ml_link_get_stats(void);
+
+#endif /* ML_LINK_H */

@@ -1,0 +1,130 @@
+// dev.hmac: HMAC computed on the device, the PEP 452 shape of
+// python-mbedtls's mbedtls.hmac (and Python's hmac), in TypeScript style.
+//
+// Like dev.hash, update() and copy() are synchronous and pipelined; the first
+// failure of a pipelined request is thrown by the next digest()/copy(). The
+// key is sent once, with hmac_new (or named by the handle of a device-held
+// SymmetricKey, dev.keys); the device keeps only the key's pads.
+//
+// Unlike python-mbedtls (whose digest() clears the message), digest() is
+// non-destructive: it may be called again, and update() after digest()
+// continues the message, as in Python's hmac module.
+
+import { ArgumentError, ProtocolError } from "../base/errors.js";
+import type { HashAlgInfo } from "../base/protocol.generated.js";
+import { Op } from "../base/protocol.generated.js";
+import { checkBytes, hex } from "../base/util.js";
+import type { Device } from "../device.js";
+import type { CallOptions } from "../rpc/rpc.js";
+import { DigestContext } from "./digest-context.js";
+import { lookupHash } from "./hash.js";
+import { SymmetricKey } from "./keys.js";
+
+/** Bytes a request needs besides the key and one data argument (alg id, second bstr head). */
+const EXTRA_ARG_BYTES = 16;
+
+export interface HmacOptions {
+  /** Digest name, e.g. "sha256" (required, as in python-mbedtls). */
+  digestmod: string;
+  /** Initial message bytes, as Python's `msg`. */
+  msg?: Uint8Array;
+}
+
+function digestmodOf(opts: unknown): HashAlgInfo {
+  const d = typeof opts === "object" && opts !== null ? (opts as { digestmod?: unknown }).digestmod : undefined;
+  if (d === undefined || d === null || d === "") throw new ArgumentError('hmac: digestmod is required (e.g. { digestmod: "sha256" })');
+  if (typeof d !== "string") throw new ArgumentError('hmac: digestmod must be a digest name such as "sha256"');
+  return lookupHash(d);
+}
+
+const HMAC_OPS = { update: Op.hmacUpdate, digest: Op.hmacDigest, copy: Op.hmacCopy, digestName: "hmac_digest" } as const;
+
+/** An HMAC context living on the device. Create it with `dev.hmac.new(key, { digestmod })`. */
+export class Hmac extends DigestContext {
+  /** "hmac-" + digest name, e.g. "hmac-sha256" (as Python). */
+  readonly name: string;
+
+  /** @internal Use dev.hmac.new() / m.copy(). */
+  constructor(dev: Device, alg: HashAlgInfo, source: Hmac | { key: Uint8Array | SymmetricKey }) {
+    super(dev, alg, HMAC_OPS);
+    this.name = `hmac-${alg.name}`;
+    if (source instanceof Hmac) {
+      this.copyFrom(source);
+    } else if (source.key instanceof SymmetricKey) {
+      // The key's own create failure is the one to report (rather than bad_handle).
+      const key = source.key;
+      const wire = key._wireHandle(dev);
+      this.track(key._ready(dev));
+      this.track(dev.rpc.call(Op.hmacNew, [this.handle, alg.id, wire]));
+    } else {
+      this.track(dev.rpc.call(Op.hmacNew, [this.handle, alg.id, source.key]));
+    }
+  }
+
+  protected get what(): string {
+    return `${this.name} object`;
+  }
+
+  /** A new, independent context with the same key and state (synchronous, pipelined hmac_copy). */
+  copy(): Hmac {
+    this.checkCopyable();
+    return new Hmac(this.dev, this.alg, this);
+  }
+}
+
+/** `dev.hmac`: HMAC contexts and one-shot MACs. */
+export class HmacModule {
+  /** @internal */
+  constructor(private readonly dev: Device) {}
+
+  /** Longest key hmac_new accepts in one frame (mtu - request_overhead_max - 16). */
+  get maxKeySize(): number {
+    return this.dev.chunkSize - EXTRA_ARG_BYTES;
+  }
+
+  /**
+   * A new HMAC context, python-mbedtls's `hmac.new(key, msg, digestmod)`.
+   * `digestmod` is required (ArgumentError when missing); an unknown name
+   * throws UnsupportedAlgorithmError at once.
+   */
+  new(key: Uint8Array | SymmetricKey, opts: HmacOptions): Hmac {
+    const alg = digestmodOf(opts);
+    if (!(key instanceof SymmetricKey)) {
+      checkBytes(key, "key");
+      if (key.length > this.maxKeySize) throw new ArgumentError(`key of ${key.length} bytes exceeds ${this.maxKeySize} (MTU limit)`);
+    }
+    if (opts.msg !== undefined) checkBytes(opts.msg, "msg");
+    const m = new Hmac(this.dev, alg, { key: key instanceof SymmetricKey ? key : Uint8Array.from(key) });
+    if (opts.msg !== undefined) m.update(opts.msg);
+    return m;
+  }
+
+  /**
+   * One-shot HMAC (Python's `hmac.digest(key, msg, digest)`): hmac_oneshot when key and data fit one frame.
+   * `key` may be a device-held SymmetricKey (its handle is sent).
+   */
+  async digest(key: Uint8Array | SymmetricKey, data: Uint8Array, digestmod: string, opts: CallOptions = {}): Promise<Uint8Array> {
+    const alg = digestmodOf({ digestmod });
+    if (!(key instanceof SymmetricKey)) checkBytes(key, "key");
+    checkBytes(data, "data");
+    const keyWire = key instanceof SymmetricKey ? 5 : key.length; // a handle is at most 5 CBOR bytes
+    if (keyWire + data.length + EXTRA_ARG_BYTES <= this.dev.chunkSize) {
+      const k = key instanceof SymmetricKey ? await key._ready(this.dev) : key;
+      const r = await this.dev.rpc.call(Op.hmacOneshot, [alg.id, k, data], opts);
+      if (!(r instanceof Uint8Array) || r.length !== alg.digestSize)
+        throw new ProtocolError(`hmac_oneshot(${alg.name}) returned a bad MAC`);
+      return Uint8Array.from(r);
+    }
+    const m = this.new(key, { digestmod });
+    try {
+      m.update(data);
+      return await m.digest(opts);
+    } finally {
+      await m.close().catch(() => {});
+    }
+  }
+
+  async hexdigest(key: Uint8Array | SymmetricKey, data: Uint8Array, digestmod: string, opts: CallOptions = {}): Promise<string> {
+    return hex(await this.digest(key, data, digestmod, opts));
+  }
+}

@@ -1,0 +1,473 @@
+// Public-key objects held on the device (spec.md 7.3): RSA and EC keys,
+// python-mbedtls's mbedtls.pk.RSA / mbedtls.pk.ECC in TypeScript style.
+//
+// A key object is born empty (`dev.pk.RSA()`, `dev.pk.ECC(curve)`) and gets
+// its key once, from generate() on the device, or is made by an import
+// (`dev.pk.RSA.fromBuffer(...)`). The private part stays on the device; with
+// `exportable: false` no op ever returns it, while sign, decrypt and
+// checkPair still use it. Messages are hashed on the device (dev.hash) and
+// only their digest is signed; signDigest()/verifyDigest() take a digest the
+// caller computed.
+
+import { ArgumentError, ProtocolError } from "../base/errors.js";
+import { pemEncode } from "../base/pem.js";
+import { CURVES, type CurveInfo, Op } from "../base/protocol.generated.js";
+import { checkBytes } from "../base/util.js";
+import type { Device } from "../device.js";
+import type { CallOptions } from "../rpc/rpc.js";
+import { type AdoptedHandle, DeviceObject } from "../session/device-object.js";
+import { lookupHash } from "./hash.js";
+import { ECDHClient, ECDHServer } from "./kex.js";
+
+const CURVE_BY_ID: ReadonlyMap<number, CurveInfo> = new Map(CURVES.map((c) => [c.id, c]));
+const CURVE_BY_NAME: ReadonlyMap<string, CurveInfo> = new Map(CURVES.map((c) => [c.name.toLowerCase(), c]));
+/** OpenSSL / Node names (crypto.getCurves()) of the same curves. */
+const CURVE_ALIASES: Readonly<Record<string, string>> = {
+  prime192v1: "secp192r1",
+  prime256v1: "secp256r1",
+  "p-192": "secp192r1",
+  "p-224": "secp224r1",
+  "p-256": "secp256r1",
+  "p-384": "secp384r1",
+  "p-521": "secp521r1",
+  curve25519: "x25519",
+  curve448: "x448",
+};
+
+/**
+ * A curve by name: python-mbedtls's spelling (CURVES[].name, e.g.
+ * "secp256r1", "brainpoolP256r1", "x25519"), case-insensitive, or an OpenSSL
+ * alias such as "prime256v1". Throws ArgumentError for a name the protocol
+ * does not know.
+ */
+export function lookupCurve(name: string): CurveInfo {
+  const key = typeof name === "string" ? name.toLowerCase() : "";
+  const c = CURVE_BY_NAME.get(CURVE_ALIASES[key] ?? key);
+  if (!c) throw new ArgumentError(`unknown curve ${JSON.stringify(name)}; known: ${CURVES.map((x) => x.name).join(", ")}`);
+  return c;
+}
+
+/** Curve name of a wire id ("curve<N>" for ids this SDK does not know). */
+export function curveNameOf(id: number): string {
+  return CURVE_BY_ID.get(id)?.name ?? `curve${id}`;
+}
+
+/** What the device says about a key (pk-info of messages.cddl). */
+export interface PkInfo {
+  type: "rsa" | "ec";
+  /** RSA modulus bits, or the curve's bits. */
+  bits: number;
+  /** The curve's name (EC keys only). */
+  curve: string | undefined;
+  /** The key holds a private part. */
+  isPrivate: boolean;
+  /** The private part may leave the device (exportKey). */
+  exportable: boolean;
+}
+
+/** @internal Parses a pk-info map. */
+export function parsePkInfo(r: unknown, op: string): PkInfo {
+  if (typeof r !== "object" || r === null || Array.isArray(r) || r instanceof Uint8Array) {
+    throw new ProtocolError(`${op}: the key description is not a map`);
+  }
+  const m = r as Record<string, unknown>;
+  const { type, bits, curve } = m;
+  if (type !== 1 && type !== 2) throw new ProtocolError(`${op}: unknown key type ${JSON.stringify(type)}`);
+  if (typeof bits !== "number" || !Number.isInteger(bits) || bits < 0) throw new ProtocolError(`${op}: "bits" is not an unsigned integer`);
+  if (type === 2 && typeof curve !== "number") throw new ProtocolError(`${op}: an EC key without a curve id`);
+  if (typeof m.private !== "boolean" || typeof m.exportable !== "boolean") {
+    throw new ProtocolError(`${op}: "private" / "exportable" are not booleans`);
+  }
+  return {
+    type: type === 1 ? "rsa" : "ec",
+    bits,
+    curve: typeof curve === "number" ? curveNameOf(curve) : undefined,
+    isPrivate: m.private,
+    exportable: m.exportable,
+  };
+}
+
+/** pk flags (messages.cddl pk-flags). */
+export function pkFlags(opts: { exportable?: boolean } | undefined): number {
+  const e = opts?.exportable ?? true;
+  if (typeof e !== "boolean") throw new ArgumentError("exportable must be a boolean");
+  return e ? 1 : 0;
+}
+
+export type PrivateKeyFormat = "DER" | "PEM" | "NUM";
+export type PublicKeyFormat = "DER" | "PEM" | "POINT" | "RAW";
+export type SignatureScheme = "pkcs1v15" | "pss" | "ecdsa";
+export type EncryptionPadding = "pkcs1v15" | "oaep";
+
+export interface SignOptions extends CallOptions {
+  /** RSA: "pkcs1v15" (default) or "pss" (salt as long as the digest, MGF1 with the same digest). EC: "ecdsa" (default). */
+  scheme?: SignatureScheme;
+}
+
+export interface EncryptOptions extends CallOptions {
+  /** "pkcs1v15" (default, as python-mbedtls) or "oaep" (MGF1 and label hash = digestmod, empty label). */
+  padding?: EncryptionPadding;
+  /** OAEP's digest: "sha1" by default (RFC 8017's and OpenSSL's default). */
+  digestmod?: string;
+}
+
+export interface GenerateOptions extends CallOptions {
+  /** Whether the private part may ever leave the device (default true). */
+  exportable?: boolean;
+}
+
+/** Private operations (sign, decrypt) of a big RSA key take seconds on a microcontroller. */
+const PRIVATE_OP_TIMEOUT_MS = 30_000;
+
+function schemeId(scheme: SignatureScheme | undefined): number {
+  switch (scheme ?? "pkcs1v15") {
+    case "pkcs1v15":
+    case "ecdsa":
+      return 0;
+    case "pss":
+      return 1;
+    default:
+      throw new ArgumentError(`unknown signature scheme ${JSON.stringify(scheme)}; use "pkcs1v15", "pss" or "ecdsa"`);
+  }
+}
+
+function bytesResult(r: unknown, op: string): Uint8Array {
+  if (!(r instanceof Uint8Array)) throw new ProtocolError(`${op}: result is not a byte string`);
+  return Uint8Array.from(r);
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** The key of an RSA or ECC object: generated on the device or imported. Use `dev.pk.RSA()` / `dev.pk.ECC()`. */
+export abstract class PkKey extends DeviceObject {
+  /** python-mbedtls's name of the key type: "RSA" or "EC". */
+  abstract readonly name: "RSA" | "EC";
+  protected keyInfo: PkInfo | undefined;
+  private creating: Promise<void> | undefined;
+
+  protected constructor(dev: Device, adopted?: { handle: AdoptedHandle; info: PkInfo }) {
+    super(dev, adopted?.handle);
+    if (adopted) {
+      this.keyInfo = adopted.info;
+      this.creating = Promise.resolve();
+    }
+  }
+
+  protected get what(): string {
+    return `${this.name} key`;
+  }
+
+  /** The device's description of the key; undefined until it has one. */
+  get info(): PkInfo | undefined {
+    return this.keyInfo ? { ...this.keyInfo } : undefined;
+  }
+
+  /** Size in bytes, as python-mbedtls's key_size (256 for RSA-2048, 32 for secp256r1, 66 for secp521r1); 0 without a key. */
+  get keySize(): number {
+    return this.keyInfo ? Math.ceil(this.keyInfo.bits / 8) : 0;
+  }
+
+  /** RSA modulus bits or the curve's bits; 0 without a key. */
+  get bits(): number {
+    return this.keyInfo?.bits ?? 0;
+  }
+
+  /** Whether the key holds a private part. */
+  get isPrivate(): boolean {
+    return this.keyInfo?.isPrivate ?? false;
+  }
+
+  /** Whether the private part may leave the device (exportKey); as the device reports it. */
+  get exportable(): boolean {
+    return this.keyInfo?.exportable ?? false;
+  }
+
+  /** Runs pk_generate under this object's handle; an object gets its key once. */
+  protected async createWith(op: number, args: readonly unknown[], opts: CallOptions, defaultTimeoutMs: number): Promise<void> {
+    this.check();
+    if (this.creating) {
+      if (this.failure)
+        throw new ArgumentError(`an earlier generate() of this ${this.what} failed (${this.failure.message}); use a new key object`);
+      throw new ArgumentError(`this ${this.what} already holds a key (or is making one); use a new key object`);
+    }
+    const timeoutMs = opts.timeoutMs ?? Math.max(this.dev.timeoutMs, defaultTimeoutMs);
+    const p = this.dev.rpc.call(op, [this.handle, ...args], { timeoutMs });
+    this.creating = this.track(p);
+    const info = parsePkInfo(await p, "pk_generate");
+    this.acceptInfo(info);
+    this.keyInfo = info;
+  }
+
+  /** Throws when the device made a key of another kind than this class. */
+  protected abstract acceptInfo(info: PkInfo): void;
+
+  /** The key's description, or ArgumentError when there is no key yet. */
+  protected requireKey(): PkInfo {
+    this.check();
+    if (!this.keyInfo) {
+      if (this.failure) throw this.failure;
+      throw new ArgumentError(`this ${this.what} holds no key yet: generate() one or import one (fromBuffer)`);
+    }
+    return this.keyInfo;
+  }
+
+  /** The PEM label of the private DER the device writes (PKCS#1, SEC1, or PKCS#8 for x25519/x448). */
+  protected abstract get privatePemLabel(): string;
+
+  /**
+   * The private key: "DER" (PKCS#1 RSAPrivateKey / SEC1 ECPrivateKey, or
+   * PKCS#8 for x25519/x448, as Mbed TLS writes them), "PEM" (the same,
+   * PEM-wrapped), or "NUM" (EC only: the private scalar as a bigint).
+   * NotExportableError for a key made with `exportable: false`.
+   */
+  exportKey(format?: "DER"): Promise<Uint8Array>;
+  exportKey(format: "PEM"): Promise<string>;
+  exportKey(format: "NUM"): Promise<bigint>;
+  exportKey(format: PrivateKeyFormat): Promise<Uint8Array | string | bigint>;
+  async exportKey(format: PrivateKeyFormat = "DER"): Promise<Uint8Array | string | bigint> {
+    if (format !== "DER" && format !== "PEM" && format !== "NUM") {
+      throw new ArgumentError(`exportKey() format must be "DER", "PEM" or "NUM", got ${JSON.stringify(format)}`);
+    }
+    this.requireKey();
+    const raw = bytesResult(await this.dev.rpc.call(Op.pkExport, [this.handle, format === "NUM" ? 4 : 1]), "pk_export");
+    if (format === "NUM") return raw.length === 0 ? 0n : BigInt(`0x${Buffer.from(raw).toString("hex")}`);
+    return format === "PEM" ? pemEncode(this.privatePemLabel, raw) : raw;
+  }
+
+  /**
+   * The public key: "DER" (SubjectPublicKeyInfo), "PEM" ("PUBLIC KEY"), or
+   * "RAW" / "POINT": EC the public point (04||X||Y, or the u-coordinate of
+   * x25519/x448), RSA the modulus n.
+   */
+  exportPublicKey(format?: "DER" | "POINT" | "RAW"): Promise<Uint8Array>;
+  exportPublicKey(format: "PEM"): Promise<string>;
+  exportPublicKey(format: PublicKeyFormat): Promise<Uint8Array | string>;
+  async exportPublicKey(format: PublicKeyFormat = "DER"): Promise<Uint8Array | string> {
+    if (format !== "DER" && format !== "PEM" && format !== "POINT" && format !== "RAW") {
+      throw new ArgumentError(`exportPublicKey() format must be "DER", "PEM", "POINT" or "RAW", got ${JSON.stringify(format)}`);
+    }
+    this.requireKey();
+    const raw = format === "POINT" || format === "RAW";
+    const r = bytesResult(await this.dev.rpc.call(Op.pkExport, [this.handle, raw ? 3 : 2]), "pk_export");
+    return format === "PEM" ? pemEncode("PUBLIC KEY", r) : r;
+  }
+
+  /** Signs `message`: hashed with `digestmod` on the device, then the digest is signed (RSA PKCS#1 v1.5 or PSS, ECDSA as DER). */
+  async sign(message: Uint8Array, digestmod = "sha256", opts: SignOptions = {}): Promise<Uint8Array> {
+    this.requireKey();
+    checkBytes(message, "message");
+    const alg = lookupHash(digestmod);
+    schemeId(opts.scheme);
+    const digest = await this.dev.hash.digest(alg.name, message);
+    return this.signDigest(digest, alg.name, opts);
+  }
+
+  /** Signs a digest the caller computed (`digestmod` names its algorithm; the length must match). */
+  async signDigest(digest: Uint8Array, digestmod = "sha256", opts: SignOptions = {}): Promise<Uint8Array> {
+    this.requireKey();
+    const alg = this.checkDigest(digest, digestmod);
+    const timeoutMs = opts.timeoutMs ?? Math.max(this.dev.timeoutMs, PRIVATE_OP_TIMEOUT_MS);
+    const r = await this.dev.rpc.call(Op.pkSign, [this.handle, alg, digest, schemeId(opts.scheme)], { timeoutMs });
+    return bytesResult(r, "pk_sign");
+  }
+
+  /** Whether `signature` is a valid signature of `message` (hashed on the device with `digestmod`). */
+  async verify(message: Uint8Array, signature: Uint8Array, digestmod = "sha256", opts: SignOptions = {}): Promise<boolean> {
+    this.requireKey();
+    checkBytes(message, "message");
+    checkBytes(signature, "signature");
+    const alg = lookupHash(digestmod);
+    schemeId(opts.scheme);
+    const digest = await this.dev.hash.digest(alg.name, message);
+    return this.verifyDigest(digest, signature, alg.name, opts);
+  }
+
+  /** Whether `signature` is valid for a digest the caller computed. A malformed signature is false. */
+  async verifyDigest(digest: Uint8Array, signature: Uint8Array, digestmod = "sha256", opts: SignOptions = {}): Promise<boolean> {
+    this.requireKey();
+    const alg = this.checkDigest(digest, digestmod);
+    checkBytes(signature, "signature");
+    const r = await this.dev.rpc.call(Op.pkVerify, [this.handle, alg, digest, signature, schemeId(opts.scheme)], opts);
+    if (typeof r !== "boolean") throw new ProtocolError("pk_verify: result is not a boolean");
+    return r;
+  }
+
+  /** RSA encryption to this key's public part (EC keys: the device answers UnsupportedAlgorithmError). */
+  async encrypt(data: Uint8Array, opts: EncryptOptions = {}): Promise<Uint8Array> {
+    this.requireKey();
+    checkBytes(data, "data");
+    const r = await this.dev.rpc.call(Op.pkEncrypt, [this.handle, data, ...this.padding(opts)], opts);
+    return bytesResult(r, "pk_encrypt");
+  }
+
+  /** RSA decryption with this key's private part; a ciphertext that does not decrypt is CryptoError. */
+  async decrypt(data: Uint8Array, opts: EncryptOptions = {}): Promise<Uint8Array> {
+    this.requireKey();
+    checkBytes(data, "data");
+    const timeoutMs = opts.timeoutMs ?? Math.max(this.dev.timeoutMs, PRIVATE_OP_TIMEOUT_MS);
+    const r = await this.dev.rpc.call(Op.pkDecrypt, [this.handle, data, ...this.padding(opts)], { timeoutMs });
+    return bytesResult(r, "pk_decrypt");
+  }
+
+  /**
+   * Whether this key and `other` are the two halves of one key pair
+   * (python-mbedtls's check_pair). The private one of the two (`other` when
+   * both are) is the private side of the check; the key's exportability does
+   * not matter.
+   */
+  async checkPair(other: PkKey, opts: CallOptions = {}): Promise<boolean> {
+    if (!(other instanceof PkKey)) throw new ArgumentError("checkPair() takes an RSA or ECC key");
+    this.requireKey();
+    other.requireKey();
+    const [pub, prv] = other.isPrivate || !this.isPrivate ? [this, other] : [other, this];
+    const timeoutMs = opts.timeoutMs ?? Math.max(this.dev.timeoutMs, PRIVATE_OP_TIMEOUT_MS);
+    const r = await this.dev.rpc.call(Op.pkCheckPair, [pub._wireHandle(this.dev), prv._wireHandle(this.dev)], { timeoutMs });
+    if (typeof r !== "boolean") throw new ProtocolError("pk_check_pair: result is not a boolean");
+    return r;
+  }
+
+  /** Same key type and public key, and both private or both public (python-mbedtls's ==). Two empty keys are equal. */
+  async equals(other: unknown): Promise<boolean> {
+    if (!(other instanceof PkKey) || other.name !== this.name) return false;
+    if (!this.keyInfo || !other.keyInfo) return !this.keyInfo && !other.keyInfo;
+    if (this.isPrivate !== other.isPrivate) return false;
+    const [a, b] = await Promise.all([this.exportPublicKey("DER"), other.exportPublicKey("DER")]);
+    return sameBytes(a, b);
+  }
+
+  /**
+   * @internal The handle to send for this key in a request queued now.
+   * ArgumentError for a key of another device or without a key yet;
+   * StaleHandleError after a device reset.
+   */
+  _wireHandle(dev: Device): number {
+    if (dev !== this.dev) throw new ArgumentError(`${this.what} (handle ${this.handle}) belongs to another device`);
+    this.check(true);
+    if (!this.creating) throw new ArgumentError(`this ${this.what} holds no key yet: generate() one or import one (fromBuffer)`);
+    return this.handle;
+  }
+
+  /** @internal Resolves with the handle once the device has the key; throws the create's failure. */
+  async _ready(dev: Device): Promise<number> {
+    this._wireHandle(dev);
+    await this.creating;
+    if (this.failure) throw this.failure;
+    return this._wireHandle(dev);
+  }
+
+  private checkDigest(digest: Uint8Array, digestmod: string): number {
+    checkBytes(digest, "digest");
+    const alg = lookupHash(digestmod);
+    if (digest.length !== alg.digestSize) {
+      throw new ArgumentError(`a ${alg.name} digest is ${alg.digestSize} bytes, got ${digest.length}`);
+    }
+    return alg.id;
+  }
+
+  private padding(opts: EncryptOptions): [number, number] {
+    const padding = opts.padding ?? "pkcs1v15";
+    if (padding === "pkcs1v15") return [0, 0];
+    if (padding !== "oaep") throw new ArgumentError(`unknown padding ${JSON.stringify(padding)}; use "pkcs1v15" or "oaep"`);
+    return [1, lookupHash(opts.digestmod ?? "sha1").id];
+  }
+}
+
+/** Default silence (no answer, no busy event) tolerated while an RSA-2048 key is generated. */
+const RSA_GENERATE_TIMEOUT_MS = 120_000;
+/** ... and while an EC key is generated. */
+const EC_GENERATE_TIMEOUT_MS = 30_000;
+
+/** An RSA key on the device (python-mbedtls's pk.RSA). */
+export class RSA extends PkKey {
+  readonly name = "RSA";
+
+  /** @internal Use dev.pk.RSA() / dev.pk.RSA.fromBuffer(). */
+  constructor(dev: Device, adopted?: { handle: AdoptedHandle; info: PkInfo }) {
+    super(dev, adopted);
+  }
+
+  protected get privatePemLabel(): string {
+    return "RSA PRIVATE KEY";
+  }
+
+  protected acceptInfo(info: PkInfo): void {
+    if (info.type !== "rsa") throw new ProtocolError("the device made an EC key for an RSA object");
+  }
+
+  /**
+   * Generates a key pair on the device: `keySize` modulus bits (even,
+   * 1024..4096; default 2048) and public exponent (odd, >= 3; 65537).
+   * Returns the private key as DER (as python-mbedtls), or undefined when
+   * `exportable` is false: then the private part never leaves the device.
+   * Sends busy events while it runs; the timeout (default 120 s for 2048
+   * bits, scaled with the size squared) is the silence tolerated between them.
+   */
+  async generate(keySize = 2048, exponent = 65537, opts: GenerateOptions = {}): Promise<Uint8Array | undefined> {
+    for (const [v, what] of [
+      [keySize, "keySize"],
+      [exponent, "exponent"],
+    ] as const) {
+      if (!Number.isSafeInteger(v) || v < 0) throw new ArgumentError(`${what} must be an unsigned integer, got ${String(v)}`);
+    }
+    const flags = pkFlags(opts);
+    const timeoutMs = Math.ceil(RSA_GENERATE_TIMEOUT_MS * Math.max(1, (keySize / 2048) ** 2));
+    await this.createWith(Op.pkGenerate, [1, keySize, exponent, flags], opts, timeoutMs);
+    return this.exportable ? this.exportKey("DER") : undefined;
+  }
+}
+
+/** An elliptic-curve key on the device (python-mbedtls's pk.ECC): ECDSA on Weierstrass curves; x25519/x448 for key exchange only. */
+export class ECC extends PkKey {
+  readonly name = "EC";
+  private readonly wanted: CurveInfo | undefined;
+
+  /** @internal Use dev.pk.ECC(curve) / dev.pk.ECC.fromBuffer(). */
+  constructor(dev: Device, init: { curve: string } | { handle: AdoptedHandle; info: PkInfo }) {
+    super(dev, "handle" in init ? init : undefined);
+    this.wanted = "curve" in init ? lookupCurve(init.curve) : undefined;
+  }
+
+  /** The curve's name, e.g. "secp256r1" (the one asked for until a key exists). */
+  get curve(): string {
+    return this.keyInfo?.curve ?? this.wanted?.name ?? "";
+  }
+
+  protected get privatePemLabel(): string {
+    // Mbed TLS writes x25519/x448 private keys as PKCS#8 (RFC 8410), others as SEC1.
+    const c = CURVES.find((x) => x.name === this.curve);
+    return c?.shape === "montgomery" ? "PRIVATE KEY" : "EC PRIVATE KEY";
+  }
+
+  protected acceptInfo(info: PkInfo): void {
+    if (info.type !== "ec") throw new ProtocolError("the device made an RSA key for an ECC object");
+  }
+
+  /**
+   * Generates a key pair on the curve on the device. Returns the private key
+   * as DER (as python-mbedtls), or undefined when `exportable` is false.
+   * A curve not compiled into the firmware is UnsupportedAlgorithmError.
+   */
+  async generate(opts: GenerateOptions = {}): Promise<Uint8Array | undefined> {
+    const curve = this.wanted;
+    if (!curve) throw new ArgumentError("this ECC key was imported; make a new dev.pk.ECC(curve) to generate");
+    await this.createWith(Op.pkGenerate, [2, curve.id, 0, pkFlags(opts)], opts, EC_GENERATE_TIMEOUT_MS);
+    return this.exportable ? this.exportKey("DER") : undefined;
+  }
+
+  /** The raw public point (04||X||Y; the u-coordinate for x25519/x448); same as exportPublicKey("POINT"). */
+  publicPoint(): Promise<Uint8Array> {
+    return this.exportPublicKey("POINT");
+  }
+
+  /** A static ECDH server using this key's private part (python-mbedtls's to_ECDH_server()). */
+  toECDHServer(): ECDHServer {
+    return new ECDHServer(this.dev, this);
+  }
+
+  /** A static ECDH client using this key's private part (python-mbedtls's to_ECDH_client()). */
+  toECDHClient(): ECDHClient {
+    return new ECDHClient(this.dev, this);
+  }
+}

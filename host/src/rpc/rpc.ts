@@ -1,0 +1,732 @@
+// RPC layer: request ids, the pending map with per-call timers, the
+// in-flight window with its FIFO queue, typed errors and reset detection.
+//
+// * Ids are uint32, 1..2^32-1, wrapping, skipping ids still pending.
+// * A call is CBOR-encoded when it is made (so callers may reuse their
+//   buffers at once) and waits, encoded, in a FIFO queue while `window`
+//   requests are in flight.
+// * A call's timer starts when its frame has been written to the OS. While
+//   the write is pending a guard of twice the timeout runs, so a write that
+//   never completes still fails the call.
+// * A `boot` event with a new boot id, or `noteBootId` with a new one, fails
+//   every sent and queued call with DeviceResetError, bumps `epoch`, and
+//   emits 'reset'. The listener (Device) pauses the queue, re-runs hello as
+//   a priority call and resumes.
+// * A `busy` event for a sent call re-arms its timer (a long op such as key
+//   generation is alive) and is re-emitted as 'busy'.
+// * Responses to ids that are not pending (timed out, or garbage) are
+//   counted in `lateResponses` and ignored.
+// * Link recovery (spec §6), on when `retries` > 0 / `inOrder` (Device sets
+//   both): the device answers strictly in arrival order, so a response
+//   proves every request sent before it and still unanswered lost (request
+//   or response frame damaged). A lost call that may be resent (`mayResend`:
+//   idempotent ops, creates and free) goes again under a new id, at most
+//   `retries` times and only within its own timeout; any other lost call
+//   fails with TimeoutError at once.
+//   A request whose loss no later response reveals is resent when its
+//   attempt timer (timeout / (retries + 1)) runs out. A dropped frame (host
+//   CRC failure or device frame_dropped) sends a tiny probe (`echo`) whose
+//   response reveals what was lost without waiting for that timer.
+import { EventEmitter } from "node:events";
+import {
+  ArgumentError,
+  BadHandleError,
+  DeviceResetError,
+  DisconnectedError,
+  deviceErrorFor,
+  MbedlinkError,
+  ProtocolError,
+  TimeoutError,
+} from "../base/errors.js";
+import { DROP_REASON_NAMES, EventId, OP_INFO, Op, STATUS_INFO, Status } from "../base/protocol.generated.js";
+import { decodeBody, encodeBody } from "../link/codec.js";
+import type { HostDropReason, Message, Transport } from "../link/transport.js";
+import { DEFAULT_MAX_FRAME } from "../link/transport.js";
+import { debug, debugLog } from "./debug.js";
+
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+export interface CallOptions {
+  /** Per-call timeout in ms, counted from when the request frame was written. */
+  timeoutMs?: number;
+}
+
+export interface FrameDropInfo {
+  /** "device": the device reported a frame_dropped event; "host": a frame from the device failed here. */
+  side: "device" | "host";
+  reason: string;
+  /** Running count of drops on that side. */
+  total: number;
+}
+
+export interface ResetInfo {
+  /** The new boot id, when known. */
+  bootId: Uint8Array | undefined;
+  /** The session epoch after the reset. */
+  epoch: number;
+}
+
+/** A busy event: a long request (key generation, prime search) is still running on the device. */
+export interface BusyInfo {
+  /** Op name of the running request, e.g. "pk_generate". */
+  op: string;
+  /** Its request id. */
+  id: number;
+  /** How long the device has been running it, in ms. */
+  elapsedMs: number;
+}
+
+/** How one call ended (the 'settled' event, for measurements). */
+export interface CallSettledInfo {
+  op: string;
+  /** Transmissions (1 + retries). */
+  attempts: number;
+  /** Time waiting in the queue for the window, ms. */
+  queuedMs: number;
+  /** From the first written frame to the settlement, ms (0 when never written). */
+  activeMs: number;
+  /** The call's time budget from its first written frame (its timeout, plus busy re-arms), ms. */
+  budgetMs: number;
+  error: Error | null;
+}
+
+export interface RpcEventMap {
+  /** A call settled (emitted only while someone listens). */
+  settled: [info: CallSettledInfo];
+  /** A device event other than boot / frame_dropped / busy. */
+  event: [msg: Message];
+  /** The device answered bad_handle: a reset nobody saw (lost boot event) would look like this. */
+  badHandle: [op: string];
+  /** A pending call is still running on the device; its timeout was re-armed. */
+  busy: [info: BusyInfo];
+  reset: [info: ResetInfo];
+  frameDropped: [info: FrameDropInfo];
+  disconnected: [err: Error];
+}
+
+export interface RpcOptions {
+  timeoutMs?: number;
+  /** Requests kept in flight; 1 until hello says otherwise. */
+  window?: number;
+  /** Largest request body we may send; DEFAULT_MAX_FRAME until hello. */
+  mtu?: number;
+  /** Resends of a lost idempotent call (0: none). */
+  retries?: number;
+  /** The peer answers in request order, so a response reveals earlier losses (spec §5). */
+  inOrder?: boolean;
+}
+
+interface Call {
+  /** The first request id; `ids` holds every id it was sent under. */
+  id: number;
+  ids: number[];
+  op: number;
+  body: Uint8Array;
+  timeoutMs: number;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer: ReturnType<typeof setTimeout> | undefined;
+  sent: boolean;
+  /** OP_INFO says the op is idempotent: it may be resent. */
+  retryable: boolean;
+  attempts: number;
+  /** performance.now() by which the call must settle (valid once written). */
+  deadline: number;
+  queuedAt: number;
+  writtenAt: number | undefined;
+  /** A link probe made by the Rpc itself. */
+  probe: boolean;
+}
+
+/** One transmission of a call still waiting for its response, in wire order. */
+interface Tx {
+  id: number;
+  call: Call;
+}
+
+/**
+ * Ops that are not idempotent but whose repetition the device recognises,
+ * because the host never reuses a handle within a boot (spec §4, §6): a
+ * create (result null) resent after the first attempt ran answers
+ * handle_in_use, a resent free answers bad_handle; either means "done".
+ */
+const RESENDABLE_CREATES: ReadonlySet<number> = new Set([
+  Op.hashNew,
+  Op.hashCopy,
+  Op.hmacNew,
+  Op.hmacCopy,
+  Op.cipherNew,
+  Op.cipherBufNew,
+  Op.keyImport,
+  Op.keyGenerate,
+]);
+
+/** True when a lost call of `op` may be sent again (spec §6). */
+export function mayResend(op: number): boolean {
+  return OP_INFO.get(op)?.idempotent === true || RESENDABLE_CREATES.has(op) || op === Op.free;
+}
+
+/** A resent create or free whose error answer says its first attempt ran. */
+function alreadyDone(call: Call, msg: Message): boolean {
+  if (call.attempts < 2) return false;
+  const status = msg[1];
+  if (RESENDABLE_CREATES.has(call.op)) return status === Status.handleInUse;
+  return call.op === Op.free && status === Status.badHandle;
+}
+
+/** Shortest attempt before a resend, ms. */
+const MIN_ATTEMPT_MS = 50;
+/** Shortest wait after a dropped frame before a probe, ms. */
+const PROBE_DELAY_MIN_MS = 20;
+
+function opName(op: number): string {
+  return OP_INFO.get(op)?.name ?? `op ${op}`;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const EVENT_NAMES: ReadonlyMap<number, string> = new Map([
+  [EventId.boot, "boot"],
+  [EventId.frameDropped, "frame_dropped"],
+  [EventId.busy, "busy"],
+]);
+
+/** The debug log's line for a settled call: how long it took and how it ended. */
+function logSettled(call: Call, err: Error | null): void {
+  const now = performance.now();
+  const w = call.writtenAt;
+  const active = w === undefined ? "never sent" : `${(now - w).toFixed(1)} ms`;
+  const queued = (w ?? now) - call.queuedAt;
+  const tries = call.attempts > 1 ? `, ${call.attempts} attempts` : "";
+  debugLog(
+    `   ${opName(call.op)} id ${call.id} ${err ? `failed (${err.name})` : "done"} in ${active} (queued ${queued.toFixed(1)} ms${tries})`,
+  );
+}
+
+/** Turns a response into finish() arguments: [error] or [null, result]. */
+function settle(call: Call, msg: Message): [Error | null, unknown] {
+  const status = msg[1];
+  const op = opName(call.op);
+  if (status === 0) {
+    if (msg.length !== 3) return [new ProtocolError(`${op}: success response with ${msg.length} items`), undefined];
+    return [null, msg[2]];
+  }
+  const [, , code, text] = msg;
+  if (typeof status !== "number" || typeof code !== "number" || typeof text !== "string" || msg.length !== 4) {
+    return [new ProtocolError(`${op}: malformed response ${JSON.stringify(msg)}`), undefined];
+  }
+  return [deviceErrorFor(status, code, text, op), undefined];
+}
+
+export class Rpc extends EventEmitter<RpcEventMap> {
+  /** Default per-call timeout (ms). */
+  timeoutMs: number;
+  /** Requests kept in flight at most. */
+  window: number;
+  /** Largest request body accepted by the device. */
+  mtu: number;
+  /** Boot id of the session the host knows (set by noteBootId after hello). */
+  bootId: Uint8Array | undefined;
+  /** Bumped on every detected device reset; objects remember the epoch they were made in. */
+  epoch = 0;
+  /** Responses that matched no pending call (late, after a timeout). */
+  lateResponses = 0;
+  /** frame_dropped events received from the device. */
+  deviceDrops = 0;
+  /** Resends of lost idempotent calls. */
+  retries = 0;
+  /** Transmissions found lost: a response to a later one came first. */
+  lostFrames = 0;
+  /** Link probes sent after a dropped frame. */
+  probes = 0;
+  /** Resends allowed per idempotent call. */
+  maxRetries: number;
+  /** The peer answers in request order (spec §5). */
+  inOrder: boolean;
+  /**
+   * Set by an owner that can bring the link back (Device with a restartable
+   * target): a lost link is then a device reset (calls fail with
+   * DeviceResetError, 'reset' is emitted) and the queue waits for
+   * `replaceTransport` instead of failing with DisconnectedError. The hook
+   * is told why; `giveUp` ends the wait.
+   */
+  onLinkLost: ((err: Error) => void) | undefined = undefined;
+
+  private nextId = 1;
+  private readonly pending = new Map<number, Call>();
+  private readonly queue: Call[] = [];
+  private readonly priority: Call[] = [];
+  private inFlight = 0;
+  private paused = false;
+  private gone: Error | undefined;
+  private readonly txs: Tx[] = [];
+  private probing = false;
+  private probeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Smoothed response time of first attempts, ms. */
+  private srtt = 0;
+  private linkDown = false;
+  private _transport: Transport;
+  private readonly linkHandlers = {
+    message: (m: Message) => this.onMessage(m),
+    drop: (reason: HostDropReason) => {
+      this.emit("frameDropped", { side: "host", reason, total: this._transport.counters.rxDropped });
+      this.probeSoon();
+    },
+    disconnected: (err: Error) => this.onDisconnected(err),
+  };
+
+  constructor(transport: Transport, opts: RpcOptions = {}) {
+    super();
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.window = opts.window ?? 1;
+    this.mtu = opts.mtu ?? DEFAULT_MAX_FRAME;
+    this.maxRetries = opts.retries ?? 0;
+    this.inOrder = opts.inOrder ?? false;
+    this._transport = transport;
+    this.attach(transport);
+  }
+
+  /** The link in use (replaced by `replaceTransport` after a reconnect). */
+  get transport(): Transport {
+    return this._transport;
+  }
+
+  /**
+   * Continues on a new link after the old one was lost (a restarted device):
+   * calls made from now on go to `t`. The caller runs hello next.
+   */
+  replaceTransport(t: Transport): void {
+    const old = this._transport;
+    old.off("message", this.linkHandlers.message);
+    old.off("drop", this.linkHandlers.drop);
+    old.off("disconnected", this.linkHandlers.disconnected);
+    // Calls sent on the old link are lost with it; queued ones go on the new one.
+    const lost = new DisconnectedError("link replaced");
+    for (const c of new Set(this.pending.values())) if (c.sent) this.finish(c, lost);
+    this._transport = t;
+    this.gone = undefined;
+    this.linkDown = false;
+    this.attach(t);
+    this.pump();
+  }
+
+  /** True while the link is lost and the owner is bringing it back. */
+  get isLinkDown(): boolean {
+    return this.linkDown;
+  }
+
+  /** Ends a reconnect that failed: every waiting and later call fails with `err`. */
+  giveUp(err: Error): void {
+    this.linkDown = false;
+    this.onLinkLost = undefined;
+    this.onDisconnected(err);
+  }
+
+  private attach(t: Transport): void {
+    t.on("message", this.linkHandlers.message);
+    t.on("drop", this.linkHandlers.drop);
+    t.on("disconnected", this.linkHandlers.disconnected);
+  }
+
+  /** Number of calls sent and not answered. */
+  get inFlightCount(): number {
+    return this.inFlight;
+  }
+
+  /** Number of calls waiting for the window (or for a re-hello). */
+  get queuedCount(): number {
+    return this.queue.length + this.priority.length;
+  }
+
+  /** The error every call fails with once the link is gone, else undefined. */
+  get disconnectError(): Error | undefined {
+    return this.gone;
+  }
+
+  /**
+   * Sends `[id, op, ...args]` and resolves with the result item of the
+   * success response; rejects with a DeviceError subclass on an error
+   * response, or a local error (timeout, disconnect, reset, argument).
+   */
+  call(op: number, args: readonly unknown[] = [], opts: CallOptions = {}): Promise<unknown> {
+    return this.enqueue(op, args, opts, false);
+  }
+
+  /** Like call(), but jumps the queue and is sent while the queue is paused (used for hello). */
+  callPriority(op: number, args: readonly unknown[] = [], opts: CallOptions = {}): Promise<unknown> {
+    return this.enqueue(op, args, opts, true);
+  }
+
+  /** Holds ordinary calls in the queue (e.g. until a re-hello is done). */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.pump();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  /**
+   * Records the boot id a hello returned. Returns true, and handles the
+   * reset, when it differs from the one known before.
+   */
+  noteBootId(bootId: Uint8Array): boolean {
+    const known = this.bootId;
+    this.bootId = bootId;
+    if (known === undefined || sameBytes(known, bootId)) return false;
+    this.deviceReset(bootId, "device reset (new boot id in hello)");
+    return true;
+  }
+
+  /** Fails every pending and queued call with `err`. */
+  failAll(err: Error): void {
+    const calls = [...this.priority, ...this.queue, ...this.pending.values()];
+    this.priority.length = 0;
+    this.queue.length = 0;
+    for (const c of new Set(calls)) this.finish(c, err);
+  }
+
+  /** Fails everything with DisconnectedError and closes the transport. */
+  async close(): Promise<void> {
+    if (this.probeTimer) clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    this.onLinkLost = undefined;
+    this.linkDown = false;
+    if (!this.gone) this.onDisconnected(new DisconnectedError("device closed"));
+    await this.transport.close();
+  }
+
+  private enqueue(op: number, args: readonly unknown[], opts: CallOptions, priority: boolean): Promise<unknown> {
+    if (this.gone) return Promise.reject(this.gone);
+    const id = this.allocId();
+    let body: Uint8Array;
+    try {
+      body = encodeBody([id, op, ...args]);
+    } catch (e) {
+      return Promise.reject(new ArgumentError(`${opName(op)}: cannot encode arguments: ${(e as Error).message}`));
+    }
+    if (body.length > this.mtu) {
+      return Promise.reject(new ArgumentError(`${opName(op)}: request of ${body.length} bytes exceeds the device MTU of ${this.mtu}`));
+    }
+    const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
+    return new Promise<unknown>((resolve, reject) => {
+      const call = this.newCall(id, op, body, timeoutMs, resolve, reject);
+      this.pending.set(id, call);
+      (priority ? this.priority : this.queue).push(call);
+      this.pump();
+    });
+  }
+
+  private newCall(
+    id: number,
+    op: number,
+    body: Uint8Array,
+    timeoutMs: number,
+    resolve: (v: unknown) => void,
+    reject: (e: Error) => void,
+    probe = false,
+  ): Call {
+    return {
+      id,
+      ids: [id],
+      op,
+      body,
+      timeoutMs,
+      resolve,
+      reject,
+      timer: undefined,
+      sent: false,
+      retryable: !probe && mayResend(op),
+      attempts: 0,
+      deadline: Number.POSITIVE_INFINITY,
+      queuedAt: performance.now(),
+      writtenAt: undefined,
+      probe,
+    };
+  }
+
+  private allocId(): number {
+    for (;;) {
+      const id = this.nextId;
+      this.nextId = id >= 0xffffffff ? 1 : id + 1;
+      if (!this.pending.has(id)) return id;
+    }
+  }
+
+  private pump(): void {
+    while (!this.gone && !this.linkDown && this.inFlight < this.window) {
+      const call = this.priority.shift() ?? (this.paused ? undefined : this.queue.shift());
+      if (!call) return;
+      this.send(call);
+    }
+  }
+
+  private send(call: Call): void {
+    call.sent = true;
+    call.attempts = 1;
+    this.inFlight++;
+    // Until the frame is written, a guard of twice the timeout runs.
+    if (call.timer) clearTimeout(call.timer);
+    call.timer = setTimeout(() => {
+      call.timer = undefined;
+      this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): request not written within ${2 * call.timeoutMs} ms`));
+    }, 2 * call.timeoutMs);
+    this.txs.push({ id: call.id, call });
+    if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${call.id}, ${call.body.length} B${call.probe ? " (link probe)" : ""}`);
+    this._transport.sendBody(call.body, (err) => {
+      if (this.pending.get(call.id) !== call) return;
+      if (err) this.writeFailed(call, err);
+      else {
+        call.writtenAt = performance.now();
+        this.arm(call, call.timeoutMs); // the timeout counts from the written frame
+      }
+    });
+  }
+
+  /**
+   * A write failed: the link is gone. When the owner can bring it back, that
+   * is a device reset for every call (the transport's own 'disconnected'
+   * may come later); otherwise the call fails with DisconnectedError.
+   */
+  private writeFailed(call: Call, err: Error): void {
+    const gone = err instanceof MbedlinkError ? err : new DisconnectedError(`write failed: ${err.message}`);
+    if (this.onLinkLost) this.onDisconnected(gone);
+    else this.finish(call, gone);
+  }
+
+  /** Sends a lost call again under a new id. */
+  private resend(call: Call): void {
+    const decoded = decodeBody(call.body);
+    if (!decoded.ok || !Array.isArray(decoded.message)) {
+      this.finish(call, new ProtocolError(`${opName(call.op)}: cannot re-encode the request`));
+      return;
+    }
+    const id = this.allocId();
+    const [, ...rest] = decoded.message as unknown[];
+    call.body = encodeBody([id, ...rest]);
+    call.ids.push(id);
+    call.attempts++;
+    this.retries++;
+    this.pending.set(id, call);
+    this.txs.push({ id, call });
+    if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${id}, ${call.body.length} B (resend ${call.attempts - 1} of id ${call.id})`);
+    this.armAttempt(call);
+    this._transport.sendBody(call.body, (err) => {
+      if (err && this.pending.get(call.id) === call) this.writeFailed(call, err);
+    });
+  }
+
+  /** The call may run `ms` more from now (its timeout; a busy event re-arms it). */
+  private arm(call: Call, ms: number): void {
+    call.deadline = performance.now() + ms;
+    this.armAttempt(call);
+  }
+
+  private canResend(call: Call): boolean {
+    return call.retryable && call.attempts <= this.maxRetries && call.deadline - performance.now() > MIN_ATTEMPT_MS / 2;
+  }
+
+  /** Timer for the current attempt: the deadline, or sooner when a resend is still possible. */
+  private armAttempt(call: Call): void {
+    if (call.timer) clearTimeout(call.timer);
+    const left = call.deadline - performance.now();
+    const attemptMs = Math.max(MIN_ATTEMPT_MS, call.timeoutMs / (this.maxRetries + 1));
+    const ms = this.canResend(call) ? Math.min(left, attemptMs) : left;
+    call.timer = setTimeout(() => this.onTimer(call), Math.max(0, ms));
+  }
+
+  private onTimer(call: Call): void {
+    call.timer = undefined;
+    if (this.pending.get(call.id) !== call) return;
+    if (this.canResend(call)) {
+      this.resend(call); // the first attempt stays on the books: its answer may still come
+      return;
+    }
+    const tries = call.attempts > 1 ? ` (${call.attempts} attempts)` : "";
+    this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): no response within ${call.timeoutMs} ms${tries}`));
+  }
+
+  /** A response to `id` arrived: in-order peers never answer an earlier request later, so those are lost. */
+  private revealLosses(id: number): void {
+    const k = this.txs.findIndex((tx) => tx.id === id);
+    if (k <= 0) return;
+    const answered = this.txs[k]?.call;
+    const lost = new Set<Call>();
+    for (const tx of this.txs.splice(0, k)) {
+      this.lostFrames++;
+      if (tx.call !== answered) lost.add(tx.call);
+    }
+    for (const call of lost) {
+      if (this.pending.get(call.id) !== call) continue;
+      if (this.txs.some((tx) => tx.call === call)) continue; // a later attempt is still on its way
+      if (this.canResend(call)) this.resend(call);
+      else {
+        const why = call.probe ? "link probe" : call.retryable ? `${call.attempts} attempts` : "not retried: the op is not idempotent";
+        this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): request or response lost on the link (${why})`));
+      }
+    }
+  }
+
+  /**
+   * After a dropped frame: unless an answer comes soon anyway (about two
+   * response times), send a probe.
+   */
+  private probeSoon(): void {
+    if (!this.inOrder || this.probing || this.probeTimer || this.txs.length === 0) return;
+    const head = this.txs[0];
+    this.probeTimer = setTimeout(
+      () => {
+        this.probeTimer = undefined;
+        if (this.txs[0] === head) this.probe();
+      },
+      Math.max(PROBE_DELAY_MIN_MS, 2 * this.srtt),
+    );
+  }
+
+  /** A tiny request whose answer reveals which calls were lost. */
+  private probe(): void {
+    if (!this.inOrder || this.probing || this.gone || this.linkDown || this.txs.length === 0) return;
+    const id = this.allocId();
+    const timeoutMs = Math.max(MIN_ATTEMPT_MS, this.timeoutMs / (this.maxRetries + 1));
+    const done = () => {
+      this.probing = false;
+    };
+    const call = this.newCall(id, Op.echo, encodeBody([id, Op.echo, new Uint8Array(0)]), timeoutMs, done, done, true);
+    this.probing = true;
+    this.probes++;
+    this.pending.set(id, call);
+    this.send(call);
+  }
+
+  /** Removes a call from the books and settles it. */
+  private finish(call: Call, err: Error | null, value?: unknown): void {
+    if (this.pending.get(call.id) !== call) return;
+    for (const id of call.ids) this.pending.delete(id);
+    for (let i = this.txs.length - 1; i >= 0; i--) if (this.txs[i]?.call === call) this.txs.splice(i, 1);
+    if (call.timer) clearTimeout(call.timer);
+    call.timer = undefined;
+    if (call.sent) this.inFlight--;
+    else {
+      for (const q of [this.queue, this.priority]) {
+        const i = q.indexOf(call);
+        if (i >= 0) q.splice(i, 1);
+      }
+    }
+    if (debug.enabled && !call.probe) logSettled(call, err);
+    if (err) call.reject(err);
+    else call.resolve(value);
+    if (!call.probe && this.listenerCount("settled") > 0) {
+      const now = performance.now();
+      const w = call.writtenAt;
+      this.emit("settled", {
+        op: opName(call.op),
+        attempts: call.attempts,
+        queuedMs: (w ?? now) - call.queuedAt,
+        activeMs: w === undefined ? 0 : now - w,
+        budgetMs: w === undefined ? 0 : call.deadline - w,
+        error: err,
+      });
+    }
+    this.pump();
+  }
+
+  private onMessage(msg: Message): void {
+    const id = msg[0];
+    if (debug.enabled) this.logReceived(msg);
+    if (id === null) {
+      this.onEvent(msg);
+      return;
+    }
+    const call = this.pending.get(id);
+    if (!call?.sent) {
+      this.lateResponses++;
+      return;
+    }
+    if (this.inOrder) this.revealLosses(id);
+    if (this.pending.get(id) !== call) return;
+    if (call.attempts === 1 && call.writtenAt !== undefined && !call.probe) {
+      const rtt = performance.now() - call.writtenAt;
+      this.srtt = this.srtt === 0 ? rtt : 0.875 * this.srtt + 0.125 * rtt;
+    }
+    const [err, value] = alreadyDone(call, msg) ? [null, null] : settle(call, msg);
+    if (err instanceof BadHandleError) this.emit("badHandle", opName(call.op));
+    this.finish(call, err, value);
+  }
+
+  private onEvent(msg: Message): void {
+    const ev = msg[1];
+    if (ev === EventId.boot) {
+      const bootId = msg[2];
+      if (!(bootId instanceof Uint8Array)) return;
+      // Before the first hello there is no session to lose: the boot event
+      // of a freshly started device is expected, and the hello that follows
+      // records the boot id.
+      if (this.bootId === undefined) return;
+      if (sameBytes(this.bootId, bootId)) return;
+      this.bootId = bootId;
+      this.deviceReset(bootId, "device reset (boot event)");
+    } else if (ev === EventId.frameDropped) {
+      this.deviceDrops++;
+      const reason = msg[2];
+      const total = msg[3];
+      this.emit("frameDropped", {
+        side: "device",
+        reason: (typeof reason === "number" ? DROP_REASON_NAMES.get(reason) : undefined) ?? `reason ${String(reason)}`,
+        total: typeof total === "number" ? total : this.deviceDrops,
+      });
+      this.probeSoon();
+    } else if (ev === EventId.busy) {
+      // [null, 3, id, elapsed ms]: the call's timeout counts again from now.
+      const id = msg[2];
+      const call = typeof id === "number" ? this.pending.get(id) : undefined;
+      if (!call?.sent) return;
+      this.arm(call, call.timeoutMs);
+      const elapsed = msg[3];
+      this.emit("busy", { op: opName(call.op), id: call.id, elapsedMs: typeof elapsed === "number" ? elapsed : 0 });
+    } else {
+      this.emit("event", msg);
+    }
+  }
+
+  private logReceived(msg: Message): void {
+    const [id, kind] = msg;
+    const size = this._transport.lastFrameSize;
+    if (id === null) {
+      const args = msg.slice(2).map((v) => (v instanceof Uint8Array ? Buffer.from(v).toString("hex") : String(v)));
+      debugLog(`<- event ${EVENT_NAMES.get(kind as number) ?? String(kind)} [${args.join(", ")}], ${size} B`);
+      return;
+    }
+    const call = this.pending.get(id);
+    const status = kind === 0 ? "ok" : (STATUS_INFO.get(kind as number)?.name ?? `status ${String(kind)}`);
+    debugLog(`<- ${call ? opName(call.op) : "(no pending call)"} id ${id}, ${status}, ${size} B`);
+  }
+
+  private deviceReset(bootId: Uint8Array | undefined, why: string): void {
+    this.epoch++;
+    this.failAll(new DeviceResetError(why));
+    this.emit("reset", { bootId, epoch: this.epoch });
+  }
+
+  private onDisconnected(err: Error): void {
+    if (this.gone || this.linkDown) return;
+    const recover = this.onLinkLost;
+    if (recover) {
+      this.linkDown = true;
+      this.deviceReset(undefined, `device lost (${err.message}); reconnecting`);
+      recover(err);
+      return;
+    }
+    this.gone = err instanceof DisconnectedError ? err : new DisconnectedError(err.message);
+    this.failAll(this.gone);
+    this.emit("disconnected", this.gone);
+  }
+}
