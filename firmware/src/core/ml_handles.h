@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dispatch/ml_dispatch.h"
+#include "core/ml_call.h"
 
 enum ml_handle_type {
     ML_HT_NONE = 0,

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "dispatch/ml_dispatch.h"
+#include "core/ml_call.h"
 
 /* pk flags (messages.cddl pk-flags). */
 #define ML_PK_FLAG_EXPORTABLE 0x1u

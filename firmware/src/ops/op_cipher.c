@@ -105,16 +105,6 @@ static int arg_text(struct ml_call *call, CborValue *args, unsigned pos, char *b
     return ML_STATUS_OK;
 }
 
-static int arg_bool(struct ml_call *call, CborValue *args, unsigned pos, bool *out)
-{
-    if (!cbor_value_is_boolean(args)) {
-        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: expected a boolean", pos);
-    }
-    (void)cbor_value_get_boolean(args, out);
-    (void)cbor_value_advance_fixed(args);
-    return ML_STATUS_OK;
-}
-
 /* Reads the family and mode names (two args from `pos`) and picks the cipher
  * for a key of key_len bytes. */
 static int lookup(struct ml_call *call, CborValue *args, unsigned pos, size_t key_len,
@@ -340,7 +330,7 @@ static int read_and_setup(struct ml_call *call, CborValue *args, unsigned pos, s
         st = ml_arg_bytes(call, args, pos + 3, &iv, &iv_len);
     }
     if (st == ML_STATUS_OK && encrypt_known == false) {
-        st = arg_bool(call, args, pos + 4, encrypt);
+        st = ml_arg_bool(call, args, pos + 4, encrypt);
     }
     const mbedtls_cipher_info_t *info = NULL;
     const char *mode = NULL;

@@ -99,16 +99,6 @@ static int arg_label(struct ml_call *call, CborValue *args, unsigned pos, const 
     return ML_STATUS_OK;
 }
 
-static int arg_bool(struct ml_call *call, CborValue *args, unsigned pos, bool *out)
-{
-    if (!cbor_value_is_boolean(args)) {
-        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: expected a boolean", pos);
-    }
-    (void)cbor_value_get_boolean(args, out);
-    (void)cbor_value_advance_fixed(args);
-    return ML_STATUS_OK;
-}
-
 static void put_u16(uint8_t *p, size_t v)
 {
     p[0] = (uint8_t)v;
@@ -206,7 +196,7 @@ int ml_op_slot_store(struct ml_call *call, CborValue *args, CborEncoder *result)
         st = arg_label(call, args, 3, &label, &label_len);
     }
     if (st == ML_STATUS_OK) {
-        st = arg_bool(call, args, 4, &overwrite);
+        st = ml_arg_bool(call, args, 4, &overwrite);
     }
     void *obj = NULL;
     bool symmetric = false;

@@ -1,0 +1,109 @@
+#include "core/ml_call.h"
+
+#include <mbedtls/error.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+int ml_fail(struct ml_call *call, int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(call->detail, sizeof call->detail, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+static bool is_alloc_failure(int code)
+{
+    int high = -((-code) & 0xFF80);
+    int low = -((-code) & 0x007F);
+    static const int alloc_codes[] = {
+        -0x5180, /* MD */
+        -0x6180, /* CIPHER */
+        -0x4D80, /* ECP */
+        -0x3F80, /* PK */
+        -0x7F00, /* SSL */
+        -0x2880, /* X509 */
+        -0x0010, /* MPI */
+        -0x006A, /* ASN1 */
+    };
+    for (size_t i = 0; i < sizeof alloc_codes / sizeof alloc_codes[0]; i++) {
+        if (high == alloc_codes[i] || low == alloc_codes[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int ml_fail_mbedtls(struct ml_call *call, int code, const char *what)
+{
+    call->mbedtls_code = code;
+    int n = snprintf(call->detail, sizeof call->detail, "%s: ", what);
+    if (n > 0 && (size_t)n < sizeof call->detail) {
+        mbedtls_strerror(code, call->detail + n, sizeof call->detail - (size_t)n);
+    }
+    return is_alloc_failure(code) ? ML_STATUS_OUT_OF_MEMORY : ML_STATUS_CRYPTO_ERROR;
+}
+
+int ml_arg_uint(struct ml_call *call, CborValue *args, unsigned pos, uint64_t *out)
+{
+    if (!cbor_value_is_unsigned_integer(args)) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: expected an unsigned integer", pos);
+    }
+    (void)cbor_value_get_uint64(args, out);
+    (void)cbor_value_advance_fixed(args);
+    return ML_STATUS_OK;
+}
+
+int ml_arg_bool(struct ml_call *call, CborValue *args, unsigned pos, bool *out)
+{
+    if (!cbor_value_is_boolean(args)) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: expected a boolean", pos);
+    }
+    (void)cbor_value_get_boolean(args, out);
+    (void)cbor_value_advance_fixed(args);
+    return ML_STATUS_OK;
+}
+
+int ml_arg_handle(struct ml_call *call, CborValue *args, unsigned pos, uint32_t *out)
+{
+    uint64_t v = 0;
+    int st = ml_arg_uint(call, args, pos, &v);
+    if (st != ML_STATUS_OK) {
+        return st;
+    }
+    if (v == 0 || v > ML_HANDLE_MAX) {
+        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: handle must be 1..%lu", pos,
+                       (unsigned long)ML_HANDLE_MAX);
+    }
+    *out = (uint32_t)v;
+    return ML_STATUS_OK;
+}
+
+int ml_arg_bytes(struct ml_call *call, CborValue *args, unsigned pos, const uint8_t **data, size_t *len)
+{
+    if (!cbor_value_is_byte_string(args)) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: expected a byte string", pos);
+    }
+    if (!cbor_value_is_length_known(args)) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: chunked byte strings are not supported", pos);
+    }
+    /* Zero copy: the definite string is one chunk inside the rx buffer. */
+    CborValue next = *args;
+    CborError err = cbor_value_begin_string_iteration(&next);
+    if (err == CborNoError) {
+        err = cbor_value_get_byte_string_chunk(&next, data, len, &next);
+    }
+    if (err == CborNoError) {
+        size_t dummy = 0;
+        const uint8_t *end = NULL;
+        /* no further chunk in a definite string */
+        err = cbor_value_get_byte_string_chunk(&next, &end, &dummy, &next);
+        err = err == CborErrorNoMoreStringChunks ? cbor_value_finish_string_iteration(&next) : CborErrorIllegalType;
+    }
+    if (err != CborNoError) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: bad byte string (%s)", pos, cbor_error_string(err));
+    }
+    *args = next;
+    return ML_STATUS_OK;
+}
