@@ -9,7 +9,6 @@
 
 #include "core/ml_busy.h"
 #include "core/ml_crc32.h"
-#include "core/ml_handles.h"
 #include "dispatch/ml_ops.h"
 
 const struct ml_op_entry ml_op_table[] = {
@@ -68,26 +67,6 @@ const struct ml_op_entry ml_op_table[] = {
 const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];
 
 static const char *const status_messages[ML_STATUS_COUNT] = ML_STATUS_MESSAGES_INIT;
-
-int ml_arg_key(struct ml_call *call, CborValue *args, unsigned pos, const uint8_t **data, size_t *len)
-{
-    if (!cbor_value_is_unsigned_integer(args)) {
-        if (!cbor_value_is_byte_string(args)) {
-            return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: expected a key (byte string or key handle)", pos);
-        }
-        return ml_arg_bytes(call, args, pos, data, len);
-    }
-    uint32_t handle = 0;
-    void *p = NULL;
-    int st = ml_arg_handle(call, args, pos, &handle);
-    if (st == ML_STATUS_OK) {
-        st = ml_handle_get(call, handle, ML_HT_SYMKEY, &p);
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    return ml_symkey_bytes(p, data, len);
-}
 
 static const struct ml_op_entry *find_op(uint64_t op)
 {

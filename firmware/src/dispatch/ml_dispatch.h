@@ -21,11 +21,6 @@ struct ml_op_entry {
     ml_handler_fn handler;
 };
 
-/* A symmetric key argument: a byte string, or the handle of a live
- * device-held key (bad_handle / wrong_handle_type). `data` points into the
- * rx buffer or into the key object; it stays valid for the current call. */
-int ml_arg_key(struct ml_call *call, CborValue *args, unsigned pos, const uint8_t **data, size_t *len);
-
 /* Handles one frame body (CBOR message + CRC already checked and removed).
  * Writes the response body (CBOR + CRC) into tx[0..tx_cap) and returns its
  * length; returns 0 when the frame is not a request (drop: bad_message). */

@@ -1,7 +1,7 @@
 /*
  * key module: symmetric keys held on the device under a handle, so cipher
  * and HMAC calls can name the key instead of carrying its bytes
- * (ml_arg_key in the dispatcher resolves the handle).
+ * (ml_arg_key resolves the handle).
  *
  * key_generate draws the bytes from the device DRBG; no op returns a key's
  * bytes, so a generated key never leaves the device. The object is freed by
@@ -13,6 +13,7 @@
 #include "core/ml_handles.h"
 #include "core/ml_rng.h"
 #include "dispatch/ml_ops.h"
+#include "ops/ml_symkey.h"
 
 struct symkey_obj {
     size_t len;
@@ -32,6 +33,24 @@ int ml_symkey_bytes(const void *obj, const uint8_t **data, size_t *len)
     *data = k->key;
     *len = k->len;
     return ML_STATUS_OK;
+}
+
+int ml_arg_key(struct ml_call *call, CborValue *args, unsigned pos, const uint8_t **data, size_t *len)
+{
+    int st = ML_STATUS_OK;
+    uint32_t handle = 0;
+    void *obj = NULL;
+    if (cbor_value_is_byte_string(args)) {
+        ML_CHK(ml_arg_bytes(call, args, pos, data, len));
+    } else if (cbor_value_is_unsigned_integer(args)) {
+        ML_CHK(ml_arg_handle(call, args, pos, &handle));
+        ML_CHK(ml_handle_get(call, handle, ML_HT_SYMKEY, &obj));
+        ML_CHK(ml_symkey_bytes(obj, data, len));
+    } else {
+        ML_FAIL(call, ML_STATUS_BAD_REQUEST, "arg %u: expected a key (byte string or key handle)", pos);
+    }
+cleanup:
+    return st;
 }
 
 static int check_len(struct ml_call *call, unsigned pos, uint64_t len)
