@@ -78,23 +78,14 @@ static void check_bytes(const struct th_reply *r, const uint8_t *want, size_t wa
     }
 }
 
+/* Every hash_algs entry with its block size (protocol_ids.h). */
+#define HASH_ROW(id, md_type, digest_size, block_size) {(id), (md_type), (block_size)},
 static const struct {
     uint32_t id;
     mbedtls_md_type_t type;
     size_t block;
-} algs[] = {
-    {ML_HASH_MD5, MBEDTLS_MD_MD5, 64},
-    {ML_HASH_SHA1, MBEDTLS_MD_SHA1, 64},
-    {ML_HASH_SHA224, MBEDTLS_MD_SHA224, 64},
-    {ML_HASH_SHA256, MBEDTLS_MD_SHA256, 64},
-    {ML_HASH_SHA384, MBEDTLS_MD_SHA384, 128},
-    {ML_HASH_SHA512, MBEDTLS_MD_SHA512, 128},
-    {ML_HASH_RIPEMD160, MBEDTLS_MD_RIPEMD160, 64},
-    {ML_HASH_SHA3_224, MBEDTLS_MD_SHA3_224, 144},
-    {ML_HASH_SHA3_256, MBEDTLS_MD_SHA3_256, 136},
-    {ML_HASH_SHA3_384, MBEDTLS_MD_SHA3_384, 104},
-    {ML_HASH_SHA3_512, MBEDTLS_MD_SHA3_512, 72},
-};
+} algs[] = {ML_HASH_ALG_TABLE(HASH_ROW)};
+#undef HASH_ROW
 
 /* Our pad-based HMAC contexts equal mbedtls_md_hmac for every digest and
  * key-length class; digest is repeatable, update after digest and copy work. */

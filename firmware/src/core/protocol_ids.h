@@ -151,6 +151,74 @@ enum ml_curve {
     ML_CURVE_X448 = 13, /* Curve448 (RFC 7748), key exchange only. */
 };
 
+/* Key types (messages.cddl pk-type): pk_generate's type argument and pk-info's "type". */
+enum ml_pk_type {
+    ML_PK_TYPE_RSA = 1, /* RSA key. */
+    ML_PK_TYPE_EC = 2, /* Elliptic-curve key (curve in pk-info's "curve"). */
+};
+
+/* Flag bits of a pk key (messages.cddl pk-flags: pk_generate, pk_import); ids are bit values, other bits must be 0. */
+#define ML_PK_FLAG_EXPORTABLE 0x1u /* Bit 0: the private part may leave the device through pk_export (spec.md 7.3). */
+#define ML_PK_FLAGS_MASK 0x1u /* every pk_flag bit */
+
+/* pk_export's format argument. */
+enum ml_pk_export_format {
+    ML_PK_EXPORT_FORMAT_PRIVATE_DER = 1, /* Private DER: PKCS#1 RSAPrivateKey or SEC1 ECPrivateKey, as mbedtls_pk_write_key_der; not_exportable without the exportable flag. */
+    ML_PK_EXPORT_FORMAT_PUBLIC_DER = 2, /* Public DER: SubjectPublicKeyInfo. */
+    ML_PK_EXPORT_FORMAT_PUBLIC_RAW = 3, /* Raw public: EC uncompressed point 04||X||Y or the Montgomery u-coordinate; RSA modulus n. */
+    ML_PK_EXPORT_FORMAT_PRIVATE_RAW = 4, /* Raw private: EC scalar d (RSA: bad_argument); not_exportable without the exportable flag. */
+};
+
+/* pk_sign / pk_verify's scheme argument. */
+enum ml_pk_sign_scheme {
+    ML_PK_SIGN_SCHEME_PKCS1V15_OR_ECDSA = 0, /* PKCS#1 v1.5 for an RSA key, ECDSA (DER signature) for an EC key. */
+    ML_PK_SIGN_SCHEME_PSS = 1, /* RSASSA-PSS (RSA only): salt as long as the digest, MGF1 with the same digest. */
+};
+
+/* pk_encrypt / pk_decrypt's scheme argument (RSA only). */
+enum ml_pk_encrypt_scheme {
+    ML_PK_ENCRYPT_SCHEME_PKCS1V15 = 0, /* RSAES-PKCS1-v1_5; the alg argument is ignored (send 0). */
+    ML_PK_ENCRYPT_SCHEME_OAEP = 1, /* RSAES-OAEP: MGF1 and label hash = alg, empty label. */
+};
+
+/* kex_new's kind argument. */
+enum ml_kex_kind {
+    ML_KEX_KIND_ECDH = 1, /* ECDH: params is a curve id; key is a static EC key handle or null (ephemeral). */
+    ML_KEX_KIND_DH = 2, /* Finite-field DH: params is [P, G] as big-endian byte strings; key is null. */
+};
+
+/* kex_new's role argument: which TLS message each side makes and reads. */
+enum ml_kex_role {
+    ML_KEX_ROLE_SERVER = 1, /* Makes the ServerKeyExchange, reads the ClientKeyExchange. */
+    ML_KEX_ROLE_CLIENT = 2, /* Reads the ServerKeyExchange, makes the ClientKeyExchange. */
+};
+
+/* Flag bits of mpi_prime's flags argument, Mbed TLS's mbedtls_mpi_gen_prime flags; ids are bit values, other bits must be 0. */
+#define ML_MPI_PRIME_FLAG_SAFE 0x1u /* Bit 0: a safe prime, (p-1)/2 prime too (MBEDTLS_MPI_GEN_PRIME_FLAG_DH). */
+#define ML_MPI_PRIME_FLAG_LOW_ERR 0x2u /* Bit 1: error probability 2^-100 instead of 2^-80 (MBEDTLS_MPI_GEN_PRIME_FLAG_LOW_ERR). */
+#define ML_MPI_PRIME_FLAGS_MASK 0x3u /* every mpi_prime_flag bit */
+
+/* What a key slot holds (messages.cddl slot-info "kind"). */
+enum ml_slot_kind {
+    ML_SLOT_KIND_PK = 1, /* A pk key (private or public). */
+    ML_SLOT_KIND_SYMMETRIC = 2, /* A device-held symmetric key (key_import / key_generate). */
+};
+
+/* The hash_algs table: X(id, Mbed TLS md type, digest size, block size in bytes),
+ * once per algorithm in id order. Mbed TLS keeps the block size private; HMAC pads keys to it. */
+#define ML_HASH_ALG_TABLE(X) \
+    X(ML_HASH_MD5, MBEDTLS_MD_MD5, 16, 64) \
+    X(ML_HASH_SHA1, MBEDTLS_MD_SHA1, 20, 64) \
+    X(ML_HASH_SHA224, MBEDTLS_MD_SHA224, 28, 64) \
+    X(ML_HASH_SHA256, MBEDTLS_MD_SHA256, 32, 64) \
+    X(ML_HASH_SHA384, MBEDTLS_MD_SHA384, 48, 128) \
+    X(ML_HASH_SHA512, MBEDTLS_MD_SHA512, 64, 128) \
+    X(ML_HASH_RIPEMD160, MBEDTLS_MD_RIPEMD160, 20, 64) \
+    X(ML_HASH_SHA3_224, MBEDTLS_MD_SHA3_224, 28, 144) \
+    X(ML_HASH_SHA3_256, MBEDTLS_MD_SHA3_256, 32, 136) \
+    X(ML_HASH_SHA3_384, MBEDTLS_MD_SHA3_384, 48, 104) \
+    X(ML_HASH_SHA3_512, MBEDTLS_MD_SHA3_512, 64, 72)
+
 #define ML_STATUS_COUNT 19u
 #define ML_DROP_REASON_COUNT 6u
 

@@ -9,62 +9,6 @@
 
 #include "core/ml_busy.h"
 #include "core/ml_crc32.h"
-#include "dispatch/ml_ops.h"
-
-const struct ml_op_entry ml_op_table[] = {
-    {ML_OP_HELLO, 0, 1, ml_op_hello},
-    {ML_OP_ECHO, 1, 1, ml_op_echo},
-    {ML_OP_STATS, 0, 0, ml_op_stats},
-    {ML_OP_FREE, 1, 1, ml_op_free},
-    {ML_OP_HASH_NEW, 2, 2, ml_op_hash_new},
-    {ML_OP_HASH_UPDATE, 2, 2, ml_op_hash_update},
-    {ML_OP_HASH_DIGEST, 1, 1, ml_op_hash_digest},
-    {ML_OP_HASH_COPY, 2, 2, ml_op_hash_copy},
-    {ML_OP_HASH_ONESHOT, 2, 2, ml_op_hash_oneshot},
-    {ML_OP_HMAC_NEW, 3, 3, ml_op_hmac_new},
-    {ML_OP_HMAC_UPDATE, 2, 2, ml_op_hmac_update},
-    {ML_OP_HMAC_DIGEST, 1, 1, ml_op_hmac_digest},
-    {ML_OP_HMAC_COPY, 2, 2, ml_op_hmac_copy},
-    {ML_OP_HMAC_ONESHOT, 3, 3, ml_op_hmac_oneshot},
-    {ML_OP_HKDF_EXTRACT, 3, 3, ml_op_hkdf_extract},
-    {ML_OP_HKDF_EXPAND, 4, 4, ml_op_hkdf_expand},
-    {ML_OP_HKDF, 5, 5, ml_op_hkdf},
-    {ML_OP_RNG_BYTES, 1, 1, ml_op_rng_bytes},
-    {ML_OP_RNG_RESEED, 1, 1, ml_op_rng_reseed},
-    {ML_OP_CIPHER_NEW, 6, 6, ml_op_cipher_new},
-    {ML_OP_CIPHER_UPDATE, 2, 2, ml_op_cipher_update},
-    {ML_OP_CIPHER_FINISH, 1, 1, ml_op_cipher_finish},
-    {ML_OP_CIPHER_CRYPT, 6, 6, ml_op_cipher_crypt},
-    {ML_OP_CIPHER_AUTH_ENCRYPT, 7, 7, ml_op_cipher_auth_encrypt},
-    {ML_OP_CIPHER_AUTH_DECRYPT, 7, 7, ml_op_cipher_auth_decrypt},
-    {ML_OP_CIPHER_BUF_NEW, 9, 9, ml_op_cipher_buf_new},
-    {ML_OP_CIPHER_BUF_UPDATE, 2, 2, ml_op_cipher_buf_update},
-    {ML_OP_CIPHER_BUF_FINISH, 1, 2, ml_op_cipher_buf_finish},
-    {ML_OP_CIPHER_BUF_READ, 3, 3, ml_op_cipher_buf_read},
-    {ML_OP_KEY_IMPORT, 2, 2, ml_op_key_import},
-    {ML_OP_KEY_GENERATE, 2, 2, ml_op_key_generate},
-    {ML_OP_MPI_PRIME, 2, 2, ml_op_mpi_prime},
-    {ML_OP_MPI_RANDOM, 2, 2, ml_op_mpi_random},
-    {ML_OP_PK_GENERATE, 5, 5, ml_op_pk_generate},
-    {ML_OP_PK_IMPORT, 4, 4, ml_op_pk_import},
-    {ML_OP_PK_INFO, 1, 1, ml_op_pk_info},
-    {ML_OP_PK_EXPORT, 2, 2, ml_op_pk_export},
-    {ML_OP_PK_SIGN, 4, 4, ml_op_pk_sign},
-    {ML_OP_PK_VERIFY, 5, 5, ml_op_pk_verify},
-    {ML_OP_PK_ENCRYPT, 4, 4, ml_op_pk_encrypt},
-    {ML_OP_PK_DECRYPT, 4, 4, ml_op_pk_decrypt},
-    {ML_OP_PK_CHECK_PAIR, 2, 2, ml_op_pk_check_pair},
-    {ML_OP_PK_CURVES, 0, 0, ml_op_pk_curves},
-    {ML_OP_KEX_NEW, 5, 5, ml_op_kex_new},
-    {ML_OP_KEX_GENERATE, 1, 1, ml_op_kex_generate},
-    {ML_OP_KEX_IMPORT, 2, 2, ml_op_kex_import},
-    {ML_OP_KEX_SECRET, 2, 2, ml_op_kex_secret},
-    {ML_OP_SLOT_STORE, 4, 4, ml_op_slot_store},
-    {ML_OP_SLOT_LOAD, 2, 2, ml_op_slot_load},
-    {ML_OP_SLOT_LIST, 0, 0, ml_op_slot_list},
-    {ML_OP_SLOT_DELETE, 1, 1, ml_op_slot_delete},
-};
-const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];
 
 static const char *const status_messages[ML_STATUS_COUNT] = ML_STATUS_MESSAGES_INIT;
 

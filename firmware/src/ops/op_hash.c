@@ -3,30 +3,22 @@
 
 #include "core/ml_handles.h"
 #include "dispatch/ml_ops.h"
+#include "ops/ml_hash.h"
 
 struct hash_obj {
     mbedtls_md_context_t md;
 };
 
-/* block: the digest's input block size in bytes (ids.json hash_algs
- * block_size; Mbed TLS keeps it private). HMAC pads keys to it. */
+/* ids.json hash_algs (protocol_ids.h ML_HASH_ALG_TABLE); block: the
+ * digest's input block size in bytes (Mbed TLS keeps it private). HMAC pads
+ * keys to it. */
+#define HASH_ROW(id, md_type, digest_size, block_size) {(id), (md_type), (block_size)},
 static const struct {
     uint32_t id;
     mbedtls_md_type_t type;
     uint8_t block;
-} algs[] = {
-    {ML_HASH_MD5, MBEDTLS_MD_MD5, 64},
-    {ML_HASH_SHA1, MBEDTLS_MD_SHA1, 64},
-    {ML_HASH_SHA224, MBEDTLS_MD_SHA224, 64},
-    {ML_HASH_SHA256, MBEDTLS_MD_SHA256, 64},
-    {ML_HASH_SHA384, MBEDTLS_MD_SHA384, 128},
-    {ML_HASH_SHA512, MBEDTLS_MD_SHA512, 128},
-    {ML_HASH_RIPEMD160, MBEDTLS_MD_RIPEMD160, 64},
-    {ML_HASH_SHA3_224, MBEDTLS_MD_SHA3_224, 144},
-    {ML_HASH_SHA3_256, MBEDTLS_MD_SHA3_256, 136},
-    {ML_HASH_SHA3_384, MBEDTLS_MD_SHA3_384, 104},
-    {ML_HASH_SHA3_512, MBEDTLS_MD_SHA3_512, 72},
-};
+} algs[] = {ML_HASH_ALG_TABLE(HASH_ROW)};
+#undef HASH_ROW
 
 size_t ml_hash_list(uint32_t *out, size_t cap)
 {

@@ -6,6 +6,7 @@
 
 #include "core/ml_config.h"
 #include "dispatch/ml_ops.h"
+#include "ops/ml_hash.h"
 
 /* Reads the `length` argument and checks it against RFC 5869 (at most 255
  * blocks of the digest) and against what one response frame can carry. */

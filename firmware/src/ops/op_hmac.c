@@ -15,6 +15,7 @@
 
 #include "core/ml_handles.h"
 #include "dispatch/ml_ops.h"
+#include "ops/ml_hash.h"
 #include "ops/ml_symkey.h"
 
 struct hmac_obj {

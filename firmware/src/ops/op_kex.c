@@ -22,6 +22,7 @@
 #include "core/ml_handles.h"
 #include "dispatch/ml_ops.h"
 #include "ops/ml_pk.h"
+#include "ops/ml_symkey.h"
 
 #define DH_P_MIN 64u /* bytes (512 bits) */
 

@@ -18,6 +18,7 @@
 #include "core/ml_handles.h"
 #include "dispatch/ml_ops.h"
 #include "ops/ml_pk.h"
+#include "ops/ml_symkey.h"
 #include "store/ml_keystore.h"
 
 #define PK_PREFIX    8u

@@ -7,6 +7,7 @@
 #include "core/ml_heap.h"
 #include "core/ml_rng.h"
 #include "dispatch/ml_ops.h"
+#include "ops/ml_hash.h"
 #include "hal/ml_hal.h"
 #include "link/ml_link.h"
 #include "ops/ml_pk.h"

@@ -238,64 +238,160 @@ export const DROP_REASON_NAMES: ReadonlyMap<number, string> = new Map([
   [5, "bad_message"],
 ]);
 
+/** Key types (messages.cddl pk-type): pk_generate's type argument and pk-info's "type". */
+export const PkType = {
+  /** RSA key. */
+  rsa: 1,
+  /** Elliptic-curve key (curve in pk-info's "curve"). */
+  ec: 2,
+} as const;
+export type PkType = (typeof PkType)[keyof typeof PkType];
+
+/** Flag bits of a pk key (messages.cddl pk-flags: pk_generate, pk_import); ids are bit values, other bits must be 0. */
+export const PkFlag = {
+  /** Bit 0: the private part may leave the device through pk_export (spec.md 7.3). */
+  exportable: 1,
+} as const;
+export type PkFlag = (typeof PkFlag)[keyof typeof PkFlag];
+
+/** pk_export's format argument. */
+export const PkExportFormat = {
+  /** Private DER: PKCS#1 RSAPrivateKey or SEC1 ECPrivateKey, as mbedtls_pk_write_key_der; not_exportable without the exportable flag. */
+  privateDer: 1,
+  /** Public DER: SubjectPublicKeyInfo. */
+  publicDer: 2,
+  /** Raw public: EC uncompressed point 04||X||Y or the Montgomery u-coordinate; RSA modulus n. */
+  publicRaw: 3,
+  /** Raw private: EC scalar d (RSA: bad_argument); not_exportable without the exportable flag. */
+  privateRaw: 4,
+} as const;
+export type PkExportFormat = (typeof PkExportFormat)[keyof typeof PkExportFormat];
+
+/** pk_sign / pk_verify's scheme argument. */
+export const PkSignScheme = {
+  /** PKCS#1 v1.5 for an RSA key, ECDSA (DER signature) for an EC key. */
+  pkcs1v15OrEcdsa: 0,
+  /** RSASSA-PSS (RSA only): salt as long as the digest, MGF1 with the same digest. */
+  pss: 1,
+} as const;
+export type PkSignScheme = (typeof PkSignScheme)[keyof typeof PkSignScheme];
+
+/** pk_encrypt / pk_decrypt's scheme argument (RSA only). */
+export const PkEncryptScheme = {
+  /** RSAES-PKCS1-v1_5; the alg argument is ignored (send 0). */
+  pkcs1v15: 0,
+  /** RSAES-OAEP: MGF1 and label hash = alg, empty label. */
+  oaep: 1,
+} as const;
+export type PkEncryptScheme = (typeof PkEncryptScheme)[keyof typeof PkEncryptScheme];
+
+/** kex_new's kind argument. */
+export const KexKind = {
+  /** ECDH: params is a curve id; key is a static EC key handle or null (ephemeral). */
+  ecdh: 1,
+  /** Finite-field DH: params is [P, G] as big-endian byte strings; key is null. */
+  dh: 2,
+} as const;
+export type KexKind = (typeof KexKind)[keyof typeof KexKind];
+
+/** kex_new's role argument: which TLS message each side makes and reads. */
+export const KexRole = {
+  /** Makes the ServerKeyExchange, reads the ClientKeyExchange. */
+  server: 1,
+  /** Reads the ServerKeyExchange, makes the ClientKeyExchange. */
+  client: 2,
+} as const;
+export type KexRole = (typeof KexRole)[keyof typeof KexRole];
+
+/** Flag bits of mpi_prime's flags argument, Mbed TLS's mbedtls_mpi_gen_prime flags; ids are bit values, other bits must be 0. */
+export const MpiPrimeFlag = {
+  /** Bit 0: a safe prime, (p-1)/2 prime too (MBEDTLS_MPI_GEN_PRIME_FLAG_DH). */
+  safe: 1,
+  /** Bit 1: error probability 2^-100 instead of 2^-80 (MBEDTLS_MPI_GEN_PRIME_FLAG_LOW_ERR). */
+  lowErr: 2,
+} as const;
+export type MpiPrimeFlag = (typeof MpiPrimeFlag)[keyof typeof MpiPrimeFlag];
+
+/** What a key slot holds (messages.cddl slot-info "kind"). */
+export const SlotKind = {
+  /** A pk key (private or public). */
+  pk: 1,
+  /** A device-held symmetric key (key_import / key_generate). */
+  symmetric: 2,
+} as const;
+export type SlotKind = (typeof SlotKind)[keyof typeof SlotKind];
+
+/**
+ * Whether a lost request may be resent (spec.md 6): `idempotent` ops always;
+ * `create` ops too, a resend's handle_in_use meaning the first attempt made
+ * the object; `free` too, a resend's bad_handle meaning the first attempt
+ * freed it; `never` ops never.
+ */
+export type Resend = "idempotent" | "create" | "free" | "never";
+
 export interface OpInfo {
   readonly name: string;
   readonly module: string;
+  readonly resend: Resend;
+  /** Arguments after the request id and the op (messages.cddl `<op>-req`). */
+  readonly minArgs: number;
+  readonly maxArgs: number;
+  /** Same as `resend === "idempotent"`. */
   readonly idempotent: boolean;
 }
 
 export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
-  [0, { name: "hello", module: "sys", idempotent: true }],
-  [1, { name: "echo", module: "sys", idempotent: true }],
-  [2, { name: "stats", module: "sys", idempotent: true }],
-  [3, { name: "free", module: "sys", idempotent: false }],
-  [16, { name: "hash_new", module: "hash", idempotent: false }],
-  [17, { name: "hash_update", module: "hash", idempotent: false }],
-  [18, { name: "hash_digest", module: "hash", idempotent: true }],
-  [19, { name: "hash_copy", module: "hash", idempotent: false }],
-  [20, { name: "hash_oneshot", module: "hash", idempotent: true }],
-  [32, { name: "hmac_new", module: "hmac", idempotent: false }],
-  [33, { name: "hmac_update", module: "hmac", idempotent: false }],
-  [34, { name: "hmac_digest", module: "hmac", idempotent: true }],
-  [35, { name: "hmac_copy", module: "hmac", idempotent: false }],
-  [36, { name: "hmac_oneshot", module: "hmac", idempotent: true }],
-  [40, { name: "hkdf_extract", module: "hkdf", idempotent: true }],
-  [41, { name: "hkdf_expand", module: "hkdf", idempotent: true }],
-  [42, { name: "hkdf", module: "hkdf", idempotent: true }],
-  [44, { name: "rng_bytes", module: "rng", idempotent: false }],
-  [45, { name: "rng_reseed", module: "rng", idempotent: false }],
-  [48, { name: "cipher_new", module: "cipher", idempotent: false }],
-  [49, { name: "cipher_update", module: "cipher", idempotent: false }],
-  [50, { name: "cipher_finish", module: "cipher", idempotent: false }],
-  [51, { name: "cipher_crypt", module: "cipher", idempotent: true }],
-  [52, { name: "cipher_auth_encrypt", module: "cipher", idempotent: true }],
-  [53, { name: "cipher_auth_decrypt", module: "cipher", idempotent: true }],
-  [54, { name: "cipher_buf_new", module: "cipher", idempotent: false }],
-  [55, { name: "cipher_buf_update", module: "cipher", idempotent: false }],
-  [56, { name: "cipher_buf_finish", module: "cipher", idempotent: false }],
-  [57, { name: "cipher_buf_read", module: "cipher", idempotent: true }],
-  [60, { name: "mpi_prime", module: "mpi", idempotent: false }],
-  [61, { name: "mpi_random", module: "mpi", idempotent: false }],
-  [64, { name: "pk_generate", module: "pk", idempotent: false }],
-  [65, { name: "pk_import", module: "pk", idempotent: false }],
-  [66, { name: "pk_info", module: "pk", idempotent: true }],
-  [67, { name: "pk_export", module: "pk", idempotent: true }],
-  [68, { name: "pk_sign", module: "pk", idempotent: false }],
-  [69, { name: "pk_verify", module: "pk", idempotent: true }],
-  [70, { name: "pk_encrypt", module: "pk", idempotent: false }],
-  [71, { name: "pk_decrypt", module: "pk", idempotent: true }],
-  [72, { name: "pk_check_pair", module: "pk", idempotent: true }],
-  [73, { name: "pk_curves", module: "pk", idempotent: true }],
-  [80, { name: "key_import", module: "key", idempotent: false }],
-  [81, { name: "key_generate", module: "key", idempotent: false }],
-  [84, { name: "slot_store", module: "slot", idempotent: false }],
-  [85, { name: "slot_load", module: "slot", idempotent: false }],
-  [86, { name: "slot_list", module: "slot", idempotent: true }],
-  [87, { name: "slot_delete", module: "slot", idempotent: false }],
-  [88, { name: "kex_new", module: "kex", idempotent: false }],
-  [89, { name: "kex_generate", module: "kex", idempotent: false }],
-  [90, { name: "kex_import", module: "kex", idempotent: false }],
-  [91, { name: "kex_secret", module: "kex", idempotent: false }],
+  [0, { name: "hello", module: "sys", resend: "idempotent", minArgs: 0, maxArgs: 1, idempotent: true }],
+  [1, { name: "echo", module: "sys", resend: "idempotent", minArgs: 1, maxArgs: 1, idempotent: true }],
+  [2, { name: "stats", module: "sys", resend: "idempotent", minArgs: 0, maxArgs: 0, idempotent: true }],
+  [3, { name: "free", module: "sys", resend: "free", minArgs: 1, maxArgs: 1, idempotent: false }],
+  [16, { name: "hash_new", module: "hash", resend: "create", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [17, { name: "hash_update", module: "hash", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [18, { name: "hash_digest", module: "hash", resend: "idempotent", minArgs: 1, maxArgs: 1, idempotent: true }],
+  [19, { name: "hash_copy", module: "hash", resend: "create", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [20, { name: "hash_oneshot", module: "hash", resend: "idempotent", minArgs: 2, maxArgs: 2, idempotent: true }],
+  [32, { name: "hmac_new", module: "hmac", resend: "create", minArgs: 3, maxArgs: 3, idempotent: false }],
+  [33, { name: "hmac_update", module: "hmac", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [34, { name: "hmac_digest", module: "hmac", resend: "idempotent", minArgs: 1, maxArgs: 1, idempotent: true }],
+  [35, { name: "hmac_copy", module: "hmac", resend: "create", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [36, { name: "hmac_oneshot", module: "hmac", resend: "idempotent", minArgs: 3, maxArgs: 3, idempotent: true }],
+  [40, { name: "hkdf_extract", module: "hkdf", resend: "idempotent", minArgs: 3, maxArgs: 3, idempotent: true }],
+  [41, { name: "hkdf_expand", module: "hkdf", resend: "idempotent", minArgs: 4, maxArgs: 4, idempotent: true }],
+  [42, { name: "hkdf", module: "hkdf", resend: "idempotent", minArgs: 5, maxArgs: 5, idempotent: true }],
+  [44, { name: "rng_bytes", module: "rng", resend: "never", minArgs: 1, maxArgs: 1, idempotent: false }],
+  [45, { name: "rng_reseed", module: "rng", resend: "never", minArgs: 1, maxArgs: 1, idempotent: false }],
+  [48, { name: "cipher_new", module: "cipher", resend: "create", minArgs: 6, maxArgs: 6, idempotent: false }],
+  [49, { name: "cipher_update", module: "cipher", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [50, { name: "cipher_finish", module: "cipher", resend: "never", minArgs: 1, maxArgs: 1, idempotent: false }],
+  [51, { name: "cipher_crypt", module: "cipher", resend: "idempotent", minArgs: 6, maxArgs: 6, idempotent: true }],
+  [52, { name: "cipher_auth_encrypt", module: "cipher", resend: "idempotent", minArgs: 7, maxArgs: 7, idempotent: true }],
+  [53, { name: "cipher_auth_decrypt", module: "cipher", resend: "idempotent", minArgs: 7, maxArgs: 7, idempotent: true }],
+  [54, { name: "cipher_buf_new", module: "cipher", resend: "create", minArgs: 9, maxArgs: 9, idempotent: false }],
+  [55, { name: "cipher_buf_update", module: "cipher", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [56, { name: "cipher_buf_finish", module: "cipher", resend: "never", minArgs: 1, maxArgs: 2, idempotent: false }],
+  [57, { name: "cipher_buf_read", module: "cipher", resend: "idempotent", minArgs: 3, maxArgs: 3, idempotent: true }],
+  [60, { name: "mpi_prime", module: "mpi", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [61, { name: "mpi_random", module: "mpi", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [64, { name: "pk_generate", module: "pk", resend: "never", minArgs: 5, maxArgs: 5, idempotent: false }],
+  [65, { name: "pk_import", module: "pk", resend: "never", minArgs: 4, maxArgs: 4, idempotent: false }],
+  [66, { name: "pk_info", module: "pk", resend: "idempotent", minArgs: 1, maxArgs: 1, idempotent: true }],
+  [67, { name: "pk_export", module: "pk", resend: "idempotent", minArgs: 2, maxArgs: 2, idempotent: true }],
+  [68, { name: "pk_sign", module: "pk", resend: "never", minArgs: 4, maxArgs: 4, idempotent: false }],
+  [69, { name: "pk_verify", module: "pk", resend: "idempotent", minArgs: 5, maxArgs: 5, idempotent: true }],
+  [70, { name: "pk_encrypt", module: "pk", resend: "never", minArgs: 4, maxArgs: 4, idempotent: false }],
+  [71, { name: "pk_decrypt", module: "pk", resend: "idempotent", minArgs: 4, maxArgs: 4, idempotent: true }],
+  [72, { name: "pk_check_pair", module: "pk", resend: "idempotent", minArgs: 2, maxArgs: 2, idempotent: true }],
+  [73, { name: "pk_curves", module: "pk", resend: "idempotent", minArgs: 0, maxArgs: 0, idempotent: true }],
+  [80, { name: "key_import", module: "key", resend: "create", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [81, { name: "key_generate", module: "key", resend: "create", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [84, { name: "slot_store", module: "slot", resend: "never", minArgs: 4, maxArgs: 4, idempotent: false }],
+  [85, { name: "slot_load", module: "slot", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [86, { name: "slot_list", module: "slot", resend: "idempotent", minArgs: 0, maxArgs: 0, idempotent: true }],
+  [87, { name: "slot_delete", module: "slot", resend: "never", minArgs: 1, maxArgs: 1, idempotent: false }],
+  [88, { name: "kex_new", module: "kex", resend: "never", minArgs: 5, maxArgs: 5, idempotent: false }],
+  [89, { name: "kex_generate", module: "kex", resend: "never", minArgs: 1, maxArgs: 1, idempotent: false }],
+  [90, { name: "kex_import", module: "kex", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [91, { name: "kex_secret", module: "kex", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
 ]);
 
 export interface HashAlgInfo {
