@@ -19,6 +19,7 @@ import { RandomModule } from "./modules/random.js";
 import { SlotsModule } from "./modules/slots.js";
 import type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc/rpc.js";
 import { DEFAULT_TIMEOUT_MS, Rpc } from "./rpc/rpc.js";
+import { RpcSession, type SessionContext } from "./session/context.js";
 
 /** The device identity and limits, from hello. */
 export interface DeviceInfo {
@@ -184,8 +185,9 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
   readonly pk: PkModule;
   /** Primes and random big numbers from the device DRBG (python-mbedtls's mbedtls.mpi). */
   readonly mpi: MpiModule;
+  /** @internal What the modules use of this session. */
+  readonly _context: SessionContext;
   private _info: DeviceInfo | undefined;
-  private handleCounter = 0;
   private closing: Promise<void> | undefined;
   private readonly onClose: (() => Promise<void>) | undefined;
   private readonly reconnectLink: (() => Promise<Transport>) | undefined;
@@ -202,15 +204,21 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.onClose = opts.onClose;
     this.reconnectLink = opts.reconnect;
     if (opts.reconnect) this.rpc.onLinkLost = (err) => void this.reconnect(err);
-    this.hash = new HashModule(this);
-    this.cipher = new CipherModule(this);
-    this.hmac = new HmacModule(this);
-    this.hkdf = new HkdfModule(this);
-    this.random = new RandomModule(this);
-    this.keys = new KeysModule(this);
-    this.slots = new SlotsModule(this);
-    this.pk = new PkModule(this);
-    this.mpi = new MpiModule(this);
+    const ctx = new RpcSession(
+      this.rpc,
+      () => this.info,
+      () => this.closing !== undefined,
+    );
+    this._context = ctx;
+    this.hash = new HashModule(ctx);
+    this.cipher = new CipherModule(ctx);
+    this.hmac = new HmacModule(ctx);
+    this.hkdf = new HkdfModule(ctx);
+    this.random = new RandomModule(ctx);
+    this.keys = new KeysModule(ctx);
+    this.slots = new SlotsModule(ctx);
+    this.pk = new PkModule(ctx);
+    this.mpi = new MpiModule(ctx);
     this.rpc.on("frameDropped", (info) => this.emit("frameDropped", info));
     this.rpc.on("disconnected", (err) => this.emit("disconnected", err));
     this.rpc.on("busy", (info) => this.emit("busy", info));
@@ -248,7 +256,7 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
 
   /** Largest byte string one request can carry (mtu - request_overhead_max). */
   get chunkSize(): number {
-    return this.info.mtu - Limits.requestOverheadMax;
+    return this._context.chunkSize;
   }
 
   /** Default per-call timeout in ms. */
@@ -298,14 +306,12 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
 
   /** @internal Next host-chosen handle: a per-Device counter, never reused. */
   _nextHandle(): number {
-    this.handleCounter = this.handleCounter >= Limits.handleMax ? 1 : this.handleCounter + 1;
-    return this.handleCounter;
+    return this._context.nextHandle();
   }
 
   /** @internal Frees the handle of an object garbage-collected without close(). */
   _freeOrphan(handle: number, epoch: number): void {
-    if (epoch !== this.rpc.epoch || this.rpc.disconnectError || this.closing) return;
-    this.rpc.call(Op.free, [handle]).catch(() => {});
+    this._context.freeOrphan(handle, epoch);
   }
 
   /**

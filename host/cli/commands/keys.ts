@@ -3,7 +3,7 @@
 // keygen prints the public key, list shows descriptions.
 import { writeFileSync } from "node:fs";
 import { type Device, type ECC, type PkInfo, pemEncode, type RSA, type SlotInfo, SlotInUseError, utf8 } from "../../src/index.js";
-import { lookupCurve } from "../../src/modules/pk-key.js";
+import { lookupCurve } from "../../src/modules/curves.js";
 import { intArg, UsageError } from "../args.js";
 import type { Context } from "../context.js";
 import { CliError, EXIT_OK } from "../output.js";

@@ -16,19 +16,10 @@
 // The key is either bytes (sent with every request, as python-mbedtls keeps
 // it) or a device-held SymmetricKey (dev.keys), whose handle is sent instead.
 
-import {
-  ArgumentError,
-  BadHandleError,
-  DeviceResetError,
-  DisconnectedError,
-  ProtocolError,
-  TooLargeError,
-  UnsupportedAlgorithmError,
-} from "../base/errors.js";
+import { ArgumentError, ProtocolError, TooLargeError, UnsupportedAlgorithmError } from "../base/errors.js";
 import { Limits, Op, Status } from "../base/protocol.generated.js";
 import { checkBytes } from "../base/util.js";
-import type { Device } from "../device.js";
-import type { CallOptions } from "../rpc/rpc.js";
+import { type CallOptions, freeHandle, type SessionContext } from "../session/context.js";
 import { SymmetricKey } from "./keys.js";
 
 /** Cipher modes, with python-mbedtls's values (its mbedtls.cipher.Mode). */
@@ -148,7 +139,7 @@ abstract class CipherBase {
   protected readonly wire: [string, string];
 
   constructor(
-    protected readonly dev: Device,
+    protected readonly ctx: SessionContext,
     family: CipherFamilyInfo,
     mode: number,
     protected readonly key: Uint8Array | SymmetricKey,
@@ -164,7 +155,7 @@ abstract class CipherBase {
 
   /** The key argument of a request: the bytes, or the handle of a device-held key (once the device has it). */
   protected keyArg(): Promise<Uint8Array | number> {
-    return this.key instanceof SymmetricKey ? this.key._ready(this.dev) : Promise.resolve(this.key);
+    return this.key instanceof SymmetricKey ? this.key._ready(this.ctx) : Promise.resolve(this.key);
   }
 
   /**
@@ -181,19 +172,19 @@ abstract class CipherBase {
     opts: CallOptions,
   ): Promise<{ out: Uint8Array; tag: Uint8Array | null }> {
     const key = await this.keyArg();
-    const handle = this.dev._nextHandle();
-    const chunk = this.dev.chunkSize;
-    const rpc = this.dev.rpc;
+    const handle = this.ctx.nextHandle();
+    const chunk = this.ctx.chunkSize;
+    const ctx = this.ctx;
     const calls: Promise<unknown>[] = [
       // The length lets the device reserve input and output at once: a message
       // its heap cannot hold fails here, before the data travels.
-      rpc.call(Op.cipherBufNew, [handle, ...this.wire, key, this.iv, encrypt, Uint8Array.from(ad), tagLength, data.length], opts),
+      ctx.call(Op.cipherBufNew, [handle, ...this.wire, key, this.iv, encrypt, Uint8Array.from(ad), tagLength, data.length], opts),
     ];
     for (let off = 0; off < data.length; off += chunk) {
-      calls.push(rpc.call(Op.cipherBufUpdate, [handle, data.slice(off, off + chunk)], opts));
+      calls.push(ctx.call(Op.cipherBufUpdate, [handle, data.slice(off, off + chunk)], opts));
     }
-    calls.push(rpc.call(Op.cipherBufFinish, tag === null ? [handle] : [handle, Uint8Array.from(tag)], opts));
-    const epoch = rpc.epoch;
+    calls.push(ctx.call(Op.cipherBufFinish, tag === null ? [handle] : [handle, Uint8Array.from(tag)], opts));
+    const epoch = ctx.epoch;
     try {
       const results = await Promise.all(calls);
       const fin = results[results.length - 1];
@@ -202,23 +193,19 @@ abstract class CipherBase {
       const outTag = fin[1] === null ? null : bytesResult(fin[1], "cipher_buf_finish");
       const reads: Promise<unknown>[] = [];
       for (let off = 0; off < data.length; off += chunk) {
-        reads.push(rpc.call(Op.cipherBufRead, [handle, off, Math.min(chunk, data.length - off)], opts));
+        reads.push(ctx.call(Op.cipherBufRead, [handle, off, Math.min(chunk, data.length - off)], opts));
       }
       const parts = (await Promise.all(reads)).map((r) => bytesResult(r, "cipher_buf_read"));
       return { out: concat(parts), tag: outTag };
     } finally {
-      if (epoch === rpc.epoch && !rpc.disconnectError) {
-        await rpc.call(Op.free, [handle]).catch((e: unknown) => {
-          if (!(e instanceof BadHandleError || e instanceof DisconnectedError || e instanceof DeviceResetError)) throw e;
-        });
-      }
+      await freeHandle(ctx, handle, epoch);
     }
   }
 
   /** Largest data one one-shot request carries for this cipher. */
   protected oneShotMax(extra = 0): number {
     const keyWire = this.key instanceof SymmetricKey ? 5 : this.key.length; // a handle: at most 5 CBOR bytes
-    return this.dev.info.mtu - Limits.requestOverheadMax - ONESHOT_OVERHEAD - keyWire - this.iv.length - extra;
+    return this.ctx.mtu - Limits.requestOverheadMax - ONESHOT_OVERHEAD - keyWire - this.iv.length - extra;
   }
 }
 
@@ -238,7 +225,7 @@ export class Cipher extends CipherBase {
     const max = this.oneShotMax();
     if (data.length <= max) {
       const key = await this.keyArg();
-      const r = await this.dev.rpc.call(Op.cipherCrypt, [...this.wire, key, this.iv, encrypt, Uint8Array.from(data)], opts);
+      const r = await this.ctx.call(Op.cipherCrypt, [...this.wire, key, this.iv, encrypt, Uint8Array.from(data)], opts);
       return bytesResult(r, "cipher_crypt");
     }
     if (this.mode === MODE_XTS) {
@@ -247,23 +234,19 @@ export class Cipher extends CipherBase {
     }
     // Stream through a temporary context; every request is pipelined.
     const key = await this.keyArg();
-    const handle = this.dev._nextHandle();
-    const chunk = this.dev.chunkSize - 16;
-    const calls: Promise<unknown>[] = [this.dev.rpc.call(Op.cipherNew, [handle, ...this.wire, key, this.iv, encrypt])];
+    const handle = this.ctx.nextHandle();
+    const chunk = this.ctx.chunkSize - 16;
+    const calls: Promise<unknown>[] = [this.ctx.call(Op.cipherNew, [handle, ...this.wire, key, this.iv, encrypt])];
     for (let off = 0; off < data.length; off += chunk) {
-      calls.push(this.dev.rpc.call(Op.cipherUpdate, [handle, data.slice(off, off + chunk)], opts));
+      calls.push(this.ctx.call(Op.cipherUpdate, [handle, data.slice(off, off + chunk)], opts));
     }
-    calls.push(this.dev.rpc.call(Op.cipherFinish, [handle], opts));
-    const epoch = this.dev.rpc.epoch;
+    calls.push(this.ctx.call(Op.cipherFinish, [handle], opts));
+    const epoch = this.ctx.epoch;
     try {
       const results = await Promise.all(calls);
       return concat(results.slice(1).map((r) => bytesResult(r, "cipher_update")));
     } finally {
-      if (epoch === this.dev.rpc.epoch && !this.dev.rpc.disconnectError) {
-        await this.dev.rpc.call(Op.free, [handle]).catch((e: unknown) => {
-          if (!(e instanceof BadHandleError || e instanceof DisconnectedError || e instanceof DeviceResetError)) throw e;
-        });
-      }
+      await freeHandle(this.ctx, handle, epoch);
     }
   }
 }
@@ -274,7 +257,7 @@ export class AEADCipher extends CipherBase {
   readonly tagLength: number;
 
   constructor(
-    dev: Device,
+    ctx: SessionContext,
     family: CipherFamilyInfo,
     mode: number,
     key: Uint8Array | SymmetricKey,
@@ -283,7 +266,7 @@ export class AEADCipher extends CipherBase {
     readonly ad: Uint8Array,
     opts: CipherOptions,
   ) {
-    super(dev, family, mode, key, iv);
+    super(ctx, family, mode, key, iv);
     this.tagLength = opts.tagLength ?? 16;
     if (!Number.isInteger(this.tagLength) || this.tagLength < 0 || this.tagLength > 255)
       throw new ArgumentError(`tagLength must be an integer number of bytes, got ${String(opts.tagLength)}`);
@@ -309,7 +292,7 @@ export class AEADCipher extends CipherBase {
       return [r.out, r.tag];
     }
     const key = await this.keyArg();
-    const r = await this.dev.rpc.call(
+    const r = await this.ctx.call(
       Op.cipherAuthEncrypt,
       [...this.wire, key, this.iv, Uint8Array.from(ad), Uint8Array.from(data), this.tagLength],
       opts,
@@ -329,7 +312,7 @@ export class AEADCipher extends CipherBase {
       return (await this.buffered(data, false, ad, tag.length, tag, opts)).out;
     }
     const key = await this.keyArg();
-    const r = await this.dev.rpc.call(
+    const r = await this.ctx.call(
       Op.cipherAuthDecrypt,
       [...this.wire, key, this.iv, Uint8Array.from(ad), Uint8Array.from(data), Uint8Array.from(tag)],
       opts,
@@ -360,7 +343,7 @@ export class CipherFamily implements CipherFamilyInfo {
 
   /** @internal */
   constructor(
-    private readonly dev: Device,
+    private readonly ctx: SessionContext,
     info: CipherFamilyInfo,
     private readonly defaultMode?: number,
   ) {
@@ -386,7 +369,7 @@ export class CipherFamily implements CipherFamilyInfo {
     ad: Uint8Array = new Uint8Array(0),
     opts: CipherOptions = {},
   ): Cipher | AEADCipher {
-    if (key instanceof SymmetricKey) key._wireHandle(this.dev);
+    if (key instanceof SymmetricKey) key._wireHandle(this.ctx);
     else checkBytes(key, "key");
     const m = mode ?? this.defaultMode;
     if (m === undefined) throw new ArgumentError(`${this.wire}.new() needs a mode`);
@@ -399,8 +382,8 @@ export class CipherFamily implements CipherFamilyInfo {
     const ivBytes = iv == null || m === MODE_ECB ? new Uint8Array(0) : Uint8Array.from(checkBytes(iv, "iv"));
     checkBytes(ad, "ad");
     const k = key instanceof SymmetricKey ? key : Uint8Array.from(key);
-    if (AEAD_MODES.has(m)) return new AEADCipher(this.dev, this, m, k, ivBytes, Uint8Array.from(ad), opts);
-    return new Cipher(this.dev, this, m, k, ivBytes);
+    if (AEAD_MODES.has(m)) return new AEADCipher(this.ctx, this, m, k, ivBytes, Uint8Array.from(ad), opts);
+    return new Cipher(this.ctx, this, m, k, ivBytes);
   }
 }
 
@@ -450,9 +433,9 @@ export class CipherModule {
   readonly Blowfish = new RemovedCipherFamily("BLOWFISH");
 
   /** @internal */
-  constructor(dev: Device) {
+  constructor(ctx: SessionContext) {
     const fam = (wire: string, blockSize: number, keySize: number | undefined, modes: number[], defaultMode?: number) =>
-      new CipherFamily(dev, { wire, blockSize, keySize, modes }, defaultMode);
+      new CipherFamily(ctx, { wire, blockSize, keySize, modes }, defaultMode);
     this.AES = fam("AES", 16, undefined, [...BLOCK16, MODE_OFB, MODE_XTS]);
     this.ARIA = fam("ARIA", 16, undefined, BLOCK16);
     this.Camellia = fam("CAMELLIA", 16, undefined, BLOCK16);

@@ -6,8 +6,7 @@
 import { ProtocolError } from "../base/errors.js";
 import type { HashAlgInfo } from "../base/protocol.generated.js";
 import { checkBytes, hex } from "../base/util.js";
-import type { Device } from "../device.js";
-import type { CallOptions } from "../rpc/rpc.js";
+import type { CallOptions, SessionContext } from "../session/context.js";
 import { DeviceObject } from "../session/device-object.js";
 
 /** The op ids of one kind of context. */
@@ -25,11 +24,11 @@ export abstract class DigestContext extends DeviceObject {
   readonly blockSize: number;
 
   protected constructor(
-    dev: Device,
+    ctx: SessionContext,
     protected readonly alg: HashAlgInfo,
     private readonly ops: DigestOps,
   ) {
-    super(dev);
+    super(ctx);
     this.digestSize = alg.digestSize;
     this.blockSize = alg.blockSize;
   }
@@ -44,7 +43,7 @@ export abstract class DigestContext extends DeviceObject {
         if (source.failure) throw source.failure;
       }),
     );
-    this.track(this.dev.rpc.call(this.ops.copy, [source.handle, this.handle]));
+    this.track(this.ctx.call(this.ops.copy, [source.handle, this.handle]));
   }
 
   /** Throws what would make a copy wrong (closed, stale, or an earlier failure). */
@@ -57,16 +56,16 @@ export abstract class DigestContext extends DeviceObject {
   update(data: Uint8Array): void {
     this.check();
     const bytes = checkBytes(data, "update() data");
-    const chunk = this.dev.chunkSize;
+    const chunk = this.ctx.chunkSize;
     for (let off = 0; off < bytes.length; off += chunk) {
-      this.track(this.dev.rpc.call(this.ops.update, [this.handle, bytes.subarray(off, off + chunk)]));
+      this.track(this.ctx.call(this.ops.update, [this.handle, bytes.subarray(off, off + chunk)]));
     }
   }
 
   /** The digest of everything fed so far; the context stays usable (repeatable, and update() continues). */
   async digest(opts: CallOptions = {}): Promise<Uint8Array> {
     this.check();
-    const p = this.dev.rpc.call(this.ops.digest, [this.handle], opts);
+    const p = this.ctx.call(this.ops.digest, [this.handle], opts);
     p.catch(() => {}); // observed below, possibly after an earlier failure
     await this.settled();
     this.check();

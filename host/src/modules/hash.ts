@@ -12,8 +12,7 @@ import { ProtocolError, UnsupportedAlgorithmError } from "../base/errors.js";
 import type { HashAlgInfo } from "../base/protocol.generated.js";
 import { HASH_ALGS, Op } from "../base/protocol.generated.js";
 import { checkBytes, hex } from "../base/util.js";
-import type { Device } from "../device.js";
-import type { CallOptions } from "../rpc/rpc.js";
+import type { CallOptions, SessionContext } from "../session/context.js";
 import { DigestContext } from "./digest-context.js";
 
 const ALG_BY_NAME: ReadonlyMap<string, HashAlgInfo> = new Map(HASH_ALGS.map((a) => [a.name, a]));
@@ -48,13 +47,13 @@ export class Hash extends DigestContext {
   readonly name: string;
 
   /** @internal Use dev.hash.new() / dev.hash.sha256() / h.copy(). */
-  constructor(dev: Device, alg: HashAlgInfo, source?: Hash) {
-    super(dev, alg, HASH_OPS);
+  constructor(ctx: SessionContext, alg: HashAlgInfo, source?: Hash) {
+    super(ctx, alg, HASH_OPS);
     this.name = alg.name;
     if (source) {
       this.copyFrom(source);
     } else {
-      this.track(dev.rpc.call(Op.hashNew, [this.handle, alg.id]));
+      this.track(ctx.call(Op.hashNew, [this.handle, alg.id]));
     }
   }
 
@@ -65,18 +64,37 @@ export class Hash extends DigestContext {
   /** A new, independent context with the same state (synchronous, pipelined hash_copy). */
   copy(): Hash {
     this.checkCopyable();
-    return new Hash(this.dev, this.alg, this);
+    return new Hash(this.ctx, this.alg, this);
+  }
+}
+
+/** @internal One-shot digest on the device (dev.hash.digest): hash_oneshot when the data fits one frame, else a temporary context. */
+export async function digestOf(ctx: SessionContext, name: string, data: Uint8Array, opts: CallOptions = {}): Promise<Uint8Array> {
+  const alg = lookupHash(name);
+  checkBytes(data, "data");
+  if (data.length <= ctx.chunkSize) {
+    const r = await ctx.call(Op.hashOneshot, [alg.id, data], opts);
+    if (!(r instanceof Uint8Array) || r.length !== alg.digestSize)
+      throw new ProtocolError(`hash_oneshot(${alg.name}) returned a bad digest`);
+    return Uint8Array.from(r);
+  }
+  const h = new Hash(ctx, alg);
+  try {
+    h.update(data);
+    return await h.digest(opts);
+  } finally {
+    await h.close().catch(() => {});
   }
 }
 
 /** `dev.hash`: constructors and one-shot digests. */
 export class HashModule {
   /** @internal */
-  constructor(private readonly dev: Device) {}
+  constructor(private readonly ctx: SessionContext) {}
 
   /** Names of the digests the device has compiled in (from hello). */
   get algorithmsAvailable(): ReadonlySet<string> {
-    return new Set(this.dev.info.hashes);
+    return new Set(this.ctx.hashes);
   }
 
   /** python-mbedtls's guaranteed digests (md5, sha1, sha224..sha512) that this device has. */
@@ -93,7 +111,7 @@ export class HashModule {
   new(name: string, data?: Uint8Array): Hash {
     const alg = lookupHash(name);
     if (data !== undefined) checkBytes(data, "initial data");
-    const h = new Hash(this.dev, alg);
+    const h = new Hash(this.ctx, alg);
     if (data !== undefined) h.update(data);
     return h;
   }
@@ -133,22 +151,8 @@ export class HashModule {
   }
 
   /** One-shot digest: hash_oneshot when the data fits one frame, else a temporary context. */
-  async digest(name: string, data: Uint8Array, opts: CallOptions = {}): Promise<Uint8Array> {
-    const alg = lookupHash(name);
-    checkBytes(data, "data");
-    if (data.length <= this.dev.chunkSize) {
-      const r = await this.dev.rpc.call(Op.hashOneshot, [alg.id, data], opts);
-      if (!(r instanceof Uint8Array) || r.length !== alg.digestSize)
-        throw new ProtocolError(`hash_oneshot(${alg.name}) returned a bad digest`);
-      return Uint8Array.from(r);
-    }
-    const h = new Hash(this.dev, alg);
-    try {
-      h.update(data);
-      return await h.digest(opts);
-    } finally {
-      await h.close().catch(() => {});
-    }
+  digest(name: string, data: Uint8Array, opts: CallOptions = {}): Promise<Uint8Array> {
+    return digestOf(this.ctx, name, data, opts);
   }
 
   /** Hex of digest(). */

@@ -9,8 +9,7 @@
 import { ArgumentError, ProtocolError } from "../base/errors.js";
 import type { HashAlgInfo } from "../base/protocol.generated.js";
 import { Op } from "../base/protocol.generated.js";
-import type { Device } from "../device.js";
-import type { CallOptions } from "../rpc/rpc.js";
+import type { CallOptions, SessionContext } from "../session/context.js";
 import { lookupHash } from "./hash.js";
 
 /** Room for the alg id, the length and the extra byte-string heads. */
@@ -29,13 +28,13 @@ function lengthArg(v: unknown): number {
 /** `dev.hkdf`: extract, expand, and both in one call. */
 export class HkdfModule {
   /** @internal */
-  constructor(private readonly dev: Device) {}
+  constructor(private readonly ctx: SessionContext) {}
 
   /** HKDF-Extract: the pseudorandom key (digest size bytes). An empty salt means digest-size zero bytes. */
   async extract(digestmod: string, ikm: Uint8Array, salt: Uint8Array = new Uint8Array(0), opts: CallOptions = {}): Promise<Uint8Array> {
     const alg = lookupHash(digestmod);
     this.fits(bytes(ikm, "ikm"), bytes(salt, "salt"));
-    return this.result(alg, await this.dev.rpc.call(Op.hkdfExtract, [alg.id, salt, ikm], opts), alg.digestSize);
+    return this.result(alg, await this.ctx.call(Op.hkdfExtract, [alg.id, salt, ikm], opts), alg.digestSize);
   }
 
   /** HKDF-Expand: `length` bytes of output keying material from a pseudorandom key (at least digest size bytes). */
@@ -43,7 +42,7 @@ export class HkdfModule {
     const alg = lookupHash(digestmod);
     const n = lengthArg(length);
     this.fits(bytes(prk, "prk"), bytes(info, "info"));
-    return this.result(alg, await this.dev.rpc.call(Op.hkdfExpand, [alg.id, prk, info, n], opts), n);
+    return this.result(alg, await this.ctx.call(Op.hkdfExpand, [alg.id, prk, info, n], opts), n);
   }
 
   /** HKDF (extract then expand), as Node's `crypto.hkdfSync(digest, ikm, salt, info, keylen)`. */
@@ -58,12 +57,12 @@ export class HkdfModule {
     const alg = lookupHash(digestmod);
     const n = lengthArg(length);
     this.fits(bytes(ikm, "ikm"), bytes(salt, "salt"), bytes(info, "info"));
-    return this.result(alg, await this.dev.rpc.call(Op.hkdf, [alg.id, salt, ikm, info, n], opts), n);
+    return this.result(alg, await this.ctx.call(Op.hkdf, [alg.id, salt, ikm, info, n], opts), n);
   }
 
   private fits(...parts: Uint8Array[]): void {
     const total = parts.reduce((s, p) => s + p.length, 0);
-    const room = this.dev.chunkSize - EXTRA_ARG_BYTES;
+    const room = this.ctx.chunkSize - EXTRA_ARG_BYTES;
     if (total > room) throw new ArgumentError(`hkdf: inputs of ${total} bytes exceed ${room} (MTU limit)`);
   }
 

@@ -14,8 +14,7 @@ import { ArgumentError, ProtocolError } from "../base/errors.js";
 import type { HashAlgInfo } from "../base/protocol.generated.js";
 import { Op } from "../base/protocol.generated.js";
 import { checkBytes, hex } from "../base/util.js";
-import type { Device } from "../device.js";
-import type { CallOptions } from "../rpc/rpc.js";
+import type { CallOptions, SessionContext } from "../session/context.js";
 import { DigestContext } from "./digest-context.js";
 import { lookupHash } from "./hash.js";
 import { SymmetricKey } from "./keys.js";
@@ -45,19 +44,19 @@ export class Hmac extends DigestContext {
   readonly name: string;
 
   /** @internal Use dev.hmac.new() / m.copy(). */
-  constructor(dev: Device, alg: HashAlgInfo, source: Hmac | { key: Uint8Array | SymmetricKey }) {
-    super(dev, alg, HMAC_OPS);
+  constructor(ctx: SessionContext, alg: HashAlgInfo, source: Hmac | { key: Uint8Array | SymmetricKey }) {
+    super(ctx, alg, HMAC_OPS);
     this.name = `hmac-${alg.name}`;
     if (source instanceof Hmac) {
       this.copyFrom(source);
     } else if (source.key instanceof SymmetricKey) {
       // The key's own create failure is the one to report (rather than bad_handle).
       const key = source.key;
-      const wire = key._wireHandle(dev);
-      this.track(key._ready(dev));
-      this.track(dev.rpc.call(Op.hmacNew, [this.handle, alg.id, wire]));
+      const wire = key._wireHandle(ctx);
+      this.track(key._ready(ctx));
+      this.track(ctx.call(Op.hmacNew, [this.handle, alg.id, wire]));
     } else {
-      this.track(dev.rpc.call(Op.hmacNew, [this.handle, alg.id, source.key]));
+      this.track(ctx.call(Op.hmacNew, [this.handle, alg.id, source.key]));
     }
   }
 
@@ -68,18 +67,18 @@ export class Hmac extends DigestContext {
   /** A new, independent context with the same key and state (synchronous, pipelined hmac_copy). */
   copy(): Hmac {
     this.checkCopyable();
-    return new Hmac(this.dev, this.alg, this);
+    return new Hmac(this.ctx, this.alg, this);
   }
 }
 
 /** `dev.hmac`: HMAC contexts and one-shot MACs. */
 export class HmacModule {
   /** @internal */
-  constructor(private readonly dev: Device) {}
+  constructor(private readonly ctx: SessionContext) {}
 
   /** Longest key hmac_new accepts in one frame (mtu - request_overhead_max - 16). */
   get maxKeySize(): number {
-    return this.dev.chunkSize - EXTRA_ARG_BYTES;
+    return this.ctx.chunkSize - EXTRA_ARG_BYTES;
   }
 
   /**
@@ -94,7 +93,7 @@ export class HmacModule {
       if (key.length > this.maxKeySize) throw new ArgumentError(`key of ${key.length} bytes exceeds ${this.maxKeySize} (MTU limit)`);
     }
     if (opts.msg !== undefined) checkBytes(opts.msg, "msg");
-    const m = new Hmac(this.dev, alg, { key: key instanceof SymmetricKey ? key : Uint8Array.from(key) });
+    const m = new Hmac(this.ctx, alg, { key: key instanceof SymmetricKey ? key : Uint8Array.from(key) });
     if (opts.msg !== undefined) m.update(opts.msg);
     return m;
   }
@@ -108,9 +107,9 @@ export class HmacModule {
     if (!(key instanceof SymmetricKey)) checkBytes(key, "key");
     checkBytes(data, "data");
     const keyWire = key instanceof SymmetricKey ? 5 : key.length; // a handle is at most 5 CBOR bytes
-    if (keyWire + data.length + EXTRA_ARG_BYTES <= this.dev.chunkSize) {
-      const k = key instanceof SymmetricKey ? await key._ready(this.dev) : key;
-      const r = await this.dev.rpc.call(Op.hmacOneshot, [alg.id, k, data], opts);
+    if (keyWire + data.length + EXTRA_ARG_BYTES <= this.ctx.chunkSize) {
+      const k = key instanceof SymmetricKey ? await key._ready(this.ctx) : key;
+      const r = await this.ctx.call(Op.hmacOneshot, [alg.id, k, data], opts);
       if (!(r instanceof Uint8Array) || r.length !== alg.digestSize)
         throw new ProtocolError(`hmac_oneshot(${alg.name}) returned a bad MAC`);
       return Uint8Array.from(r);

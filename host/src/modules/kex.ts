@@ -14,13 +14,12 @@
 // curve, a modulus the device refuses) is thrown by the first call.
 import { bigArg, byteLength, fromBytes } from "../base/bigint.js";
 import { ArgumentError, ProtocolError } from "../base/errors.js";
-import { CURVES, type CurveInfo, Op } from "../base/protocol.generated.js";
-import type { Device } from "../device.js";
-import type { CallOptions } from "../rpc/rpc.js";
+import { type CurveInfo, Op } from "../base/protocol.generated.js";
+import type { CallOptions, SessionContext, SessionRef } from "../session/context.js";
 import { DeviceObject } from "../session/device-object.js";
+import { curveNamed, lookupCurve } from "./curves.js";
 import { _adoptSymmetric, type SymmetricKey } from "./keys.js";
 import { longOp } from "./mpi.js";
-import { lookupCurve } from "./pk-key.js";
 
 /** kex_new kinds and roles (messages.cddl). */
 const KIND_ECDH = 1;
@@ -36,7 +35,7 @@ export interface StaticEcdhKey {
   /** The key's curve name. */
   readonly curve: string;
   /** @internal Resolves with the key's handle once it exists on the device. */
-  _ready(dev: Device): Promise<number>;
+  _ready(session: SessionRef): Promise<number>;
 }
 
 /** Bytes of an ECDH shared secret (the x-coordinate, as long as the field's prime). */
@@ -59,15 +58,15 @@ export abstract class KeyExchange extends DeviceObject {
   private secretBytes: Uint8Array | undefined;
 
   protected constructor(
-    dev: Device,
+    ctx: SessionContext,
     role: "server" | "client",
     kind: number,
     params: () => Promise<{ params: unknown; key: number | null }>,
   ) {
-    super(dev);
+    super(ctx);
     this.role = role;
     const roleId = role === "server" ? ROLE_SERVER : ROLE_CLIENT;
-    this.created = this.track(params().then((p) => dev.rpc.call(Op.kexNew, [this.handle, kind, roleId, p.params, p.key])));
+    this.created = this.track(params().then((p) => ctx.call(Op.kexNew, [this.handle, kind, roleId, p.params, p.key])));
   }
 
   /** Bytes of the shared secret (ECDH: the field size; DH: len(P)); undefined while a static key's curve is unknown. */
@@ -79,7 +78,7 @@ export abstract class KeyExchange extends DeviceObject {
    */
   async generate(opts: CallOptions = {}): Promise<Uint8Array> {
     await this.ready();
-    const r = await this.dev.rpc.call(Op.kexGenerate, [this.handle], longOp(this.dev, opts));
+    const r = await this.ctx.call(Op.kexGenerate, [this.handle], longOp(this.ctx, opts));
     if (!(r instanceof Uint8Array) || r.length === 0) throw new ProtocolError("kex_generate: result is not a byte string");
     return Uint8Array.from(r);
   }
@@ -98,7 +97,7 @@ export abstract class KeyExchange extends DeviceObject {
    */
   async generateSecretBytes(opts: CallOptions = {}): Promise<Uint8Array> {
     await this.ready();
-    const r = await this.dev.rpc.call(Op.kexSecret, [this.handle, null], longOp(this.dev, opts));
+    const r = await this.ctx.call(Op.kexSecret, [this.handle, null], longOp(this.ctx, opts));
     if (!(r instanceof Uint8Array) || r.length === 0) throw new ProtocolError("kex_secret: result is not a byte string");
     const want = this.secretSize;
     if (want !== undefined && r.length !== want) throw new ProtocolError(`kex_secret: ${r.length} bytes, expected ${want}`);
@@ -116,8 +115,8 @@ export abstract class KeyExchange extends DeviceObject {
   async generateSecretKey(opts: CallOptions = {}): Promise<SymmetricKey> {
     await this.ready();
     return _adoptSymmetric(
-      this.dev,
-      (handle) => this.dev.rpc.call(Op.kexSecret, [this.handle, handle], longOp(this.dev, opts)),
+      this.ctx,
+      (handle) => this.ctx.call(Op.kexSecret, [this.handle, handle], longOp(this.ctx, opts)),
       this.secretSize,
     );
   }
@@ -135,10 +134,10 @@ export abstract class KeyExchange extends DeviceObject {
   /** Sends the peer's payload (SKE to a client, CKE to a server). */
   protected async importPeer(data: Uint8Array, what: string, opts: CallOptions): Promise<void> {
     const bytes = payload(data, what);
-    if (bytes.length > this.dev.chunkSize)
-      throw new ArgumentError(`${what} of ${bytes.length} bytes exceeds ${this.dev.chunkSize} (MTU limit)`);
+    if (bytes.length > this.ctx.chunkSize)
+      throw new ArgumentError(`${what} of ${bytes.length} bytes exceeds ${this.ctx.chunkSize} (MTU limit)`);
     await this.ready();
-    await this.dev.rpc.call(Op.kexImport, [this.handle, bytes], longOp(this.dev, opts));
+    await this.ctx.call(Op.kexImport, [this.handle, bytes], longOp(this.ctx, opts));
   }
 
   /** Waits for kex_new; throws its failure. */
@@ -155,7 +154,7 @@ interface EcdhParams {
   params: () => Promise<{ params: unknown; key: number | null }>;
 }
 
-function ecdhParams(dev: Device, curveOrKey: string | StaticEcdhKey | undefined): EcdhParams {
+function ecdhParams(ctx: SessionContext, curveOrKey: string | StaticEcdhKey | undefined): EcdhParams {
   if (curveOrKey === undefined || typeof curveOrKey === "string") {
     const c = lookupCurve(curveOrKey ?? DEFAULT_ECDH_CURVE);
     return { curve: c, params: () => Promise.resolve({ params: c.id, key: null }) };
@@ -166,7 +165,7 @@ function ecdhParams(dev: Device, curveOrKey: string | StaticEcdhKey | undefined)
   return {
     key: true,
     params: async () => {
-      const handle = await (key as StaticEcdhKey)._ready(dev);
+      const handle = await (key as StaticEcdhKey)._ready(ctx);
       return { params: lookupCurve(key.curve as string).id, key: handle };
     },
   };
@@ -178,9 +177,9 @@ export abstract class ECDHBase extends KeyExchange {
   /** The static key, when the exchange uses one. */
   readonly key: StaticEcdhKey | undefined;
 
-  protected constructor(dev: Device, role: "server" | "client", curveOrKey?: string | StaticEcdhKey) {
-    const p = ecdhParams(dev, curveOrKey);
-    super(dev, role, KIND_ECDH, p.params);
+  protected constructor(ctx: SessionContext, role: "server" | "client", curveOrKey?: string | StaticEcdhKey) {
+    const p = ecdhParams(ctx, curveOrKey);
+    super(ctx, role, KIND_ECDH, p.params);
     this.namedCurve = p.curve;
     this.key = p.key ? (curveOrKey as StaticEcdhKey) : undefined;
   }
@@ -189,7 +188,7 @@ export abstract class ECDHBase extends KeyExchange {
   private get curveInfo(): CurveInfo | undefined {
     if (this.namedCurve) return this.namedCurve;
     const name = this.key?.curve;
-    return name ? CURVES.find((c) => c.name === name) : undefined;
+    return name ? curveNamed(name) : undefined;
   }
 
   /** The curve name (ids.json spelling); undefined for a static key that has no key yet. */
@@ -214,8 +213,8 @@ export abstract class ECDHBase extends KeyExchange {
 /** ECDH server: generate() gives the ServerKeyExchange; importCKE() takes the client's answer. */
 export class ECDHServer extends ECDHBase {
   /** @internal Use dev.pk.ECDHServer(curve | key) or key.toECDHServer(). */
-  constructor(dev: Device, curveOrKey?: string | StaticEcdhKey) {
-    super(dev, "server", curveOrKey);
+  constructor(ctx: SessionContext, curveOrKey?: string | StaticEcdhKey) {
+    super(ctx, "server", curveOrKey);
   }
 
   /** Imports the client's ClientKeyExchange (python-mbedtls's import_CKE). */
@@ -227,8 +226,8 @@ export class ECDHServer extends ECDHBase {
 /** ECDH client: importSKE() takes the server's payload; generate() gives the ClientKeyExchange. */
 export class ECDHClient extends ECDHBase {
   /** @internal Use dev.pk.ECDHClient(curve | key) or key.toECDHClient(). */
-  constructor(dev: Device, curveOrKey?: string | StaticEcdhKey) {
-    super(dev, "client", curveOrKey);
+  constructor(ctx: SessionContext, curveOrKey?: string | StaticEcdhKey) {
+    super(ctx, "client", curveOrKey);
   }
 
   /** Imports the server's ServerKeyExchange (python-mbedtls's import_SKE). */
@@ -245,10 +244,10 @@ export abstract class DHBase extends KeyExchange {
   readonly g: bigint;
   private readonly pBytes: number;
 
-  protected constructor(dev: Device, role: "server" | "client", p: bigint | Uint8Array, g: bigint | Uint8Array) {
+  protected constructor(ctx: SessionContext, role: "server" | "client", p: bigint | Uint8Array, g: bigint | Uint8Array) {
     const pw = bigArg(p, "DH modulus P");
     const gw = bigArg(g, "DH generator G");
-    super(dev, role, KIND_DH, () => Promise.resolve({ params: [pw, gw], key: null }));
+    super(ctx, role, KIND_DH, () => Promise.resolve({ params: [pw, gw], key: null }));
     this.p = fromBytes(pw);
     this.g = fromBytes(gw);
     this.pBytes = byteLength(this.p);
@@ -281,8 +280,8 @@ function serverDhGroup(ske: Uint8Array): { p: bigint; g: bigint } | undefined {
 /** DH server: generate() gives the ServerKeyExchange (P, G, G^X); importCKE() takes G^Y. */
 export class DHServer extends DHBase {
   /** @internal Use dev.pk.DHServer(p, g). */
-  constructor(dev: Device, p: bigint | Uint8Array, g: bigint | Uint8Array) {
-    super(dev, "server", p, g);
+  constructor(ctx: SessionContext, p: bigint | Uint8Array, g: bigint | Uint8Array) {
+    super(ctx, "server", p, g);
   }
 
   /** Imports the client's ClientKeyExchange, G^Y (python-mbedtls's import_CKE). */
@@ -294,8 +293,8 @@ export class DHServer extends DHBase {
 /** DH client: importSKE() takes the server's P, G, G^X; generate() gives G^Y. */
 export class DHClient extends DHBase {
   /** @internal Use dev.pk.DHClient(p, g). */
-  constructor(dev: Device, p: bigint | Uint8Array, g: bigint | Uint8Array) {
-    super(dev, "client", p, g);
+  constructor(ctx: SessionContext, p: bigint | Uint8Array, g: bigint | Uint8Array) {
+    super(ctx, "client", p, g);
   }
 
   /**

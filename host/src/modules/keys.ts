@@ -10,7 +10,7 @@
 
 import { ArgumentError, ProtocolError } from "../base/errors.js";
 import { Limits, Op } from "../base/protocol.generated.js";
-import type { Device } from "../device.js";
+import { contextOf, type SessionContext, type SessionRef } from "../session/context.js";
 import { type AdoptedHandle, adoptHandle, DeviceObject } from "../session/device-object.js";
 
 function checkLength(n: number, what: string): void {
@@ -31,8 +31,8 @@ export class SymmetricKey extends DeviceObject {
   private readonly created: Promise<void>;
 
   /** @internal Use dev.keys.importSymmetric() / dev.keys.generateSymmetric(). */
-  constructor(dev: Device, source: { bytes: Uint8Array } | { length: number } | { adopted: AdoptedHandle; size: number }) {
-    super(dev, "adopted" in source ? source.adopted : undefined);
+  constructor(ctx: SessionContext, source: { bytes: Uint8Array } | { length: number } | { adopted: AdoptedHandle; size: number }) {
+    super(ctx, "adopted" in source ? source.adopted : undefined);
     if ("adopted" in source) {
       this.size = source.size;
       this.origin = "device";
@@ -40,11 +40,11 @@ export class SymmetricKey extends DeviceObject {
     } else if ("bytes" in source) {
       this.size = source.bytes.length;
       this.origin = "imported";
-      this.created = this.track(dev.rpc.call(Op.keyImport, [this.handle, source.bytes]));
+      this.created = this.track(ctx.call(Op.keyImport, [this.handle, source.bytes]));
     } else {
       this.size = source.length;
       this.origin = "generated";
-      this.created = this.track(dev.rpc.call(Op.keyGenerate, [this.handle, source.length]));
+      this.created = this.track(ctx.call(Op.keyGenerate, [this.handle, source.length]));
     }
   }
 
@@ -57,20 +57,20 @@ export class SymmetricKey extends DeviceObject {
    * now (after the key's create request). Throws StaleHandleError after a
    * device reset; a closed key is sent anyway (the device answers bad_handle).
    */
-  _wireHandle(dev: Device): number {
-    if (dev !== this.dev) throw new ArgumentError(`key handle ${this.handle} belongs to another device`);
+  _wireHandle(session: SessionRef): number {
+    if (contextOf(session) !== this.ctx) throw new ArgumentError(`key handle ${this.handle} belongs to another device`);
     this.check(true);
     return this.handle;
   }
 
   /** @internal Resolves once the device has the key; throws the create request's failure. */
-  async _ready(dev: Device): Promise<number> {
-    this._wireHandle(dev);
+  async _ready(session: SessionRef): Promise<number> {
+    this._wireHandle(session);
     if (!this.isClosed) {
       await this.created;
       if (this.failure) throw this.failure;
     }
-    return this._wireHandle(dev);
+    return this._wireHandle(session);
   }
 }
 
@@ -79,8 +79,12 @@ export class SymmetricKey extends DeviceObject {
  * under (kex_secret with a destination, slot_load of a symmetric slot). The
  * size is `size`, else the "size" of the answer (slot-info), else an error.
  */
-export async function _adoptSymmetric(dev: Device, create: (handle: number) => Promise<unknown>, size?: number): Promise<SymmetricKey> {
-  return adoptHandle(dev, create, (adopted, result) => {
+export async function _adoptSymmetric(
+  ctx: SessionContext,
+  create: (handle: number) => Promise<unknown>,
+  size?: number,
+): Promise<SymmetricKey> {
+  return adoptHandle(ctx, create, (adopted, result) => {
     const reported =
       typeof result === "object" && result !== null && !(result instanceof Uint8Array)
         ? (result as Record<string, unknown>).size
@@ -89,14 +93,14 @@ export async function _adoptSymmetric(dev: Device, create: (handle: number) => P
     if (typeof n !== "number" || !Number.isInteger(n) || n < 1 || n > Limits.symkeyMax) {
       throw new ProtocolError(`a device-made symmetric key has no valid size (got ${JSON.stringify(n)})`);
     }
-    return new SymmetricKey(dev, { adopted, size: n });
+    return new SymmetricKey(ctx, { adopted, size: n });
   });
 }
 
 /** `dev.keys`: device-held symmetric keys for dev.cipher and dev.hmac. */
 export class KeysModule {
   /** @internal */
-  constructor(private readonly dev: Device) {}
+  constructor(private readonly ctx: SessionContext) {}
 
   /** Largest key the device holds, in bytes (symkey_max). */
   get maxKeySize(): number {
@@ -107,12 +111,12 @@ export class KeysModule {
   importSymmetric(bytes: Uint8Array): SymmetricKey {
     if (!(bytes instanceof Uint8Array)) throw new ArgumentError("importSymmetric() takes a Uint8Array");
     checkLength(bytes.length, "a symmetric key");
-    return new SymmetricKey(this.dev, { bytes: Uint8Array.from(bytes) });
+    return new SymmetricKey(this.ctx, { bytes: Uint8Array.from(bytes) });
   }
 
   /** A new key of `length` bytes (1..64) from the device DRBG; its bytes never leave the device. */
   generateSymmetric(length: number): SymmetricKey {
     checkLength(length, "a symmetric key");
-    return new SymmetricKey(this.dev, { length });
+    return new SymmetricKey(this.ctx, { length });
   }
 }

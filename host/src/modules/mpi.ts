@@ -5,8 +5,7 @@
 import { bigArg, fromBytes } from "../base/bigint.js";
 import { ArgumentError, ProtocolError } from "../base/errors.js";
 import { Limits, Op } from "../base/protocol.generated.js";
-import type { Device } from "../device.js";
-import type { CallOptions } from "../rpc/rpc.js";
+import { atLeast, type CallOptions, type SessionContext } from "../session/context.js";
 
 export { bitLength, byteLength, fromBytes, toBytes } from "../base/bigint.js";
 
@@ -19,8 +18,8 @@ export { bitLength, byteLength, fromBytes, toBytes } from "../base/bigint.js";
 export const LONG_OP_TIMEOUT_MS = 60_000;
 
 /** @internal The call options of a long operation: the caller's timeout, else at least LONG_OP_TIMEOUT_MS. */
-export function longOp(dev: Device, opts: CallOptions): CallOptions {
-  return { ...opts, timeoutMs: opts.timeoutMs ?? Math.max(dev.timeoutMs, LONG_OP_TIMEOUT_MS) };
+export function longOp(ctx: SessionContext, opts: CallOptions): CallOptions {
+  return atLeast(ctx, opts, LONG_OP_TIMEOUT_MS);
 }
 
 export interface PrimeOptions extends CallOptions {
@@ -47,7 +46,7 @@ function number(r: unknown, op: string): bigint {
 /** `dev.mpi`: primes and random big numbers drawn on the device. */
 export class MpiModule {
   /** @internal */
-  constructor(private readonly dev: Device) {}
+  constructor(private readonly ctx: SessionContext) {}
 
   /** Largest number, in bytes, that prime() and random() produce or take (mpi_bytes_max). */
   get maxBytes(): number {
@@ -63,7 +62,7 @@ export class MpiModule {
     const n = size(bytes, "prime(bytes)");
     const flags = (opts.safe ? PRIME_SAFE : 0) | (opts.lowErr ? PRIME_LOW_ERR : 0);
     const { safe: _s, lowErr: _l, ...call } = opts;
-    const p = number(await this.dev.rpc.call(Op.mpiPrime, [n, flags], longOp(this.dev, call)), "mpi_prime");
+    const p = number(await this.ctx.call(Op.mpiPrime, [n, flags], longOp(this.ctx, call)), "mpi_prime");
     if (p >> BigInt(8 * n - 1) !== 1n) throw new ProtocolError(`mpi_prime returned a number that is not ${n} bytes long`);
     return p;
   }
@@ -83,7 +82,7 @@ export class MpiModule {
     const offset = lo > BigInt(Number.MAX_SAFE_INTEGER) ? lo : 0n;
     if (offset > 0n && hi <= lo) throw new ArgumentError("random(min, max): max must be above min");
     const wireMin = Number(lo - offset);
-    const r = number(await this.dev.rpc.call(Op.mpiRandom, [wireMin, bigArg(hi - offset, "max")], opts), "mpi_random");
+    const r = number(await this.ctx.call(Op.mpiRandom, [wireMin, bigArg(hi - offset, "max")], opts), "mpi_random");
     const v = r + offset;
     if (v < lo || v >= hi) throw new ProtocolError("mpi_random returned a number outside [min, max)");
     return v;

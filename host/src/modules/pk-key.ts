@@ -11,46 +11,13 @@
 
 import { ArgumentError, ProtocolError } from "../base/errors.js";
 import { pemEncode } from "../base/pem.js";
-import { CURVES, type CurveInfo, Op } from "../base/protocol.generated.js";
+import { type CurveInfo, Op } from "../base/protocol.generated.js";
 import { checkBytes } from "../base/util.js";
-import type { Device } from "../device.js";
-import type { CallOptions } from "../rpc/rpc.js";
+import { atLeast, type CallOptions, contextOf, type SessionContext, type SessionRef } from "../session/context.js";
 import { type AdoptedHandle, DeviceObject } from "../session/device-object.js";
-import { lookupHash } from "./hash.js";
+import { curveNamed, curveNameOf, lookupCurve } from "./curves.js";
+import { digestOf, lookupHash } from "./hash.js";
 import { ECDHClient, ECDHServer } from "./kex.js";
-
-const CURVE_BY_ID: ReadonlyMap<number, CurveInfo> = new Map(CURVES.map((c) => [c.id, c]));
-const CURVE_BY_NAME: ReadonlyMap<string, CurveInfo> = new Map(CURVES.map((c) => [c.name.toLowerCase(), c]));
-/** OpenSSL / Node names (crypto.getCurves()) of the same curves. */
-const CURVE_ALIASES: Readonly<Record<string, string>> = {
-  prime192v1: "secp192r1",
-  prime256v1: "secp256r1",
-  "p-192": "secp192r1",
-  "p-224": "secp224r1",
-  "p-256": "secp256r1",
-  "p-384": "secp384r1",
-  "p-521": "secp521r1",
-  curve25519: "x25519",
-  curve448: "x448",
-};
-
-/**
- * A curve by name: python-mbedtls's spelling (CURVES[].name, e.g.
- * "secp256r1", "brainpoolP256r1", "x25519"), case-insensitive, or an OpenSSL
- * alias such as "prime256v1". Throws ArgumentError for a name the protocol
- * does not know.
- */
-export function lookupCurve(name: string): CurveInfo {
-  const key = typeof name === "string" ? name.toLowerCase() : "";
-  const c = CURVE_BY_NAME.get(CURVE_ALIASES[key] ?? key);
-  if (!c) throw new ArgumentError(`unknown curve ${JSON.stringify(name)}; known: ${CURVES.map((x) => x.name).join(", ")}`);
-  return c;
-}
-
-/** Curve name of a wire id ("curve<N>" for ids this SDK does not know). */
-export function curveNameOf(id: number): string {
-  return CURVE_BY_ID.get(id)?.name ?? `curve${id}`;
-}
 
 /** What the device says about a key (pk-info of messages.cddl). */
 export interface PkInfo {
@@ -147,8 +114,8 @@ export abstract class PkKey extends DeviceObject {
   protected keyInfo: PkInfo | undefined;
   private creating: Promise<void> | undefined;
 
-  protected constructor(dev: Device, adopted?: { handle: AdoptedHandle; info: PkInfo }) {
-    super(dev, adopted?.handle);
+  protected constructor(ctx: SessionContext, adopted?: { handle: AdoptedHandle; info: PkInfo }) {
+    super(ctx, adopted?.handle);
     if (adopted) {
       this.keyInfo = adopted.info;
       this.creating = Promise.resolve();
@@ -192,8 +159,7 @@ export abstract class PkKey extends DeviceObject {
         throw new ArgumentError(`an earlier generate() of this ${this.what} failed (${this.failure.message}); use a new key object`);
       throw new ArgumentError(`this ${this.what} already holds a key (or is making one); use a new key object`);
     }
-    const timeoutMs = opts.timeoutMs ?? Math.max(this.dev.timeoutMs, defaultTimeoutMs);
-    const p = this.dev.rpc.call(op, [this.handle, ...args], { timeoutMs });
+    const p = this.ctx.call(op, [this.handle, ...args], atLeast(this.ctx, opts, defaultTimeoutMs));
     this.creating = this.track(p);
     const info = parsePkInfo(await p, "pk_generate");
     this.acceptInfo(info);
@@ -231,7 +197,7 @@ export abstract class PkKey extends DeviceObject {
       throw new ArgumentError(`exportKey() format must be "DER", "PEM" or "NUM", got ${JSON.stringify(format)}`);
     }
     this.requireKey();
-    const raw = bytesResult(await this.dev.rpc.call(Op.pkExport, [this.handle, format === "NUM" ? 4 : 1]), "pk_export");
+    const raw = bytesResult(await this.ctx.call(Op.pkExport, [this.handle, format === "NUM" ? 4 : 1]), "pk_export");
     if (format === "NUM") return raw.length === 0 ? 0n : BigInt(`0x${Buffer.from(raw).toString("hex")}`);
     return format === "PEM" ? pemEncode(this.privatePemLabel, raw) : raw;
   }
@@ -250,7 +216,7 @@ export abstract class PkKey extends DeviceObject {
     }
     this.requireKey();
     const raw = format === "POINT" || format === "RAW";
-    const r = bytesResult(await this.dev.rpc.call(Op.pkExport, [this.handle, raw ? 3 : 2]), "pk_export");
+    const r = bytesResult(await this.ctx.call(Op.pkExport, [this.handle, raw ? 3 : 2]), "pk_export");
     return format === "PEM" ? pemEncode("PUBLIC KEY", r) : r;
   }
 
@@ -260,7 +226,7 @@ export abstract class PkKey extends DeviceObject {
     checkBytes(message, "message");
     const alg = lookupHash(digestmod);
     schemeId(opts.scheme);
-    const digest = await this.dev.hash.digest(alg.name, message);
+    const digest = await digestOf(this.ctx, alg.name, message);
     return this.signDigest(digest, alg.name, opts);
   }
 
@@ -268,8 +234,11 @@ export abstract class PkKey extends DeviceObject {
   async signDigest(digest: Uint8Array, digestmod = "sha256", opts: SignOptions = {}): Promise<Uint8Array> {
     this.requireKey();
     const alg = this.checkDigest(digest, digestmod);
-    const timeoutMs = opts.timeoutMs ?? Math.max(this.dev.timeoutMs, PRIVATE_OP_TIMEOUT_MS);
-    const r = await this.dev.rpc.call(Op.pkSign, [this.handle, alg, digest, schemeId(opts.scheme)], { timeoutMs });
+    const r = await this.ctx.call(
+      Op.pkSign,
+      [this.handle, alg, digest, schemeId(opts.scheme)],
+      atLeast(this.ctx, opts, PRIVATE_OP_TIMEOUT_MS),
+    );
     return bytesResult(r, "pk_sign");
   }
 
@@ -280,7 +249,7 @@ export abstract class PkKey extends DeviceObject {
     checkBytes(signature, "signature");
     const alg = lookupHash(digestmod);
     schemeId(opts.scheme);
-    const digest = await this.dev.hash.digest(alg.name, message);
+    const digest = await digestOf(this.ctx, alg.name, message);
     return this.verifyDigest(digest, signature, alg.name, opts);
   }
 
@@ -289,7 +258,7 @@ export abstract class PkKey extends DeviceObject {
     this.requireKey();
     const alg = this.checkDigest(digest, digestmod);
     checkBytes(signature, "signature");
-    const r = await this.dev.rpc.call(Op.pkVerify, [this.handle, alg, digest, signature, schemeId(opts.scheme)], opts);
+    const r = await this.ctx.call(Op.pkVerify, [this.handle, alg, digest, signature, schemeId(opts.scheme)], opts);
     if (typeof r !== "boolean") throw new ProtocolError("pk_verify: result is not a boolean");
     return r;
   }
@@ -298,7 +267,7 @@ export abstract class PkKey extends DeviceObject {
   async encrypt(data: Uint8Array, opts: EncryptOptions = {}): Promise<Uint8Array> {
     this.requireKey();
     checkBytes(data, "data");
-    const r = await this.dev.rpc.call(Op.pkEncrypt, [this.handle, data, ...this.padding(opts)], opts);
+    const r = await this.ctx.call(Op.pkEncrypt, [this.handle, data, ...this.padding(opts)], opts);
     return bytesResult(r, "pk_encrypt");
   }
 
@@ -306,8 +275,7 @@ export abstract class PkKey extends DeviceObject {
   async decrypt(data: Uint8Array, opts: EncryptOptions = {}): Promise<Uint8Array> {
     this.requireKey();
     checkBytes(data, "data");
-    const timeoutMs = opts.timeoutMs ?? Math.max(this.dev.timeoutMs, PRIVATE_OP_TIMEOUT_MS);
-    const r = await this.dev.rpc.call(Op.pkDecrypt, [this.handle, data, ...this.padding(opts)], { timeoutMs });
+    const r = await this.ctx.call(Op.pkDecrypt, [this.handle, data, ...this.padding(opts)], atLeast(this.ctx, opts, PRIVATE_OP_TIMEOUT_MS));
     return bytesResult(r, "pk_decrypt");
   }
 
@@ -322,8 +290,11 @@ export abstract class PkKey extends DeviceObject {
     this.requireKey();
     other.requireKey();
     const [pub, prv] = other.isPrivate || !this.isPrivate ? [this, other] : [other, this];
-    const timeoutMs = opts.timeoutMs ?? Math.max(this.dev.timeoutMs, PRIVATE_OP_TIMEOUT_MS);
-    const r = await this.dev.rpc.call(Op.pkCheckPair, [pub._wireHandle(this.dev), prv._wireHandle(this.dev)], { timeoutMs });
+    const r = await this.ctx.call(
+      Op.pkCheckPair,
+      [pub._wireHandle(this.ctx), prv._wireHandle(this.ctx)],
+      atLeast(this.ctx, opts, PRIVATE_OP_TIMEOUT_MS),
+    );
     if (typeof r !== "boolean") throw new ProtocolError("pk_check_pair: result is not a boolean");
     return r;
   }
@@ -342,19 +313,19 @@ export abstract class PkKey extends DeviceObject {
    * ArgumentError for a key of another device or without a key yet;
    * StaleHandleError after a device reset.
    */
-  _wireHandle(dev: Device): number {
-    if (dev !== this.dev) throw new ArgumentError(`${this.what} (handle ${this.handle}) belongs to another device`);
+  _wireHandle(session: SessionRef): number {
+    if (contextOf(session) !== this.ctx) throw new ArgumentError(`${this.what} (handle ${this.handle}) belongs to another device`);
     this.check(true);
     if (!this.creating) throw new ArgumentError(`this ${this.what} holds no key yet: generate() one or import one (fromBuffer)`);
     return this.handle;
   }
 
   /** @internal Resolves with the handle once the device has the key; throws the create's failure. */
-  async _ready(dev: Device): Promise<number> {
-    this._wireHandle(dev);
+  async _ready(session: SessionRef): Promise<number> {
+    this._wireHandle(session);
     await this.creating;
     if (this.failure) throw this.failure;
-    return this._wireHandle(dev);
+    return this._wireHandle(session);
   }
 
   private checkDigest(digest: Uint8Array, digestmod: string): number {
@@ -384,8 +355,8 @@ export class RSA extends PkKey {
   readonly name = "RSA";
 
   /** @internal Use dev.pk.RSA() / dev.pk.RSA.fromBuffer(). */
-  constructor(dev: Device, adopted?: { handle: AdoptedHandle; info: PkInfo }) {
-    super(dev, adopted);
+  constructor(ctx: SessionContext, adopted?: { handle: AdoptedHandle; info: PkInfo }) {
+    super(ctx, adopted);
   }
 
   protected get privatePemLabel(): string {
@@ -424,8 +395,8 @@ export class ECC extends PkKey {
   private readonly wanted: CurveInfo | undefined;
 
   /** @internal Use dev.pk.ECC(curve) / dev.pk.ECC.fromBuffer(). */
-  constructor(dev: Device, init: { curve: string } | { handle: AdoptedHandle; info: PkInfo }) {
-    super(dev, "handle" in init ? init : undefined);
+  constructor(ctx: SessionContext, init: { curve: string } | { handle: AdoptedHandle; info: PkInfo }) {
+    super(ctx, "handle" in init ? init : undefined);
     this.wanted = "curve" in init ? lookupCurve(init.curve) : undefined;
   }
 
@@ -436,8 +407,7 @@ export class ECC extends PkKey {
 
   protected get privatePemLabel(): string {
     // Mbed TLS writes x25519/x448 private keys as PKCS#8 (RFC 8410), others as SEC1.
-    const c = CURVES.find((x) => x.name === this.curve);
-    return c?.shape === "montgomery" ? "PRIVATE KEY" : "EC PRIVATE KEY";
+    return curveNamed(this.curve)?.shape === "montgomery" ? "PRIVATE KEY" : "EC PRIVATE KEY";
   }
 
   protected acceptInfo(info: PkInfo): void {
@@ -463,11 +433,11 @@ export class ECC extends PkKey {
 
   /** A static ECDH server using this key's private part (python-mbedtls's to_ECDH_server()). */
   toECDHServer(): ECDHServer {
-    return new ECDHServer(this.dev, this);
+    return new ECDHServer(this.ctx, this);
   }
 
   /** A static ECDH client using this key's private part (python-mbedtls's to_ECDH_client()). */
   toECDHClient(): ECDHClient {
-    return new ECDHClient(this.dev, this);
+    return new ECDHClient(this.ctx, this);
   }
 }

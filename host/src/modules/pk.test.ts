@@ -8,9 +8,10 @@ import { hex } from "../base/util.js";
 import { Device } from "../device.js";
 import { MemTransport } from "../link/testing/mem-transport.js";
 import type { BusyInfo } from "../rpc/rpc.js";
+import { lookupCurve } from "./curves.js";
 import { _adoptSymmetric, SymmetricKey } from "./keys.js";
 import { _adoptKey } from "./pk.js";
-import { ECC, lookupCurve, RSA } from "./pk-key.js";
+import { ECC, RSA } from "./pk-key.js";
 
 const HELLO = {
   proto: 1,
@@ -240,11 +241,11 @@ describe("use", () => {
 describe("adoption hooks", () => {
   it("_adoptKey takes a pk-info or a slot-info with a pk field", async () => {
     answers.set(Op.slotLoad, () => ({ slot: 2, label: "x", kind: 1, exportable: false, pk: EC_INFO, size: 100, public: null }));
-    const k = await _adoptKey(dev, (h) => dev.rpc.call(Op.slotLoad, [2, h]));
+    const k = await _adoptKey(dev._context, (h) => dev.rpc.call(Op.slotLoad, [2, h]));
     expect(k).toBeInstanceOf(ECC);
     expect(sentOp(Op.slotLoad)).toEqual([[2, k.handle]]);
     expect(await k._ready(dev)).toBe(k.handle);
-    const r = await _adoptKey(dev, () => Promise.resolve(RSA_INFO));
+    const r = await _adoptKey(dev._context, () => Promise.resolve(RSA_INFO));
     expect(r).toBeInstanceOf(RSA);
     expect(r.exportable).toBe(true);
   });
@@ -252,12 +253,12 @@ describe("adoption hooks", () => {
   it("frees the handle when the answer is malformed, not when the device refused the create", async () => {
     let handle = 0;
     await expect(
-      _adoptKey(dev, (h) => {
+      _adoptKey(dev._context, (h) => {
         handle = h;
         return Promise.resolve({ nonsense: true });
       }),
     ).rejects.toBeInstanceOf(ProtocolError);
-    await expect(_adoptKey(dev, () => Promise.reject(new BadArgumentError(Status.badArgument, 0, "no")))).rejects.toBeInstanceOf(
+    await expect(_adoptKey(dev._context, () => Promise.reject(new BadArgumentError(Status.badArgument, 0, "no")))).rejects.toBeInstanceOf(
       BadArgumentError,
     );
     await new Promise((r) => setTimeout(r, 20));
@@ -265,10 +266,10 @@ describe("adoption hooks", () => {
   });
 
   it("_adoptSymmetric takes the size given, else the slot-info's size", async () => {
-    const a = await _adoptSymmetric(dev, () => Promise.resolve(null), 32);
+    const a = await _adoptSymmetric(dev._context, () => Promise.resolve(null), 32);
     expect([a instanceof SymmetricKey, a.size, a.origin]).toEqual([true, 32, "device"]);
-    const b = await _adoptSymmetric(dev, () => Promise.resolve({ slot: 1, kind: 2, size: 16 }));
+    const b = await _adoptSymmetric(dev._context, () => Promise.resolve({ slot: 1, kind: 2, size: 16 }));
     expect(b.size).toBe(16);
-    await expect(_adoptSymmetric(dev, () => Promise.resolve(null))).rejects.toBeInstanceOf(ProtocolError);
+    await expect(_adoptSymmetric(dev._context, () => Promise.resolve(null))).rejects.toBeInstanceOf(ProtocolError);
   });
 });

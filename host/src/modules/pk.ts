@@ -12,11 +12,11 @@ import { ArgumentError, ProtocolError } from "../base/errors.js";
 import { looksLikePem } from "../base/pem.js";
 import { Op } from "../base/protocol.generated.js";
 import { utf8 } from "../base/util.js";
-import type { Device } from "../device.js";
-import type { CallOptions } from "../rpc/rpc.js";
+import { atLeast, type CallOptions, type SessionContext } from "../session/context.js";
 import { adoptHandle } from "../session/device-object.js";
+import { curveNameOf } from "./curves.js";
 import { DHClient, DHServer, ECDHClient, ECDHServer, type StaticEcdhKey } from "./kex.js";
-import { curveNameOf, ECC, type PkInfo, PkKey, parsePkInfo, pkFlags, RSA } from "./pk-key.js";
+import { ECC, type PkInfo, PkKey, parsePkInfo, pkFlags, RSA } from "./pk-key.js";
 
 export interface ImportOptions extends CallOptions {
   /** Password of an encrypted PKCS#8 key (text is UTF-8 encoded). */
@@ -60,10 +60,10 @@ function pkInfoOf(result: unknown, op: string): PkInfo {
  * handle that `create` sends its create op under: pk_import, slot_load of a
  * pk slot (slot-info with a "pk" pk-info), ...
  */
-export async function _adoptKey(dev: Device, create: (handle: number) => Promise<unknown>): Promise<RSA | ECC> {
-  return adoptHandle(dev, create, (handle, result) => {
+export async function _adoptKey(ctx: SessionContext, create: (handle: number) => Promise<unknown>): Promise<RSA | ECC> {
+  return adoptHandle(ctx, create, (handle, result) => {
     const info = pkInfoOf(result, "key create");
-    return info.type === "rsa" ? new RSA(dev, { handle, info }) : new ECC(dev, { handle, info });
+    return info.type === "rsa" ? new RSA(ctx, { handle, info }) : new ECC(ctx, { handle, info });
   });
 }
 
@@ -96,7 +96,7 @@ export class PkModule {
   readonly ECC: ECCFactory;
 
   /** @internal */
-  constructor(private readonly dev: Device) {
+  constructor(private readonly ctx: SessionContext) {
     const typed =
       <K extends PkKey>(cls: abstract new (...a: never[]) => K, what: string) =>
       async (data: Uint8Array | string, opts?: ImportOptions): Promise<K> => {
@@ -119,8 +119,8 @@ export class PkModule {
         return from(pem, opts);
       },
     });
-    this.RSA = Object.assign(() => new RSA(dev), importers(typed(RSA, "RSA")));
-    this.ECC = Object.assign((curve = "secp256r1") => new ECC(dev, { curve }), importers(typed(ECC, "EC")));
+    this.RSA = Object.assign(() => new RSA(ctx), importers(typed(RSA, "RSA")));
+    this.ECC = Object.assign((curve = "secp256r1") => new ECC(ctx, { curve }), importers(typed(ECC, "EC")));
   }
 
   /**
@@ -134,13 +134,12 @@ export class PkModule {
     const bytes = keyBytes(data);
     const password = passwordBytes(opts.password);
     const flags = pkFlags(opts);
-    const timeoutMs = opts.timeoutMs ?? Math.max(this.dev.timeoutMs, IMPORT_TIMEOUT_MS);
-    return _adoptKey(this.dev, (h) => this.dev.rpc.call(Op.pkImport, [h, bytes, password, flags], { timeoutMs }));
+    return _adoptKey(this.ctx, (h) => this.ctx.call(Op.pkImport, [h, bytes, password, flags], atLeast(this.ctx, opts, IMPORT_TIMEOUT_MS)));
   }
 
   /** Names of the curves compiled into the firmware (pk_curves), e.g. ["secp192r1", ..., "x25519"]. */
   async getSupportedCurves(opts: CallOptions = {}): Promise<string[]> {
-    const r = await this.dev.rpc.call(Op.pkCurves, [], opts);
+    const r = await this.ctx.call(Op.pkCurves, [], opts);
     if (!Array.isArray(r) || !r.every((x) => typeof x === "number"))
       throw new ProtocolError("pk_curves: result is not a list of curve ids");
     return r.map((id: number) => curveNameOf(id));
@@ -151,22 +150,22 @@ export class PkModule {
    * (secp256r1 by default), or static with an ECC key's private part.
    */
   ECDHServer(curveOrKey?: string | StaticEcdhKey): ECDHServer {
-    return new ECDHServer(this.dev, curveOrKey);
+    return new ECDHServer(this.ctx, curveOrKey);
   }
 
   /** ECDH client (python-mbedtls's pk.ECDHClient): ephemeral on a curve (secp256r1 by default), or static with an ECC key. */
   ECDHClient(curveOrKey?: string | StaticEcdhKey): ECDHClient {
-    return new ECDHClient(this.dev, curveOrKey);
+    return new ECDHClient(this.ctx, curveOrKey);
   }
 
   /** Finite-field DH server over modulus `p` (at least 64 bytes) and generator `g` (python-mbedtls's pk.DHServer). */
   DHServer(p: bigint | Uint8Array, g: bigint | Uint8Array): DHServer {
-    return new DHServer(this.dev, p, g);
+    return new DHServer(this.ctx, p, g);
   }
 
   /** Finite-field DH client over modulus `p` and generator `g` (python-mbedtls's pk.DHClient). */
   DHClient(p: bigint | Uint8Array, g: bigint | Uint8Array): DHClient {
-    return new DHClient(this.dev, p, g);
+    return new DHClient(this.ctx, p, g);
   }
 
   /** python-mbedtls's check_pair(pub, prv): whether the two keys belong together. */

@@ -6,8 +6,7 @@
 import { ArgumentError, ProtocolError } from "../base/errors.js";
 import { Limits, Op } from "../base/protocol.generated.js";
 import { hex } from "../base/util.js";
-import type { Device } from "../device.js";
-import type { CallOptions } from "../rpc/rpc.js";
+import type { CallOptions, SessionContext } from "../session/context.js";
 
 /** Default token size in bytes (Python's secrets uses 32). */
 export const DEFAULT_TOKEN_BYTES = 32;
@@ -24,14 +23,14 @@ function bitLength(n: bigint): number {
 /** `dev.random`: cryptographically strong random values from the device. */
 export class RandomModule {
   /** @internal */
-  constructor(private readonly dev: Device) {}
+  constructor(private readonly ctx: SessionContext) {}
 
   /** n random bytes. */
   async randbytes(n: number, opts: CallOptions = {}): Promise<Uint8Array> {
     const total = count(n, "randbytes(n)");
-    const chunk = this.dev.chunkSize;
+    const chunk = this.ctx.chunkSize;
     const parts: Promise<unknown>[] = [];
-    for (let off = 0; off < total; off += chunk) parts.push(this.dev.rpc.call(Op.rngBytes, [Math.min(chunk, total - off)], opts));
+    for (let off = 0; off < total; off += chunk) parts.push(this.ctx.call(Op.rngBytes, [Math.min(chunk, total - off)], opts));
     // every call is pipelined before the first is awaited
     for (const p of parts) p.catch(() => {});
     const out = new Uint8Array(total);
@@ -110,7 +109,7 @@ export class RandomModule {
     const calls: Promise<unknown>[] = [];
     let off = 0;
     do {
-      calls.push(this.dev.rpc.call(Op.rngReseed, [data.subarray(off, off + max)], opts));
+      calls.push(this.ctx.call(Op.rngReseed, [data.subarray(off, off + max)], opts));
       off += max;
     } while (off < data.length);
     for (const c of calls) c.catch(() => {});

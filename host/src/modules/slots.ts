@@ -9,8 +9,7 @@
 import { ArgumentError, ProtocolError } from "../base/errors.js";
 import { Limits, Op } from "../base/protocol.generated.js";
 import { utf8 } from "../base/util.js";
-import type { Device } from "../device.js";
-import type { CallOptions } from "../rpc/rpc.js";
+import type { CallOptions, SessionContext } from "../session/context.js";
 import { _adoptSymmetric, SymmetricKey } from "./keys.js";
 import { _adoptKey } from "./pk.js";
 import { type ECC, type PkInfo, PkKey, parsePkInfo, type RSA } from "./pk-key.js";
@@ -60,11 +59,11 @@ function parseSlotInfo(r: unknown): SlotInfo {
 /** `dev.slots`: the device's persistent key slots 0..dev.info.slots-1. */
 export class SlotsModule {
   /** @internal */
-  constructor(private readonly dev: Device) {}
+  constructor(private readonly ctx: SessionContext) {}
 
   /** Number of slots (hello's `slots`; 0 when the device has no key store). */
   get count(): number {
-    return this.dev.info.slots;
+    return this.ctx.slots;
   }
 
   private checkSlot(slot: number): void {
@@ -84,8 +83,8 @@ export class SlotsModule {
       throw new ArgumentError(`label must be at most ${Limits.slotLabelMax} bytes of UTF-8, got ${utf8(label).length}`);
     if (!(key instanceof SymmetricKey) && !(key instanceof PkKey))
       throw new ArgumentError("store() takes an RSA, ECC or SymmetricKey object");
-    const handle = await key._ready(this.dev);
-    await this.dev.rpc.call(Op.slotStore, [handle, slot, label, opts.overwrite ?? false], opts);
+    const handle = await key._ready(this.ctx);
+    await this.ctx.call(Op.slotStore, [handle, slot, label, opts.overwrite ?? false], opts);
   }
 
   /**
@@ -97,7 +96,7 @@ export class SlotsModule {
     this.checkSlot(slot);
     let kind: unknown;
     const create = async (handle: number) => {
-      const r = await this.dev.rpc.call(Op.slotLoad, [slot, handle], opts);
+      const r = await this.ctx.call(Op.slotLoad, [slot, handle], opts);
       kind = typeof r === "object" && r !== null ? (r as Record<string, unknown>).kind : undefined;
       return r;
     };
@@ -106,16 +105,16 @@ export class SlotsModule {
     // and the key is loaded again as a SymmetricKey. Errors of the slot
     // itself (SlotEmptyError, ...) come from the first slot_load.
     try {
-      return await _adoptKey(this.dev, create);
+      return await _adoptKey(this.ctx, create);
     } catch (e) {
       if (kind !== 2) throw e;
-      return _adoptSymmetric(this.dev, create);
+      return _adoptSymmetric(this.ctx, create);
     }
   }
 
   /** Describes every occupied slot, in slot order: label, kind, flags, pk info and public key. */
   async list(opts: CallOptions = {}): Promise<SlotInfo[]> {
-    const r = await this.dev.rpc.call(Op.slotList, [], opts);
+    const r = await this.ctx.call(Op.slotList, [], opts);
     if (!Array.isArray(r)) throw new ProtocolError("slot_list: result is not an array");
     return r.map(parseSlotInfo);
   }
@@ -123,6 +122,6 @@ export class SlotsModule {
   /** Empties a slot (SlotEmptyError when it already is). */
   async delete(slot: number, opts: CallOptions = {}): Promise<void> {
     this.checkSlot(slot);
-    await this.dev.rpc.call(Op.slotDelete, [slot], opts);
+    await this.ctx.call(Op.slotDelete, [slot], opts);
   }
 }

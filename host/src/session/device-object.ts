@@ -1,21 +1,20 @@
 // What every object living on the device has in common (digest and HMAC
-// contexts, keys): a host-chosen handle from the Device's counter, the boot
+// contexts, keys): a host-chosen handle from the session's counter, the boot
 // it belongs to, requests pipelined without waiting whose first failure is
 // remembered, and a free on close(), on `await using`, or when the object is
 // garbage-collected without either.
 
-import { ArgumentError, BadHandleError, DeviceError, DeviceResetError, DisconnectedError, StaleHandleError } from "../base/errors.js";
-import { Op } from "../base/protocol.generated.js";
-import type { Device } from "../device.js";
+import { ArgumentError, DeviceError, StaleHandleError } from "../base/errors.js";
+import { freeHandle, type SessionContext } from "./context.js";
 
 interface Orphan {
-  dev: Device;
+  ctx: SessionContext;
   handle: number;
   epoch: number;
 }
 
 // Frees the device handle of an object garbage-collected without close().
-const orphans = new FinalizationRegistry<Orphan>((o) => o.dev._freeOrphan(o.handle, o.epoch));
+const orphans = new FinalizationRegistry<Orphan>((o) => o.ctx.freeOrphan(o.handle, o.epoch));
 
 /**
  * @internal A handle allocated before its object: a create op (slot_load,
@@ -35,15 +34,15 @@ export interface AdoptedHandle {
  * DeviceError: nothing was created), e.g. after a timeout or a malformed answer.
  */
 export async function adoptHandle<T>(
-  dev: Device,
+  ctx: SessionContext,
   create: (handle: number) => Promise<unknown>,
   build: (adopted: AdoptedHandle, result: unknown) => T,
 ): Promise<T> {
-  const adopted: AdoptedHandle = { handle: dev._nextHandle(), epoch: dev.rpc.epoch };
+  const adopted: AdoptedHandle = { handle: ctx.nextHandle(), epoch: ctx.epoch };
   try {
     return build(adopted, await create(adopted.handle));
   } catch (e) {
-    if (!(e instanceof DeviceError)) dev._freeOrphan(adopted.handle, adopted.epoch);
+    if (!(e instanceof DeviceError)) ctx.freeOrphan(adopted.handle, adopted.epoch);
     throw e;
   }
 }
@@ -60,12 +59,12 @@ export abstract class DeviceObject implements AsyncDisposable {
 
   /** `adopted`: the object takes over a handle its create op was already sent under (see adoptHandle). */
   protected constructor(
-    protected readonly dev: Device,
+    protected readonly ctx: SessionContext,
     adopted?: AdoptedHandle,
   ) {
-    this.handle = adopted?.handle ?? dev._nextHandle();
-    this.epoch = adopted?.epoch ?? dev.rpc.epoch;
-    orphans.register(this, { dev, handle: this.handle, epoch: this.epoch }, this);
+    this.handle = adopted?.handle ?? ctx.nextHandle();
+    this.epoch = adopted?.epoch ?? ctx.epoch;
+    orphans.register(this, { ctx, handle: this.handle, epoch: this.epoch }, this);
   }
 
   /** How error messages name this object, e.g. "sha256 hash object". */
@@ -76,14 +75,8 @@ export abstract class DeviceObject implements AsyncDisposable {
     if (this.closed) return;
     this.closed = true;
     orphans.unregister(this);
-    if (this.epoch !== this.dev.rpc.epoch || this.dev.rpc.disconnectError) return;
-    try {
-      await this.dev.rpc.call(Op.free, [this.handle]);
-    } catch (e) {
-      // bad_handle: the create itself failed (e.g. unsupported algorithm, table full).
-      if (e instanceof DisconnectedError || e instanceof DeviceResetError || e instanceof BadHandleError) return;
-      throw e;
-    }
+    // Quiet on bad_handle: the create itself failed (e.g. unsupported algorithm, table full).
+    await freeHandle(this.ctx, this.handle, this.epoch);
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -122,10 +115,10 @@ export abstract class DeviceObject implements AsyncDisposable {
   /** Throws when the object cannot be used: stale (older boot), link gone, or (unless allowed) closed. */
   protected check(allowClosed = false): void {
     if (this.closed && !allowClosed) throw new ArgumentError(`${this.what} (handle ${this.handle}) is closed`);
-    if (this.epoch !== this.dev.rpc.epoch) {
+    if (this.epoch !== this.ctx.epoch) {
       throw new StaleHandleError(`${this.what} (handle ${this.handle}) was created before the device reset`);
     }
-    const gone = this.dev.rpc.disconnectError;
+    const gone = this.ctx.disconnectError;
     if (gone) throw gone;
   }
 }
