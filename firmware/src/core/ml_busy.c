@@ -1,12 +1,10 @@
 #include "core/ml_busy.h"
 
-#include <cbor.h>
 #include <stdbool.h>
 
-#include "core/ml_crc32.h"
 #include "core/ml_rng.h"
+#include "core/protocol_ids.h"
 #include "hal/ml_hal.h"
-#include "link/ml_link.h"
 
 static struct {
     bool armed;   /* a request is running */
@@ -15,7 +13,10 @@ static struct {
     uint64_t start_ms;
     uint64_t last_ms;
     uint32_t sent;
+    ml_busy_sink_fn sink;
 } busy;
+
+void ml_busy_set_sink(ml_busy_sink_fn sink) { busy.sink = sink; }
 
 void ml_busy_begin(uint32_t request_id)
 {
@@ -27,30 +28,6 @@ void ml_busy_begin(uint32_t request_id)
 void ml_busy_end(void) { busy.armed = false; }
 
 uint32_t ml_busy_events_sent(void) { return busy.sent; }
-
-static void send_event(uint64_t elapsed_ms)
-{
-    uint8_t buf[32];
-    CborEncoder enc, arr;
-    cbor_encoder_init(&enc, buf, sizeof buf - ML_CRC_SIZE, 0);
-    CborError err = cbor_encoder_create_array(&enc, &arr, 4);
-    err |= cbor_encode_null(&arr);
-    err |= cbor_encode_uint(&arr, ML_EVENT_BUSY);
-    err |= cbor_encode_uint(&arr, busy.request_id);
-    err |= cbor_encode_uint(&arr, elapsed_ms);
-    err |= cbor_encoder_close_container(&enc, &arr);
-    if (err != CborNoError) {
-        return;
-    }
-    size_t n = cbor_encoder_get_buffer_size(&enc, buf);
-    uint32_t crc = ml_crc32(buf, n);
-    buf[n] = (uint8_t)(crc >> 24);
-    buf[n + 1] = (uint8_t)(crc >> 16);
-    buf[n + 2] = (uint8_t)(crc >> 8);
-    buf[n + 3] = (uint8_t)crc;
-    ml_link_send(buf, n + ML_CRC_SIZE);
-    busy.sent++;
-}
 
 void ml_busy_tick(void)
 {
@@ -64,9 +41,10 @@ void ml_busy_tick(void)
         busy.last_ms = now;
         return;
     }
-    if (now - busy.last_ms >= ML_BUSY_INTERVAL_MS) {
+    if (now - busy.last_ms >= ML_BUSY_INTERVAL_MS && busy.sink != NULL) {
         busy.last_ms = now;
-        send_event(now - busy.start_ms);
+        busy.sink(busy.request_id, now - busy.start_ms);
+        busy.sent++;
     }
 }
 

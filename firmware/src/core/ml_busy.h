@@ -9,6 +9,9 @@
  * ml_busy_tick() from their inner loops, usually through ml_busy_rng(), the
  * device DRBG wrapped as an Mbed TLS f_rng: the first tick starts the clock,
  * later ticks send an event once an interval has passed.
+ *
+ * The core sits below the link, so it does not send frames itself: the
+ * link registers a sink at init that frames and sends the event.
  */
 #ifndef ML_BUSY_H
 #define ML_BUSY_H
@@ -16,6 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Sends `[null, 3, request_id, elapsed_ms]` (the link's framing). */
+typedef void (*ml_busy_sink_fn)(uint32_t request_id, uint64_t elapsed_ms);
+/* Sets where busy events go; none are sent (or counted) until one is set. */
+void ml_busy_set_sink(ml_busy_sink_fn sink);
 /* A request starts running (called by the dispatcher before the handler). */
 void ml_busy_begin(uint32_t request_id);
 /* The request finished: later ticks send nothing until the next begin. */

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "core/ml_busy.h"
-#include "core/ml_crc32.h"
 
 static const char *const status_messages[ML_STATUS_COUNT] = ML_STATUS_MESSAGES_INIT;
 
@@ -77,16 +76,6 @@ static int run(struct ml_call *call, const CborValue *it, CborValue *el, const u
     return st;
 }
 
-static size_t finish(uint8_t *tx, size_t cbor_len)
-{
-    uint32_t crc = ml_crc32(tx, cbor_len);
-    tx[cbor_len] = (uint8_t)(crc >> 24);
-    tx[cbor_len + 1] = (uint8_t)(crc >> 16);
-    tx[cbor_len + 2] = (uint8_t)(crc >> 8);
-    tx[cbor_len + 3] = (uint8_t)crc;
-    return cbor_len + ML_CRC_SIZE;
-}
-
 static size_t encode_error(const struct ml_call *call, int status, uint8_t *tx, size_t cap)
 {
     const char *msg = call->detail[0] != '\0' ? call->detail : status_messages[status];
@@ -100,7 +89,7 @@ static size_t encode_error(const struct ml_call *call, int status, uint8_t *tx, 
         err |= cbor_encode_text_stringz(&arr, msg);
         err |= cbor_encoder_close_container(&enc, &arr);
         if (err == CborNoError) {
-            return finish(tx, cbor_encoder_get_buffer_size(&enc, tx));
+            return cbor_encoder_get_buffer_size(&enc, tx);
         }
         msg = ""; /* the MTU is too small even for the message: send none */
     }
@@ -113,10 +102,6 @@ size_t ml_dispatch(const uint8_t *msg, size_t len, uint8_t *tx, size_t tx_cap)
     /* Every field but the detail buffer, which is only ever read as a C string. */
     memset(&call, 0, offsetof(struct ml_call, detail));
     call.detail[0] = '\0';
-    if (tx_cap <= ML_CRC_SIZE) {
-        return 0;
-    }
-    size_t cap = tx_cap - ML_CRC_SIZE;
 
     CborParser parser;
     CborValue it, el;
@@ -131,7 +116,7 @@ size_t ml_dispatch(const uint8_t *msg, size_t len, uint8_t *tx, size_t tx_cap)
     (void)cbor_value_advance_fixed(&el);
 
     CborEncoder enc, arr;
-    cbor_encoder_init(&enc, tx, cap, 0);
+    cbor_encoder_init(&enc, tx, tx_cap, 0);
     CborError err = cbor_encoder_create_array(&enc, &arr, 3);
     err |= cbor_encode_uint(&arr, call.id);
     err |= cbor_encode_uint(&arr, ML_STATUS_OK);
@@ -145,8 +130,8 @@ size_t ml_dispatch(const uint8_t *msg, size_t len, uint8_t *tx, size_t tx_cap)
             status = ml_fail(&call, ML_STATUS_INTERNAL_ERROR, "op %" PRIu64 " encoded a bad result (%s)", call.op,
                              cbor_error_string(err));
         } else {
-            return finish(tx, cbor_encoder_get_buffer_size(&enc, tx));
+            return cbor_encoder_get_buffer_size(&enc, tx);
         }
     }
-    return encode_error(&call, status, tx, cap);
+    return encode_error(&call, status, tx, tx_cap);
 }

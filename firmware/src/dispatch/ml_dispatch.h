@@ -21,9 +21,10 @@ struct ml_op_entry {
     ml_handler_fn handler;
 };
 
-/* Handles one frame body (CBOR message + CRC already checked and removed).
- * Writes the response body (CBOR + CRC) into tx[0..tx_cap) and returns its
- * length; returns 0 when the frame is not a request (drop: bad_message). */
+/* Handles one request message (CBOR; the link has checked and removed the
+ * CRC). Writes the response message (CBOR only: the link adds the CRC when
+ * it sends it) into tx[0..tx_cap) and returns its length; returns 0 when
+ * the message is not a request (the link drops it: bad_message). */
 size_t ml_dispatch(const uint8_t *msg, size_t len, uint8_t *tx, size_t tx_cap);
 
 /* The op table (for tests and introspection). */

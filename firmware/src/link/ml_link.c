@@ -3,6 +3,7 @@
 #include <cbor.h>
 #include <string.h>
 
+#include "core/ml_busy.h"
 #include "core/ml_config.h"
 #include "core/ml_crc32.h"
 #include "dispatch/ml_dispatch.h"
@@ -14,13 +15,6 @@ static uint8_t tx_buf[ML_CFG_MTU];
 static struct ml_slip_decoder decoder;
 static struct ml_link_stats stats;
 static uint32_t link_mtu;
-
-void ml_link_init(uint32_t mtu)
-{
-    link_mtu = mtu < ML_CFG_MTU ? mtu : ML_CFG_MTU;
-    ml_slip_decoder_init(&decoder, rx_buf, link_mtu);
-    memset(&stats, 0, sizeof stats);
-}
 
 uint32_t ml_link_mtu(void) { return link_mtu; }
 
@@ -34,55 +28,78 @@ static bool hal_write(void *ctx, const uint8_t *data, size_t len)
     return ml_hal_serial_write(data, len);
 }
 
-void ml_link_send(const uint8_t *body, size_t len)
+void ml_link_send(uint8_t *msg, size_t len)
 {
-    if (ml_slip_encode(body, len, hal_write, NULL)) {
+    uint32_t crc = ml_crc32(msg, len);
+    msg[len] = (uint8_t)(crc >> 24);
+    msg[len + 1] = (uint8_t)(crc >> 16);
+    msg[len + 2] = (uint8_t)(crc >> 8);
+    msg[len + 3] = (uint8_t)crc;
+    if (ml_slip_encode(msg, len + ML_CRC_SIZE, hal_write, NULL)) {
         stats.tx_frames++;
     } else {
         stats.tx_dropped++;
     }
 }
 
-static void append_crc(uint8_t *buf, size_t len)
+/* An event `[null, event, ...]` being encoded into a small stack buffer
+ * (room left for the CRC). */
+struct event {
+    uint8_t buf[32];
+    CborEncoder enc;
+    CborEncoder arr;
+};
+
+static void event_open(struct event *e, size_t items, uint64_t event)
 {
-    uint32_t crc = ml_crc32(buf, len);
-    buf[len] = (uint8_t)(crc >> 24);
-    buf[len + 1] = (uint8_t)(crc >> 16);
-    buf[len + 2] = (uint8_t)(crc >> 8);
-    buf[len + 3] = (uint8_t)crc;
+    cbor_encoder_init(&e->enc, e->buf, sizeof e->buf - ML_CRC_SIZE, 0);
+    (void)cbor_encoder_create_array(&e->enc, &e->arr, items);
+    (void)cbor_encode_null(&e->arr);
+    (void)cbor_encode_uint(&e->arr, event);
+}
+
+static void event_send(struct event *e)
+{
+    (void)cbor_encoder_close_container(&e->enc, &e->arr);
+    ml_link_send(e->buf, cbor_encoder_get_buffer_size(&e->enc, e->buf));
 }
 
 void ml_link_send_boot_event(const uint8_t boot_id[8])
 {
-    uint8_t buf[32];
-    CborEncoder enc, arr;
-    cbor_encoder_init(&enc, buf, sizeof buf - ML_CRC_SIZE, 0);
-    (void)cbor_encoder_create_array(&enc, &arr, 3);
-    (void)cbor_encode_null(&arr);
-    (void)cbor_encode_uint(&arr, ML_EVENT_BOOT);
-    (void)cbor_encode_byte_string(&arr, boot_id, 8);
-    (void)cbor_encoder_close_container(&enc, &arr);
-    size_t n = cbor_encoder_get_buffer_size(&enc, buf);
-    append_crc(buf, n);
-    ml_link_send(buf, n + ML_CRC_SIZE);
+    struct event e;
+    event_open(&e, 3, ML_EVENT_BOOT);
+    (void)cbor_encode_byte_string(&e.arr, boot_id, 8);
+    event_send(&e);
+}
+
+/* frame_dropped `[null, 2, reason, count]` and busy `[null, 3, id, ms]`. */
+static void send_uint_event(uint64_t event, uint64_t a, uint64_t b)
+{
+    struct event e;
+    event_open(&e, 4, event);
+    (void)cbor_encode_uint(&e.arr, a);
+    (void)cbor_encode_uint(&e.arr, b);
+    event_send(&e);
+}
+
+static void send_busy_event(uint32_t request_id, uint64_t elapsed_ms)
+{
+    send_uint_event(ML_EVENT_BUSY, request_id, elapsed_ms);
+}
+
+void ml_link_init(uint32_t mtu)
+{
+    link_mtu = mtu < ML_CFG_MTU ? mtu : ML_CFG_MTU;
+    ml_slip_decoder_init(&decoder, rx_buf, link_mtu);
+    memset(&stats, 0, sizeof stats);
+    ml_busy_set_sink(send_busy_event); /* core/ sends busy events through the link */
 }
 
 static void drop(enum ml_drop_reason reason)
 {
     stats.rx_dropped++;
     stats.rx_drop[reason]++;
-    uint8_t buf[32];
-    CborEncoder enc, arr;
-    cbor_encoder_init(&enc, buf, sizeof buf - ML_CRC_SIZE, 0);
-    (void)cbor_encoder_create_array(&enc, &arr, 4);
-    (void)cbor_encode_null(&arr);
-    (void)cbor_encode_uint(&arr, ML_EVENT_FRAME_DROPPED);
-    (void)cbor_encode_uint(&arr, reason);
-    (void)cbor_encode_uint(&arr, stats.rx_dropped);
-    (void)cbor_encoder_close_container(&enc, &arr);
-    size_t n = cbor_encoder_get_buffer_size(&enc, buf);
-    append_crc(buf, n);
-    ml_link_send(buf, n + ML_CRC_SIZE);
+    send_uint_event(ML_EVENT_FRAME_DROPPED, reason, stats.rx_dropped);
 }
 
 static void on_frame(const uint8_t *body, size_t len)
@@ -99,7 +116,8 @@ static void on_frame(const uint8_t *body, size_t len)
         return;
     }
     stats.rx_frames++; /* CRC ok (messages.cddl), counted before dispatch so stats sees itself */
-    size_t n = ml_dispatch(body, cbor_len, tx_buf, link_mtu);
+    /* The response leaves room for its CRC in tx_buf (link_mtu > ML_CRC_SIZE here). */
+    size_t n = ml_dispatch(body, cbor_len, tx_buf, link_mtu - ML_CRC_SIZE);
     if (n == 0) {
         drop(ML_DROP_BAD_MESSAGE);
         return;
