@@ -9,12 +9,15 @@
 #include <cbor.h>
 #include <mbedtls/bignum.h>
 #include <mbedtls/dhm.h>
+#include <mbedtls/pem.h>
+#include <mbedtls/platform.h>
 #include <stdarg.h>
 #include <string.h>
 
 #include "core/ml_busy.h"
 #include "core/ml_config.h"
 #include "core/ml_crc32.h"
+#include "core/ml_handles.h"
 #include "core/protocol_ids.h"
 #include "link/ml_slip.h"
 #include "ops/ml_pk.h"
@@ -857,6 +860,101 @@ ML_TEST(dh_agree)
     CHECK_EQ(r.status, ML_STATUS_BAD_ARGUMENT);
 }
 
+/* `openssl ecparam -name prime256v1 -genkey -noout` (SEC1) */
+static const char P256_SEC1_PEM[] = "-----BEGIN EC PRIVATE KEY-----\n"
+                                    "MHcCAQEEIFxPamDgXD7ojBS/PdyiPo2O/HpI5tk5cl+TYfMo0p7woAoGCCqGSM49\n"
+                                    "AwEHoUQDQgAEfiDz998mu7ipHqckBMCI9quOpMxoGCXXU2ZGcyaN2VRXFkBOX2IT\n"
+                                    "NUicTW0ZNOOpYWAgA2/QJ692qlbt65lDkg==\n"
+                                    "-----END EC PRIVATE KEY-----\n";
+
+/* Blocks that hold all of the device heap but what heap_fill leaves. */
+static void *fill[64];
+static size_t fill_n;
+
+/* The largest block the heap can give now (0: not even one byte). */
+static size_t largest_block(void)
+{
+    size_t lo = 0, hi = ML_CFG_HEAP_SIZE;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo + 1) / 2;
+        void *p = mbedtls_calloc(1, mid);
+        if (p != NULL) {
+            mbedtls_free(p);
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return lo;
+}
+
+/* Takes the whole heap except one free block of `leave` bytes. */
+static void heap_fill(size_t leave)
+{
+    void *reserve = leave > 0 ? mbedtls_calloc(1, leave) : NULL;
+    CHECK(leave == 0 || reserve != NULL);
+    fill_n = 0;
+    for (size_t n = largest_block(); n > 0 && fill_n < sizeof fill / sizeof fill[0]; n = largest_block()) {
+        fill[fill_n++] = mbedtls_calloc(1, n);
+    }
+    CHECK_EQ(largest_block(), 0);
+    mbedtls_free(reserve);
+}
+
+static void heap_release(void)
+{
+    while (fill_n > 0) {
+        mbedtls_free(fill[--fill_n]);
+    }
+}
+
+/* Imports a PEM key with ever more free heap, from none until it fits:
+ * every attempt short of heap answers out_of_memory (some of them when the
+ * PEM base64 decode cannot get its buffer) and leaves no handle and no heap
+ * behind; then the key imports and signs. One exception, Mbed TLS's own:
+ * pk_parse_key_sec1_der (pkparse.c) answers a failed read of the SEC1 public
+ * point, an allocation failure included, with a bare
+ * MBEDTLS_ERR_PK_KEY_INVALID_FORMAT, so that window is bad_argument. */
+static void pem_import_short_of_heap(const char *pem_text, long long type, long long bits, long long curve)
+{
+    struct bytes pem = text(pem_text, true), hash = hx(H_ABC);
+    size_t base = th_heap_used();
+    bool pem_alloc_failed = false;
+    for (size_t leave = 0; leave <= ML_CFG_HEAP_SIZE; leave += 8) {
+        heap_fill(leave);
+        CHECK(call(ML_OP_PK_IMPORT, "ubnu", 1, &pem, 0));
+        heap_release();
+        if (r.status == ML_STATUS_OK) {
+            break;
+        }
+        if (type == EC && r.status == ML_STATUS_BAD_ARGUMENT && r.code == MBEDTLS_ERR_PK_KEY_INVALID_FORMAT) {
+            /* not out_of_memory, through no fault of ours */
+        } else if (r.status != ML_STATUS_OUT_OF_MEMORY) {
+            fprintf(stderr, "  %zu bytes free: status %llu, code -0x%04llx: %s\n", leave, (unsigned long long)r.status,
+                    (unsigned long long)-r.code, r.msg);
+            CHECK_EQ(r.status, ML_STATUS_OUT_OF_MEMORY);
+            return;
+        }
+        pem_alloc_failed = pem_alloc_failed || r.code == MBEDTLS_ERR_PEM_ALLOC_FAILED;
+        CHECK_EQ(ml_handles_used(), 0);
+        CHECK_EQ(th_heap_used(), base);
+    }
+    CHECK(pem_alloc_failed);
+    check_info(type, bits, curve, 1, 0);
+    CHECK(call(ML_OP_PK_SIGN, "uubu", 1, SHA256, &hash, 0));
+    check_ok();
+    CHECK(call(ML_OP_FREE, "u", 1));
+    check_ok();
+    CHECK_EQ(th_heap_used(), base);
+}
+
+ML_TEST(pem_import_out_of_heap_is_out_of_memory)
+{
+    th_boot();
+    pem_import_short_of_heap(RSA1024_PKCS8_PEM, RSA, 1024, -1);
+    pem_import_short_of_heap(P256_SEC1_PEM, EC, 256, ML_CURVE_SECP256R1);
+}
+
 static bool to_core(void *ctx, const uint8_t *data, size_t len)
 {
     (void)ctx;
@@ -951,6 +1049,7 @@ int main(int argc, char **argv)
         ML_CASE(ecdh_ephemeral_and_static_agree),
         ML_CASE(dh_agree),
         ML_CASE(busy_events_during_rsa_keygen),
+        ML_CASE(pem_import_out_of_heap_is_out_of_memory),
     };
     return ml_test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

@@ -1,6 +1,18 @@
 #include "core/ml_call.h"
 
+#include <mbedtls/asn1.h>
+#include <mbedtls/bignum.h>
+#include <mbedtls/cipher.h>
+#include <mbedtls/dhm.h>
+#include <mbedtls/ecp.h>
 #include <mbedtls/error.h>
+#include <mbedtls/lms.h>
+#include <mbedtls/md.h>
+#include <mbedtls/pem.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/pkcs7.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509.h>
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -13,26 +25,35 @@ int ml_fail(struct ml_call *call, int status, const char *fmt, ...)
     return status;
 }
 
-static bool is_alloc_failure(int code)
+static bool is_one_of(int code, const int *codes, size_t n)
 {
-    int high = -((-code) & 0xFF80);
-    int low = -((-code) & 0x007F);
-    static const int alloc_codes[] = {
-        -0x5180, /* MD */
-        -0x6180, /* CIPHER */
-        -0x4D80, /* ECP */
-        -0x3F80, /* PK */
-        -0x7F00, /* SSL */
-        -0x2880, /* X509 */
-        -0x0010, /* MPI */
-        -0x006A, /* ASN1 */
-    };
-    for (size_t i = 0; i < sizeof alloc_codes / sizeof alloc_codes[0]; i++) {
-        if (high == alloc_codes[i] || low == alloc_codes[i]) {
+    for (size_t i = 0; i < n; i++) {
+        if (code == codes[i]) {
             return true;
         }
     }
     return false;
+}
+
+/* Whether an Mbed TLS error (high-level part, low-level part, or the two
+ * added up as MBEDTLS_ERROR_ADD does) is one of Mbed TLS 3.6's
+ * *_ALLOC_FAILED codes. */
+static bool is_alloc_failure(int code)
+{
+    static const int high_level[] = {
+        MBEDTLS_ERR_CIPHER_ALLOC_FAILED, MBEDTLS_ERR_DHM_ALLOC_FAILED, MBEDTLS_ERR_ECP_ALLOC_FAILED,
+        MBEDTLS_ERR_MD_ALLOC_FAILED,     MBEDTLS_ERR_PEM_ALLOC_FAILED, MBEDTLS_ERR_PK_ALLOC_FAILED,
+        MBEDTLS_ERR_PKCS7_ALLOC_FAILED,  MBEDTLS_ERR_SSL_ALLOC_FAILED, MBEDTLS_ERR_X509_ALLOC_FAILED,
+    };
+    static const int low_level[] = {
+        MBEDTLS_ERR_ASN1_ALLOC_FAILED,
+        MBEDTLS_ERR_LMS_ALLOC_FAILED,
+        MBEDTLS_ERR_MPI_ALLOC_FAILED,
+    };
+    int high = -((-code) & 0xFF80);
+    int low = -((-code) & 0x007F);
+    return is_one_of(high, high_level, sizeof high_level / sizeof high_level[0]) ||
+           is_one_of(low, low_level, sizeof low_level / sizeof low_level[0]);
 }
 
 int ml_fail_mbedtls(struct ml_call *call, int code, const char *what)

@@ -335,14 +335,14 @@ static bool contains(const uint8_t *data, size_t len, const char *needle)
 
 static int high_level(int ret) { return -((-ret) & 0xFF80); }
 
+/* A parser's error: out_of_memory as ml_fail_mbedtls judges it (any
+ * *_ALLOC_FAILED, PEM's base64 buffer included), else what the data was. */
 static int parse_error(struct ml_call *call, int ret, const char *what)
 {
     int high = high_level(ret);
-    if (high == MBEDTLS_ERR_PK_ALLOC_FAILED || ret == MBEDTLS_ERR_MPI_ALLOC_FAILED ||
-        ret == MBEDTLS_ERR_ECP_ALLOC_FAILED) {
-        return ml_fail_mbedtls(call, ret, what);
+    if (ml_fail_mbedtls(call, ret, what) == ML_STATUS_OUT_OF_MEMORY) {
+        return ML_STATUS_OUT_OF_MEMORY;
     }
-    (void)ml_fail_mbedtls(call, ret, what);
     if (high == MBEDTLS_ERR_PK_UNKNOWN_PK_ALG || high == MBEDTLS_ERR_PK_UNKNOWN_NAMED_CURVE ||
         ret == MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE) {
         return ML_STATUS_UNSUPPORTED_ALGORITHM;
