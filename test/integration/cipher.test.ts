@@ -7,8 +7,8 @@
 //   * Camellia GCM and CCM: GCM (NIST SP 800-38D) and CCM (NIST SP 800-38C,
 //     RFC 3610) written here over Node's Camellia block function; the same
 //     code is first checked against OpenSSL's AES-GCM and AES-CCM.
-import { createCipheriv, createDecipheriv, randomBytes, randomInt } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCipheriv, createDecipheriv, randomInt } from "node:crypto";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Op } from "../../host/src/base/protocol.generated.js";
 import {
   type AEADCipher,
@@ -22,22 +22,16 @@ import {
   UnsupportedAlgorithmError,
   utf8,
 } from "../../host/src/index.js";
-import { type Session, SLOW_LINK, startSession, TARGET } from "./target.js";
+import { rand } from "./bytes.js";
+import { useSession } from "./session.js";
+import { SLOW_LINK, TARGET } from "./target.js";
 
-let session: Session;
+const session = useSession();
 let dev: Device;
-let heapBaseline = 0;
-
-beforeAll(async () => {
-  session = await startSession();
+beforeAll(() => {
   dev = session.dev;
-  heapBaseline = (await dev.stats()).heapUsed;
-});
-afterAll(async () => {
-  await session?.close();
 });
 
-const rand = (n: number) => new Uint8Array(randomBytes(n));
 const u8 = (b: Buffer) => new Uint8Array(b);
 
 /** Node's one-shot encrypt/decrypt of a non-AEAD cipher. */
@@ -521,8 +515,6 @@ describe("errors", () => {
     expect(hex(await c.encrypt(utf8("This is a super-secret message!")))).toBe(
       "2a606b3698973d5bdf7f8896f509194a3793b5e07e099e96386dcd9c33046fe6",
     );
-    const st = await dev.stats();
-    expect(st.handlesUsed).toBe(0);
-    expect(st.heapUsed).toBe(heapBaseline);
+    await session.expectAt({ heap: "open", handles: true });
   });
 });

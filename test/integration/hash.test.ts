@@ -1,22 +1,17 @@
 // dev.hash against Node's crypto (OpenSSL) on random inputs, and against the
 // python-mbedtls README's published outputs, on the target under test.
-import { createHash, randomBytes, randomInt } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHash, randomInt } from "node:crypto";
+import { beforeAll, describe, expect, it } from "vitest";
 import { HASH_ALGS, Limits, Op } from "../../host/src/base/protocol.generated.js";
 import { type Device, hex, UnsupportedAlgorithmError, utf8 } from "../../host/src/index.js";
-import { bulk, type Session, startSession } from "./target.js";
+import { rand, randomSplit } from "./bytes.js";
+import { useSession } from "./session.js";
+import { bulk } from "./target.js";
 
-let session: Session;
+const session = useSession({ endsAt: { heap: "open", handles: true } });
 let dev: Device;
-let heapBaseline = 0;
-
-beforeAll(async () => {
-  session = await startSession();
+beforeAll(() => {
   dev = session.dev;
-  heapBaseline = (await dev.stats()).heapUsed;
-});
-afterAll(async () => {
-  await session?.close();
 });
 
 const nodeName = (name: string) => name.replace("_", "-");
@@ -25,19 +20,6 @@ const nodeDigest = (name: string, ...parts: Uint8Array[]) => {
   for (const p of parts) h.update(p);
   return h.digest("hex");
 };
-const rand = (n: number) => new Uint8Array(randomBytes(n));
-
-/** Splits data into random-size pieces (some empty, some larger than the MTU). */
-function randomSplit(data: Uint8Array, maxPiece: number): Uint8Array[] {
-  const parts: Uint8Array[] = [];
-  let off = 0;
-  while (off < data.length) {
-    const n = Math.min(data.length - off, randomInt(0, maxPiece + 1));
-    parts.push(data.subarray(off, off + n));
-    off += n;
-  }
-  return parts;
-}
 
 describe("the seed's hash examples (python-mbedtls README)", () => {
   it("md5 with two updates, digest size and block size", async () => {
@@ -157,13 +139,5 @@ describe("bad algorithm names", () => {
     expect((err as UnsupportedAlgorithmError).local).toBe(false);
     expect((err as UnsupportedAlgorithmError).message).toBe("hash algorithm 99 is not supported");
     expect(await dev.hash.hexdigest("sha256", utf8("abc"))).toBe(nodeDigest("sha256", utf8("abc")));
-  });
-});
-
-describe("resources", () => {
-  it("every context freed: the device heap is back at its baseline", async () => {
-    const st = await dev.stats();
-    expect(st.handlesUsed).toBe(0);
-    expect(st.heapUsed).toBe(heapBaseline);
   });
 });

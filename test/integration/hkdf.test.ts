@@ -1,7 +1,7 @@
 // dev.hkdf against RFC 5869's appendix A test cases and Node's
 // crypto.hkdfSync (OpenSSL) on random inputs, on the target under test.
-import { hkdfSync, randomBytes, randomInt } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hkdfSync, randomInt } from "node:crypto";
+import { beforeAll, describe, expect, it } from "vitest";
 import { HASH_ALGS } from "../../host/src/base/protocol.generated.js";
 import {
   ArgumentError,
@@ -12,20 +12,15 @@ import {
   TooLargeError,
   UnsupportedAlgorithmError,
 } from "../../host/src/index.js";
-import { type Session, startSession } from "./target.js";
+import { rand } from "./bytes.js";
+import { useSession } from "./session.js";
 
-let session: Session;
+const session = useSession();
 let dev: Device;
-
-beforeAll(async () => {
-  session = await startSession();
+beforeAll(() => {
   dev = session.dev;
 });
-afterAll(async () => {
-  await session?.close();
-});
 
-const rand = (n: number) => new Uint8Array(randomBytes(n));
 /** Bytes from..to inclusive, as RFC 5869's long test inputs. */
 const range = (from: number, to: number) => Uint8Array.from({ length: to - from + 1 }, (_, i) => from + i);
 const fill = (b: number, n: number) => new Uint8Array(n).fill(b);

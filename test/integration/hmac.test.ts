@@ -1,41 +1,24 @@
 // dev.hmac against Node's crypto.createHmac (OpenSSL) on random keys and
 // messages, and against the python-mbedtls README's published output.
-import { createHmac, randomBytes, randomInt } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHmac, randomInt } from "node:crypto";
+import { beforeAll, describe, expect, it } from "vitest";
 import { HASH_ALGS, Limits, Op } from "../../host/src/base/protocol.generated.js";
 import { ArgumentError, type Device, hex, UnsupportedAlgorithmError, utf8 } from "../../host/src/index.js";
-import { bulk, type Session, SLOW_LINK, startSession } from "./target.js";
+import { rand, randomSplit } from "./bytes.js";
+import { useSession } from "./session.js";
+import { bulk, SLOW_LINK } from "./target.js";
 
-let session: Session;
+const session = useSession({ endsAt: { heap: "open", handles: true } });
 let dev: Device;
-let heapBaseline = 0;
-
-beforeAll(async () => {
-  session = await startSession();
+beforeAll(() => {
   dev = session.dev;
-  heapBaseline = (await dev.stats()).heapUsed;
-});
-afterAll(async () => {
-  await session?.close();
 });
 
-const rand = (n: number) => new Uint8Array(randomBytes(n));
 const nodeHmac = (name: string, key: Uint8Array, ...parts: Uint8Array[]) => {
   const h = createHmac(name.replace("_", "-"), key);
   for (const p of parts) h.update(p);
   return h.digest("hex");
 };
-
-function randomSplit(data: Uint8Array, maxPiece: number): Uint8Array[] {
-  const parts: Uint8Array[] = [];
-  let off = 0;
-  while (off < data.length) {
-    const n = Math.min(data.length - off, randomInt(0, maxPiece + 1));
-    parts.push(data.subarray(off, off + n));
-    off += n;
-  }
-  return parts;
-}
 
 describe("the seed's HMAC example (python-mbedtls README)", () => {
   it("hmac.new(b'This is my secret key', digestmod='md5') over two updates", async () => {
@@ -149,13 +132,5 @@ describe("bad arguments", () => {
   });
   it("a key too large for one frame is an ArgumentError", () => {
     expect(() => dev.hmac.new(new Uint8Array(dev.hmac.maxKeySize + 1), { digestmod: "sha256" })).toThrow(ArgumentError);
-  });
-});
-
-describe("resources", () => {
-  it("every context freed: the device heap is back at its baseline", async () => {
-    const st = await dev.stats();
-    expect(st.handlesUsed).toBe(0);
-    expect(st.heapUsed).toBe(heapBaseline);
   });
 });

@@ -2,9 +2,9 @@
 // built from a held key give the same bytes as from the raw key and as Node's
 // crypto (OpenSSL); generated keys work and never come back; handle errors are
 // typed; the device keeps serving and ends at its heap/handle baseline.
-import { createCipheriv, createHmac, randomBytes } from "node:crypto";
+import { createCipheriv, createHmac } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Limits, OP_INFO, Op } from "../../host/src/base/protocol.generated.js";
 import {
   type AEADCipher,
@@ -21,22 +21,16 @@ import {
   utf8,
   WrongHandleTypeError,
 } from "../../host/src/index.js";
-import { type Session, startSession, until } from "./target.js";
+import { rand } from "./bytes.js";
+import { useSession } from "./session.js";
+import { until } from "./target.js";
 
-let session: Session;
+const session = useSession();
 let dev: Device;
-let heapBaseline = 0;
-
-beforeAll(async () => {
-  session = await startSession();
+beforeAll(() => {
   dev = session.dev;
-  heapBaseline = (await dev.stats()).heapUsed;
-});
-afterAll(async () => {
-  await session?.close();
 });
 
-const rand = (n: number) => new Uint8Array(randomBytes(n));
 const u8 = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.length);
 
 function nodeCrypt(name: string, key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
@@ -256,9 +250,7 @@ describe("errors", () => {
 describe("the device keeps serving", () => {
   it("and is back at its handle and heap baseline", async () => {
     expect(hex(await dev.echo(utf8("still here")))).toBe(hex(utf8("still here")));
-    const st = await dev.stats();
-    expect(st.handlesUsed).toBe(0);
-    expect(st.heapUsed).toBe(heapBaseline);
+    await session.expectAt({ heap: "open", handles: true });
   });
 
   it("a key from before a device reset is a StaleHandleError", async () => {

@@ -3,20 +3,16 @@
 // and ranges exactly; bad sizes are typed errors and the device keeps
 // serving.
 import { checkPrimeSync } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Limits, Op } from "../../host/src/base/protocol.generated.js";
 import { ArgumentError, BadArgumentError, type BusyInfo, type Device, fromBytes, toBytes } from "../../host/src/index.js";
-import { bulk, type Session, startSession } from "./target.js";
+import { useSession } from "./session.js";
+import { bulk } from "./target.js";
 
-let session: Session;
+const session = useSession();
 let dev: Device;
-
-beforeAll(async () => {
-  session = await startSession();
+beforeAll(() => {
   dev = session.dev;
-});
-afterAll(async () => {
-  await session?.close();
 });
 
 const isPrime = (n: bigint) => checkPrimeSync(n, { checks: 32 });

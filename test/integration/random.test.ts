@@ -1,20 +1,16 @@
 // dev.random: the device CTR_DRBG through Python-secrets-style helpers. These
 // are sanity checks (no repeats, every byte value, loose chi-square), not a
 // statistical test suite.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Limits, Op } from "../../host/src/base/protocol.generated.js";
 import { ArgumentError, BadArgumentError, type Device } from "../../host/src/index.js";
-import { bulk, type Session, startSession } from "./target.js";
+import { useSession } from "./session.js";
+import { bulk } from "./target.js";
 
-let session: Session;
+const session = useSession();
 let dev: Device;
-
-beforeAll(async () => {
-  session = await startSession();
+beforeAll(() => {
   dev = session.dev;
-});
-afterAll(async () => {
-  await session?.close();
 });
 
 describe("randbytes", () => {

@@ -2,8 +2,9 @@
 //   (default)                  the native firmware, a Linux process behind a PTY
 //   MBEDLINK_TARGET=qemu       the STM32F405 image in QEMU (issue 3)
 //   MBEDLINK_PORT=/dev/ttyX    a real board on a serial port
-// Every test file opens one session (one boot) and shares it between its
-// tests, except tests that kill, stop or reset the device.
+// Every test file opens one session (one boot, useSession() in session.ts)
+// and shares it between its tests, except tests that kill, stop or reset the
+// device, which start their own with startSession().
 import type { ChildProcess } from "node:child_process";
 import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -111,12 +112,18 @@ async function recordPeaks(dev: Device): Promise<void> {
   }
 }
 
-/**
- * Starts the device. `storeDir`: keep the key store in that directory so a
- * later session with the same directory sees the same slots (a restart);
- * default: a fresh store per session.
- */
-export async function startSession(opts: { timeoutMs?: number; storeDir?: string } = {}): Promise<Session> {
+export interface StartOptions {
+  /** open()'s request timeout (default 20 s). */
+  timeoutMs?: number;
+  /**
+   * Keep the key store in this directory, so a later session with the same
+   * directory sees the same slots (a restart); default: a fresh store per session.
+   */
+  storeDir?: string;
+}
+
+/** Starts the device (test files use useSession() from session.ts, which calls this once per file). */
+export async function startSession(opts: StartOptions = {}): Promise<Session> {
   const timeoutMs = opts.timeoutMs ?? 20_000;
   if (TARGET === "port") {
     const dev = await open(PORT as string, { timeoutMs });
