@@ -16,23 +16,17 @@ import {
   getCurves,
   randomBytes,
 } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { ArgumentError, BadArgumentError, type Device, fromBytes, hex, toBytes } from "../../host/src/index.js";
-import { type Session, startSession } from "./target.js";
+import { useSession } from "./session.js";
 
-let session: Session;
+const session = useSession({ endsAt: { heap: "open" } });
 let dev: Device;
 let supported: string[] = [];
-let heapBaseline = 0;
 
 beforeAll(async () => {
-  session = await startSession();
   dev = session.dev;
   supported = await dev.pk.getSupportedCurves();
-  heapBaseline = (await dev.stats()).heapUsed;
-});
-afterAll(async () => {
-  await session?.close();
 });
 
 const u8 = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.length);
@@ -412,12 +406,5 @@ describe("DH errors", () => {
     await using other = dev.pk.DHClient(P, 2n);
     await expect(other.importSKE(dhSke(p14, new Uint8Array([2]), new Uint8Array([5])))).rejects.toBeInstanceOf(ArgumentError);
     expect(hex(await dev.echo(new Uint8Array([9])))).toBe("09");
-  });
-});
-
-describe("cleanup", () => {
-  it("every context is freed: the device heap is back at its baseline", async () => {
-    const st = await dev.stats();
-    expect(st.heapUsed).toBe(heapBaseline);
   });
 });

@@ -5,7 +5,7 @@
 // The suite ends with the device heap exactly at its fresh-boot value.
 import { createHash, randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Limits, Op } from "../../host/src/base/protocol.generated.js";
 import {
   ArgumentError,
@@ -20,21 +20,18 @@ import {
 import { encodeBody } from "../../host/src/link/codec.js";
 import { slipEncode } from "../../host/src/link/slip.js";
 import type { Message } from "../../host/src/link/transport.js";
-import { type Session, startSession, until } from "./target.js";
+import { useSession } from "./session.js";
+import { until } from "./target.js";
 
-let session: Session;
+const session = useSession();
 let dev: Device;
 let bootHeap = 0;
 const drops: FrameDropInfo[] = [];
 
-beforeAll(async () => {
-  session = await startSession();
+beforeAll(() => {
   dev = session.dev;
-  bootHeap = dev.info.heapUsed; // hello's figure on a freshly booted device
+  bootHeap = session.bootHeap; // hello's figure on a freshly booted device
   dev.on("frameDropped", (d) => drops.push(d));
-});
-afterAll(async () => {
-  await session?.close();
 });
 
 const rand = (n: number) => new Uint8Array(randomBytes(n));

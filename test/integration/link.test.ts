@@ -4,7 +4,7 @@
 // still succeeds with the right answer.
 import { createHash, randomBytes } from "node:crypto";
 import { crc32 } from "node:zlib";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Op } from "../../host/src/base/protocol.generated.js";
 import {
   ArgumentError,
@@ -20,19 +20,16 @@ import {
 import { encodeBody } from "../../host/src/link/codec.js";
 import { slipEncode } from "../../host/src/link/slip.js";
 import type { Message } from "../../host/src/link/transport.js";
-import { bulk, type Session, startSession, until } from "./target.js";
+import { useSession } from "./session.js";
+import { bulk, until } from "./target.js";
 
-let session: Session;
+const session = useSession();
 let dev: Device;
 const drops: FrameDropInfo[] = [];
 
-beforeAll(async () => {
-  session = await startSession();
+beforeAll(() => {
   dev = session.dev;
   dev.on("frameDropped", (d) => drops.push(d));
-});
-afterAll(async () => {
-  await session?.close();
 });
 
 const rand = (n: number) => new Uint8Array(randomBytes(n));

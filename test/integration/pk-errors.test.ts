@@ -2,7 +2,7 @@
 // before sending and from the device otherwise, and the device keeps
 // serving after each one (checked after every test).
 import { createPublicKey, generateKeyPairSync, randomBytes } from "node:crypto";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Limits, Op } from "../../host/src/base/protocol.generated.js";
 import {
   ArgumentError,
@@ -18,11 +18,10 @@ import {
   WrongHandleTypeError,
 } from "../../host/src/index.js";
 import { u8 } from "./pk-fixtures.js";
-import { type Session, startSession } from "./target.js";
+import { useSession } from "./session.js";
 
-let session: Session;
+const session = useSession();
 let dev: Device;
-let heapBaseline = 0;
 let rsa: RSA;
 let ec: ECC;
 let rsaPub: RSA;
@@ -32,9 +31,7 @@ const ecNode = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
 const rsaDer = u8(rsaNode.privateKey.export({ type: "pkcs1", format: "der" }));
 
 beforeAll(async () => {
-  session = await startSession();
   dev = session.dev;
-  heapBaseline = (await dev.stats()).heapUsed;
   rsa = await dev.pk.RSA.fromDER(rsaDer);
   rsaPub = await dev.pk.RSA.fromPEM(rsaNode.publicKey.export({ type: "spki", format: "pem" }) as string);
   ec = await dev.pk.ECC.fromPEM(ecNode.privateKey.export({ type: "pkcs8", format: "pem" }) as string);
@@ -42,9 +39,6 @@ beforeAll(async () => {
 afterEach(async () => {
   // After every bad request the device still answers, and correctly.
   expect(hex(await dev.hash.digest("sha256", utf8("abc")))).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-});
-afterAll(async () => {
-  await session?.close();
 });
 
 /** The error a promise rejects with. */
@@ -185,6 +179,6 @@ describe("handles", () => {
 describe("the device afterwards", () => {
   it("frees every key: the heap is back at its baseline", async () => {
     for (const k of [rsa, rsaPub, ec]) await k.close();
-    expect((await dev.stats()).heapUsed).toBe(heapBaseline);
+    await session.expectAt({ heap: "open" });
   });
 });

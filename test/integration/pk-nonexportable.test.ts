@@ -6,15 +6,15 @@
 // values the test knows, no byte string the device sends in the whole
 // session contains them.
 import { constants, generateKeyPairSync, verify as nodeVerify, publicEncrypt, randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Op } from "../../host/src/base/protocol.generated.js";
 import { type Device, ECC, hex, NotExportableError, type PkKey, RSA, SlotEmptyError, utf8 } from "../../host/src/index.js";
 import { nodePublic, spkiOf, u8 } from "./pk-fixtures.js";
-import { type Session, SLOW_LINK, startSession } from "./target.js";
+import { useSession } from "./session.js";
+import { SLOW_LINK } from "./target.js";
 
-let session: Session;
+const session = useSession();
 let dev: Device;
-let heapBaseline = 0;
 /** Every byte string in every message the device sent during the test. */
 const received: Uint8Array[] = [];
 
@@ -42,9 +42,7 @@ interface Case {
 const cases: Case[] = [];
 
 beforeAll(async () => {
-  session = await startSession();
   dev = session.dev;
-  heapBaseline = (await dev.stats()).heapUsed;
   dev.transport.on("message", (m) => collect(m));
   const rsaGen = dev.pk.RSA();
   expect(await rsaGen.generate(SLOW_LINK ? 1024 : 2048, 65537, { exportable: false })).toBeUndefined();
@@ -63,9 +61,6 @@ beforeAll(async () => {
     },
   );
 }, 300_000);
-afterAll(async () => {
-  await session?.close();
-});
 
 describe.each([0, 1, 2, 3])("key %i", (i) => {
   const c = () => cases[i] as Case;
@@ -149,6 +144,6 @@ describe("the whole session", () => {
 
   it("frees every key: the heap is back at its baseline", async () => {
     for (const c of cases) await c.key.close();
-    expect((await dev.stats()).heapUsed).toBe(heapBaseline);
+    await session.expectAt({ heap: "open" });
   });
 });

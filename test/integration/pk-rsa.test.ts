@@ -29,12 +29,13 @@ import {
   UnsupportedAlgorithmError,
   utf8,
 } from "../../host/src/index.js";
+import { rand } from "./bytes.js";
 import { buf, nodePrivate, nodePublic, openssl, spkiOf, u8 } from "./pk-fixtures.js";
-import { type Session, SLOW_LINK, startSession } from "./target.js";
+import { useSession } from "./session.js";
+import { SLOW_LINK } from "./target.js";
 
-let session: Session;
+const session = useSession();
 let dev: Device;
-let heapBaseline = 0;
 const scratch = mkdtempSync(join(tmpdir(), "mbedlink-pk-rsa-"));
 
 /** A key on the device with its private half as Node knows it. */
@@ -52,9 +53,7 @@ const busy: BusyInfo[] = [];
 let generateBusy: BusyInfo[] = [];
 
 beforeAll(async () => {
-  session = await startSession();
   dev = session.dev;
-  heapBaseline = (await dev.stats()).heapUsed;
   dev.on("busy", (b) => busy.push(b));
   generated = dev.pk.RSA();
   const t0 = performance.now();
@@ -78,12 +77,10 @@ beforeAll(async () => {
   }
 }, 600_000);
 
-afterAll(async () => {
+afterAll(() => {
   rmSync(scratch, { recursive: true, force: true });
-  await session?.close();
 });
 
-const rand = (n: number) => new Uint8Array(randomBytes(n));
 const msg = utf8("Please sign here.");
 
 /** openssl pkeyutl with a private key file (Node refuses PKCS#1 v1.5 private decryption since CVE-2023-46809). */
@@ -328,7 +325,6 @@ describe("pairs and equality", () => {
 describe("the device afterwards", () => {
   it("frees every key: the heap is back at its baseline", async () => {
     for (const p of pairs) await p.dev.close();
-    const st = await dev.stats();
-    expect(st.heapUsed).toBe(heapBaseline);
+    await session.expectAt({ heap: "open" });
   });
 });

@@ -4,10 +4,7 @@
 // typed; and a stopped and restarted device (same store file / directory)
 // still has its keys. Two boots on every target.
 import { createHmac, generateKeyPairSync, verify as nodeVerify, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { Limits, Op } from "../../host/src/base/protocol.generated.js";
 import {
   ArgumentError,
@@ -22,21 +19,13 @@ import {
   SymmetricKey,
   utf8,
 } from "../../host/src/index.js";
-import { type Session, startSession, TARGET, until } from "./target.js";
+import { useSession } from "./session.js";
+import { TARGET, until } from "./target.js";
 
-const storeDir = mkdtempSync(join(tmpdir(), "mbedlink-slots-test-"));
-let session: Session;
+const session = useSession({ keepStore: true });
 let dev: Device;
-let baseline = { heapUsed: 0, handlesUsed: 0 };
-
-beforeAll(async () => {
-  session = await startSession({ storeDir });
+beforeAll(() => {
   dev = session.dev;
-  baseline = await dev.stats();
-}, 120_000);
-afterAll(async () => {
-  await session?.close();
-  rmSync(storeDir, { recursive: true, force: true });
 });
 
 const u8 = (b: Buffer) => new Uint8Array(b.buffer, b.byteOffset, b.length);
@@ -166,16 +155,15 @@ describe("errors", () => {
   });
 
   it("every loaded or refused key was freed: the device is back at its heap and handle baseline", async () => {
-    await until(async () => (await dev.stats()).handlesUsed === baseline.handlesUsed);
-    expect((await dev.stats()).heapUsed).toBe(baseline.heapUsed);
+    await until(async () => (await dev.stats()).handlesUsed === session.openHandles);
+    expect((await dev.stats()).heapUsed).toBe(session.openHeap);
   });
 });
 
 describe("persistence", () => {
   it("after the device is stopped and started again with the same store, the keys are there and work", async () => {
     const bootBefore = dev.info.bootId;
-    await session.close();
-    session = await startSession({ storeDir });
+    await session.restart();
     dev = session.dev;
     expect(dev.info.bootId).not.toBe(bootBefore);
     expect(dev.info.persistent).toBe(true);
