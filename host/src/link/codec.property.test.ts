@@ -4,7 +4,7 @@
 // independent bitwise CRC-32 (IEEE 802.3, reflected) instead of zlib's.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CRC_SIZE, decodeBody, encodeBody } from "./codec.js";
+import { CRC_SIZE, decodeBody, encodeBody, RequestBody } from "./codec.js";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
@@ -82,6 +82,30 @@ describe("frame body codec (properties)", () => {
         expect(hex(body.subarray(0, body.length - CRC_SIZE))).toBe(expected);
       }),
     );
+  });
+
+  it("a request encoded once and readdressed to a new id is byte for byte encodeBody of the message under that id", () => {
+    fc.assert(
+      fc.property(message, fc.nat({ max: 0xffffffff }), (m, id) => {
+        const [first, ...rest] = m as [number, ...unknown[]];
+        const req = RequestBody.encode(first, rest);
+        expect(hex(req.bytes)).toBe(hex(encodeBody(m)));
+        const again = req.readdress(id);
+        expect([again.id, hex(again.bytes)]).toEqual([id, hex(encodeBody([id, ...rest]))]);
+        expect(again.size).toBe(again.bytes.length);
+      }),
+    );
+  });
+
+  it("readdressing crosses every head size of the id and of the array length", () => {
+    for (const n of [0, 1, 22, 23, 24, 254, 255, 256]) {
+      const rest = [7, ...Array.from({ length: n }, (_, i) => i)];
+      let req = RequestBody.encode(1, rest);
+      for (const id of [23, 24, 255, 256, 0xffff, 0x10000, 0xffffffff, 5]) {
+        req = req.readdress(id);
+        expect(hex(req.bytes)).toBe(hex(encodeBody([id, ...rest])));
+      }
+    }
   });
 
   it("rejects any single corrupted byte as bad_crc (CRC-32 catches every error burst up to 32 bits)", () => {

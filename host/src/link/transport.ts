@@ -1,7 +1,8 @@
 // Transport layer: bytes <-> SLIP frames <-> CBOR messages.
 //
 // `Transport` holds the receive path (SLIP decode, CRC check, CBOR decode,
-// shape check, drop counters) and the send path's framing; a subclass
+// shape check, drop counters) and the send path (CBOR encode, CRC, SLIP
+// framing): the layers above speak message arrays only. A subclass
 // supplies the byte link. `SerialTransport` is the real one: serialport's
 // SerialPortStream over LinuxBinding, with the binding's write replaced (see
 // `safeWriteBinding`). Tests can subclass Transport with an in-memory link.
@@ -11,8 +12,10 @@ import type { LinuxBindingInterface, LinuxOpenOptions } from "@serialport/bindin
 import { LinuxBinding } from "@serialport/bindings-cpp";
 import { SerialPortStream } from "@serialport/stream";
 import { DisconnectedError } from "../base/errors.js";
-import { decodeBody, encodeBody } from "./codec.js";
+import { decodeBody, encodeBody, RequestBody } from "./codec.js";
 import { SlipDecoder, slipEncode } from "./slip.js";
+
+export type { RequestBody } from "./codec.js";
 
 /** Largest frame body accepted before `hello` told us the MTU. */
 export const DEFAULT_MAX_FRAME = 65536;
@@ -100,6 +103,19 @@ export abstract class Transport extends EventEmitter<TransportEventMap> {
   /** Encodes (CBOR + CRC) and sends a message. */
   sendMessage(message: unknown[], onWritten: (err: Error | null) => void): void {
     this.sendBody(encodeBody(message), onWritten);
+  }
+
+  /**
+   * Encodes a request `[id, ...rest]` now, for sendRequest later (and again
+   * under another id with `readdress`). Throws for a value CBOR cannot carry.
+   */
+  encodeRequest(id: number, rest: readonly unknown[]): RequestBody {
+    return RequestBody.encode(id, rest);
+  }
+
+  /** Sends a request encoded by encodeRequest (see sendBody). */
+  sendRequest(request: RequestBody, onWritten: (err: Error | null) => void): void {
+    this.sendBody(request.bytes, onWritten);
   }
 
   /**

@@ -2,9 +2,9 @@
 // in-flight window with its FIFO queue, typed errors and reset detection.
 //
 // * Ids are uint32, 1..2^32-1, wrapping, skipping ids still pending.
-// * A call is CBOR-encoded when it is made (so callers may reuse their
-//   buffers at once) and waits, encoded, in a FIFO queue while `window`
-//   requests are in flight.
+// * A call is encoded by the transport when it is made (so callers may
+//   reuse their buffers at once) and waits, encoded, in a FIFO queue while
+//   `window` requests are in flight.
 // * A call's timer starts when its frame has been written to the OS. While
 //   the write is pending a guard of twice the timeout runs, so a write that
 //   never completes still fails the call.
@@ -39,8 +39,7 @@ import {
   TimeoutError,
 } from "../base/errors.js";
 import { DROP_REASON_NAMES, EventId, OP_INFO, Op, STATUS_INFO, Status } from "../base/protocol.generated.js";
-import { decodeBody, encodeBody } from "../link/codec.js";
-import type { HostDropReason, Message, Transport } from "../link/transport.js";
+import type { HostDropReason, Message, RequestBody, Transport } from "../link/transport.js";
 import { DEFAULT_MAX_FRAME } from "../link/transport.js";
 import { debug, debugLog } from "./debug.js";
 
@@ -121,7 +120,8 @@ interface Call {
   id: number;
   ids: number[];
   op: number;
-  body: Uint8Array;
+  /** The encoded request of the latest transmission. */
+  request: RequestBody;
   timeoutMs: number;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
@@ -408,18 +408,18 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   private enqueue(op: number, args: readonly unknown[], opts: CallOptions, priority: boolean): Promise<unknown> {
     if (this.gone) return Promise.reject(this.gone);
     const id = this.allocId();
-    let body: Uint8Array;
+    let request: RequestBody;
     try {
-      body = encodeBody([id, op, ...args]);
+      request = this._transport.encodeRequest(id, [op, ...args]);
     } catch (e) {
       return Promise.reject(new ArgumentError(`${opName(op)}: cannot encode arguments: ${(e as Error).message}`));
     }
-    if (body.length > this.mtu) {
-      return Promise.reject(new ArgumentError(`${opName(op)}: request of ${body.length} bytes exceeds the device MTU of ${this.mtu}`));
+    if (request.size > this.mtu) {
+      return Promise.reject(new ArgumentError(`${opName(op)}: request of ${request.size} bytes exceeds the device MTU of ${this.mtu}`));
     }
     const timeoutMs = opts.timeoutMs ?? this.timeoutMs;
     return new Promise<unknown>((resolve, reject) => {
-      const call = this.newCall(id, op, body, timeoutMs, resolve, reject);
+      const call = this.newCall(id, op, request, timeoutMs, resolve, reject);
       this.pending.set(id, call);
       (priority ? this.priority : this.queue).push(call);
       this.pump();
@@ -429,7 +429,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   private newCall(
     id: number,
     op: number,
-    body: Uint8Array,
+    request: RequestBody,
     timeoutMs: number,
     resolve: (v: unknown) => void,
     reject: (e: Error) => void,
@@ -439,7 +439,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       id,
       ids: [id],
       op,
-      body,
+      request,
       timeoutMs,
       resolve,
       reject,
@@ -481,8 +481,8 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): request not written within ${2 * call.timeoutMs} ms`));
     }, 2 * call.timeoutMs);
     this.txs.push({ id: call.id, call });
-    if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${call.id}, ${call.body.length} B${call.probe ? " (link probe)" : ""}`);
-    this._transport.sendBody(call.body, (err) => {
+    if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${call.id}, ${call.request.size} B${call.probe ? " (link probe)" : ""}`);
+    this._transport.sendRequest(call.request, (err) => {
       if (this.pending.get(call.id) !== call) return;
       if (err) this.writeFailed(call, err);
       else {
@@ -505,22 +505,16 @@ export class Rpc extends EventEmitter<RpcEventMap> {
 
   /** Sends a lost call again under a new id. */
   private resend(call: Call): void {
-    const decoded = decodeBody(call.body);
-    if (!decoded.ok || !Array.isArray(decoded.message)) {
-      this.finish(call, new ProtocolError(`${opName(call.op)}: cannot re-encode the request`));
-      return;
-    }
     const id = this.allocId();
-    const [, ...rest] = decoded.message as unknown[];
-    call.body = encodeBody([id, ...rest]);
+    call.request = call.request.readdress(id);
     call.ids.push(id);
     call.attempts++;
     this.retries++;
     this.pending.set(id, call);
     this.txs.push({ id, call });
-    if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${id}, ${call.body.length} B (resend ${call.attempts - 1} of id ${call.id})`);
+    if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${id}, ${call.request.size} B (resend ${call.attempts - 1} of id ${call.id})`);
     this.armAttempt(call);
-    this._transport.sendBody(call.body, (err) => {
+    this._transport.sendRequest(call.request, (err) => {
       if (err && this.pending.get(call.id) === call) this.writeFailed(call, err);
     });
   }
@@ -600,7 +594,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     const done = () => {
       this.probing = false;
     };
-    const call = this.newCall(id, Op.echo, encodeBody([id, Op.echo, new Uint8Array(0)]), timeoutMs, done, done, true);
+    const call = this.newCall(id, Op.echo, this._transport.encodeRequest(id, [Op.echo, new Uint8Array(0)]), timeoutMs, done, done, true);
     this.probing = true;
     this.probes++;
     this.pending.set(id, call);
