@@ -17,7 +17,7 @@ import { MpiModule } from "./modules/mpi.js";
 import { PkModule } from "./modules/pk.js";
 import { RandomModule } from "./modules/random.js";
 import { SlotsModule } from "./modules/slots.js";
-import type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc/rpc.js";
+import type { CallOptions, ResetInfo, SessionEventMap } from "./rpc/rpc.js";
 import { DEFAULT_TIMEOUT_MS, Rpc } from "./rpc/rpc.js";
 import { RpcSession, type SessionContext } from "./session/context.js";
 
@@ -79,15 +79,8 @@ export interface DeviceStats {
   [key: string]: unknown;
 }
 
-export interface DeviceEventMap {
-  /** The device rebooted: in-flight calls failed with DeviceResetError, older objects are stale. */
-  reset: [info: ResetInfo];
-  /** A frame was dropped, by the device (frame_dropped event) or by the host (CRC, escape, ...). */
-  frameDropped: [info: FrameDropInfo];
-  /** The link is gone; every call fails with DisconnectedError. */
-  disconnected: [err: Error];
-  /** A long request (key generation, prime search) is still running; its timeout was extended. */
-  busy: [info: BusyInfo];
+/** A Device's events: the session's (reset, frameDropped, disconnected, busy) and its own. */
+export interface DeviceEventMap extends SessionEventMap {
   /** Re-running hello after a reset failed (the queued calls failed with this error). */
   error: [err: Error];
   /** The session is open again after a reset or a lost link (hello done; queued calls go on). */

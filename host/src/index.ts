@@ -49,4 +49,4 @@ export { RandomModule } from "./modules/random.js";
 export type { SlotInfo, StoreOptions } from "./modules/slots.js";
 export { SlotsModule } from "./modules/slots.js";
 export { setDebug } from "./rpc/debug.js";
-export type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo } from "./rpc/rpc.js";
+export type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo, SessionEventMap } from "./rpc/rpc.js";

@@ -89,18 +89,25 @@ export interface CallSettledInfo {
   error: Error | null;
 }
 
-export interface RpcEventMap {
+/** The events of a session that its owner (Device) passes on to its users. */
+export interface SessionEventMap {
+  /** The device rebooted: in-flight calls failed with DeviceResetError, older objects are stale. */
+  reset: [info: ResetInfo];
+  /** A frame was dropped, by the device (frame_dropped event) or by the host (CRC, escape, ...). */
+  frameDropped: [info: FrameDropInfo];
+  /** The link is gone; every call fails with DisconnectedError. */
+  disconnected: [err: Error];
+  /** A long request (key generation, prime search) is still running; its timeout was extended. */
+  busy: [info: BusyInfo];
+}
+
+export interface RpcEventMap extends SessionEventMap {
   /** A call settled (emitted only while someone listens). */
   settled: [info: CallSettledInfo];
   /** A device event other than boot / frame_dropped / busy. */
   event: [msg: Message];
   /** The device answered bad_handle: a reset nobody saw (lost boot event) would look like this. */
   badHandle: [op: string];
-  /** A pending call is still running on the device; its timeout was re-armed. */
-  busy: [info: BusyInfo];
-  reset: [info: ResetInfo];
-  frameDropped: [info: FrameDropInfo];
-  disconnected: [err: Error];
 }
 
 export interface RpcOptions {
