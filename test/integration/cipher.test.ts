@@ -63,6 +63,17 @@ interface Case {
 
 const M = { ECB: 1, CBC: 2, CFB: 3, OFB: 4, CTR: 5, GCM: 6, STREAM: 7, CCM: 8, XTS: 9, CHACHAPOLY: 10 } as const;
 
+/** AES, ARIA and Camellia at each key size, with OpenSSL's name prefix. */
+function* blockCiphers() {
+  for (const [fam, prefix] of [
+    ["AES", "aes"],
+    ["ARIA", "aria"],
+    ["Camellia", "camellia"],
+  ] as const) {
+    for (const bits of [128, 192, 256]) yield { fam, prefix, bits };
+  }
+}
+
 function unauthenticatedCases(): Case[] {
   const out: Case[] = [];
   const modes: [number, string][] = [
@@ -71,15 +82,9 @@ function unauthenticatedCases(): Case[] {
     [M.CFB, "cfb"],
     [M.CTR, "ctr"],
   ];
-  for (const [fam, prefix] of [
-    ["AES", "aes"],
-    ["ARIA", "aria"],
-    ["Camellia", "camellia"],
-  ] as const) {
-    for (const bits of [128, 192, 256]) {
-      for (const [mode, suffix] of modes) out.push({ fam, mode, keyLen: bits / 8, node: `${prefix}-${bits}-${suffix}` });
-      if (fam === "AES") out.push({ fam, mode: M.OFB, keyLen: bits / 8, node: `aes-${bits}-ofb` });
-    }
+  for (const { fam, prefix, bits } of blockCiphers()) {
+    for (const [mode, suffix] of modes) out.push({ fam, mode, keyLen: bits / 8, node: `${prefix}-${bits}-${suffix}` });
+    if (fam === "AES") out.push({ fam, mode: M.OFB, keyLen: bits / 8, node: `aes-${bits}-ofb` });
   }
   out.push({ fam: "DES3", mode: M.ECB, keyLen: 24, node: "des-ede3-ecb" });
   out.push({ fam: "DES3", mode: M.CBC, keyLen: 24, node: "des-ede3-cbc" });
@@ -334,15 +339,9 @@ interface AeadCase {
 }
 function aeadCases(): AeadCase[] {
   const out: AeadCase[] = [];
-  for (const [fam, prefix] of [
-    ["AES", "aes"],
-    ["ARIA", "aria"],
-    ["Camellia", "camellia"],
-  ] as const) {
-    for (const bits of [128, 192, 256]) {
-      out.push({ fam, mode: M.GCM, keyLen: bits / 8, name: `${prefix}-${bits}-gcm` });
-      out.push({ fam, mode: M.CCM, keyLen: bits / 8, name: `${prefix}-${bits}-ccm` });
-    }
+  for (const { fam, prefix, bits } of blockCiphers()) {
+    out.push({ fam, mode: M.GCM, keyLen: bits / 8, name: `${prefix}-${bits}-gcm` });
+    out.push({ fam, mode: M.CCM, keyLen: bits / 8, name: `${prefix}-${bits}-ccm` });
   }
   out.push({ fam: "CHACHA20_POLY1305", mode: M.CHACHAPOLY, keyLen: 32, name: "chacha20-poly1305" });
   return out;

@@ -76,6 +76,17 @@ function parseEcdhCke(cke: Uint8Array): Uint8Array {
 }
 const ecdhCke = (point: Uint8Array) => cat([point.length], point);
 
+/** A device server and client trade their payloads: the server's SKE (returned), then the client's CKE. */
+async function handshake(
+  srv: { generate(): Promise<Uint8Array>; importCKE(cke: Uint8Array): Promise<void> },
+  cli: { generate(): Promise<Uint8Array>; importSKE(ske: Uint8Array): Promise<void> },
+): Promise<Uint8Array> {
+  const ske = await srv.generate();
+  await cli.importSKE(ske);
+  await srv.importCKE(await cli.generate());
+  return ske;
+}
+
 /** A Node peer on a curve: its public point as TLS carries it, and its secret with a peer point. */
 interface NodePeer {
   point: Uint8Array;
@@ -160,10 +171,7 @@ describe("ECDH device <-> device", () => {
     await using srv = dev.pk.ECDHServer();
     await using cli = dev.pk.ECDHClient();
     expect(srv.curve).toBe("secp256r1");
-    const ske = await srv.generate();
-    await cli.importSKE(ske);
-    const cke = await cli.generate();
-    await srv.importCKE(cke);
+    await handshake(srv, cli);
     const secret = await srv.generateSecret();
     expect(await cli.generateSecret()).toBe(secret);
     expect(srv.sharedSecret).toBe(cli.sharedSecret);
@@ -171,16 +179,14 @@ describe("ECDH device <-> device", () => {
     // a new exchange gives a new secret
     await using srv2 = dev.pk.ECDHServer();
     await using cli2 = dev.pk.ECDHClient();
-    await cli2.importSKE(await srv2.generate());
-    await srv2.importCKE(await cli2.generate());
+    await handshake(srv2, cli2);
     expect(await srv2.generateSecret()).not.toBe(secret);
   });
 
   it("x25519", async () => {
     await using srv = dev.pk.ECDHServer("x25519");
     await using cli = dev.pk.ECDHClient("x25519");
-    await cli.importSKE(await srv.generate());
-    await srv.importCKE(await cli.generate());
+    await handshake(srv, cli);
     const a = await srv.generateSecretBytes();
     expect(a.length).toBe(32);
     expect(hex(await cli.generateSecretBytes())).toBe(hex(a));
@@ -232,8 +238,7 @@ describe("static ECDH from an EC key on the device", () => {
     await Promise.all([b.generate({ exportable: false }), c.generate()]);
     await using s2 = b.toECDHServer();
     await using c2 = c.toECDHClient();
-    await c2.importSKE(await s2.generate());
-    await s2.importCKE(await c2.generate());
+    await handshake(s2, c2);
     const secret = await s2.generateSecret();
     expect(await c2.generateSecret()).toBe(secret);
     // Node with c's exported private scalar and b's public point agrees
@@ -276,8 +281,7 @@ describe("the secret as a device-held key", () => {
     if (!supported.includes("secp521r1")) return;
     await using srv = dev.pk.ECDHServer("secp521r1");
     await using cli = dev.pk.ECDHClient("secp521r1");
-    await cli.importSKE(await srv.generate());
-    await srv.importCKE(await cli.generate());
+    await handshake(srv, cli);
     await expect(srv.generateSecretKey()).rejects.toBeInstanceOf(BadArgumentError);
     // the context still gives the secret as bytes
     expect(await srv.generateSecret()).toBe(await cli.generateSecret());
@@ -358,12 +362,8 @@ describe("DH against Node", () => {
     const [P, G] = await Promise.all([dev.mpi.prime(128), dev.mpi.prime(96)]);
     await using srv = dev.pk.DHServer(P, G);
     await using cli = dev.pk.DHClient(P, G);
-    const ske = await srv.generate();
-    const [sp, sg, gx] = parseDhSke(ske);
+    const [sp, sg, gx] = parseDhSke(await handshake(srv, cli));
     expect([sp, sg]).toEqual([P, G]);
-    await cli.importSKE(ske);
-    const cke = await cli.generate();
-    await srv.importCKE(cke);
     const secret = await srv.generateSecret();
     expect(await cli.generateSecret()).toBe(secret);
     expect(srv.sharedSecret).toBe(cli.sharedSecret);
