@@ -2,14 +2,13 @@
 
 #include <string.h>
 
+#include "core/ml_device.h"
 #include "core/ml_handles.h"
 #include "core/ml_heap.h"
 #include "core/ml_rng.h"
 #include "hal/ml_hal.h"
 #include "link/ml_link.h"
 #include "store/ml_keystore.h"
-
-static uint8_t boot_id[8];
 
 int ml_core_init(void)
 {
@@ -20,12 +19,12 @@ int ml_core_init(void)
     (void)ml_keystore_init();
     int ret = ml_rng_init();
     if (ret == 0) {
-        ret = ml_rng_random(NULL, boot_id, sizeof boot_id);
+        ret = ml_rng_random(NULL, ml_device.boot_id, sizeof ml_device.boot_id);
     }
     if (ret != 0) {
-        memset(boot_id, 0, sizeof boot_id);
+        memset(ml_device.boot_id, 0, sizeof ml_device.boot_id);
     }
-    ml_link_send_boot_event(boot_id);
+    ml_link_send_boot_event(ml_device.boot_id);
     return ret;
 }
 
@@ -47,4 +46,4 @@ int ml_core_reboot(void)
     return ml_core_init();
 }
 
-const uint8_t *ml_core_boot_id(void) { return boot_id; }
+const uint8_t *ml_core_boot_id(void) { return ml_device.boot_id; }

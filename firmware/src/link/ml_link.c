@@ -13,14 +13,13 @@
 static uint8_t rx_buf[ML_CFG_MTU];
 static uint8_t tx_buf[ML_CFG_MTU];
 static struct ml_slip_decoder decoder;
-static struct ml_link_stats stats;
-static uint32_t link_mtu;
+static struct ml_link_stats *const stats = &ml_device.link; /* read by the stats op */
 
-uint32_t ml_link_mtu(void) { return link_mtu; }
+uint32_t ml_link_mtu(void) { return ml_device.mtu; }
 
 void ml_link_rx_reset(void) { ml_slip_decoder_reset(&decoder); }
 
-const struct ml_link_stats *ml_link_get_stats(void) { return &stats; }
+const struct ml_link_stats *ml_link_get_stats(void) { return stats; }
 
 static bool hal_write(void *ctx, const uint8_t *data, size_t len)
 {
@@ -36,9 +35,9 @@ void ml_link_send(uint8_t *msg, size_t len)
     msg[len + 2] = (uint8_t)(crc >> 8);
     msg[len + 3] = (uint8_t)crc;
     if (ml_slip_encode(msg, len + ML_CRC_SIZE, hal_write, NULL)) {
-        stats.tx_frames++;
+        stats->tx_frames++;
     } else {
-        stats.tx_dropped++;
+        stats->tx_dropped++;
     }
 }
 
@@ -89,17 +88,17 @@ static void send_busy_event(uint32_t request_id, uint64_t elapsed_ms)
 
 void ml_link_init(uint32_t mtu)
 {
-    link_mtu = mtu < ML_CFG_MTU ? mtu : ML_CFG_MTU;
-    ml_slip_decoder_init(&decoder, rx_buf, link_mtu);
-    memset(&stats, 0, sizeof stats);
+    ml_device.mtu = mtu < ML_CFG_MTU ? mtu : ML_CFG_MTU;
+    ml_slip_decoder_init(&decoder, rx_buf, ml_device.mtu);
+    memset(&ml_device.link, 0, sizeof ml_device.link);
     ml_busy_set_sink(send_busy_event); /* core/ sends busy events through the link */
 }
 
 static void drop(enum ml_drop_reason reason)
 {
-    stats.rx_dropped++;
-    stats.rx_drop[reason]++;
-    send_uint_event(ML_EVENT_FRAME_DROPPED, reason, stats.rx_dropped);
+    stats->rx_dropped++;
+    stats->rx_drop[reason]++;
+    send_uint_event(ML_EVENT_FRAME_DROPPED, reason, stats->rx_dropped);
 }
 
 static void on_frame(const uint8_t *body, size_t len)
@@ -115,9 +114,9 @@ static void on_frame(const uint8_t *body, size_t len)
         drop(ML_DROP_BAD_CRC);
         return;
     }
-    stats.rx_frames++; /* CRC ok (messages.cddl), counted before dispatch so stats sees itself */
-    /* The response leaves room for its CRC in tx_buf (link_mtu > ML_CRC_SIZE here). */
-    size_t n = ml_dispatch(body, cbor_len, tx_buf, link_mtu - ML_CRC_SIZE);
+    stats->rx_frames++; /* CRC ok (messages.cddl), counted before dispatch so stats sees itself */
+    /* The response leaves room for its CRC in tx_buf (mtu > ML_CRC_SIZE here). */
+    size_t n = ml_dispatch(body, cbor_len, tx_buf, ml_device.mtu - ML_CRC_SIZE);
     if (n == 0) {
         drop(ML_DROP_BAD_MESSAGE);
         return;

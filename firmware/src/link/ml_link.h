@@ -8,15 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/protocol_ids.h"
-
-struct ml_link_stats {
-    uint32_t rx_frames;                     /* frames whose CRC matched (dropped bad_message ones too) */
-    uint32_t rx_dropped;                    /* frames dropped for any reason */
-    uint32_t rx_drop[ML_DROP_REASON_COUNT]; /* indexed by enum ml_drop_reason */
-    uint32_t tx_frames;
-    uint32_t tx_dropped; /* frames abandoned because the line stayed blocked */
-};
+#include "core/ml_device.h" /* struct ml_link_stats */
 
 /* Resets the decoder and the counters; mtu bounds received and sent
  * frame bodies (clamped to ML_CFG_MTU). */

@@ -1,14 +1,13 @@
 /* sys module: hello, echo, stats, free. */
 #include <mbedtls/version.h>
 
-#include "app/ml_core.h"
 #include "core/ml_config.h"
+#include "core/ml_device.h"
 #include "core/ml_handles.h"
 #include "core/ml_heap.h"
 #include "core/ml_rng.h"
 #include "dispatch/ml_ops.h"
 #include "hal/ml_hal.h"
-#include "link/ml_link.h"
 #include "ops/ml_hash.h"
 #include "ops/ml_pk.h"
 #include "store/ml_keystore.h"
@@ -70,14 +69,14 @@ int ml_op_hello(struct ml_call *call, CborValue *args, CborEncoder *result)
     err |= put_text(&map, "fw", ML_FW_VERSION);
     err |= put_text(&map, "mbedtls", mbedtls_version);
     err |= put_text(&map, "board", board->name);
-    err |= put_uint(&map, "mtu", ml_link_mtu());
+    err |= put_uint(&map, "mtu", ml_device.mtu);
     err |= put_uint(&map, "window", board->window);
     err |= put_uint(&map, "max_handles", ML_CFG_MAX_HANDLES);
     err |= put_uint(&map, "heap_size", hs.size);
     err |= put_uint(&map, "heap_used", hs.used);
     err |= put_uint(&map, "heap_peak", hs.peak);
     err |= cbor_encode_text_stringz(&map, "boot_id");
-    err |= cbor_encode_byte_string(&map, ml_core_boot_id(), 8);
+    err |= cbor_encode_byte_string(&map, ml_device.boot_id, 8);
     err |= put_text(&map, "entropy", board->entropy);
     err |= cbor_encode_text_stringz(&map, "hashes");
     err |= cbor_encoder_create_array(&map, &list, nhashes);
@@ -120,7 +119,7 @@ int ml_op_stats(struct ml_call *call, CborValue *args, CborEncoder *result)
     (void)args;
     struct ml_heap_stats hs;
     ml_heap_get_stats(&hs);
-    const struct ml_link_stats *ls = ml_link_get_stats();
+    const struct ml_link_stats *ls = &ml_device.link;
     CborEncoder map;
     CborError err = cbor_encoder_create_map(result, &map, 16);
     err |= put_uint(&map, "heap_size", hs.size);
