@@ -14,18 +14,12 @@
 // curve, a modulus the device refuses) is thrown by the first call.
 import { bigArg, byteLength, fromBytes } from "../base/bigint.js";
 import { ArgumentError, ProtocolError } from "../base/errors.js";
-import { type CurveInfo, Op } from "../base/protocol.generated.js";
+import { type CurveInfo, KexKind, KexRole, Op } from "../base/protocol.generated.js";
 import type { CallOptions, SessionContext, SessionRef } from "../session/context.js";
 import { DeviceObject } from "../session/device-object.js";
 import { curveNamed, lookupCurve } from "./curves.js";
 import { _adoptSymmetric, type SymmetricKey } from "./keys.js";
 import { longOp } from "./mpi.js";
-
-/** kex_new kinds and roles (messages.cddl). */
-const KIND_ECDH = 1;
-const KIND_DH = 2;
-const ROLE_SERVER = 1;
-const ROLE_CLIENT = 2;
 
 /** The curve of an ephemeral ECDH exchange when none is named. */
 export const DEFAULT_ECDH_CURVE = "secp256r1";
@@ -65,7 +59,7 @@ export abstract class KeyExchange extends DeviceObject {
   ) {
     super(ctx);
     this.role = role;
-    const roleId = role === "server" ? ROLE_SERVER : ROLE_CLIENT;
+    const roleId = role === "server" ? KexRole.server : KexRole.client;
     this.created = this.track(params().then((p) => ctx.call(Op.kexNew, [this.handle, kind, roleId, p.params, p.key])));
   }
 
@@ -179,7 +173,7 @@ export abstract class ECDHBase extends KeyExchange {
 
   protected constructor(ctx: SessionContext, role: "server" | "client", curveOrKey?: string | StaticEcdhKey) {
     const p = ecdhParams(ctx, curveOrKey);
-    super(ctx, role, KIND_ECDH, p.params);
+    super(ctx, role, KexKind.ecdh, p.params);
     this.namedCurve = p.curve;
     this.key = p.key ? (curveOrKey as StaticEcdhKey) : undefined;
   }
@@ -247,7 +241,7 @@ export abstract class DHBase extends KeyExchange {
   protected constructor(ctx: SessionContext, role: "server" | "client", p: bigint | Uint8Array, g: bigint | Uint8Array) {
     const pw = bigArg(p, "DH modulus P");
     const gw = bigArg(g, "DH generator G");
-    super(ctx, role, KIND_DH, () => Promise.resolve({ params: [pw, gw], key: null }));
+    super(ctx, role, KexKind.dh, () => Promise.resolve({ params: [pw, gw], key: null }));
     this.p = fromBytes(pw);
     this.g = fromBytes(gw);
     this.pBytes = byteLength(this.p);

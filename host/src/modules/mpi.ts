@@ -4,7 +4,7 @@
 // big-endian bytes (toBytes / fromBytes).
 import { bigArg, fromBytes } from "../base/bigint.js";
 import { ArgumentError, ProtocolError } from "../base/errors.js";
-import { Limits, Op } from "../base/protocol.generated.js";
+import { Limits, MpiPrimeFlag, Op } from "../base/protocol.generated.js";
 import { atLeast, type CallOptions, type SessionContext } from "../session/context.js";
 
 export { bitLength, byteLength, fromBytes, toBytes } from "../base/bigint.js";
@@ -28,10 +28,6 @@ export interface PrimeOptions extends CallOptions {
   /** Mbed TLS's low-error flag: error probability 2^-100 instead of 2^-80. */
   lowErr?: boolean;
 }
-
-/** Flag bits of mpi_prime (messages.cddl). */
-const PRIME_SAFE = 1;
-const PRIME_LOW_ERR = 2;
 
 function size(v: unknown, what: string): number {
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) throw new ArgumentError(`${what} must be a non-negative integer`);
@@ -60,7 +56,7 @@ export class MpiModule {
    */
   async prime(bytes: number, opts: PrimeOptions = {}): Promise<bigint> {
     const n = size(bytes, "prime(bytes)");
-    const flags = (opts.safe ? PRIME_SAFE : 0) | (opts.lowErr ? PRIME_LOW_ERR : 0);
+    const flags = (opts.safe ? MpiPrimeFlag.safe : 0) | (opts.lowErr ? MpiPrimeFlag.lowErr : 0);
     const { safe: _s, lowErr: _l, ...call } = opts;
     const p = number(await this.ctx.call(Op.mpiPrime, [n, flags], longOp(this.ctx, call)), "mpi_prime");
     if (p >> BigInt(8 * n - 1) !== 1n) throw new ProtocolError(`mpi_prime returned a number that is not ${n} bytes long`);

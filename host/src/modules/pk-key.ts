@@ -11,7 +11,7 @@
 
 import { ArgumentError, ProtocolError } from "../base/errors.js";
 import { pemEncode } from "../base/pem.js";
-import { type CurveInfo, Op } from "../base/protocol.generated.js";
+import { type CurveInfo, Op, PkEncryptScheme, PkExportFormat, PkFlag, PkSignScheme, PkType } from "../base/protocol.generated.js";
 import { checkBytes } from "../base/util.js";
 import { atLeast, type CallOptions, contextOf, type SessionContext, type SessionRef } from "../session/context.js";
 import { type AdoptedHandle, DeviceObject } from "../session/device-object.js";
@@ -39,14 +39,14 @@ export function parsePkInfo(r: unknown, op: string): PkInfo {
   }
   const m = r as Record<string, unknown>;
   const { type, bits, curve } = m;
-  if (type !== 1 && type !== 2) throw new ProtocolError(`${op}: unknown key type ${JSON.stringify(type)}`);
+  if (type !== PkType.rsa && type !== PkType.ec) throw new ProtocolError(`${op}: unknown key type ${JSON.stringify(type)}`);
   if (typeof bits !== "number" || !Number.isInteger(bits) || bits < 0) throw new ProtocolError(`${op}: "bits" is not an unsigned integer`);
-  if (type === 2 && typeof curve !== "number") throw new ProtocolError(`${op}: an EC key without a curve id`);
+  if (type === PkType.ec && typeof curve !== "number") throw new ProtocolError(`${op}: an EC key without a curve id`);
   if (typeof m.private !== "boolean" || typeof m.exportable !== "boolean") {
     throw new ProtocolError(`${op}: "private" / "exportable" are not booleans`);
   }
   return {
-    type: type === 1 ? "rsa" : "ec",
+    type: type === PkType.rsa ? "rsa" : "ec",
     bits,
     curve: typeof curve === "number" ? curveNameOf(curve) : undefined,
     isPrivate: m.private,
@@ -58,7 +58,7 @@ export function parsePkInfo(r: unknown, op: string): PkInfo {
 export function pkFlags(opts: { exportable?: boolean } | undefined): number {
   const e = opts?.exportable ?? true;
   if (typeof e !== "boolean") throw new ArgumentError("exportable must be a boolean");
-  return e ? 1 : 0;
+  return e ? PkFlag.exportable : 0;
 }
 
 export type PrivateKeyFormat = "DER" | "PEM" | "NUM";
@@ -90,9 +90,9 @@ function schemeId(scheme: SignatureScheme | undefined): number {
   switch (scheme ?? "pkcs1v15") {
     case "pkcs1v15":
     case "ecdsa":
-      return 0;
+      return PkSignScheme.pkcs1v15OrEcdsa;
     case "pss":
-      return 1;
+      return PkSignScheme.pss;
     default:
       throw new ArgumentError(`unknown signature scheme ${JSON.stringify(scheme)}; use "pkcs1v15", "pss" or "ecdsa"`);
   }
@@ -197,7 +197,10 @@ export abstract class PkKey extends DeviceObject {
       throw new ArgumentError(`exportKey() format must be "DER", "PEM" or "NUM", got ${JSON.stringify(format)}`);
     }
     this.requireKey();
-    const raw = bytesResult(await this.ctx.call(Op.pkExport, [this.handle, format === "NUM" ? 4 : 1]), "pk_export");
+    const raw = bytesResult(
+      await this.ctx.call(Op.pkExport, [this.handle, format === "NUM" ? PkExportFormat.privateRaw : PkExportFormat.privateDer]),
+      "pk_export",
+    );
     if (format === "NUM") return raw.length === 0 ? 0n : BigInt(`0x${Buffer.from(raw).toString("hex")}`);
     return format === "PEM" ? pemEncode(this.privatePemLabel, raw) : raw;
   }
@@ -216,7 +219,10 @@ export abstract class PkKey extends DeviceObject {
     }
     this.requireKey();
     const raw = format === "POINT" || format === "RAW";
-    const r = bytesResult(await this.ctx.call(Op.pkExport, [this.handle, raw ? 3 : 2]), "pk_export");
+    const r = bytesResult(
+      await this.ctx.call(Op.pkExport, [this.handle, raw ? PkExportFormat.publicRaw : PkExportFormat.publicDer]),
+      "pk_export",
+    );
     return format === "PEM" ? pemEncode("PUBLIC KEY", r) : r;
   }
 
@@ -339,9 +345,9 @@ export abstract class PkKey extends DeviceObject {
 
   private padding(opts: EncryptOptions): [number, number] {
     const padding = opts.padding ?? "pkcs1v15";
-    if (padding === "pkcs1v15") return [0, 0];
+    if (padding === "pkcs1v15") return [PkEncryptScheme.pkcs1v15, 0];
     if (padding !== "oaep") throw new ArgumentError(`unknown padding ${JSON.stringify(padding)}; use "pkcs1v15" or "oaep"`);
-    return [1, lookupHash(opts.digestmod ?? "sha1").id];
+    return [PkEncryptScheme.oaep, lookupHash(opts.digestmod ?? "sha1").id];
   }
 }
 
@@ -384,7 +390,7 @@ export class RSA extends PkKey {
     }
     const flags = pkFlags(opts);
     const timeoutMs = Math.ceil(RSA_GENERATE_TIMEOUT_MS * Math.max(1, (keySize / 2048) ** 2));
-    await this.createWith(Op.pkGenerate, [1, keySize, exponent, flags], opts, timeoutMs);
+    await this.createWith(Op.pkGenerate, [PkType.rsa, keySize, exponent, flags], opts, timeoutMs);
     return this.exportable ? this.exportKey("DER") : undefined;
   }
 }
@@ -422,7 +428,7 @@ export class ECC extends PkKey {
   async generate(opts: GenerateOptions = {}): Promise<Uint8Array | undefined> {
     const curve = this.wanted;
     if (!curve) throw new ArgumentError("this ECC key was imported; make a new dev.pk.ECC(curve) to generate");
-    await this.createWith(Op.pkGenerate, [2, curve.id, 0, pkFlags(opts)], opts, EC_GENERATE_TIMEOUT_MS);
+    await this.createWith(Op.pkGenerate, [PkType.ec, curve.id, 0, pkFlags(opts)], opts, EC_GENERATE_TIMEOUT_MS);
     return this.exportable ? this.exportKey("DER") : undefined;
   }
 

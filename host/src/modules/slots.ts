@@ -7,7 +7,7 @@
 // non-exportable.
 
 import { ArgumentError, ProtocolError } from "../base/errors.js";
-import { Limits, Op } from "../base/protocol.generated.js";
+import { Limits, Op, SlotKind } from "../base/protocol.generated.js";
 import { utf8 } from "../base/util.js";
 import type { CallOptions, SessionContext } from "../session/context.js";
 import { _adoptSymmetric, SymmetricKey } from "./keys.js";
@@ -42,13 +42,13 @@ function parseSlotInfo(r: unknown): SlotInfo {
   const { slot, label, kind, exportable, size } = m;
   if (typeof slot !== "number" || typeof label !== "string" || typeof exportable !== "boolean" || typeof size !== "number")
     throw new ProtocolError("slot-info: slot, label, exportable or size has the wrong type");
-  if (kind !== 1 && kind !== 2) throw new ProtocolError(`slot-info: unknown kind ${String(kind)}`);
+  if (kind !== SlotKind.pk && kind !== SlotKind.symmetric) throw new ProtocolError(`slot-info: unknown kind ${String(kind)}`);
   const pub = m.public;
   if (pub !== null && !(pub instanceof Uint8Array)) throw new ProtocolError("slot-info: public is not a byte string");
   return {
     slot,
     label,
-    kind: kind === 1 ? "pk" : "symmetric",
+    kind: kind === SlotKind.pk ? "pk" : "symmetric",
     exportable,
     info: m.pk === null || m.pk === undefined ? undefined : parsePkInfo(m.pk, "slot-info"),
     size,
@@ -107,7 +107,7 @@ export class SlotsModule {
     try {
       return await _adoptKey(this.ctx, create);
     } catch (e) {
-      if (kind !== 2) throw e;
+      if (kind !== SlotKind.symmetric) throw e;
       return _adoptSymmetric(this.ctx, create);
     }
   }

@@ -38,7 +38,7 @@ import {
   ProtocolError,
   TimeoutError,
 } from "../base/errors.js";
-import { DROP_REASON_NAMES, EventId, OP_INFO, Op, STATUS_INFO, Status } from "../base/protocol.generated.js";
+import { DROP_REASON_NAMES, EventId, OP_INFO, Op, type Resend, STATUS_INFO, Status } from "../base/protocol.generated.js";
 import type { HostDropReason, Message, RequestBody, Transport } from "../link/transport.js";
 import { DEFAULT_MAX_FRAME } from "../link/transport.js";
 import { debug, debugLog } from "./debug.js";
@@ -134,7 +134,7 @@ interface Call {
   reject: (e: Error) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
   sent: boolean;
-  /** OP_INFO says the op is idempotent: it may be resent. */
+  /** OP_INFO's `resend` lets a lost transmission of the op go again (idempotent, create or free). */
   retryable: boolean;
   attempts: number;
   /** performance.now() by which the call must settle (valid once written). */
@@ -151,34 +151,27 @@ interface Tx {
   call: Call;
 }
 
-/**
- * Ops that are not idempotent but whose repetition the device recognises,
- * because the host never reuses a handle within a boot (spec §4, §6): a
- * create (result null) resent after the first attempt ran answers
- * handle_in_use, a resent free answers bad_handle; either means "done".
- */
-const RESENDABLE_CREATES: ReadonlySet<number> = new Set([
-  Op.hashNew,
-  Op.hashCopy,
-  Op.hmacNew,
-  Op.hmacCopy,
-  Op.cipherNew,
-  Op.cipherBufNew,
-  Op.keyImport,
-  Op.keyGenerate,
-]);
+/** How a lost call of `op` may be resent (spec §6, ids.json's `resend`); an op this SDK does not know never is. */
+function resendOf(op: number): Resend {
+  return OP_INFO.get(op)?.resend ?? "never";
+}
 
 /** True when a lost call of `op` may be sent again (spec §6). */
 export function mayResend(op: number): boolean {
-  return OP_INFO.get(op)?.idempotent === true || RESENDABLE_CREATES.has(op) || op === Op.free;
+  return resendOf(op) !== "never";
 }
 
-/** A resent create or free whose error answer says its first attempt ran. */
+/**
+ * A resent create or free whose error answer says its first attempt ran:
+ * the host never reuses a handle within a boot (spec §4, §6), so a create
+ * resent after the first attempt made the object answers handle_in_use, and
+ * a resent free answers bad_handle; either means "done".
+ */
 function alreadyDone(call: Call, msg: Message): boolean {
   if (call.attempts < 2) return false;
   const status = msg[1];
-  if (RESENDABLE_CREATES.has(call.op)) return status === Status.handleInUse;
-  return call.op === Op.free && status === Status.badHandle;
+  const resend = resendOf(call.op);
+  return (resend === "create" && status === Status.handleInUse) || (resend === "free" && status === Status.badHandle);
 }
 
 /** Shortest attempt before a resend, ms. */
