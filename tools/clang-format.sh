@@ -15,7 +15,7 @@ esac
 command -v clang-format >/dev/null || { echo "clang-format: not installed (apt-get install clang-format)" >&2; exit 2; }
 mapfile -t files < <(find firmware/src firmware/test -type f \( -name '*.c' -o -name '*.h' \) \
   ! -path firmware/src/core/protocol_ids.h ! -path firmware/test/golden_frames.h \
-  ! -path firmware/src/dispatch/ml_op_table.c ! -path firmware/src/dispatch/ml_ops.h | sort)
+  ! -path firmware/src/dispatch/ml_op_table.c ! -path firmware/src/ops/ml_ops.h | sort)
 bad=()
 for f in "${files[@]}"; do
   if [ "$fix" = 1 ]; then

@@ -22,7 +22,7 @@
 
 #include "core/ml_config.h"
 #include "core/ml_handles.h"
-#include "dispatch/ml_ops.h"
+#include "ops/ml_ops.h"
 #include "ops/ml_symkey.h"
 
 struct cipher_obj {

@@ -2,8 +2,8 @@
 #include <mbedtls/md.h>
 
 #include "core/ml_handles.h"
-#include "dispatch/ml_ops.h"
 #include "ops/ml_hash.h"
+#include "ops/ml_ops.h"
 
 struct hash_obj {
     mbedtls_md_context_t md;

@@ -5,8 +5,8 @@
 #include <mbedtls/platform_util.h>
 
 #include "core/ml_config.h"
-#include "dispatch/ml_ops.h"
 #include "ops/ml_hash.h"
+#include "ops/ml_ops.h"
 
 /* Reads the `length` argument and checks it against RFC 5869 (at most 255
  * blocks of the digest) and against what one response frame can carry. */

@@ -14,8 +14,8 @@
 #include <string.h>
 
 #include "core/ml_handles.h"
-#include "dispatch/ml_ops.h"
 #include "ops/ml_hash.h"
+#include "ops/ml_ops.h"
 #include "ops/ml_symkey.h"
 
 struct hmac_obj {

@@ -20,7 +20,7 @@
 
 #include "core/ml_busy.h"
 #include "core/ml_handles.h"
-#include "dispatch/ml_ops.h"
+#include "ops/ml_ops.h"
 #include "ops/ml_pk.h"
 #include "ops/ml_symkey.h"
 

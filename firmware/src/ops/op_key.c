@@ -12,7 +12,7 @@
 
 #include "core/ml_handles.h"
 #include "core/ml_rng.h"
-#include "dispatch/ml_ops.h"
+#include "ops/ml_ops.h"
 #include "ops/ml_symkey.h"
 
 struct symkey_obj {

@@ -7,7 +7,7 @@
 #include <mbedtls/platform_util.h>
 
 #include "core/ml_busy.h"
-#include "dispatch/ml_ops.h"
+#include "ops/ml_ops.h"
 
 #define PRIME_FLAGS_KNOWN (MBEDTLS_MPI_GEN_PRIME_FLAG_DH | MBEDTLS_MPI_GEN_PRIME_FLAG_LOW_ERR)
 

@@ -20,8 +20,8 @@
 #include "core/ml_busy.h"
 #include "core/ml_handles.h"
 #include "core/ml_rng.h"
-#include "dispatch/ml_ops.h"
 #include "ops/ml_hash.h"
+#include "ops/ml_ops.h"
 #include "ops/ml_pk.h"
 
 /* Largest DER this module writes: an RSA-4096 private key is ~2.35 KB. */

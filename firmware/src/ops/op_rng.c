@@ -5,7 +5,7 @@
 
 #include "core/ml_config.h"
 #include "core/ml_rng.h"
-#include "dispatch/ml_ops.h"
+#include "ops/ml_ops.h"
 
 int ml_op_rng_bytes(struct ml_call *call, CborValue *args, CborEncoder *result)
 {

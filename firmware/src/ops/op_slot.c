@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "core/ml_handles.h"
-#include "dispatch/ml_ops.h"
+#include "ops/ml_ops.h"
 #include "ops/ml_pk.h"
 #include "ops/ml_symkey.h"
 #include "store/ml_keystore.h"

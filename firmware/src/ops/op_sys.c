@@ -6,9 +6,9 @@
 #include "core/ml_handles.h"
 #include "core/ml_heap.h"
 #include "core/ml_rng.h"
-#include "dispatch/ml_ops.h"
 #include "hal/ml_hal.h"
 #include "ops/ml_hash.h"
+#include "ops/ml_ops.h"
 #include "ops/ml_pk.h"
 #include "store/ml_keystore.h"
 
