@@ -541,6 +541,14 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   private onTimer(call: Call): void {
     call.timer = undefined;
     if (this.pending.get(call.id) !== call) return;
+    // libuv schedules a timer from the loop's cached clock, which lags by as
+    // long as the current tick has run: on a busy host a timer set late in a
+    // long tick fires that much early. A call never times out before its time.
+    const early = call.deadline - performance.now();
+    if (early > 1 && !this.canResend(call)) {
+      call.timer = setTimeout(() => this.onTimer(call), Math.ceil(early));
+      return;
+    }
     if (this.canResend(call)) {
       this.resend(call); // the first attempt stays on the books: its answer may still come
       return;
