@@ -14,12 +14,9 @@
 
 #include "core/ml_call.h"
 
-/* pk flags (messages.cddl pk-flags). */
-#define ML_PK_FLAG_EXPORTABLE 0x1u
-
 /* The Mbed TLS context of a live ML_HT_PK object (never NULL). */
 mbedtls_pk_context *ml_pk_ctx(void *obj);
-/* The object's flags (ML_PK_FLAG_*) and whether it holds a private part. */
+/* The object's flags (ML_PK_FLAG_* of core/protocol_ids.h) and whether it holds a private part. */
 uint32_t ml_pk_flags(const void *obj);
 bool ml_pk_has_private(const void *obj);
 

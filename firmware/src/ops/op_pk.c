@@ -27,9 +27,6 @@
 /* Largest DER this module writes: an RSA-4096 private key is ~2.35 KB. */
 #define PK_DER_MAX 2600u
 
-enum pk_type { PK_TYPE_RSA = 1, PK_TYPE_EC = 2 };
-enum pk_format { FMT_PRIVATE_DER = 1, FMT_PUBLIC_DER = 2, FMT_PUBLIC_RAW = 3, FMT_PRIVATE_RAW = 4 };
-
 struct pk_obj {
     mbedtls_pk_context pk;
     uint32_t flags;
@@ -132,15 +129,13 @@ int ml_pk_get(struct ml_call *call, uint32_t handle, void **obj) { return ml_han
 static int create(struct ml_call *call, uint32_t handle, uint32_t flags, struct pk_obj **out)
 {
     void *p = NULL;
-    int st = ml_handle_create(call, handle, ML_HT_PK, sizeof(struct pk_obj), pk_dtor, &p);
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    struct pk_obj *k = p;
-    mbedtls_pk_init(&k->pk);
-    k->flags = flags;
-    *out = k;
-    return ML_STATUS_OK;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_handle_create(call, handle, ML_HT_PK, sizeof(struct pk_obj), pk_dtor, &p));
+    *out = p;
+    mbedtls_pk_init(&(*out)->pk);
+    (*out)->flags = flags;
+cleanup:
+    return st;
 }
 
 static bool is_ec(const mbedtls_pk_context *pk)
@@ -165,24 +160,16 @@ static bool is_montgomery(const mbedtls_pk_context *pk)
     return g == MBEDTLS_ECP_DP_CURVE25519 || g == MBEDTLS_ECP_DP_CURVE448;
 }
 
-static int check_flags(struct ml_call *call, unsigned pos, uint64_t flags)
-{
-    if ((flags & ~(uint64_t)ML_PK_FLAG_EXPORTABLE) != 0) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: unknown pk flags 0x%llx", pos, (unsigned long long)flags);
-    }
-    return ML_STATUS_OK;
-}
-
 static int read_flags(struct ml_call *call, CborValue *args, unsigned pos, uint32_t *flags)
 {
     uint64_t v = 0;
-    int st = ml_arg_uint(call, args, pos, &v);
-    if (st == ML_STATUS_OK) {
-        st = check_flags(call, pos, v);
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_uint(call, args, pos, &v));
+    if ((v & ~(uint64_t)ML_PK_FLAGS_MASK) != 0) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg %u: unknown pk flags 0x%llx", pos, (unsigned long long)v);
     }
-    if (st == ML_STATUS_OK) {
-        *flags = (uint32_t)v;
-    }
+    *flags = (uint32_t)v;
+cleanup:
     return st;
 }
 
@@ -190,12 +177,23 @@ static int args_key(struct ml_call *call, CborValue *args, unsigned pos, struct 
 {
     uint32_t handle = 0;
     void *p = NULL;
-    int st = ml_arg_handle(call, args, pos, &handle);
-    if (st == ML_STATUS_OK) {
-        st = ml_pk_get(call, handle, &p);
-    }
-    if (st == ML_STATUS_OK) {
-        *k = p;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, pos, &handle));
+    ML_CHK(ml_pk_get(call, handle, &p));
+    *k = p;
+cleanup:
+    return st;
+}
+
+/* For an op whose Mbed TLS failure is an answer (verify, check_pair: false):
+ * only running out of heap is an error; anything else leaves no error. */
+static int alloc_failure_only(struct ml_call *call, int ret, const char *what)
+{
+    int st = ret != 0 ? ml_fail_mbedtls(call, ret, what) : ML_STATUS_OK;
+    if (st != ML_STATUS_OUT_OF_MEMORY) {
+        call->mbedtls_code = 0;
+        call->detail[0] = '\0';
+        st = ML_STATUS_OK;
     }
     return st;
 }
@@ -211,7 +209,7 @@ int ml_pk_encode_info(struct ml_call *call, void *obj, CborEncoder *enc)
     CborEncoder map;
     CborError err = cbor_encoder_create_map(enc, &map, 5);
     err |= cbor_encode_text_stringz(&map, "type");
-    err |= cbor_encode_uint(&map, is_rsa(&k->pk) ? PK_TYPE_RSA : PK_TYPE_EC);
+    err |= cbor_encode_uint(&map, is_rsa(&k->pk) ? ML_PK_TYPE_RSA : ML_PK_TYPE_EC);
     err |= cbor_encode_text_stringz(&map, "bits");
     err |= cbor_encode_uint(&map, bits);
     err |= cbor_encode_text_stringz(&map, "curve");
@@ -228,96 +226,75 @@ int ml_pk_encode_info(struct ml_call *call, void *obj, CborEncoder *enc)
 int ml_op_pk_info(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     struct pk_obj *k = NULL;
-    int st = args_key(call, args, 1, &k);
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    return ml_pk_encode_info(call, k, result);
+    int st = ML_STATUS_OK;
+    ML_CHK(args_key(call, args, 1, &k));
+    ML_CHK(ml_pk_encode_info(call, k, result));
+cleanup:
+    return st;
 }
 
 /* ------------------------------------------------------------ generate */
 
 static int generate_rsa(struct ml_call *call, struct pk_obj *k, uint64_t bits, uint64_t exponent)
 {
+    int st = ML_STATUS_OK;
     if (bits < ML_RSA_BITS_MIN || bits > ML_RSA_BITS_MAX || bits % 2 != 0) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 3: RSA key size must be even and %u..%u bits, got %llu",
-                       (unsigned)ML_RSA_BITS_MIN, (unsigned)ML_RSA_BITS_MAX, (unsigned long long)bits);
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 3: RSA key size must be even and %u..%u bits, got %llu",
+                (unsigned)ML_RSA_BITS_MIN, (unsigned)ML_RSA_BITS_MAX, (unsigned long long)bits);
     }
     if (exponent < 3 || exponent % 2 == 0 || exponent > INT_MAX) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 4: RSA public exponent must be odd, 3..%d, got %llu", INT_MAX,
-                       (unsigned long long)exponent);
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 4: RSA public exponent must be odd, 3..%d, got %llu", INT_MAX,
+                (unsigned long long)exponent);
     }
-    int ret = mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA));
-    if (ret != 0) {
-        return ml_fail_mbedtls(call, ret, "pk_setup");
-    }
-    ret = mbedtls_rsa_gen_key(mbedtls_pk_rsa(k->pk), ml_busy_rng, NULL, (unsigned)bits, (int)exponent);
-    if (ret != 0) {
-        return ml_fail_mbedtls(call, ret, "rsa_gen_key");
-    }
-    return ML_STATUS_OK;
+    ML_CHK_TLS(call, mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)), "pk_setup");
+    ML_CHK_TLS(call, mbedtls_rsa_gen_key(mbedtls_pk_rsa(k->pk), ml_busy_rng, NULL, (unsigned)bits, (int)exponent),
+               "rsa_gen_key");
+cleanup:
+    return st;
 }
 
 static int generate_ec(struct ml_call *call, struct pk_obj *k, uint64_t curve, uint64_t exponent)
 {
     mbedtls_ecp_group_id grp = MBEDTLS_ECP_DP_NONE;
+    int st = ML_STATUS_OK;
     if (exponent != 0) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 4: EC keys take exponent 0");
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 4: EC keys take exponent 0");
     }
-    int st = ml_curve_lookup(call, curve, &grp);
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    int ret = mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY));
-    if (ret != 0) {
-        return ml_fail_mbedtls(call, ret, "pk_setup");
-    }
-    ret = mbedtls_ecp_gen_key(grp, mbedtls_pk_ec(k->pk), ml_busy_rng, NULL);
-    if (ret != 0) {
-        return ml_fail_mbedtls(call, ret, "ecp_gen_key");
-    }
-    return ML_STATUS_OK;
+    ML_CHK(ml_curve_lookup(call, curve, &grp));
+    ML_CHK_TLS(call, mbedtls_pk_setup(&k->pk, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)), "pk_setup");
+    ML_CHK_TLS(call, mbedtls_ecp_gen_key(grp, mbedtls_pk_ec(k->pk), ml_busy_rng, NULL), "ecp_gen_key");
+cleanup:
+    return st;
 }
 
 int ml_op_pk_generate(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     uint32_t handle = 0, flags = 0;
     uint64_t type = 0, param = 0, exponent = 0;
-    int st = ml_arg_handle(call, args, 1, &handle);
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_uint(call, args, 2, &type);
-    }
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_uint(call, args, 3, &param);
-    }
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_uint(call, args, 4, &exponent);
-    }
-    if (st == ML_STATUS_OK) {
-        st = read_flags(call, args, 5, &flags);
-    }
-    if (st == ML_STATUS_OK && type != PK_TYPE_RSA && type != PK_TYPE_EC) {
-        st = ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 2: key type must be 1 (RSA) or 2 (EC), got %llu",
-                     (unsigned long long)type);
-    }
-    if (st == ML_STATUS_OK && type == PK_TYPE_EC) {
-        mbedtls_ecp_group_id grp = MBEDTLS_ECP_DP_NONE; /* checked before the handle is taken */
-        st = ml_curve_lookup(call, param, &grp);
-    }
+    mbedtls_ecp_group_id grp = MBEDTLS_ECP_DP_NONE;
     struct pk_obj *k = NULL;
-    if (st == ML_STATUS_OK) {
-        st = create(call, handle, flags, &k);
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, 1, &handle));
+    ML_CHK(ml_arg_uint(call, args, 2, &type));
+    ML_CHK(ml_arg_uint(call, args, 3, &param));
+    ML_CHK(ml_arg_uint(call, args, 4, &exponent));
+    ML_CHK(read_flags(call, args, 5, &flags));
+    if (type != ML_PK_TYPE_RSA && type != ML_PK_TYPE_EC) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: key type must be %d (RSA) or %d (EC), got %llu", ML_PK_TYPE_RSA,
+                ML_PK_TYPE_EC, (unsigned long long)type);
     }
-    if (st != ML_STATUS_OK) {
-        return st;
+    if (type == ML_PK_TYPE_EC) {
+        ML_CHK(ml_curve_lookup(call, param, &grp)); /* checked before the handle is taken */
     }
-    st = type == PK_TYPE_RSA ? generate_rsa(call, k, param, exponent) : generate_ec(call, k, param, exponent);
-    if (st != ML_STATUS_OK) {
-        (void)ml_handle_free(call, handle);
-        return st;
-    }
+    ML_CHK(create(call, handle, flags, &k));
+    ML_CHK(type == ML_PK_TYPE_RSA ? generate_rsa(call, k, param, exponent) : generate_ec(call, k, param, exponent));
     k->priv = true;
-    return ml_pk_encode_info(call, k, result);
+    ML_CHK(ml_pk_encode_info(call, k, result));
+cleanup:
+    if (st != ML_STATUS_OK && k != NULL) {
+        (void)ml_handle_free(call, handle);
+    }
+    return st;
 }
 
 /* ------------------------------------------------------------ import */
@@ -333,15 +310,14 @@ static bool contains(const uint8_t *data, size_t len, const char *needle)
     return false;
 }
 
-static int high_level(int ret) { return -((-ret) & 0xFF80); }
-
 /* A parser's error: out_of_memory as ml_fail_mbedtls judges it (any
  * *_ALLOC_FAILED, PEM's base64 buffer included), else what the data was. */
 static int parse_error(struct ml_call *call, int ret, const char *what)
 {
-    int high = high_level(ret);
-    if (ml_fail_mbedtls(call, ret, what) == ML_STATUS_OUT_OF_MEMORY) {
-        return ML_STATUS_OUT_OF_MEMORY;
+    int high = -((-ret) & 0xFF80);
+    int st = ml_fail_mbedtls(call, ret, what);
+    if (st == ML_STATUS_OUT_OF_MEMORY) {
+        return st;
     }
     if (high == MBEDTLS_ERR_PK_UNKNOWN_PK_ALG || high == MBEDTLS_ERR_PK_UNKNOWN_NAMED_CURVE ||
         ret == MBEDTLS_ERR_ECP_FEATURE_UNAVAILABLE) {
@@ -355,54 +331,52 @@ static int parse_error(struct ml_call *call, int ret, const char *what)
 static int parse_into(struct ml_call *call, struct pk_obj *k, const uint8_t *data, size_t len, const uint8_t *pwd,
                       size_t pwd_len)
 {
+    int ret_pub = 0;
+    int st = ML_STATUS_OK;
     int ret = mbedtls_pk_parse_key(&k->pk, data, len, pwd, pwd_len, ml_rng_random, NULL);
-    if (ret == 0) {
-        k->priv = true;
-        return ML_STATUS_OK;
-    }
-    if (ret == MBEDTLS_ERR_PK_PASSWORD_REQUIRED) {
+    if (ret == MBEDTLS_ERR_PK_PASSWORD_REQUIRED || ret == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
         call->mbedtls_code = ret;
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "the private key is encrypted: a password is required");
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "%s",
+                ret == MBEDTLS_ERR_PK_PASSWORD_REQUIRED ? "the private key is encrypted: a password is required"
+                                                        : "wrong password for the encrypted private key");
     }
-    if (ret == MBEDTLS_ERR_PK_PASSWORD_MISMATCH) {
-        call->mbedtls_code = ret;
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "wrong password for the encrypted private key");
+    if (ret != 0) {
+        mbedtls_pk_free(&k->pk);
+        mbedtls_pk_init(&k->pk);
+        ret_pub = mbedtls_pk_parse_public_key(&k->pk, data, len);
     }
-    mbedtls_pk_free(&k->pk);
-    mbedtls_pk_init(&k->pk);
-    int ret_pub = mbedtls_pk_parse_public_key(&k->pk, data, len);
-    if (ret_pub == 0) {
-        k->priv = false;
-        return ML_STATUS_OK;
+    if (ret != 0 && ret_pub != 0) {
+        mbedtls_pk_free(&k->pk);
+        mbedtls_pk_init(&k->pk);
+        if (pwd_len > 0 && contains(data, len, "-----BEGIN ENCRYPTED PRIVATE KEY-----")) {
+            st = ml_fail_mbedtls(call, ret, "wrong password (or a corrupt key)");
+            ML_CHK(st == ML_STATUS_OUT_OF_MEMORY ? st : ML_STATUS_BAD_ARGUMENT);
+        }
+        /* Report the error of the parser the data was meant for. */
+        ML_CHK(contains(data, len, "PUBLIC KEY-----") ? parse_error(call, ret_pub, "parse public key")
+                                                      : parse_error(call, ret, "parse key"));
     }
-    mbedtls_pk_free(&k->pk);
-    mbedtls_pk_init(&k->pk);
-    if (pwd_len > 0 && contains(data, len, "-----BEGIN ENCRYPTED PRIVATE KEY-----")) {
-        (void)ml_fail_mbedtls(call, ret, "wrong password (or a corrupt key)");
-        return ML_STATUS_BAD_ARGUMENT;
-    }
-    /* Report the error of the parser the data was meant for. */
-    bool public_pem = contains(data, len, "PUBLIC KEY-----");
-    return public_pem ? parse_error(call, ret_pub, "parse public key") : parse_error(call, ret, "parse key");
+    k->priv = ret == 0;
+cleanup:
+    return st;
 }
 
-static int check_imported(struct ml_call *call, struct pk_obj *k)
+static int check_imported(struct ml_call *call, const struct pk_obj *k)
 {
-    if (is_rsa(&k->pk)) {
-        size_t bits = mbedtls_pk_get_bitlen(&k->pk);
-        if (bits > ML_RSA_BITS_MAX) {
-            return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "RSA keys above %u bits are not supported, got %lu",
-                           (unsigned)ML_RSA_BITS_MAX, (unsigned long)bits);
-        }
-        return ML_STATUS_OK;
+    size_t bits = mbedtls_pk_get_bitlen(&k->pk);
+    int st = ML_STATUS_OK;
+    if (!is_rsa(&k->pk) && !is_ec(&k->pk)) {
+        ML_FAIL(call, ML_STATUS_UNSUPPORTED_ALGORITHM, "only RSA and EC keys are supported");
     }
-    if (is_ec(&k->pk)) {
-        if (curve_by_grp(ec_grp(&k->pk)) == NULL) {
-            return ml_fail(call, ML_STATUS_UNSUPPORTED_ALGORITHM, "the key's curve is not supported");
-        }
-        return ML_STATUS_OK;
+    if (is_rsa(&k->pk) && bits > ML_RSA_BITS_MAX) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "RSA keys above %u bits are not supported, got %lu",
+                (unsigned)ML_RSA_BITS_MAX, (unsigned long)bits);
     }
-    return ml_fail(call, ML_STATUS_UNSUPPORTED_ALGORITHM, "only RSA and EC keys are supported");
+    if (is_ec(&k->pk) && curve_by_grp(ec_grp(&k->pk)) == NULL) {
+        ML_FAIL(call, ML_STATUS_UNSUPPORTED_ALGORITHM, "the key's curve is not supported");
+    }
+cleanup:
+    return st;
 }
 
 /* Imports data (DER or PEM, NUL-terminated or not) into a new object. */
@@ -410,44 +384,40 @@ static int import(struct ml_call *call, uint32_t handle, const uint8_t *data, si
                   size_t pwd_len, uint32_t flags, struct pk_obj **out)
 {
     bool pem = contains(data, len, "-----BEGIN ");
-    if (pem && contains(data, len, "Proc-Type: 4,ENCRYPTED")) {
-        return ml_fail(call, ML_STATUS_UNSUPPORTED_ALGORITHM,
-                       "legacy encrypted PEM (Proc-Type: 4,ENCRYPTED) is not supported: use encrypted PKCS#8");
-    }
-    if (len == 0) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 2: the key data is empty");
-    }
     uint8_t *copy = NULL;
     size_t copy_len = 0;
+    struct pk_obj *k = NULL;
+    int st = ML_STATUS_OK;
+    if (pem && contains(data, len, "Proc-Type: 4,ENCRYPTED")) {
+        ML_FAIL(call, ML_STATUS_UNSUPPORTED_ALGORITHM,
+                "legacy encrypted PEM (Proc-Type: 4,ENCRYPTED) is not supported: use encrypted PKCS#8");
+    }
+    if (len == 0) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: the key data is empty");
+    }
     if (pem && data[len - 1] != '\0') {
         /* mbedtls_pk_parse_key reads PEM only from a NUL-terminated buffer */
         copy_len = len + 1;
         copy = mbedtls_calloc(1, copy_len);
         if (copy == NULL) {
-            return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %lu-byte PEM copy", (unsigned long)copy_len);
+            ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %lu-byte PEM copy", (unsigned long)copy_len);
         }
         memcpy(copy, data, len);
         data = copy;
         len = copy_len;
     }
-    struct pk_obj *k = NULL;
-    int st = create(call, handle, flags, &k);
-    if (st == ML_STATUS_OK) {
-        st = parse_into(call, k, data, len, pwd, pwd_len);
-        if (st == ML_STATUS_OK) {
-            st = check_imported(call, k);
-        }
-        if (st != ML_STATUS_OK) {
-            (void)ml_handle_free(call, handle);
-        }
+    ML_CHK(create(call, handle, flags, &k));
+    ML_CHK(parse_into(call, k, data, len, pwd, pwd_len));
+    ML_CHK(check_imported(call, k));
+    *out = k;
+cleanup:
+    if (st != ML_STATUS_OK && k != NULL) {
+        (void)ml_handle_free(call, handle);
     }
     if (copy != NULL) {
         mbedtls_platform_zeroize(copy, copy_len);
-        mbedtls_free(copy);
     }
-    if (st == ML_STATUS_OK) {
-        *out = k;
-    }
+    mbedtls_free(copy);
     return st;
 }
 
@@ -456,38 +426,32 @@ int ml_op_pk_import(struct ml_call *call, CborValue *args, CborEncoder *result)
     uint32_t handle = 0, flags = 0;
     const uint8_t *data = NULL, *pwd = NULL;
     size_t len = 0, pwd_len = 0;
-    int st = ml_arg_handle(call, args, 1, &handle);
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_bytes(call, args, 2, &data, &len);
-    }
-    if (st == ML_STATUS_OK) {
-        if (cbor_value_is_null(args)) {
-            (void)cbor_value_advance_fixed(args);
-        } else {
-            st = ml_arg_bytes(call, args, 3, &pwd, &pwd_len);
-        }
-    }
-    if (st == ML_STATUS_OK) {
-        st = read_flags(call, args, 4, &flags);
-    }
     struct pk_obj *k = NULL;
-    if (st == ML_STATUS_OK) {
-        st = import(call, handle, data, len, pwd, pwd_len, flags, &k);
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, 1, &handle));
+    ML_CHK(ml_arg_bytes(call, args, 2, &data, &len));
+    if (cbor_value_is_null(args)) {
+        (void)cbor_value_advance_fixed(args);
+    } else {
+        ML_CHK(ml_arg_bytes(call, args, 3, &pwd, &pwd_len));
     }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    return ml_pk_encode_info(call, k, result);
+    ML_CHK(read_flags(call, args, 4, &flags));
+    ML_CHK(import(call, handle, data, len, pwd, pwd_len, flags, &k));
+    ML_CHK(ml_pk_encode_info(call, k, result));
+cleanup:
+    return st;
 }
 
 int ml_pk_create_from_der(struct ml_call *call, uint32_t handle, const uint8_t *der, size_t len, uint32_t flags,
                           void **obj)
 {
     struct pk_obj *k = NULL;
-    int st = import(call, handle, der, len, NULL, 0, flags, &k);
-    if (st == ML_STATUS_OK && obj != NULL) {
+    int st = ML_STATUS_OK;
+    ML_CHK(import(call, handle, der, len, NULL, 0, flags, &k));
+    if (obj != NULL) {
         *obj = k;
     }
+cleanup:
     return st;
 }
 
@@ -497,18 +461,18 @@ int ml_pk_create_from_der(struct ml_call *call, uint32_t handle, const uint8_t *
 static int write_der(struct ml_call *call, void *obj, bool private_part, uint8_t *buf, size_t cap, size_t *len)
 {
     const struct pk_obj *k = obj;
+    int st = ML_STATUS_OK;
     int ret = private_part ? mbedtls_pk_write_key_der(&k->pk, buf, cap) : mbedtls_pk_write_pubkey_der(&k->pk, buf, cap);
     if (ret == MBEDTLS_ERR_ASN1_BUF_TOO_SMALL || ret == MBEDTLS_ERR_PK_BUFFER_TOO_SMALL) {
-        return ml_fail(call, ML_STATUS_TOO_LARGE, "the key's DER does not fit %lu bytes", (unsigned long)cap);
+        ML_FAIL(call, ML_STATUS_TOO_LARGE, "the key's DER does not fit %lu bytes", (unsigned long)cap);
     }
-    if (ret < 0) {
-        return ml_fail_mbedtls(call, ret, private_part ? "pk_write_key_der" : "pk_write_pubkey_der");
-    }
-    size_t n = (size_t)ret;
-    memmove(buf, buf + cap - n, n);
-    mbedtls_platform_zeroize(buf + n, cap - n);
-    *len = n;
-    return ML_STATUS_OK;
+    /* a non-negative ret is the length written */
+    ML_CHK_TLS(call, ret < 0 ? ret : 0, private_part ? "pk_write_key_der" : "pk_write_pubkey_der");
+    *len = (size_t)ret;
+    memmove(buf, buf + cap - *len, *len);
+    mbedtls_platform_zeroize(buf + *len, cap - *len);
+cleanup:
+    return st;
 }
 
 int ml_pk_serialise(struct ml_call *call, void *obj, uint8_t *buf, size_t cap, size_t *len)
@@ -523,65 +487,63 @@ int ml_pk_write_public(struct ml_call *call, void *obj, uint8_t *buf, size_t cap
 
 static int write_raw(struct ml_call *call, struct pk_obj *k, bool private_part, uint8_t *buf, size_t cap, size_t *len)
 {
-    int ret = 0;
+    int st = ML_STATUS_OK;
+    if (is_rsa(&k->pk) && private_part) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: RSA keys have no raw private format (use %d)",
+                ML_PK_EXPORT_FORMAT_PRIVATE_DER);
+    }
     if (is_rsa(&k->pk)) {
-        if (private_part) {
-            return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 2: RSA keys have no raw private format (use 1)");
+        *len = mbedtls_rsa_get_len(mbedtls_pk_rsa(k->pk));
+        if (*len > cap) {
+            ML_FAIL(call, ML_STATUS_TOO_LARGE, "the modulus does not fit");
         }
-        const mbedtls_rsa_context *rsa = mbedtls_pk_rsa(k->pk);
-        size_t n = mbedtls_rsa_get_len(rsa);
-        if (n > cap) {
-            return ml_fail(call, ML_STATUS_TOO_LARGE, "the modulus does not fit");
-        }
-        ret = mbedtls_rsa_export_raw(rsa, buf, n, NULL, 0, NULL, 0, NULL, 0, NULL, 0);
-        *len = n;
+        ML_CHK_TLS(call, mbedtls_rsa_export_raw(mbedtls_pk_rsa(k->pk), buf, *len, NULL, 0, NULL, 0, NULL, 0, NULL, 0),
+                   "write raw key");
     } else if (private_part) {
-        ret = mbedtls_ecp_write_key_ext(mbedtls_pk_ec(k->pk), len, buf, cap);
+        ML_CHK_TLS(call, mbedtls_ecp_write_key_ext(mbedtls_pk_ec(k->pk), len, buf, cap), "write raw key");
     } else {
-        ret = mbedtls_ecp_write_public_key(mbedtls_pk_ec(k->pk), MBEDTLS_ECP_PF_UNCOMPRESSED, len, buf, cap);
+        ML_CHK_TLS(call, mbedtls_ecp_write_public_key(mbedtls_pk_ec(k->pk), MBEDTLS_ECP_PF_UNCOMPRESSED, len, buf, cap),
+                   "write raw key");
     }
-    if (ret != 0) {
-        return ml_fail_mbedtls(call, ret, "write raw key");
-    }
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
 int ml_op_pk_export(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     struct pk_obj *k = NULL;
     uint64_t format = 0;
-    int st = args_key(call, args, 1, &k);
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_uint(call, args, 2, &format);
+    bool private_part = false;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int st = ML_STATUS_OK;
+    ML_CHK(args_key(call, args, 1, &k));
+    ML_CHK(ml_arg_uint(call, args, 2, &format));
+    if (format < ML_PK_EXPORT_FORMAT_PRIVATE_DER || format > ML_PK_EXPORT_FORMAT_PRIVATE_RAW) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: format must be %d..%d, got %llu", ML_PK_EXPORT_FORMAT_PRIVATE_DER,
+                ML_PK_EXPORT_FORMAT_PRIVATE_RAW, (unsigned long long)format);
     }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    if (format < FMT_PRIVATE_DER || format > FMT_PRIVATE_RAW) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 2: format must be 1..4, got %llu",
-                       (unsigned long long)format);
-    }
-    bool private_part = format == FMT_PRIVATE_DER || format == FMT_PRIVATE_RAW;
+    private_part = format == ML_PK_EXPORT_FORMAT_PRIVATE_DER || format == ML_PK_EXPORT_FORMAT_PRIVATE_RAW;
     if (private_part && !k->priv) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "the key has no private part");
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "the key has no private part");
     }
     if (private_part && (k->flags & ML_PK_FLAG_EXPORTABLE) == 0) {
-        return ml_fail(call, ML_STATUS_NOT_EXPORTABLE, "the key's private part is not exportable");
+        ML_FAIL(call, ML_STATUS_NOT_EXPORTABLE, "the key's private part is not exportable");
     }
-    uint8_t *buf = mbedtls_calloc(1, PK_DER_MAX);
+    buf = mbedtls_calloc(1, PK_DER_MAX);
     if (buf == NULL) {
-        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %u-byte export buffer", (unsigned)PK_DER_MAX);
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %u-byte export buffer", (unsigned)PK_DER_MAX);
     }
-    size_t len = 0;
-    if (format == FMT_PRIVATE_DER || format == FMT_PUBLIC_DER) {
-        st = write_der(call, k, private_part, buf, PK_DER_MAX, &len);
+    if (format == ML_PK_EXPORT_FORMAT_PRIVATE_DER || format == ML_PK_EXPORT_FORMAT_PUBLIC_DER) {
+        ML_CHK(write_der(call, k, private_part, buf, PK_DER_MAX, &len));
     } else {
-        st = write_raw(call, k, private_part, buf, PK_DER_MAX, &len);
+        ML_CHK(write_raw(call, k, private_part, buf, PK_DER_MAX, &len));
     }
-    if (st == ML_STATUS_OK) {
-        (void)cbor_encode_byte_string(result, buf, len); /* too_large from the dispatcher when over the MTU */
+    (void)cbor_encode_byte_string(result, buf, len); /* too_large from the dispatcher when over the MTU */
+cleanup:
+    if (buf != NULL) {
+        mbedtls_platform_zeroize(buf, PK_DER_MAX);
     }
-    mbedtls_platform_zeroize(buf, PK_DER_MAX);
     mbedtls_free(buf);
     return st;
 }
@@ -594,52 +556,65 @@ static int args_digest(struct ml_call *call, CborValue *args, unsigned pos, mbed
 {
     uint64_t alg = 0;
     const mbedtls_md_info_t *info = NULL;
-    int st = ml_arg_uint(call, args, pos, &alg);
-    if (st == ML_STATUS_OK) {
-        st = ml_hash_lookup(call, alg, &info, NULL);
-    }
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_bytes(call, args, pos + 1, hash, hash_len);
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    size_t want = mbedtls_md_get_size(info);
-    if (*hash_len != want) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: a %s digest is %lu bytes, got %lu", pos + 1,
-                       mbedtls_md_get_name(info), (unsigned long)want, (unsigned long)*hash_len);
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_uint(call, args, pos, &alg));
+    ML_CHK(ml_hash_lookup(call, alg, &info, NULL));
+    ML_CHK(ml_arg_bytes(call, args, pos + 1, hash, hash_len));
+    if (*hash_len != mbedtls_md_get_size(info)) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg %u: a %s digest is %lu bytes, got %lu", pos + 1,
+                mbedtls_md_get_name(info), (unsigned long)mbedtls_md_get_size(info), (unsigned long)*hash_len);
     }
     *md = mbedtls_md_get_type(info);
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
 /* Which key types a signature scheme takes (bad_argument / unsupported). */
 static int check_sig_scheme(struct ml_call *call, const struct pk_obj *k, uint64_t scheme, unsigned pos)
 {
-    if (scheme > 1) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: scheme must be 0 (PKCS#1 v1.5 / ECDSA) or 1 (PSS)", pos);
+    int st = ML_STATUS_OK;
+    if (scheme != ML_PK_SIGN_SCHEME_PKCS1V15_OR_ECDSA && scheme != ML_PK_SIGN_SCHEME_PSS) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg %u: scheme must be %d (PKCS#1 v1.5 / ECDSA) or %d (PSS)", pos,
+                ML_PK_SIGN_SCHEME_PKCS1V15_OR_ECDSA, ML_PK_SIGN_SCHEME_PSS);
     }
     if (is_montgomery(&k->pk)) {
-        return ml_fail(call, ML_STATUS_UNSUPPORTED_ALGORITHM,
-                       "x25519/x448 keys are for key exchange: they cannot sign");
+        ML_FAIL(call, ML_STATUS_UNSUPPORTED_ALGORITHM, "x25519/x448 keys are for key exchange: they cannot sign");
     }
-    if (scheme == 1 && !is_rsa(&k->pk)) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: PSS needs an RSA key", pos);
+    if (scheme == ML_PK_SIGN_SCHEME_PSS && !is_rsa(&k->pk)) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg %u: PSS needs an RSA key", pos);
     }
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
-/* RSA padding set for one call and put back to the default (v1.5, no
- * hash) after, so the key's context stays as parsed. */
-static int rsa_padding(struct ml_call *call, mbedtls_rsa_context *rsa, int padding, mbedtls_md_type_t md)
-{
-    int ret = mbedtls_rsa_set_padding(rsa, padding, md);
-    return ret == 0 ? ML_STATUS_OK : ml_fail_mbedtls(call, ret, "rsa_set_padding");
-}
+/* The RSA operations that need PKCS#1 v2.1 padding: PSS signing, OAEP. */
+enum rsa_v21_op { RSA_PSS_SIGN, RSA_OAEP_ENCRYPT, RSA_OAEP_DECRYPT };
 
-static void rsa_padding_reset(mbedtls_rsa_context *rsa)
+/* Runs one of them with hash md (out holds cap bytes; *out_len is the
+ * result's length) and puts the key back to the default padding (v1.5, no
+ * hash) after, on every path, so its context stays as parsed. */
+static int rsa_v21(struct ml_call *call, mbedtls_rsa_context *rsa, enum rsa_v21_op op, mbedtls_md_type_t md,
+                   const uint8_t *in, size_t in_len, uint8_t *out, size_t cap, size_t *out_len)
 {
+    int st = ML_STATUS_OK;
+    ML_CHK_TLS(call, mbedtls_rsa_set_padding(rsa, MBEDTLS_RSA_PKCS_V21, md), "rsa_set_padding");
+    switch (op) {
+    case RSA_PSS_SIGN: /* salt as long as the digest when the key is big enough */
+        *out_len = mbedtls_rsa_get_len(rsa);
+        ML_CHK_TLS(call, mbedtls_rsa_rsassa_pss_sign(rsa, ml_busy_rng, NULL, md, (unsigned)in_len, in, out), "sign");
+        break;
+    case RSA_OAEP_ENCRYPT:
+        *out_len = mbedtls_rsa_get_len(rsa);
+        ML_CHK_TLS(call, mbedtls_rsa_rsaes_oaep_encrypt(rsa, ml_busy_rng, NULL, NULL, 0, in_len, in, out), "encrypt");
+        break;
+    case RSA_OAEP_DECRYPT:
+        ML_CHK_TLS(call, mbedtls_rsa_rsaes_oaep_decrypt(rsa, ml_busy_rng, NULL, NULL, 0, out_len, in, out, cap),
+                   "decrypt");
+        break;
+    }
+cleanup:
     (void)mbedtls_rsa_set_padding(rsa, MBEDTLS_RSA_PKCS_V15, MBEDTLS_MD_NONE);
+    return st;
 }
 
 int ml_op_pk_sign(struct ml_call *call, CborValue *args, CborEncoder *result)
@@ -647,49 +622,32 @@ int ml_op_pk_sign(struct ml_call *call, CborValue *args, CborEncoder *result)
     struct pk_obj *k = NULL;
     mbedtls_md_type_t md = MBEDTLS_MD_NONE;
     const uint8_t *hash = NULL;
-    size_t hash_len = 0;
+    size_t hash_len = 0, sig_len = 0;
     uint64_t scheme = 0;
-    int st = args_key(call, args, 1, &k);
-    if (st == ML_STATUS_OK) {
-        st = args_digest(call, args, 2, &md, &hash, &hash_len);
+    uint8_t *sig = NULL;
+    int st = ML_STATUS_OK;
+    ML_CHK(args_key(call, args, 1, &k));
+    ML_CHK(args_digest(call, args, 2, &md, &hash, &hash_len));
+    ML_CHK(ml_arg_uint(call, args, 4, &scheme));
+    ML_CHK(check_sig_scheme(call, k, scheme, 4));
+    if (!k->priv) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "the key has no private part: it cannot sign");
     }
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_uint(call, args, 4, &scheme);
-    }
-    if (st == ML_STATUS_OK) {
-        st = check_sig_scheme(call, k, scheme, 4);
-    }
-    if (st == ML_STATUS_OK && !k->priv) {
-        st = ml_fail(call, ML_STATUS_BAD_ARGUMENT, "the key has no private part: it cannot sign");
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    size_t cap = MBEDTLS_PK_SIGNATURE_MAX_SIZE;
-    uint8_t *sig = mbedtls_calloc(1, cap);
+    sig = mbedtls_calloc(1, MBEDTLS_PK_SIGNATURE_MAX_SIZE);
     if (sig == NULL) {
-        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a signature buffer");
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a signature buffer");
     }
-    size_t sig_len = 0;
-    int ret = 0;
-    if (scheme == 1) {
-        mbedtls_rsa_context *rsa = mbedtls_pk_rsa(k->pk);
-        st = rsa_padding(call, rsa, MBEDTLS_RSA_PKCS_V21, md);
-        if (st == ML_STATUS_OK) {
-            /* salt as long as the digest when the key is big enough */
-            ret = mbedtls_rsa_rsassa_pss_sign(rsa, ml_busy_rng, NULL, md, (unsigned)hash_len, hash, sig);
-            sig_len = mbedtls_rsa_get_len(rsa);
-        }
-        rsa_padding_reset(rsa);
+    if (scheme == ML_PK_SIGN_SCHEME_PSS) {
+        ML_CHK(rsa_v21(call, mbedtls_pk_rsa(k->pk), RSA_PSS_SIGN, md, hash, hash_len, sig,
+                       MBEDTLS_PK_SIGNATURE_MAX_SIZE, &sig_len));
     } else {
-        ret = mbedtls_pk_sign(&k->pk, md, hash, hash_len, sig, cap, &sig_len, ml_busy_rng, NULL);
+        ML_CHK_TLS(call,
+                   mbedtls_pk_sign(&k->pk, md, hash, hash_len, sig, MBEDTLS_PK_SIGNATURE_MAX_SIZE, &sig_len,
+                                   ml_busy_rng, NULL),
+                   "sign");
     }
-    if (st == ML_STATUS_OK && ret != 0) {
-        st = ml_fail_mbedtls(call, ret, "sign");
-    }
-    if (st == ML_STATUS_OK) {
-        (void)cbor_encode_byte_string(result, sig, sig_len);
-    }
+    (void)cbor_encode_byte_string(result, sig, sig_len);
+cleanup:
     mbedtls_free(sig);
     return st;
 }
@@ -697,29 +655,20 @@ int ml_op_pk_sign(struct ml_call *call, CborValue *args, CborEncoder *result)
 int ml_op_pk_verify(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     struct pk_obj *k = NULL;
+    mbedtls_rsa_context *rsa = NULL;
     mbedtls_md_type_t md = MBEDTLS_MD_NONE;
     const uint8_t *hash = NULL, *sig = NULL;
     size_t hash_len = 0, sig_len = 0;
     uint64_t scheme = 0;
-    int st = args_key(call, args, 1, &k);
-    if (st == ML_STATUS_OK) {
-        st = args_digest(call, args, 2, &md, &hash, &hash_len);
-    }
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_bytes(call, args, 4, &sig, &sig_len);
-    }
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_uint(call, args, 5, &scheme);
-    }
-    if (st == ML_STATUS_OK) {
-        st = check_sig_scheme(call, k, scheme, 5);
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
     int ret = 0;
-    if (scheme == 1) {
-        mbedtls_rsa_context *rsa = mbedtls_pk_rsa(k->pk);
+    int st = ML_STATUS_OK;
+    ML_CHK(args_key(call, args, 1, &k));
+    ML_CHK(args_digest(call, args, 2, &md, &hash, &hash_len));
+    ML_CHK(ml_arg_bytes(call, args, 4, &sig, &sig_len));
+    ML_CHK(ml_arg_uint(call, args, 5, &scheme));
+    ML_CHK(check_sig_scheme(call, k, scheme, 5));
+    if (scheme == ML_PK_SIGN_SCHEME_PSS) {
+        rsa = mbedtls_pk_rsa(k->pk);
         ret = sig_len != mbedtls_rsa_get_len(rsa)
                   ? MBEDTLS_ERR_RSA_VERIFY_FAILED
                   : mbedtls_rsa_rsassa_pss_verify_ext(rsa, md, (unsigned)hash_len, hash, md, MBEDTLS_RSA_SALT_LEN_ANY,
@@ -727,13 +676,11 @@ int ml_op_pk_verify(struct ml_call *call, CborValue *args, CborEncoder *result)
     } else {
         ret = mbedtls_pk_verify(&k->pk, md, hash, hash_len, sig, sig_len);
     }
-    if (ret == MBEDTLS_ERR_MPI_ALLOC_FAILED || ret == MBEDTLS_ERR_ECP_ALLOC_FAILED ||
-        high_level(ret) == MBEDTLS_ERR_PK_ALLOC_FAILED) {
-        return ml_fail_mbedtls(call, ret, "verify");
-    }
     /* A wrong or malformed signature is false, not an error. */
+    ML_CHK(alloc_failure_only(call, ret, "verify"));
     (void)cbor_encode_boolean(result, ret == 0);
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
 /* ------------------------------------------------------------ encrypt / decrypt */
@@ -742,74 +689,58 @@ static int args_crypt(struct ml_call *call, CborValue *args, struct pk_obj **k, 
                       uint64_t *scheme, mbedtls_md_type_t *md)
 {
     uint64_t alg = 0;
-    int st = args_key(call, args, 1, k);
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_bytes(call, args, 2, data, len);
-    }
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_uint(call, args, 3, scheme);
-    }
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_uint(call, args, 4, &alg);
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
+    const mbedtls_md_info_t *info = NULL;
+    int st = ML_STATUS_OK;
+    ML_CHK(args_key(call, args, 1, k));
+    ML_CHK(ml_arg_bytes(call, args, 2, data, len));
+    ML_CHK(ml_arg_uint(call, args, 3, scheme));
+    ML_CHK(ml_arg_uint(call, args, 4, &alg));
     if (!is_rsa(&(*k)->pk)) {
-        return ml_fail(call, ML_STATUS_UNSUPPORTED_ALGORITHM, "Mbed TLS offers no EC encryption");
+        ML_FAIL(call, ML_STATUS_UNSUPPORTED_ALGORITHM, "Mbed TLS offers no EC encryption");
     }
-    if (*scheme > 1) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 3: scheme must be 0 (PKCS#1 v1.5) or 1 (OAEP)");
+    if (*scheme != ML_PK_ENCRYPT_SCHEME_PKCS1V15 && *scheme != ML_PK_ENCRYPT_SCHEME_OAEP) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 3: scheme must be %d (PKCS#1 v1.5) or %d (OAEP)",
+                ML_PK_ENCRYPT_SCHEME_PKCS1V15, ML_PK_ENCRYPT_SCHEME_OAEP);
     }
     *md = MBEDTLS_MD_NONE;
-    if (*scheme == 1) {
-        const mbedtls_md_info_t *info = NULL;
-        st = ml_hash_lookup(call, alg, &info, NULL);
-        if (st == ML_STATUS_OK) {
-            *md = mbedtls_md_get_type(info);
-        }
+    if (*scheme == ML_PK_ENCRYPT_SCHEME_OAEP) {
+        ML_CHK(ml_hash_lookup(call, alg, &info, NULL));
+        *md = mbedtls_md_get_type(info);
     }
+cleanup:
     return st;
 }
 
 int ml_op_pk_encrypt(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     struct pk_obj *k = NULL;
+    mbedtls_rsa_context *rsa = NULL;
     const uint8_t *data = NULL;
-    size_t len = 0;
+    size_t len = 0, klen = 0, overhead = 0, olen = 0;
     uint64_t scheme = 0;
     mbedtls_md_type_t md = MBEDTLS_MD_NONE;
-    int st = args_crypt(call, args, &k, &data, &len, &scheme, &md);
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    mbedtls_rsa_context *rsa = mbedtls_pk_rsa(k->pk);
-    size_t klen = mbedtls_rsa_get_len(rsa);
-    size_t overhead = scheme == 1 ? 2 * (size_t)mbedtls_md_get_size(mbedtls_md_info_from_type(md)) + 2 : 11;
+    uint8_t *out = NULL;
+    int st = ML_STATUS_OK;
+    ML_CHK(args_crypt(call, args, &k, &data, &len, &scheme, &md));
+    rsa = mbedtls_pk_rsa(k->pk);
+    klen = mbedtls_rsa_get_len(rsa);
+    overhead =
+        scheme == ML_PK_ENCRYPT_SCHEME_OAEP ? 2 * (size_t)mbedtls_md_get_size(mbedtls_md_info_from_type(md)) + 2 : 11;
     if (klen < overhead || len > klen - overhead) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 2: at most %lu bytes fit this key and scheme, got %lu",
-                       (unsigned long)(klen < overhead ? 0 : klen - overhead), (unsigned long)len);
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: at most %lu bytes fit this key and scheme, got %lu",
+                (unsigned long)(klen < overhead ? 0 : klen - overhead), (unsigned long)len);
     }
-    uint8_t *out = mbedtls_calloc(1, klen);
+    out = mbedtls_calloc(1, klen);
     if (out == NULL) {
-        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for the ciphertext");
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for the ciphertext");
     }
-    int ret = 0;
-    if (scheme == 1) {
-        st = rsa_padding(call, rsa, MBEDTLS_RSA_PKCS_V21, md);
-        if (st == ML_STATUS_OK) {
-            ret = mbedtls_rsa_rsaes_oaep_encrypt(rsa, ml_busy_rng, NULL, NULL, 0, len, data, out);
-        }
-        rsa_padding_reset(rsa);
+    if (scheme == ML_PK_ENCRYPT_SCHEME_OAEP) {
+        ML_CHK(rsa_v21(call, rsa, RSA_OAEP_ENCRYPT, md, data, len, out, klen, &olen));
     } else {
-        ret = mbedtls_rsa_rsaes_pkcs1_v15_encrypt(rsa, ml_busy_rng, NULL, len, data, out);
+        ML_CHK_TLS(call, mbedtls_rsa_rsaes_pkcs1_v15_encrypt(rsa, ml_busy_rng, NULL, len, data, out), "encrypt");
     }
-    if (st == ML_STATUS_OK && ret != 0) {
-        st = ml_fail_mbedtls(call, ret, "encrypt");
-    }
-    if (st == ML_STATUS_OK) {
-        (void)cbor_encode_byte_string(result, out, klen);
-    }
+    (void)cbor_encode_byte_string(result, out, klen);
+cleanup:
     mbedtls_free(out);
     return st;
 }
@@ -817,45 +748,38 @@ int ml_op_pk_encrypt(struct ml_call *call, CborValue *args, CborEncoder *result)
 int ml_op_pk_decrypt(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     struct pk_obj *k = NULL;
+    mbedtls_rsa_context *rsa = NULL;
     const uint8_t *data = NULL;
-    size_t len = 0;
+    size_t len = 0, klen = 0, olen = 0;
     uint64_t scheme = 0;
     mbedtls_md_type_t md = MBEDTLS_MD_NONE;
-    int st = args_crypt(call, args, &k, &data, &len, &scheme, &md);
-    if (st == ML_STATUS_OK && !k->priv) {
-        st = ml_fail(call, ML_STATUS_BAD_ARGUMENT, "the key has no private part: it cannot decrypt");
+    uint8_t *out = NULL;
+    int st = ML_STATUS_OK;
+    ML_CHK(args_crypt(call, args, &k, &data, &len, &scheme, &md));
+    if (!k->priv) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "the key has no private part: it cannot decrypt");
     }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    mbedtls_rsa_context *rsa = mbedtls_pk_rsa(k->pk);
-    size_t klen = mbedtls_rsa_get_len(rsa);
+    rsa = mbedtls_pk_rsa(k->pk);
+    klen = mbedtls_rsa_get_len(rsa);
     if (len != klen) {
-        return ml_fail(call, ML_STATUS_CRYPTO_ERROR, "arg 2: a ciphertext for this key is %lu bytes, got %lu",
-                       (unsigned long)klen, (unsigned long)len);
+        ML_FAIL(call, ML_STATUS_CRYPTO_ERROR, "arg 2: a ciphertext for this key is %lu bytes, got %lu",
+                (unsigned long)klen, (unsigned long)len);
     }
-    uint8_t *out = mbedtls_calloc(1, klen);
+    out = mbedtls_calloc(1, klen);
     if (out == NULL) {
-        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for the plaintext");
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for the plaintext");
     }
-    size_t olen = 0;
-    int ret = 0;
-    if (scheme == 1) {
-        st = rsa_padding(call, rsa, MBEDTLS_RSA_PKCS_V21, md);
-        if (st == ML_STATUS_OK) {
-            ret = mbedtls_rsa_rsaes_oaep_decrypt(rsa, ml_busy_rng, NULL, NULL, 0, &olen, data, out, klen);
-        }
-        rsa_padding_reset(rsa);
+    if (scheme == ML_PK_ENCRYPT_SCHEME_OAEP) {
+        ML_CHK(rsa_v21(call, rsa, RSA_OAEP_DECRYPT, md, data, len, out, klen, &olen));
     } else {
-        ret = mbedtls_rsa_rsaes_pkcs1_v15_decrypt(rsa, ml_busy_rng, NULL, &olen, data, out, klen);
+        ML_CHK_TLS(call, mbedtls_rsa_rsaes_pkcs1_v15_decrypt(rsa, ml_busy_rng, NULL, &olen, data, out, klen),
+                   "decrypt");
     }
-    if (st == ML_STATUS_OK && ret != 0) {
-        st = ml_fail_mbedtls(call, ret, "decrypt");
+    (void)cbor_encode_byte_string(result, out, olen);
+cleanup:
+    if (out != NULL) {
+        mbedtls_platform_zeroize(out, klen);
     }
-    if (st == ML_STATUS_OK) {
-        (void)cbor_encode_byte_string(result, out, olen);
-    }
-    mbedtls_platform_zeroize(out, klen);
     mbedtls_free(out);
     return st;
 }
@@ -865,23 +789,18 @@ int ml_op_pk_decrypt(struct ml_call *call, CborValue *args, CborEncoder *result)
 int ml_op_pk_check_pair(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     struct pk_obj *pub = NULL, *prv = NULL;
-    int st = args_key(call, args, 1, &pub);
-    if (st == ML_STATUS_OK) {
-        st = args_key(call, args, 2, &prv);
+    int ret = 0;
+    int st = ML_STATUS_OK;
+    ML_CHK(args_key(call, args, 1, &pub));
+    ML_CHK(args_key(call, args, 2, &prv));
+    if (!prv->priv) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: the key has no private part");
     }
-    if (st == ML_STATUS_OK && !prv->priv) {
-        st = ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 2: the key has no private part");
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    int ret = mbedtls_pk_check_pair(&pub->pk, &prv->pk, ml_busy_rng, NULL);
-    if (ret == MBEDTLS_ERR_MPI_ALLOC_FAILED || ret == MBEDTLS_ERR_ECP_ALLOC_FAILED ||
-        high_level(ret) == MBEDTLS_ERR_PK_ALLOC_FAILED) {
-        return ml_fail_mbedtls(call, ret, "pk_check_pair");
-    }
+    ret = mbedtls_pk_check_pair(&pub->pk, &prv->pk, ml_busy_rng, NULL);
+    ML_CHK(alloc_failure_only(call, ret, "pk_check_pair"));
     (void)cbor_encode_boolean(result, ret == 0);
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
 int ml_op_pk_curves(struct ml_call *call, CborValue *args, CborEncoder *result)
