@@ -1,9 +1,9 @@
 /*
  * slot module: persistent key slots (spec.md 7.4) over ml_keystore.
  *
- * A record's data:
- *   symmetric key (kind 2): the key bytes; flags 0 (never exportable).
- *   pk key (kind 1): type u8 | bits u16 | curve u16 (0xFFFF = none) |
+ * A record's kind is the slot kind (ML_SLOT_KIND_*), its data:
+ *   symmetric key: the key bytes; flags 0 (never exportable).
+ *   pk key: type u8 | bits u16 | curve u16 (0xFFFF = none) |
  *     private u8 | public DER length u16 | public DER (SubjectPublicKeyInfo)
  *     | key DER (ml_pk_serialise: the private key when there is one);
  *     flags = the pk flags. The description and the public key are kept
@@ -25,53 +25,77 @@
 #define PUBLIC_MAX   1024u
 #define NO_CURVE     0xFFFFu
 #define INFO_SCRATCH 96u
+/* A pk record before it is stored: prefix, public DER, key DER. */
+#define PK_RECORD_CAP (PK_PREFIX + PUBLIC_MAX + ML_SLOT_RECORD_MAX)
 
+/* A slot's record in a heap buffer: the label, then the data. */
+struct record {
+    struct ml_ks_info info;
+    uint8_t *buf;
+    size_t cap;
+};
+
+static void record_free(struct record *rec)
+{
+    if (rec->buf != NULL) {
+        mbedtls_platform_zeroize(rec->buf, rec->cap);
+    }
+    mbedtls_free(rec->buf);
+    rec->buf = NULL;
+}
+
+/* Sets the detail of a key store status; returns the status. */
 static int store_status(struct ml_call *call, int st, uint32_t slot)
 {
     switch (st) {
-    case ML_STATUS_OK:
-        return st;
     case ML_STATUS_BAD_ARGUMENT:
-        return ml_fail(call, st, "arg 1: slot must be 0..%ld, got %lu", (long)ml_keystore_slots() - 1,
-                       (unsigned long)slot);
+        (void)ml_fail(call, st, "arg 1: slot must be 0..%ld, got %lu", (long)ml_keystore_slots() - 1,
+                      (unsigned long)slot);
+        break;
     case ML_STATUS_SLOT_EMPTY:
-        return ml_fail(call, st, "slot %lu is empty", (unsigned long)slot);
+        (void)ml_fail(call, st, "slot %lu is empty", (unsigned long)slot);
+        break;
     case ML_STATUS_SLOT_IN_USE:
-        return ml_fail(call, st, "slot %lu already holds a key (delete it or overwrite)", (unsigned long)slot);
+        (void)ml_fail(call, st, "slot %lu already holds a key (delete it or overwrite)", (unsigned long)slot);
+        break;
     case ML_STATUS_STORAGE_ERROR:
-        return ml_fail(call, st, "key store (%s): medium failure or corrupt record in slot %lu",
-                       ml_keystore_medium() != NULL ? ml_keystore_medium()->kind : "none", (unsigned long)slot);
+        (void)ml_fail(call, st, "key store (%s): medium failure or corrupt record in slot %lu",
+                      ml_keystore_medium() != NULL ? ml_keystore_medium()->kind : "none", (unsigned long)slot);
+        break;
     default:
-        return st;
+        break;
     }
+    return st;
 }
 
 static int arg_slot(struct ml_call *call, CborValue *args, unsigned pos, uint32_t *slot)
 {
     uint64_t v = 0;
-    int st = ml_arg_uint(call, args, pos, &v);
-    if (st != ML_STATUS_OK) {
-        return st;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_uint(call, args, pos, &v));
+    if (ml_keystore_slots() == 0) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg %u: this device has no key slots", pos);
     }
     if (v >= ml_keystore_slots()) {
-        if (ml_keystore_slots() == 0) {
-            return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: this device has no key slots", pos);
-        }
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: slot must be 0..%lu, got %llu", pos,
-                       (unsigned long)ml_keystore_slots() - 1, (unsigned long long)v);
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg %u: slot must be 0..%lu, got %llu", pos,
+                (unsigned long)ml_keystore_slots() - 1, (unsigned long long)v);
     }
     *slot = (uint32_t)v;
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
 static int arg_label(struct ml_call *call, CborValue *args, unsigned pos, const uint8_t **label, size_t *len)
 {
-    if (!cbor_value_is_text_string(args) || !cbor_value_is_length_known(args)) {
-        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: expected a definite text string", pos);
-    }
     CborValue next = *args;
-    const char *text = NULL;
-    CborError err = cbor_value_begin_string_iteration(&next);
+    const char *text = NULL, *end = NULL;
+    size_t dummy = 0;
+    CborError err = CborNoError;
+    int st = ML_STATUS_OK;
+    if (!cbor_value_is_text_string(args) || !cbor_value_is_length_known(args)) {
+        ML_FAIL(call, ML_STATUS_BAD_REQUEST, "arg %u: expected a definite text string", pos);
+    }
+    err = cbor_value_begin_string_iteration(&next);
     if (err == CborNoError) {
         err = cbor_value_get_text_string_chunk(&next, &text, len, &next);
     }
@@ -80,8 +104,6 @@ static int arg_label(struct ml_call *call, CborValue *args, unsigned pos, const 
         *len = 0;
         err = CborNoError;
     } else if (err == CborNoError) {
-        const char *end = NULL;
-        size_t dummy = 0;
         err = cbor_value_get_text_string_chunk(&next, &end, &dummy, &next);
         err = err == CborErrorNoMoreStringChunks ? CborNoError : CborErrorIllegalType;
     }
@@ -89,15 +111,16 @@ static int arg_label(struct ml_call *call, CborValue *args, unsigned pos, const 
         err = cbor_value_finish_string_iteration(&next);
     }
     if (err != CborNoError) {
-        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg %u: bad text string (%s)", pos, cbor_error_string(err));
+        ML_FAIL(call, ML_STATUS_BAD_REQUEST, "arg %u: bad text string (%s)", pos, cbor_error_string(err));
     }
     if (*len > ML_SLOT_LABEL_MAX) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: label must be at most %u bytes, got %lu", pos,
-                       (unsigned)ML_SLOT_LABEL_MAX, (unsigned long)*len);
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg %u: label must be at most %u bytes, got %lu", pos,
+                (unsigned)ML_SLOT_LABEL_MAX, (unsigned long)*len);
     }
     *label = (const uint8_t *)text;
     *args = next;
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
 static void put_u16(uint8_t *p, size_t v)
@@ -112,22 +135,21 @@ static uint32_t get_u16(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[
  * so the record keeps them without knowing the key's internals. */
 static int pk_describe(struct ml_call *call, void *obj, uint8_t prefix[PK_PREFIX])
 {
+    static const char *const keys[] = {"type", "bits", "curve", "private"};
     uint8_t scratch[INFO_SCRATCH];
     CborEncoder enc;
-    cbor_encoder_init(&enc, scratch, sizeof scratch, 0);
-    int st = ml_pk_encode_info(call, obj, &enc);
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
     CborParser parser;
     CborValue map, v;
     uint64_t type = 0, bits = 0, curve = NO_CURVE;
     bool priv = false;
-    CborError err = cbor_parser_init(scratch, cbor_encoder_get_buffer_size(&enc, scratch), 0, &parser, &map);
+    CborError err = CborNoError;
+    int st = ML_STATUS_OK;
+    cbor_encoder_init(&enc, scratch, sizeof scratch, 0);
+    ML_CHK(ml_pk_encode_info(call, obj, &enc));
+    err = cbor_parser_init(scratch, cbor_encoder_get_buffer_size(&enc, scratch), 0, &parser, &map);
     if (err == CborNoError && !cbor_value_is_map(&map)) {
         err = CborErrorIllegalType;
     }
-    static const char *const keys[] = {"type", "bits", "curve", "private"};
     for (size_t i = 0; i < 4 && err == CborNoError; i++) {
         err = cbor_value_map_find_value(&map, keys[i], &v);
         if (err != CborNoError) {
@@ -142,149 +164,126 @@ static int pk_describe(struct ml_call *call, void *obj, uint8_t prefix[PK_PREFIX
         }
     }
     if (err != CborNoError || type > 0xFF || bits > 0xFFFF || curve > 0xFFFF) {
-        return ml_fail(call, ML_STATUS_INTERNAL_ERROR, "pk_info did not describe the key");
+        ML_FAIL(call, ML_STATUS_INTERNAL_ERROR, "pk_info did not describe the key");
     }
     prefix[0] = (uint8_t)type;
     put_u16(prefix + 1, (size_t)bits);
     put_u16(prefix + 3, (size_t)curve);
     prefix[5] = priv ? 1 : 0;
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
-/* Serialises a pk object into a new heap buffer (PK_PREFIX + public + key). */
-static int pk_record(struct ml_call *call, void *obj, uint8_t **out, size_t *out_len, size_t *cap_out)
+/* Serialises a pk object into buf (PK_RECORD_CAP bytes): prefix, public
+ * DER, key DER; *len is the record's length. */
+static int pk_record(struct ml_call *call, void *obj, uint8_t *buf, size_t *len)
 {
-    size_t cap = PK_PREFIX + PUBLIC_MAX + ML_SLOT_RECORD_MAX;
-    uint8_t *buf = mbedtls_calloc(1, cap);
-    if (buf == NULL) {
-        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %lu-byte slot record", (unsigned long)cap);
-    }
     size_t pub_len = 0, key_len = 0;
-    int st = pk_describe(call, obj, buf);
-    if (st == ML_STATUS_OK) {
-        st = ml_pk_write_public(call, obj, buf + PK_PREFIX, PUBLIC_MAX, &pub_len);
+    int st = ML_STATUS_OK;
+    ML_CHK(pk_describe(call, obj, buf));
+    ML_CHK(ml_pk_write_public(call, obj, buf + PK_PREFIX, PUBLIC_MAX, &pub_len));
+    st = ml_pk_serialise(call, obj, buf + PK_PREFIX + pub_len, ML_SLOT_RECORD_MAX, &key_len);
+    if (st == ML_STATUS_TOO_LARGE) {
+        ML_FAIL(call, ML_STATUS_STORAGE_FULL, "the key's DER is larger than %u bytes (slot_record_max)",
+                (unsigned)ML_SLOT_RECORD_MAX);
     }
-    if (st == ML_STATUS_OK) {
-        st = ml_pk_serialise(call, obj, buf + PK_PREFIX + pub_len, ML_SLOT_RECORD_MAX, &key_len);
-        if (st == ML_STATUS_TOO_LARGE) {
-            st = ml_fail(call, ML_STATUS_STORAGE_FULL, "the key's DER is larger than %u bytes (slot_record_max)",
-                         (unsigned)ML_SLOT_RECORD_MAX);
-        }
-    }
-    if (st != ML_STATUS_OK) {
-        mbedtls_platform_zeroize(buf, cap);
-        mbedtls_free(buf);
-        return st;
-    }
+    ML_CHK(st);
     put_u16(buf + 6, pub_len);
-    *out = buf;
-    *out_len = PK_PREFIX + pub_len + key_len;
-    *cap_out = cap;
-    return ML_STATUS_OK;
+    *len = PK_PREFIX + pub_len + key_len;
+cleanup:
+    return st;
 }
 
 int ml_op_slot_store(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     uint32_t handle = 0, slot = 0;
-    const uint8_t *label = NULL;
-    size_t label_len = 0;
-    bool overwrite = false;
-    int st = ml_arg_handle(call, args, 1, &handle);
-    if (st == ML_STATUS_OK) {
-        st = arg_slot(call, args, 2, &slot);
-    }
-    if (st == ML_STATUS_OK) {
-        st = arg_label(call, args, 3, &label, &label_len);
-    }
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_bool(call, args, 4, &overwrite);
-    }
+    const uint8_t *label = NULL, *data = NULL;
+    size_t label_len = 0, data_len = 0;
+    bool overwrite = false, symmetric = false;
     void *obj = NULL;
-    bool symmetric = false;
-    if (st == ML_STATUS_OK) {
-        /* A symmetric key, else a pk key (whose lookup names the error). */
-        symmetric = ml_handle_get(call, handle, ML_HT_SYMKEY, &obj) == ML_STATUS_OK;
-        if (!symmetric) {
-            st = ml_pk_get(call, handle, &obj);
-        }
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
+    uint8_t kind = ML_SLOT_KIND_SYMMETRIC, flags = 0;
     struct ml_ks_info info;
+    struct record rec = {.buf = NULL, .cap = PK_RECORD_CAP};
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, 1, &handle));
+    ML_CHK(arg_slot(call, args, 2, &slot));
+    ML_CHK(arg_label(call, args, 3, &label, &label_len));
+    ML_CHK(ml_arg_bool(call, args, 4, &overwrite));
+    /* A symmetric key, else a pk key (whose lookup names the error). */
+    symmetric = ml_handle_get(call, handle, ML_HT_SYMKEY, &obj) == ML_STATUS_OK;
+    if (!symmetric) {
+        ML_CHK(ml_pk_get(call, handle, &obj));
+    }
     if (!overwrite && ml_keystore_info(slot, &info) == ML_STATUS_OK) {
-        return store_status(call, ML_STATUS_SLOT_IN_USE, slot); /* before serialising anything */
+        ML_CHK(store_status(call, ML_STATUS_SLOT_IN_USE, slot)); /* before serialising anything */
     }
     if (symmetric) {
-        const uint8_t *key = NULL;
-        size_t key_len = 0;
-        (void)ml_symkey_bytes(obj, &key, &key_len);
-        st = ml_keystore_put(slot, ML_KS_KIND_SYMMETRIC, 0, label, label_len, key, key_len, overwrite);
+        (void)ml_symkey_bytes(obj, &data, &data_len);
     } else {
-        uint8_t *rec = NULL;
-        size_t rec_len = 0, cap = 0;
-        st = pk_record(call, obj, &rec, &rec_len, &cap);
-        if (st != ML_STATUS_OK) {
-            return st;
+        rec.buf = mbedtls_calloc(1, rec.cap);
+        if (rec.buf == NULL) {
+            ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %lu-byte slot record", (unsigned long)rec.cap);
         }
-        st = ml_keystore_put(slot, ML_KS_KIND_PK, (uint8_t)(ml_pk_flags(obj) & ML_PK_FLAG_EXPORTABLE), label, label_len,
-                             rec, rec_len, overwrite);
-        mbedtls_platform_zeroize(rec, cap);
-        mbedtls_free(rec);
+        ML_CHK(pk_record(call, obj, rec.buf, &data_len));
+        data = rec.buf;
+        kind = ML_SLOT_KIND_PK;
+        flags = (uint8_t)(ml_pk_flags(obj) & ML_PK_FLAG_EXPORTABLE);
     }
+    st = ml_keystore_put(slot, kind, flags, label, label_len, data, data_len, overwrite);
     if (st == ML_STATUS_STORAGE_FULL) {
-        return ml_fail(call, st, "the key store has no room for this key even after compaction");
+        ML_FAIL(call, st, "the key store has no room for this key even after compaction");
     }
-    if (st != ML_STATUS_OK) {
-        return store_status(call, st, slot);
-    }
+    ML_CHK(store_status(call, st, slot));
     (void)cbor_encode_null(result);
-    return ML_STATUS_OK;
+cleanup:
+    record_free(&rec);
+    return st;
 }
 
-/* Reads a slot's record into a new heap buffer (label first, then data). */
-static int read_slot(struct ml_call *call, uint32_t slot, struct ml_ks_info *info, uint8_t **buf, size_t *cap)
+/* Whether a record read from the medium has the layout this module writes. */
+static bool record_valid(const struct record *rec)
 {
-    int st = ml_keystore_info(slot, info);
-    if (st != ML_STATUS_OK) {
-        return store_status(call, st, slot);
+    const struct ml_ks_info *info = &rec->info;
+    if (info->kind == ML_SLOT_KIND_PK) {
+        return info->data_len >= PK_PREFIX && PK_PREFIX + get_u16(rec->buf + info->label_len + 6) <= info->data_len;
     }
-    *cap = (size_t)info->label_len + info->data_len;
-    *buf = mbedtls_calloc(1, *cap);
-    if (*buf == NULL) {
-        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %lu-byte slot record", (unsigned long)*cap);
+    return info->kind == ML_SLOT_KIND_SYMMETRIC;
+}
+
+/* Reads a slot's record into a new heap buffer (rec->buf, which the caller
+ * frees with record_free whatever this returns). */
+static int read_slot(struct ml_call *call, uint32_t slot, struct record *rec)
+{
+    int st = ML_STATUS_OK;
+    ML_CHK(store_status(call, ml_keystore_info(slot, &rec->info), slot));
+    rec->cap = (size_t)rec->info.label_len + rec->info.data_len;
+    rec->buf = mbedtls_calloc(1, rec->cap);
+    if (rec->buf == NULL) {
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %lu-byte slot record", (unsigned long)rec->cap);
     }
-    st = ml_keystore_read(slot, *buf, *buf + info->label_len);
-    if (st == ML_STATUS_OK && info->kind == ML_KS_KIND_PK &&
-        (info->data_len < PK_PREFIX || PK_PREFIX + get_u16(*buf + info->label_len + 6) > info->data_len)) {
-        st = ML_STATUS_STORAGE_ERROR;
+    ML_CHK(store_status(call, ml_keystore_read(slot, rec->buf, rec->buf + rec->info.label_len), slot));
+    if (!record_valid(rec)) {
+        ML_CHK(store_status(call, ML_STATUS_STORAGE_ERROR, slot));
     }
-    if (st == ML_STATUS_OK && info->kind != ML_KS_KIND_PK && info->kind != ML_KS_KIND_SYMMETRIC) {
-        st = ML_STATUS_STORAGE_ERROR;
-    }
-    if (st != ML_STATUS_OK) {
-        mbedtls_platform_zeroize(*buf, *cap);
-        mbedtls_free(*buf);
-        *buf = NULL;
-        return store_status(call, st, slot);
-    }
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
 static CborError put_key(CborEncoder *map, const char *key) { return cbor_encode_text_stringz(map, key); }
 
 /* Encodes the slot-info map of a record read by read_slot. */
-static CborError encode_info(CborEncoder *enc, uint32_t slot, const struct ml_ks_info *info, const uint8_t *buf)
+static CborError encode_info(CborEncoder *enc, uint32_t slot, const struct record *rec)
 {
-    const uint8_t *data = buf + info->label_len;
-    bool pk = info->kind == ML_KS_KIND_PK;
+    const struct ml_ks_info *info = &rec->info;
+    const uint8_t *data = rec->buf + info->label_len;
+    bool pk = info->kind == ML_SLOT_KIND_PK;
     size_t pub_len = pk ? get_u16(data + 6) : 0;
     CborEncoder map, pkm;
     CborError err = cbor_encoder_create_map(enc, &map, 7);
     err |= put_key(&map, "slot");
     err |= cbor_encode_uint(&map, slot);
     err |= put_key(&map, "label");
-    err |= cbor_encode_text_string(&map, (const char *)buf, info->label_len);
+    err |= cbor_encode_text_string(&map, (const char *)rec->buf, info->label_len);
     err |= put_key(&map, "kind");
     err |= cbor_encode_uint(&map, info->kind);
     err |= put_key(&map, "exportable");
@@ -318,32 +317,24 @@ static CborError encode_info(CborEncoder *enc, uint32_t slot, const struct ml_ks
 int ml_op_slot_load(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     uint32_t slot = 0, handle = 0;
-    int st = arg_slot(call, args, 1, &slot);
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_handle(call, args, 2, &handle);
-    }
-    struct ml_ks_info info;
-    uint8_t *buf = NULL;
-    size_t cap = 0;
-    if (st == ML_STATUS_OK) {
-        st = read_slot(call, slot, &info, &buf, &cap);
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    const uint8_t *data = buf + info.label_len;
-    if (info.kind == ML_KS_KIND_SYMMETRIC) {
-        st = ml_symkey_create(call, handle, data, info.data_len);
+    struct record rec = {.buf = NULL, .cap = 0};
+    const uint8_t *data = NULL;
+    size_t pub_len = 0;
+    int st = ML_STATUS_OK;
+    ML_CHK(arg_slot(call, args, 1, &slot));
+    ML_CHK(ml_arg_handle(call, args, 2, &handle));
+    ML_CHK(read_slot(call, slot, &rec));
+    data = rec.buf + rec.info.label_len;
+    if (rec.info.kind == ML_SLOT_KIND_SYMMETRIC) {
+        ML_CHK(ml_symkey_create(call, handle, data, rec.info.data_len));
     } else {
-        size_t pub_len = get_u16(data + 6);
-        st = ml_pk_create_from_der(call, handle, data + PK_PREFIX + pub_len, info.data_len - PK_PREFIX - pub_len,
-                                   info.flags & ML_PK_FLAG_EXPORTABLE, NULL);
+        pub_len = get_u16(data + 6);
+        ML_CHK(ml_pk_create_from_der(call, handle, data + PK_PREFIX + pub_len, rec.info.data_len - PK_PREFIX - pub_len,
+                                     rec.info.flags & ML_PK_FLAG_EXPORTABLE, NULL));
     }
-    if (st == ML_STATUS_OK) {
-        (void)encode_info(result, slot, &info, buf);
-    }
-    mbedtls_platform_zeroize(buf, cap);
-    mbedtls_free(buf);
+    (void)encode_info(result, slot, &rec);
+cleanup:
+    record_free(&rec);
     return st;
 }
 
@@ -352,44 +343,39 @@ int ml_op_slot_list(struct ml_call *call, CborValue *args, CborEncoder *result)
     (void)args;
     uint32_t used = 0;
     struct ml_ks_info info;
+    struct record rec = {.buf = NULL, .cap = 0};
+    CborEncoder list;
+    CborError err = CborNoError;
+    int st = ML_STATUS_OK;
     for (uint32_t s = 0; s < ml_keystore_slots(); s++) {
-        int st = ml_keystore_info(s, &info);
-        if (st == ML_STATUS_OK) {
+        int slot_st = ml_keystore_info(s, &info);
+        if (slot_st != ML_STATUS_SLOT_EMPTY) {
+            ML_CHK(store_status(call, slot_st, s));
             used++;
-        } else if (st != ML_STATUS_SLOT_EMPTY) {
-            return store_status(call, st, s);
         }
     }
-    CborEncoder list;
-    CborError err = cbor_encoder_create_array(result, &list, used);
+    err = cbor_encoder_create_array(result, &list, used);
     for (uint32_t s = 0; s < ml_keystore_slots(); s++) {
-        if (ml_keystore_info(s, &info) != ML_STATUS_OK) {
-            continue;
+        if (ml_keystore_info(s, &info) == ML_STATUS_OK) {
+            ML_CHK(read_slot(call, s, &rec));
+            err |= encode_info(&list, s, &rec);
+            record_free(&rec);
         }
-        uint8_t *buf = NULL;
-        size_t cap = 0;
-        int st = read_slot(call, s, &info, &buf, &cap);
-        if (st != ML_STATUS_OK) {
-            return st;
-        }
-        err |= encode_info(&list, s, &info, buf);
-        mbedtls_platform_zeroize(buf, cap);
-        mbedtls_free(buf);
     }
     err |= cbor_encoder_close_container(result, &list);
     (void)err; /* the dispatcher checks the encoder (too_large) */
-    return ML_STATUS_OK;
+cleanup:
+    record_free(&rec);
+    return st;
 }
 
 int ml_op_slot_delete(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     uint32_t slot = 0;
-    int st = arg_slot(call, args, 1, &slot);
-    if (st == ML_STATUS_OK) {
-        st = store_status(call, ml_keystore_delete(slot), slot);
-    }
-    if (st == ML_STATUS_OK) {
-        (void)cbor_encode_null(result);
-    }
+    int st = ML_STATUS_OK;
+    ML_CHK(arg_slot(call, args, 1, &slot));
+    ML_CHK(store_status(call, ml_keystore_delete(slot), slot));
+    (void)cbor_encode_null(result);
+cleanup:
     return st;
 }

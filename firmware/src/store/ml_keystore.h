@@ -35,9 +35,6 @@
  * with room to compact (ml_keystore_slots()). */
 #define ML_KS_SLOTS_MAX 16u
 
-#define ML_KS_KIND_PK        1u
-#define ML_KS_KIND_SYMMETRIC 2u
-
 #define ML_KS_SECTOR_HEADER 16u
 #define ML_KS_RECORD_HEADER 20u
 /* Bytes a record takes on the medium. */
@@ -45,7 +42,7 @@
     (ML_KS_RECORD_HEADER + ((((uint32_t)(label_len) + (uint32_t)(data_len)) + 3u) & ~3u) + 4u)
 
 struct ml_ks_info {
-    uint8_t kind;
+    uint8_t kind; /* the caller's; ops/op_slot.c keeps the slot kind (ML_SLOT_KIND_*) */
     uint8_t flags;
     uint8_t label_len;
     uint16_t data_len;
