@@ -182,3 +182,57 @@ describe("the device afterwards", () => {
     await session.expectAt({ heap: "open" });
   });
 });
+
+describe("out of device heap", () => {
+  it("a PEM import that finds no heap for the decoded DER is OutOfMemoryError (MBEDTLS_ERR_PEM_ALLOC_FAILED); the heap comes back", async () => {
+    const { OutOfMemoryError } = await import("../../host/src/index.js");
+    const pem = rsaNode.privateKey.export({ type: "pkcs8", format: "pem" }) as string;
+    const before = await dev.stats();
+    const held: number[] = [];
+    /** Creates an object under a new handle and keeps it; false when the device is out of heap. */
+    const take = async (op: number, args: unknown[]): Promise<boolean> => {
+      const h = dev._nextHandle();
+      const e = await failure(dev.rpc.call(op, [h, ...args]));
+      if (e === undefined) held.push(h);
+      else expect(e).toBeInstanceOf(OutOfMemoryError);
+      return e === undefined;
+    };
+    const drop = async () => dev.rpc.call(Op.free, [held.pop()]);
+    const symKey = () => take(Op.keyImport, [u8(randomBytes(Limits.symkeyMax))]);
+    // A buffered cipher context reserves its announced length (spec 7.1).
+    const context = (length: number) =>
+      take(Op.cipherBufNew, ["AES", "GCM", u8(randomBytes(16)), u8(randomBytes(12)), true, new Uint8Array(0), 16, length]);
+    // Fill the heap: one 64-byte key first (freed later: room for the pk object, far less than the
+    // PEM's decoded DER), then the largest context that fits until none does, then keys.
+    try {
+      expect(await symKey()).toBe(true);
+      while (await context(1)) {
+        await drop();
+        let lo = 1;
+        let hi = dev.info.heapSize;
+        while (lo < hi) {
+          const mid = Math.ceil((lo + hi) / 2);
+          if (await context(mid)) {
+            await drop();
+            lo = mid;
+          } else hi = mid - 1;
+        }
+        expect(await context(lo)).toBe(true);
+      }
+      while (await symKey()) {}
+      await dev.rpc.call(Op.free, [held.shift()]);
+      const e = await failure(dev.pk.RSA.fromPEM(pem));
+      expect(e).toBeInstanceOf(OutOfMemoryError);
+      expect((e as InstanceType<typeof OutOfMemoryError>).mbedtlsCode).toBe(-0x1180);
+    } finally {
+      for (const h of held) await dev.rpc.call(Op.free, [h]);
+    }
+    const heapBack = async () => {
+      const st = await dev.stats();
+      expect([st.heapUsed, st.handlesUsed]).toEqual([before.heapUsed, before.handlesUsed]);
+    };
+    await heapBack();
+    await (await dev.pk.RSA.fromPEM(pem)).close(); // and the same import now succeeds
+    await heapBack();
+  });
+});
