@@ -11,6 +11,8 @@
 #include <mbedtls/pem.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/pkcs7.h>
+#include <mbedtls/platform.h>
+#include <mbedtls/platform_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509.h>
 #include <stdarg.h>
@@ -66,6 +68,16 @@ int ml_fail_mbedtls(struct ml_call *call, int code, const char *what)
     return is_alloc_failure(code) ? ML_STATUS_OUT_OF_MEMORY : ML_STATUS_CRYPTO_ERROR;
 }
 
+void *ml_buf_alloc(size_t len) { return mbedtls_calloc(1, len > 0 ? len : 1); }
+
+void ml_buf_free(void *p, size_t len)
+{
+    if (p != NULL) {
+        mbedtls_platform_zeroize(p, len > 0 ? len : 1);
+        mbedtls_free(p);
+    }
+}
+
 int ml_arg_uint(struct ml_call *call, CborValue *args, unsigned pos, uint64_t *out)
 {
     if (!cbor_value_is_unsigned_integer(args)) {
@@ -89,16 +101,14 @@ int ml_arg_bool(struct ml_call *call, CborValue *args, unsigned pos, bool *out)
 int ml_arg_handle(struct ml_call *call, CborValue *args, unsigned pos, uint32_t *out)
 {
     uint64_t v = 0;
-    int st = ml_arg_uint(call, args, pos, &v);
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_uint(call, args, pos, &v));
     if (v == 0 || v > ML_HANDLE_MAX) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: handle must be 1..%lu", pos,
-                       (unsigned long)ML_HANDLE_MAX);
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg %u: handle must be 1..%lu", pos, (unsigned long)ML_HANDLE_MAX);
     }
     *out = (uint32_t)v;
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
 int ml_arg_bytes(struct ml_call *call, CborValue *args, unsigned pos, const uint8_t **data, size_t *len)

@@ -79,6 +79,13 @@ int ml_fail(struct ml_call *call, int status, const char *fmt, ...) __attribute_
 /* Maps an Mbed TLS error to out_of_memory or crypto_error with its code. */
 int ml_fail_mbedtls(struct ml_call *call, int code, const char *what);
 
+/* Heap buffers for results and scratch that may hold secrets: at least one
+ * byte is allocated (an empty result still gets a valid pointer, which some
+ * Mbed TLS calls require). ml_buf_free zeroises the `len` bytes given to
+ * ml_buf_alloc, then frees; NULL is fine. */
+void *ml_buf_alloc(size_t len);
+void ml_buf_free(void *p, size_t len);
+
 /* Argument readers: `pos` is the 1-based position (for messages); each
  * advances `args` past the argument. They return a status. */
 int ml_arg_uint(struct ml_call *call, CborValue *args, unsigned pos, uint64_t *out);

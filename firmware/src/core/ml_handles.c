@@ -88,36 +88,38 @@ uint32_t ml_handles_used(void)
 int ml_handle_get(struct ml_call *call, uint32_t handle, uint8_t type, void **obj)
 {
     struct slot *s = find(handle);
+    int st = ML_STATUS_OK;
     if (s == NULL) {
-        return ml_fail(call, ML_STATUS_BAD_HANDLE, "handle %lu is not live", (unsigned long)handle);
+        ML_FAIL(call, ML_STATUS_BAD_HANDLE, "handle %lu is not live", (unsigned long)handle);
     }
     if (s->type != type) {
-        return ml_fail(call, ML_STATUS_WRONG_HANDLE_TYPE, "handle %lu is not a %s", (unsigned long)handle,
-                       type_name(type));
+        ML_FAIL(call, ML_STATUS_WRONG_HANDLE_TYPE, "handle %lu is not a %s", (unsigned long)handle, type_name(type));
     }
     *obj = s->obj;
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
 int ml_handle_create(struct ml_call *call, uint32_t handle, uint8_t type, size_t size, ml_destructor_fn dtor,
                      void **obj)
 {
-    if (find(handle) != NULL) {
-        return ml_fail(call, ML_STATUS_HANDLE_IN_USE, "handle %lu is already live", (unsigned long)handle);
-    }
     struct slot *s = NULL;
+    void *p = NULL;
+    int st = ML_STATUS_OK;
+    if (find(handle) != NULL) {
+        ML_FAIL(call, ML_STATUS_HANDLE_IN_USE, "handle %lu is already live", (unsigned long)handle);
+    }
     for (size_t i = 0; i < ML_CFG_MAX_HANDLES && s == NULL; i++) {
         if (table[i].handle == 0) {
             s = &table[i];
         }
     }
     if (s == NULL) {
-        return ml_fail(call, ML_STATUS_TOO_MANY_HANDLES, "all %u handles are in use", (unsigned)ML_CFG_MAX_HANDLES);
+        ML_FAIL(call, ML_STATUS_TOO_MANY_HANDLES, "all %u handles are in use", (unsigned)ML_CFG_MAX_HANDLES);
     }
-    void *p = mbedtls_calloc(1, size);
+    p = mbedtls_calloc(1, size);
     if (p == NULL) {
-        return ml_fail(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %s (%lu bytes)", type_name(type),
-                       (unsigned long)size);
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %s (%lu bytes)", type_name(type), (unsigned long)size);
     }
     s->handle = handle;
     s->type = type;
@@ -125,17 +127,20 @@ int ml_handle_create(struct ml_call *call, uint32_t handle, uint8_t type, size_t
     s->size = size;
     s->dtor = dtor;
     *obj = p;
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
 int ml_handle_free(struct ml_call *call, uint32_t handle)
 {
     struct slot *s = find(handle);
+    int st = ML_STATUS_OK;
     if (s == NULL) {
-        return ml_fail(call, ML_STATUS_BAD_HANDLE, "handle %lu is not live", (unsigned long)handle);
+        ML_FAIL(call, ML_STATUS_BAD_HANDLE, "handle %lu is not live", (unsigned long)handle);
     }
     release(s);
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
 int ml_handle_ref(uint32_t handle, struct ml_handle_ref *ref)

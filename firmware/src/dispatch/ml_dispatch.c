@@ -1,10 +1,7 @@
 #include "dispatch/ml_dispatch.h"
 
 #include <inttypes.h>
-#include <mbedtls/error.h>
-#include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "core/ml_busy.h"
@@ -24,62 +21,67 @@ static const struct ml_op_entry *find_op(uint64_t op)
 static int check_arity(struct ml_call *call, const struct ml_op_entry *e)
 {
     unsigned got = (unsigned)call->argc;
-    if (call->argc >= e->min_args && call->argc <= e->max_args) {
-        return ML_STATUS_OK;
-    }
     unsigned op = (unsigned)e->op;
-    if (e->min_args == e->max_args) {
-        return ml_fail(call, ML_STATUS_BAD_REQUEST, "op %u takes %u arg%s, got %u", op, e->min_args,
-                       e->min_args == 1 ? "" : "s", got);
+    int st = ML_STATUS_OK;
+    if (e->min_args == e->max_args && call->argc != e->min_args) {
+        ML_FAIL(call, ML_STATUS_BAD_REQUEST, "op %u takes %u arg%s, got %u", op, e->min_args,
+                e->min_args == 1 ? "" : "s", got);
     }
-    return ml_fail(call, ML_STATUS_BAD_REQUEST, "op %u takes %u to %u args, got %u", op, e->min_args, e->max_args, got);
+    if (call->argc < e->min_args || call->argc > e->max_args) {
+        ML_FAIL(call, ML_STATUS_BAD_REQUEST, "op %u takes %u to %u args, got %u", op, e->min_args, e->max_args, got);
+    }
+cleanup:
+    return st;
 }
 
 /* Validates the envelope after the id and runs the handler. `it` is the
  * top-level array, `el` its element iterator positioned after the id. */
 static int run(struct ml_call *call, const CborValue *it, CborValue *el, const uint8_t *end, CborEncoder *arr)
 {
-    if (!cbor_value_is_length_known(it)) {
-        return ml_fail(call, ML_STATUS_BAD_REQUEST, "the message must be a definite-length array");
-    }
     CborValue after = *it;
-    CborError err = cbor_value_advance(&after);
+    CborError err = CborNoError;
+    size_t n = 0;
+    const struct ml_op_entry *e = NULL;
+    int st = ML_STATUS_OK;
+    if (!cbor_value_is_length_known(it)) {
+        ML_FAIL(call, ML_STATUS_BAD_REQUEST, "the message must be a definite-length array");
+    }
+    err = cbor_value_advance(&after);
     if (err != CborNoError) {
-        return ml_fail(call, ML_STATUS_BAD_REQUEST, "malformed CBOR (%s)", cbor_error_string(err));
+        ML_FAIL(call, ML_STATUS_BAD_REQUEST, "malformed CBOR (%s)", cbor_error_string(err));
     }
     if (cbor_value_get_next_byte(&after) != end) {
-        return ml_fail(call, ML_STATUS_BAD_REQUEST, "%lu bytes after the message",
-                       (unsigned long)(end - cbor_value_get_next_byte(&after)));
+        ML_FAIL(call, ML_STATUS_BAD_REQUEST, "%lu bytes after the message",
+                (unsigned long)(end - cbor_value_get_next_byte(&after)));
     }
-    size_t n = 0;
     (void)cbor_value_get_array_length(it, &n);
     if (n < 2) {
-        return ml_fail(call, ML_STATUS_BAD_REQUEST, "missing op");
+        ML_FAIL(call, ML_STATUS_BAD_REQUEST, "missing op");
     }
     if (!cbor_value_is_unsigned_integer(el)) {
-        return ml_fail(call, ML_STATUS_BAD_REQUEST, "op must be an unsigned integer");
+        ML_FAIL(call, ML_STATUS_BAD_REQUEST, "op must be an unsigned integer");
     }
     (void)cbor_value_get_uint64(el, &call->op);
     (void)cbor_value_advance_fixed(el);
     call->argc = (uint32_t)(n - 2);
-    const struct ml_op_entry *e = find_op(call->op);
+    e = find_op(call->op);
     if (e == NULL) {
-        return ml_fail(call, ML_STATUS_UNKNOWN_OP, "unknown op %" PRIu64, call->op);
+        ML_FAIL(call, ML_STATUS_UNKNOWN_OP, "unknown op %" PRIu64, call->op);
     }
-    int st = check_arity(call, e);
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
+    ML_CHK(check_arity(call, e));
     ml_busy_begin(call->id); /* long handlers send busy events for this id */
     st = e->handler(call, el, arr);
     ml_busy_end();
+cleanup:
     return st;
 }
 
+/* `[id, status, mbedtls code, message]`; 0 when not even that fits. */
 static size_t encode_error(const struct ml_call *call, int status, uint8_t *tx, size_t cap)
 {
     const char *msg = call->detail[0] != '\0' ? call->detail : status_messages[status];
-    for (int attempt = 0; attempt < 2; attempt++) {
+    size_t n = 0;
+    for (int attempt = 0; attempt < 2 && n == 0; attempt++) {
         CborEncoder enc, arr;
         cbor_encoder_init(&enc, tx, cap, 0);
         CborError err = cbor_encoder_create_array(&enc, &arr, 4);
@@ -88,12 +90,39 @@ static size_t encode_error(const struct ml_call *call, int status, uint8_t *tx, 
         err |= cbor_encode_int(&arr, call->mbedtls_code);
         err |= cbor_encode_text_stringz(&arr, msg);
         err |= cbor_encoder_close_container(&enc, &arr);
-        if (err == CborNoError) {
-            return cbor_encoder_get_buffer_size(&enc, tx);
-        }
+        n = err == CborNoError ? cbor_encoder_get_buffer_size(&enc, tx) : 0;
         msg = ""; /* the MTU is too small even for the message: send none */
     }
-    return 0;
+    return n;
+}
+
+/* Runs the request whose id is call->id and writes its response. */
+static size_t respond(struct ml_call *call, const CborValue *it, CborValue *el, const uint8_t *end, uint8_t *tx,
+                      size_t tx_cap)
+{
+    size_t n = 0;
+    CborEncoder enc, arr;
+    cbor_encoder_init(&enc, tx, tx_cap, 0);
+    CborError err = cbor_encoder_create_array(&enc, &arr, 3);
+    err |= cbor_encode_uint(&arr, call->id);
+    err |= cbor_encode_uint(&arr, ML_STATUS_OK);
+    int status = run(call, it, el, end, &arr);
+    if (status == ML_STATUS_OK) {
+        err |= cbor_encoder_close_container_checked(&enc, &arr);
+        if (cbor_encoder_get_extra_bytes_needed(&enc) > 0) {
+            call->mbedtls_code = 0;
+            status = ml_fail(call, ML_STATUS_TOO_LARGE, "result does not fit the MTU");
+        } else if (err != CborNoError) {
+            status = ml_fail(call, ML_STATUS_INTERNAL_ERROR, "op %" PRIu64 " encoded a bad result (%s)", call->op,
+                             cbor_error_string(err));
+        } else {
+            n = cbor_encoder_get_buffer_size(&enc, tx);
+        }
+    }
+    if (status != ML_STATUS_OK) {
+        n = encode_error(call, status, tx, tx_cap);
+    }
+    return n;
 }
 
 size_t ml_dispatch(const uint8_t *msg, size_t len, uint8_t *tx, size_t tx_cap)
@@ -102,36 +131,17 @@ size_t ml_dispatch(const uint8_t *msg, size_t len, uint8_t *tx, size_t tx_cap)
     /* Every field but the detail buffer, which is only ever read as a C string. */
     memset(&call, 0, offsetof(struct ml_call, detail));
     call.detail[0] = '\0';
-
     CborParser parser;
     CborValue it, el;
     uint64_t id = 0;
-    if (cbor_parser_init(msg, len, 0, &parser, &it) != CborNoError || !cbor_value_is_array(&it) ||
-        cbor_value_enter_container(&it, &el) != CborNoError || cbor_value_at_end(&el) ||
-        !cbor_value_is_unsigned_integer(&el) || cbor_value_get_uint64(&el, &id) != CborNoError ||
-        id > ML_REQUEST_ID_MAX) {
-        return 0; /* not a request: the link drops it as bad_message */
+    size_t n = 0; /* not a request: the link drops it as bad_message */
+    if (cbor_parser_init(msg, len, 0, &parser, &it) == CborNoError && cbor_value_is_array(&it) &&
+        cbor_value_enter_container(&it, &el) == CborNoError && !cbor_value_at_end(&el) &&
+        cbor_value_is_unsigned_integer(&el) && cbor_value_get_uint64(&el, &id) == CborNoError &&
+        id <= ML_REQUEST_ID_MAX) {
+        call.id = (uint32_t)id;
+        (void)cbor_value_advance_fixed(&el);
+        n = respond(&call, &it, &el, msg + len, tx, tx_cap);
     }
-    call.id = (uint32_t)id;
-    (void)cbor_value_advance_fixed(&el);
-
-    CborEncoder enc, arr;
-    cbor_encoder_init(&enc, tx, tx_cap, 0);
-    CborError err = cbor_encoder_create_array(&enc, &arr, 3);
-    err |= cbor_encode_uint(&arr, call.id);
-    err |= cbor_encode_uint(&arr, ML_STATUS_OK);
-    int status = run(&call, &it, &el, msg + len, &arr);
-    if (status == ML_STATUS_OK) {
-        err |= cbor_encoder_close_container_checked(&enc, &arr);
-        if (cbor_encoder_get_extra_bytes_needed(&enc) > 0) {
-            call.mbedtls_code = 0;
-            status = ml_fail(&call, ML_STATUS_TOO_LARGE, "result does not fit the MTU");
-        } else if (err != CborNoError) {
-            status = ml_fail(&call, ML_STATUS_INTERNAL_ERROR, "op %" PRIu64 " encoded a bad result (%s)", call.op,
-                             cbor_error_string(err));
-        } else {
-            return cbor_encoder_get_buffer_size(&enc, tx);
-        }
-    }
-    return encode_error(&call, status, tx, tx_cap);
+    return n;
 }

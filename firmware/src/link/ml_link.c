@@ -103,25 +103,24 @@ static void drop(enum ml_drop_reason reason)
 
 static void on_frame(const uint8_t *body, size_t len)
 {
-    if (len < ML_CRC_SIZE + 1) {
+    size_t cbor_len = len > ML_CRC_SIZE ? len - ML_CRC_SIZE : 0;
+    const uint8_t *crc = body + cbor_len;
+    size_t n = 0;
+    if (cbor_len == 0) {
         drop(ML_DROP_TOO_SHORT);
-        return;
-    }
-    size_t cbor_len = len - ML_CRC_SIZE;
-    uint32_t got = (uint32_t)body[cbor_len] << 24 | (uint32_t)body[cbor_len + 1] << 16 |
-                   (uint32_t)body[cbor_len + 2] << 8 | body[cbor_len + 3];
-    if (got != ml_crc32(body, cbor_len)) {
+    } else if (((uint32_t)crc[0] << 24 | (uint32_t)crc[1] << 16 | (uint32_t)crc[2] << 8 | crc[3]) !=
+               ml_crc32(body, cbor_len)) {
         drop(ML_DROP_BAD_CRC);
-        return;
+    } else {
+        stats->rx_frames++; /* CRC ok (messages.cddl), counted before dispatch so stats sees itself */
+        /* The response leaves room for its CRC in tx_buf (mtu > ML_CRC_SIZE here). */
+        n = ml_dispatch(body, cbor_len, tx_buf, ml_device.mtu - ML_CRC_SIZE);
+        if (n == 0) {
+            drop(ML_DROP_BAD_MESSAGE);
+        } else {
+            ml_link_send(tx_buf, n);
+        }
     }
-    stats->rx_frames++; /* CRC ok (messages.cddl), counted before dispatch so stats sees itself */
-    /* The response leaves room for its CRC in tx_buf (mtu > ML_CRC_SIZE here). */
-    size_t n = ml_dispatch(body, cbor_len, tx_buf, ml_device.mtu - ML_CRC_SIZE);
-    if (n == 0) {
-        drop(ML_DROP_BAD_MESSAGE);
-        return;
-    }
-    ml_link_send(tx_buf, n);
 }
 
 void ml_link_rx(const uint8_t *data, size_t len)

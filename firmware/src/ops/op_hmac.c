@@ -31,16 +31,15 @@ static void hmac_dtor(void *obj)
     mbedtls_platform_zeroize(h->opad, sizeof h->opad);
 }
 
-/* Sets up `h` (inner context initialised by the caller) for `key`. Returns
- * 0 or an Mbed TLS error. */
-static int hmac_setup(struct hmac_obj *h, const mbedtls_md_info_t *info, size_t block, const uint8_t *key,
-                      size_t key_len)
+/* Sets up `h` (inner context initialised by the caller) for `key`. */
+static int hmac_setup(struct ml_call *call, struct hmac_obj *h, const mbedtls_md_info_t *info, size_t block,
+                      const uint8_t *key, size_t key_len)
 {
     uint8_t k[MBEDTLS_MD_MAX_BLOCK_SIZE] = {0};
     uint8_t ipad[MBEDTLS_MD_MAX_BLOCK_SIZE];
-    int ret = 0;
+    int st = ML_STATUS_OK;
     if (key_len > block) {
-        ret = mbedtls_md(info, key, key_len, k); /* long keys are hashed first */
+        ML_CHK_TLS(call, mbedtls_md(info, key, key_len, k), "hmac setup"); /* long keys are hashed first */
     } else if (key_len > 0) {
         memcpy(k, key, key_len);
     }
@@ -49,62 +48,45 @@ static int hmac_setup(struct hmac_obj *h, const mbedtls_md_info_t *info, size_t 
         h->opad[i] = (uint8_t)(k[i] ^ 0x5cu);
     }
     h->block_size = block;
-    if (ret == 0) {
-        ret = mbedtls_md_setup(&h->inner, info, 0);
-    }
-    if (ret == 0) {
-        ret = mbedtls_md_starts(&h->inner);
-    }
-    if (ret == 0) {
-        ret = mbedtls_md_update(&h->inner, ipad, block);
-    }
+    ML_CHK_TLS(call, mbedtls_md_setup(&h->inner, info, 0), "hmac setup");
+    ML_CHK_TLS(call, mbedtls_md_starts(&h->inner), "hmac setup");
+    ML_CHK_TLS(call, mbedtls_md_update(&h->inner, ipad, block), "hmac setup");
+cleanup:
     mbedtls_platform_zeroize(k, sizeof k);
     mbedtls_platform_zeroize(ipad, sizeof ipad);
-    return ret;
+    return st;
 }
 
 /* Writes the MAC of everything fed so far to out; `h` is unchanged. */
-static int hmac_finish(const struct hmac_obj *h, uint8_t *out)
+static int hmac_finish(struct ml_call *call, const struct hmac_obj *h, uint8_t *out)
 {
     const mbedtls_md_info_t *info = mbedtls_md_info_from_ctx(&h->inner);
     uint8_t ih[MBEDTLS_MD_MAX_SIZE];
     mbedtls_md_context_t tmp;
+    int st = ML_STATUS_OK;
     mbedtls_md_init(&tmp);
-    int ret = mbedtls_md_setup(&tmp, info, 0);
-    if (ret == 0) {
-        ret = mbedtls_md_clone(&tmp, &h->inner);
-    }
-    if (ret == 0) {
-        ret = mbedtls_md_finish(&tmp, ih);
-    }
-    if (ret == 0) {
-        ret = mbedtls_md_starts(&tmp);
-    }
-    if (ret == 0) {
-        ret = mbedtls_md_update(&tmp, h->opad, h->block_size);
-    }
-    if (ret == 0) {
-        ret = mbedtls_md_update(&tmp, ih, mbedtls_md_get_size(info));
-    }
-    if (ret == 0) {
-        ret = mbedtls_md_finish(&tmp, out);
-    }
+    ML_CHK_TLS(call, mbedtls_md_setup(&tmp, info, 0), "hmac finish");
+    ML_CHK_TLS(call, mbedtls_md_clone(&tmp, &h->inner), "hmac finish");
+    ML_CHK_TLS(call, mbedtls_md_finish(&tmp, ih), "hmac finish");
+    ML_CHK_TLS(call, mbedtls_md_starts(&tmp), "hmac finish");
+    ML_CHK_TLS(call, mbedtls_md_update(&tmp, h->opad, h->block_size), "hmac finish");
+    ML_CHK_TLS(call, mbedtls_md_update(&tmp, ih, mbedtls_md_get_size(info)), "hmac finish");
+    ML_CHK_TLS(call, mbedtls_md_finish(&tmp, out), "hmac finish");
+cleanup:
     mbedtls_md_free(&tmp);
     mbedtls_platform_zeroize(ih, sizeof ih);
-    return ret;
+    return st;
 }
 
 static int create(struct ml_call *call, uint32_t handle, struct hmac_obj **out)
 {
     void *p = NULL;
-    int st = ml_handle_create(call, handle, ML_HT_HMAC, sizeof(struct hmac_obj), hmac_dtor, &p);
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    struct hmac_obj *h = p;
-    mbedtls_md_init(&h->inner);
-    *out = h;
-    return ML_STATUS_OK;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_handle_create(call, handle, ML_HT_HMAC, sizeof(struct hmac_obj), hmac_dtor, &p));
+    *out = p;
+    mbedtls_md_init(&(*out)->inner);
+cleanup:
+    return st;
 }
 
 int ml_op_hmac_new(struct ml_call *call, CborValue *args, CborEncoder *result)
@@ -116,29 +98,19 @@ int ml_op_hmac_new(struct ml_call *call, CborValue *args, CborEncoder *result)
     size_t block = 0;
     const mbedtls_md_info_t *info = NULL;
     struct hmac_obj *h = NULL;
-    int st = ml_arg_handle(call, args, 1, &handle);
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_uint(call, args, 2, &alg);
-    }
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_key(call, args, 3, &key, &key_len);
-    }
-    if (st == ML_STATUS_OK) {
-        st = ml_hash_lookup(call, alg, &info, &block);
-    }
-    if (st == ML_STATUS_OK) {
-        st = create(call, handle, &h);
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    int ret = hmac_setup(h, info, block, key, key_len);
-    if (ret != 0) {
-        (void)ml_handle_free(call, handle);
-        return ml_fail_mbedtls(call, ret, "hmac setup");
-    }
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, 1, &handle));
+    ML_CHK(ml_arg_uint(call, args, 2, &alg));
+    ML_CHK(ml_arg_key(call, args, 3, &key, &key_len));
+    ML_CHK(ml_hash_lookup(call, alg, &info, &block));
+    ML_CHK(create(call, handle, &h));
+    ML_CHK(hmac_setup(call, h, info, block, key, key_len));
     (void)cbor_encode_null(result);
-    return ML_STATUS_OK;
+cleanup:
+    if (st != ML_STATUS_OK && h != NULL) {
+        (void)ml_handle_free(call, handle);
+    }
+    return st;
 }
 
 int ml_op_hmac_update(struct ml_call *call, CborValue *args, CborEncoder *result)
@@ -147,43 +119,31 @@ int ml_op_hmac_update(struct ml_call *call, CborValue *args, CborEncoder *result
     const uint8_t *data = NULL;
     size_t len = 0;
     void *p = NULL;
-    int st = ml_arg_handle(call, args, 1, &handle);
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_bytes(call, args, 2, &data, &len);
-    }
-    if (st == ML_STATUS_OK) {
-        st = ml_handle_get(call, handle, ML_HT_HMAC, &p);
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    int ret = mbedtls_md_update(&((struct hmac_obj *)p)->inner, data, len);
-    if (ret != 0) {
-        return ml_fail_mbedtls(call, ret, "md_update");
-    }
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, 1, &handle));
+    ML_CHK(ml_arg_bytes(call, args, 2, &data, &len));
+    ML_CHK(ml_handle_get(call, handle, ML_HT_HMAC, &p));
+    ML_CHK_TLS(call, mbedtls_md_update(&((struct hmac_obj *)p)->inner, data, len), "md_update");
     (void)cbor_encode_null(result);
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
 int ml_op_hmac_digest(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     uint32_t handle = 0;
     void *p = NULL;
-    int st = ml_arg_handle(call, args, 1, &handle);
-    if (st == ML_STATUS_OK) {
-        st = ml_handle_get(call, handle, ML_HT_HMAC, &p);
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    const struct hmac_obj *h = p;
+    const struct hmac_obj *h = NULL;
     uint8_t mac[MBEDTLS_MD_MAX_SIZE];
-    int ret = hmac_finish(h, mac);
-    if (ret != 0) {
-        return ml_fail_mbedtls(call, ret, "hmac finish");
-    }
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, 1, &handle));
+    ML_CHK(ml_handle_get(call, handle, ML_HT_HMAC, &p));
+    h = p;
+    ML_CHK(hmac_finish(call, h, mac));
     (void)cbor_encode_byte_string(result, mac, mbedtls_md_get_size(mbedtls_md_info_from_ctx(&h->inner)));
-    return ML_STATUS_OK;
+cleanup:
+    mbedtls_platform_zeroize(mac, sizeof mac);
+    return st;
 }
 
 int ml_op_hmac_copy(struct ml_call *call, CborValue *args, CborEncoder *result)
@@ -191,33 +151,24 @@ int ml_op_hmac_copy(struct ml_call *call, CborValue *args, CborEncoder *result)
     uint32_t src_handle = 0;
     uint32_t dst_handle = 0;
     void *p = NULL;
+    const struct hmac_obj *src = NULL;
     struct hmac_obj *dst = NULL;
-    int st = ml_arg_handle(call, args, 1, &src_handle);
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_handle(call, args, 2, &dst_handle);
-    }
-    if (st == ML_STATUS_OK) {
-        st = ml_handle_get(call, src_handle, ML_HT_HMAC, &p);
-    }
-    if (st == ML_STATUS_OK) {
-        st = create(call, dst_handle, &dst);
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    const struct hmac_obj *src = p;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, 1, &src_handle));
+    ML_CHK(ml_arg_handle(call, args, 2, &dst_handle));
+    ML_CHK(ml_handle_get(call, src_handle, ML_HT_HMAC, &p));
+    src = p;
+    ML_CHK(create(call, dst_handle, &dst));
     memcpy(dst->opad, src->opad, sizeof dst->opad);
     dst->block_size = src->block_size;
-    int ret = mbedtls_md_setup(&dst->inner, mbedtls_md_info_from_ctx(&src->inner), 0);
-    if (ret == 0) {
-        ret = mbedtls_md_clone(&dst->inner, &src->inner);
-    }
-    if (ret != 0) {
-        (void)ml_handle_free(call, dst_handle);
-        return ml_fail_mbedtls(call, ret, "md_clone");
-    }
+    ML_CHK_TLS(call, mbedtls_md_setup(&dst->inner, mbedtls_md_info_from_ctx(&src->inner), 0), "md_clone");
+    ML_CHK_TLS(call, mbedtls_md_clone(&dst->inner, &src->inner), "md_clone");
     (void)cbor_encode_null(result);
-    return ML_STATUS_OK;
+cleanup:
+    if (st != ML_STATUS_OK && dst != NULL) {
+        (void)ml_handle_free(call, dst_handle);
+    }
+    return st;
 }
 
 int ml_op_hmac_oneshot(struct ml_call *call, CborValue *args, CborEncoder *result)
@@ -228,26 +179,16 @@ int ml_op_hmac_oneshot(struct ml_call *call, CborValue *args, CborEncoder *resul
     size_t key_len = 0;
     size_t len = 0;
     const mbedtls_md_info_t *info = NULL;
-    int st = ml_arg_uint(call, args, 1, &alg);
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_key(call, args, 2, &key, &key_len);
-    }
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_bytes(call, args, 3, &data, &len);
-    }
-    if (st == ML_STATUS_OK) {
-        st = ml_hash_lookup(call, alg, &info, NULL);
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
     uint8_t mac[MBEDTLS_MD_MAX_SIZE];
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_uint(call, args, 1, &alg));
+    ML_CHK(ml_arg_key(call, args, 2, &key, &key_len));
+    ML_CHK(ml_arg_bytes(call, args, 3, &data, &len));
+    ML_CHK(ml_hash_lookup(call, alg, &info, NULL));
     /* Mbed TLS's own HMAC here; the C tests check it against ours. */
-    int ret = mbedtls_md_hmac(info, key, key_len, data, len, mac);
-    if (ret != 0) {
-        return ml_fail_mbedtls(call, ret, "md_hmac");
-    }
+    ML_CHK_TLS(call, mbedtls_md_hmac(info, key, key_len, data, len, mac), "md_hmac");
     (void)cbor_encode_byte_string(result, mac, mbedtls_md_get_size(info));
+cleanup:
     mbedtls_platform_zeroize(mac, sizeof mac);
-    return ML_STATUS_OK;
+    return st;
 }

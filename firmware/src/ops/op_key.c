@@ -55,34 +55,40 @@ cleanup:
 
 static int check_len(struct ml_call *call, unsigned pos, uint64_t len)
 {
+    int st = ML_STATUS_OK;
     if (len < 1 || len > ML_SYMKEY_MAX) {
-        return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg %u: key must be 1..%u bytes, got %lu", pos,
-                       (unsigned)ML_SYMKEY_MAX, (unsigned long)(len > 0xFFFFFFFFu ? 0xFFFFFFFFu : len));
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg %u: key must be 1..%u bytes, got %lu", pos, (unsigned)ML_SYMKEY_MAX,
+                (unsigned long)(len > 0xFFFFFFFFu ? 0xFFFFFFFFu : len));
     }
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
-static int create(struct ml_call *call, uint32_t handle, struct symkey_obj **out)
+/* A key object under `handle` holding `len` bytes (checked by the caller):
+ * key[0..len), or zeros to be filled in when key is NULL. */
+static int create(struct ml_call *call, uint32_t handle, const uint8_t *key, size_t len, struct symkey_obj **out)
 {
     void *p = NULL;
-    int st = ml_handle_create(call, handle, ML_HT_SYMKEY, sizeof(struct symkey_obj), symkey_dtor, &p);
-    if (st == ML_STATUS_OK) {
-        *out = p;
+    struct symkey_obj *k = NULL;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_handle_create(call, handle, ML_HT_SYMKEY, sizeof(struct symkey_obj), symkey_dtor, &p));
+    k = p;
+    if (key != NULL) {
+        memcpy(k->key, key, len);
     }
+    k->len = len;
+    *out = k;
+cleanup:
     return st;
 }
 
 int ml_symkey_create(struct ml_call *call, uint32_t handle, const uint8_t *key, size_t len)
 {
     struct symkey_obj *k = NULL;
-    int st = check_len(call, 0, len);
-    if (st == ML_STATUS_OK) {
-        st = create(call, handle, &k);
-    }
-    if (st == ML_STATUS_OK) {
-        memcpy(k->key, key, len);
-        k->len = len;
-    }
+    int st = ML_STATUS_OK;
+    ML_CHK(check_len(call, 0, len));
+    ML_CHK(create(call, handle, key, len, &k));
+cleanup:
     return st;
 }
 
@@ -92,23 +98,14 @@ int ml_op_key_import(struct ml_call *call, CborValue *args, CborEncoder *result)
     const uint8_t *key = NULL;
     size_t key_len = 0;
     struct symkey_obj *k = NULL;
-    int st = ml_arg_handle(call, args, 1, &handle);
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_bytes(call, args, 2, &key, &key_len);
-    }
-    if (st == ML_STATUS_OK) {
-        st = check_len(call, 2, key_len);
-    }
-    if (st == ML_STATUS_OK) {
-        st = create(call, handle, &k);
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    memcpy(k->key, key, key_len);
-    k->len = key_len;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, 1, &handle));
+    ML_CHK(ml_arg_bytes(call, args, 2, &key, &key_len));
+    ML_CHK(check_len(call, 2, key_len));
+    ML_CHK(create(call, handle, key, key_len, &k));
     (void)cbor_encode_null(result);
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
 int ml_op_key_generate(struct ml_call *call, CborValue *args, CborEncoder *result)
@@ -116,25 +113,16 @@ int ml_op_key_generate(struct ml_call *call, CborValue *args, CborEncoder *resul
     uint32_t handle = 0;
     uint64_t len = 0;
     struct symkey_obj *k = NULL;
-    int st = ml_arg_handle(call, args, 1, &handle);
-    if (st == ML_STATUS_OK) {
-        st = ml_arg_uint(call, args, 2, &len);
-    }
-    if (st == ML_STATUS_OK) {
-        st = check_len(call, 2, len);
-    }
-    if (st == ML_STATUS_OK) {
-        st = create(call, handle, &k);
-    }
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
-    int ret = ml_rng_random(NULL, k->key, (size_t)len);
-    if (ret != 0) {
-        (void)ml_handle_free(call, handle);
-        return ml_fail_mbedtls(call, ret, "ctr_drbg_random");
-    }
-    k->len = (size_t)len;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, 1, &handle));
+    ML_CHK(ml_arg_uint(call, args, 2, &len));
+    ML_CHK(check_len(call, 2, len));
+    ML_CHK(create(call, handle, NULL, (size_t)len, &k));
+    ML_CHK_TLS(call, ml_rng_random(NULL, k->key, k->len), "ctr_drbg_random");
     (void)cbor_encode_null(result);
-    return ML_STATUS_OK;
+cleanup:
+    if (st != ML_STATUS_OK && k != NULL) {
+        (void)ml_handle_free(call, handle);
+    }
+    return st;
 }

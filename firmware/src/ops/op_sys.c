@@ -26,6 +26,17 @@ static CborError put_text(CborEncoder *map, const char *key, const char *value)
     return err | cbor_encode_text_stringz(map, value);
 }
 
+static CborError put_uint_list(CborEncoder *map, const char *key, const uint32_t *values, size_t n)
+{
+    CborEncoder list;
+    CborError err = cbor_encode_text_stringz(map, key);
+    err |= cbor_encoder_create_array(map, &list, n);
+    for (size_t i = 0; i < n; i++) {
+        err |= cbor_encode_uint(&list, values[i]);
+    }
+    return err | cbor_encoder_close_container(map, &list);
+}
+
 /* hello's key_store, persistent, slots (spec.md 7.4). */
 #define HELLO_STORE_FIELDS 3
 static CborError put_store(CborEncoder *map)
@@ -37,33 +48,19 @@ static CborError put_store(CborEncoder *map)
     return err | put_uint(map, "slots", ml_keystore_slots());
 }
 
-int ml_op_hello(struct ml_call *call, CborValue *args, CborEncoder *result)
+/* hello's result (spec.md 7.4); the dispatcher checks the encoder (too_large). */
+static void encode_hello(CborEncoder *result)
 {
-    if (call->argc == 1) {
-        const uint8_t *seed = NULL;
-        size_t len = 0;
-        int st = ml_arg_bytes(call, args, 1, &seed, &len);
-        if (st != ML_STATUS_OK) {
-            return st;
-        }
-        if (len > HELLO_SEED_MAX) {
-            return ml_fail(call, ML_STATUS_BAD_ARGUMENT, "arg 1: seed must be at most %u bytes, got %lu",
-                           HELLO_SEED_MAX, (unsigned long)len);
-        }
-        int ret = ml_rng_mix(seed, len);
-        if (ret != 0) {
-            return ml_fail_mbedtls(call, ret, "reseed");
-        }
-    }
     const struct ml_board *board = ml_hal_board();
     struct ml_heap_stats hs;
     ml_heap_get_stats(&hs);
-    uint32_t hashes[16];
+    uint32_t hashes[16], curves[16];
     size_t nhashes = ml_hash_list(hashes, sizeof hashes / sizeof hashes[0]);
+    size_t ncurves = ml_curve_list(curves, sizeof curves / sizeof curves[0]);
     char mbedtls_version[16];
     mbedtls_version_get_string(mbedtls_version); /* writes at most 9 bytes */
 
-    CborEncoder map, list;
+    CborEncoder map;
     CborError err = cbor_encoder_create_map(result, &map, 14 + HELLO_STORE_FIELDS);
     err |= put_uint(&map, "proto", ML_PROTOCOL_VERSION);
     err |= put_text(&map, "fw", ML_FW_VERSION);
@@ -78,36 +75,40 @@ int ml_op_hello(struct ml_call *call, CborValue *args, CborEncoder *result)
     err |= cbor_encode_text_stringz(&map, "boot_id");
     err |= cbor_encode_byte_string(&map, ml_device.boot_id, 8);
     err |= put_text(&map, "entropy", board->entropy);
-    err |= cbor_encode_text_stringz(&map, "hashes");
-    err |= cbor_encoder_create_array(&map, &list, nhashes);
-    for (size_t i = 0; i < nhashes; i++) {
-        err |= cbor_encode_uint(&list, hashes[i]);
-    }
-    err |= cbor_encoder_close_container(&map, &list);
-    uint32_t curves[16];
-    size_t ncurves = ml_curve_list(curves, sizeof curves / sizeof curves[0]);
-    err |= cbor_encode_text_stringz(&map, "curves");
-    err |= cbor_encoder_create_array(&map, &list, ncurves);
-    for (size_t i = 0; i < ncurves; i++) {
-        err |= cbor_encode_uint(&list, curves[i]);
-    }
-    err |= cbor_encoder_close_container(&map, &list);
+    err |= put_uint_list(&map, "hashes", hashes, nhashes);
+    err |= put_uint_list(&map, "curves", curves, ncurves);
     err |= put_store(&map);
     err |= cbor_encoder_close_container(result, &map);
-    (void)err; /* the dispatcher checks the encoder (too_large) */
-    return ML_STATUS_OK;
+    (void)err;
+}
+
+int ml_op_hello(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    const uint8_t *seed = NULL;
+    size_t len = 0;
+    int st = ML_STATUS_OK;
+    if (call->argc == 1) {
+        ML_CHK(ml_arg_bytes(call, args, 1, &seed, &len));
+        if (len > HELLO_SEED_MAX) {
+            ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 1: seed must be at most %u bytes, got %lu", HELLO_SEED_MAX,
+                    (unsigned long)len);
+        }
+        ML_CHK_TLS(call, ml_rng_mix(seed, len), "reseed");
+    }
+    encode_hello(result);
+cleanup:
+    return st;
 }
 
 int ml_op_echo(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     const uint8_t *data = NULL;
     size_t len = 0;
-    int st = ml_arg_bytes(call, args, 1, &data, &len);
-    if (st != ML_STATUS_OK) {
-        return st;
-    }
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_bytes(call, args, 1, &data, &len));
     (void)cbor_encode_byte_string(result, data, len);
-    return ML_STATUS_OK;
+cleanup:
+    return st;
 }
 
 /* Targets that paint their stack (stm32f4) override this. */
@@ -146,12 +147,10 @@ int ml_op_stats(struct ml_call *call, CborValue *args, CborEncoder *result)
 int ml_op_free(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     uint32_t handle = 0;
-    int st = ml_arg_handle(call, args, 1, &handle);
-    if (st == ML_STATUS_OK) {
-        st = ml_handle_free(call, handle);
-    }
-    if (st == ML_STATUS_OK) {
-        (void)cbor_encode_null(result);
-    }
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, 1, &handle));
+    ML_CHK(ml_handle_free(call, handle));
+    (void)cbor_encode_null(result);
+cleanup:
     return st;
 }
