@@ -14,8 +14,6 @@
  */
 #include <mbedtls/dhm.h>
 #include <mbedtls/ecdh.h>
-#include <mbedtls/platform.h>
-#include <mbedtls/platform_util.h>
 #include <string.h>
 
 #include "core/ml_busy.h"
@@ -286,7 +284,7 @@ int ml_op_kex_generate(struct ml_call *call, CborValue *args, CborEncoder *resul
     int st = ML_STATUS_OK;
     ML_CHK(args_kex(call, args, &k));
     ML_CHK(check_order(call, k, k->role == ML_KEX_ROLE_SERVER ? ST_NEW : ST_IMPORTED, "kex_generate"));
-    buf = mbedtls_calloc(1, KEX_OUT_MAX);
+    buf = ml_buf_alloc(KEX_OUT_MAX);
     if (buf == NULL) {
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for the key-exchange payload");
     }
@@ -294,7 +292,7 @@ int ml_op_kex_generate(struct ml_call *call, CborValue *args, CborEncoder *resul
     (void)cbor_encode_byte_string(result, buf, olen);
     k->state = k->role == ML_KEX_ROLE_SERVER ? ST_GENERATED : ST_READY;
 cleanup:
-    mbedtls_free(buf);
+    ml_buf_free(buf, KEX_OUT_MAX);
     return st;
 }
 
@@ -395,7 +393,7 @@ int ml_op_kex_secret(struct ml_call *call, CborValue *args, CborEncoder *result)
     }
     ML_CHK(check_order(call, k, ST_READY, "kex_secret"));
     cap = k->kind == ML_KEX_KIND_DH ? mbedtls_dhm_get_len(&k->u.dhm) : MBEDTLS_ECP_MAX_BYTES;
-    buf = mbedtls_calloc(1, cap);
+    buf = ml_buf_alloc(cap);
     if (buf == NULL) {
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for the shared secret");
     }
@@ -422,9 +420,6 @@ int ml_op_kex_secret(struct ml_call *call, CborValue *args, CborEncoder *result)
         (void)cbor_encode_null(result);
     }
 cleanup:
-    if (buf != NULL) {
-        mbedtls_platform_zeroize(buf, cap);
-    }
-    mbedtls_free(buf);
+    ml_buf_free(buf, cap);
     return st;
 }

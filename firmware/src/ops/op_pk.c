@@ -2,7 +2,7 @@
  * pk module: RSA and EC keys under a handle (ML_HT_PK), generated on the
  * device or imported, with sign/verify, RSA encrypt/decrypt and export
  * (spec.md 7.3). A key without the exportable flag never lets its private
- * part out: pk_export formats 1 and 4 are not_exportable, every other op
+ * part out: pk_export's private formats are not_exportable, every other op
  * only uses it or returns public material. The object's destructor frees
  * the Mbed TLS context (mbedtls_pk_free zeroises it); temporary DER/PEM
  * copies are zeroised before they go back to the heap.
@@ -12,7 +12,6 @@
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/md.h>
-#include <mbedtls/platform.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/rsa.h>
 #include <string.h>
@@ -398,7 +397,7 @@ static int import(struct ml_call *call, uint32_t handle, const uint8_t *data, si
     if (pem && data[len - 1] != '\0') {
         /* mbedtls_pk_parse_key reads PEM only from a NUL-terminated buffer */
         copy_len = len + 1;
-        copy = mbedtls_calloc(1, copy_len);
+        copy = ml_buf_alloc(copy_len);
         if (copy == NULL) {
             ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %lu-byte PEM copy", (unsigned long)copy_len);
         }
@@ -414,10 +413,7 @@ cleanup:
     if (st != ML_STATUS_OK && k != NULL) {
         (void)ml_handle_free(call, handle);
     }
-    if (copy != NULL) {
-        mbedtls_platform_zeroize(copy, copy_len);
-    }
-    mbedtls_free(copy);
+    ml_buf_free(copy, copy_len);
     return st;
 }
 
@@ -530,7 +526,7 @@ int ml_op_pk_export(struct ml_call *call, CborValue *args, CborEncoder *result)
     if (private_part && (k->flags & ML_PK_FLAG_EXPORTABLE) == 0) {
         ML_FAIL(call, ML_STATUS_NOT_EXPORTABLE, "the key's private part is not exportable");
     }
-    buf = mbedtls_calloc(1, PK_DER_MAX);
+    buf = ml_buf_alloc(PK_DER_MAX);
     if (buf == NULL) {
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %u-byte export buffer", (unsigned)PK_DER_MAX);
     }
@@ -541,10 +537,7 @@ int ml_op_pk_export(struct ml_call *call, CborValue *args, CborEncoder *result)
     }
     (void)cbor_encode_byte_string(result, buf, len); /* too_large from the dispatcher when over the MTU */
 cleanup:
-    if (buf != NULL) {
-        mbedtls_platform_zeroize(buf, PK_DER_MAX);
-    }
-    mbedtls_free(buf);
+    ml_buf_free(buf, PK_DER_MAX);
     return st;
 }
 
@@ -633,7 +626,7 @@ int ml_op_pk_sign(struct ml_call *call, CborValue *args, CborEncoder *result)
     if (!k->priv) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "the key has no private part: it cannot sign");
     }
-    sig = mbedtls_calloc(1, MBEDTLS_PK_SIGNATURE_MAX_SIZE);
+    sig = ml_buf_alloc(MBEDTLS_PK_SIGNATURE_MAX_SIZE);
     if (sig == NULL) {
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a signature buffer");
     }
@@ -648,7 +641,7 @@ int ml_op_pk_sign(struct ml_call *call, CborValue *args, CborEncoder *result)
     }
     (void)cbor_encode_byte_string(result, sig, sig_len);
 cleanup:
-    mbedtls_free(sig);
+    ml_buf_free(sig, MBEDTLS_PK_SIGNATURE_MAX_SIZE);
     return st;
 }
 
@@ -730,7 +723,7 @@ int ml_op_pk_encrypt(struct ml_call *call, CborValue *args, CborEncoder *result)
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: at most %lu bytes fit this key and scheme, got %lu",
                 (unsigned long)(klen < overhead ? 0 : klen - overhead), (unsigned long)len);
     }
-    out = mbedtls_calloc(1, klen);
+    out = ml_buf_alloc(klen);
     if (out == NULL) {
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for the ciphertext");
     }
@@ -741,7 +734,7 @@ int ml_op_pk_encrypt(struct ml_call *call, CborValue *args, CborEncoder *result)
     }
     (void)cbor_encode_byte_string(result, out, klen);
 cleanup:
-    mbedtls_free(out);
+    ml_buf_free(out, klen);
     return st;
 }
 
@@ -765,7 +758,7 @@ int ml_op_pk_decrypt(struct ml_call *call, CborValue *args, CborEncoder *result)
         ML_FAIL(call, ML_STATUS_CRYPTO_ERROR, "arg 2: a ciphertext for this key is %lu bytes, got %lu",
                 (unsigned long)klen, (unsigned long)len);
     }
-    out = mbedtls_calloc(1, klen);
+    out = ml_buf_alloc(klen);
     if (out == NULL) {
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for the plaintext");
     }
@@ -777,10 +770,7 @@ int ml_op_pk_decrypt(struct ml_call *call, CborValue *args, CborEncoder *result)
     }
     (void)cbor_encode_byte_string(result, out, olen);
 cleanup:
-    if (out != NULL) {
-        mbedtls_platform_zeroize(out, klen);
-    }
-    mbedtls_free(out);
+    ml_buf_free(out, klen);
     return st;
 }
 

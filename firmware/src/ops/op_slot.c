@@ -11,8 +11,6 @@
  * Buffers holding key material come from the Mbed TLS heap and are zeroised
  * before they are freed.
  */
-#include <mbedtls/platform.h>
-#include <mbedtls/platform_util.h>
 #include <string.h>
 
 #include "core/ml_handles.h"
@@ -37,10 +35,7 @@ struct record {
 
 static void record_free(struct record *rec)
 {
-    if (rec->buf != NULL) {
-        mbedtls_platform_zeroize(rec->buf, rec->cap);
-    }
-    mbedtls_free(rec->buf);
+    ml_buf_free(rec->buf, rec->cap);
     rec->buf = NULL;
 }
 
@@ -220,7 +215,7 @@ int ml_op_slot_store(struct ml_call *call, CborValue *args, CborEncoder *result)
     if (symmetric) {
         (void)ml_symkey_bytes(obj, &data, &data_len);
     } else {
-        rec.buf = mbedtls_calloc(1, rec.cap);
+        rec.buf = ml_buf_alloc(rec.cap);
         if (rec.buf == NULL) {
             ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %lu-byte slot record", (unsigned long)rec.cap);
         }
@@ -257,7 +252,7 @@ static int read_slot(struct ml_call *call, uint32_t slot, struct record *rec)
     int st = ML_STATUS_OK;
     ML_CHK(store_status(call, ml_keystore_info(slot, &rec->info), slot));
     rec->cap = (size_t)rec->info.label_len + rec->info.data_len;
-    rec->buf = mbedtls_calloc(1, rec->cap);
+    rec->buf = ml_buf_alloc(rec->cap);
     if (rec->buf == NULL) {
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %lu-byte slot record", (unsigned long)rec->cap);
     }
