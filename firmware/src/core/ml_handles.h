@@ -17,7 +17,7 @@ enum ml_handle_type {
     ML_HT_HMAC = 2,
     ML_HT_CIPHER = 3,
     ML_HT_SYMKEY = 4,     /* device-held symmetric key (ops/op_key.c) */
-    ML_HT_CIPHER_BUF = 5, /* buffered one-shot AEAD/XTS context (ops/op_cipher.c) */
+    ML_HT_CIPHER_BUF = 5, /* buffered one-shot AEAD/XTS context (ops/op_cipher_buf.c) */
     ML_HT_PK = 6,         /* RSA or EC key, public or private (ops/op_pk.c, ml_pk.h) */
     ML_HT_KEX = 7,        /* ECDH or DH key-exchange context (ops/op_kex.c) */
 };
