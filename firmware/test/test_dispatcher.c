@@ -3,8 +3,10 @@
 #include <cbor.h>
 #include <string.h>
 
+#include "core/ml_busy.h"
 #include "core/ml_config.h"
 #include "core/protocol_ids.h"
+#include "dispatch/ml_dispatch.h"
 #include "test_hal.h"
 #include "test_util.h"
 
@@ -261,6 +263,66 @@ ML_TEST(stats)
     CHECK(memmem(r.result, r.result_len, tx, sizeof tx) != NULL);
 }
 
+/* The dispatcher writes the CBOR response only; the link adds the CRC once
+ * when it sends the frame (th_call checks and strips it). */
+ML_TEST(dispatch_writes_cbor_only)
+{
+    th_boot();
+    uint8_t req[16], tx[64], wire[64];
+    size_t len = ml_unhex("83 05 01 43 616263", req, sizeof req); /* echo "abc" */
+    size_t n = ml_dispatch(req, len, tx, sizeof tx);
+    uint8_t want[16];
+    size_t w = ml_unhex("83 05 00 43 616263", want, sizeof want);
+    CHECK_EQ(n, w);
+    CHECK(memcmp(tx, want, w) == 0);
+    CHECK_EQ(th_call_hex("83 05 01 43 616263", wire, sizeof wire), w);
+    CHECK(memcmp(wire, want, w) == 0);
+    /* no room for even the error: nothing (the link drops it) */
+    CHECK_EQ(ml_dispatch(req, len, tx, 3), 0);
+}
+
+static uint32_t sunk_id;
+static uint64_t sunk_ms;
+static void sink(uint32_t request_id, uint64_t elapsed_ms)
+{
+    sunk_id = request_id;
+    sunk_ms = elapsed_ms;
+}
+
+/* core/ sends no frames itself: busy events go to the sink the link
+ * registered at boot, which frames [null, 3, id, elapsed ms] with its CRC. */
+ML_TEST(busy_events_leave_through_the_link)
+{
+    th_boot();
+    uint64_t step = th_ms_step;
+    uint32_t before = ml_busy_events_sent();
+    th_ms_step = ML_BUSY_INTERVAL_MS;
+    ml_busy_begin(7);
+    ml_busy_tick(); /* starts the clock */
+    ml_busy_tick(); /* one interval later: an event */
+    ml_busy_end();
+    ml_busy_tick(); /* nothing runs: nothing sent */
+    CHECK_EQ(ml_busy_events_sent() - before, 1);
+    CHECK_EQ(th_frame_count(), 1);
+    uint8_t cbor[32];
+    size_t n = th_frame(0, cbor, sizeof cbor);
+    struct th_reply r;
+    CHECK(n <= sizeof cbor && th_parse(cbor, n, &r));
+    CHECK(r.is_event);
+    CHECK_EQ(r.status, ML_EVENT_BUSY);
+    CHECK_EQ(r.items, 4);
+
+    ml_busy_set_sink(sink);
+    ml_busy_begin(9);
+    ml_busy_tick();
+    ml_busy_tick();
+    ml_busy_end();
+    CHECK_EQ(sunk_id, 9);
+    CHECK_EQ(sunk_ms, ML_BUSY_INTERVAL_MS);
+    CHECK_EQ(th_frame_count(), 1); /* the sink sent nothing */
+    th_ms_step = step;
+}
+
 int main(int argc, char **argv)
 {
     static const struct ml_test_case cases[] = {
@@ -280,6 +342,8 @@ int main(int argc, char **argv)
         ML_CASE(oversize_frame_is_dropped),
         ML_CASE(hello),
         ML_CASE(stats),
+        ML_CASE(dispatch_writes_cbor_only),
+        ML_CASE(busy_events_leave_through_the_link),
     };
     return ml_test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
