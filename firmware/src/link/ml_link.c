@@ -6,6 +6,7 @@
 #include "core/ml_busy.h"
 #include "core/ml_config.h"
 #include "core/ml_crc32.h"
+#include "core/ml_device.h"
 #include "dispatch/ml_dispatch.h"
 #include "hal/ml_hal.h"
 #include "link/ml_slip.h"
@@ -18,8 +19,6 @@ static struct ml_link_stats *const stats = &ml_device.link; /* read by the stats
 uint32_t ml_link_mtu(void) { return ml_device.mtu; }
 
 void ml_link_rx_reset(void) { ml_slip_decoder_reset(&decoder); }
-
-const struct ml_link_stats *ml_link_get_stats(void) { return stats; }
 
 static bool hal_write(void *ctx, const uint8_t *data, size_t len)
 {

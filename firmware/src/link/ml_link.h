@@ -8,8 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/ml_device.h" /* struct ml_link_stats */
-
 /* Resets the decoder and the counters; mtu bounds received and sent
  * frame bodies (clamped to ML_CFG_MTU). */
 void ml_link_init(uint32_t mtu);
@@ -23,6 +21,5 @@ void ml_link_rx(const uint8_t *data, size_t len);
 void ml_link_send(uint8_t *msg, size_t len);
 /* Sends the boot event `[null, 1, boot_id]`. */
 void ml_link_send_boot_event(const uint8_t boot_id[8]);
-const struct ml_link_stats *ml_link_get_stats(void);
 
 #endif /* ML_LINK_H */
