@@ -560,3 +560,22 @@ int ml_keystore_delete(uint32_t slot)
     struct new_record rec = {.slot = slot, .type = TYPE_TOMB, .info = {0}, .label = none, .data = none};
     return append(&rec);
 }
+
+int ml_store_program_by_and(ml_store_read_fn read, ml_store_write_fn write, uint32_t offset, const uint8_t *data,
+                            size_t len, uint8_t *scratch, size_t scratch_len)
+{
+    for (size_t done = 0; done < len;) {
+        size_t n = len - done < scratch_len ? len - done : scratch_len;
+        if (read(offset + (uint32_t)done, scratch, n) != 0) {
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            scratch[i] &= data[done + i];
+        }
+        if (write(offset + (uint32_t)done, scratch, n) != 0) {
+            return -1;
+        }
+        done += n;
+    }
+    return 0;
+}

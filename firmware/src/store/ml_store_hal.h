@@ -29,4 +29,14 @@ int ml_hal_store_read(uint32_t offset, void *buf, size_t len);
 int ml_hal_store_erase(uint32_t sector);
 int ml_hal_store_program(uint32_t offset, const void *data, size_t len);
 
+/* For media kept in a file (native, semihosting), which do not clear bits by
+ * themselves: programs `len` bytes of `data` at `offset` as flash would, each
+ * byte ANDed into the stored one, reading and writing through the medium's
+ * own functions in pieces of `scratch_len` bytes. Returns 0, or non-zero when
+ * a read or write fails. */
+typedef int (*ml_store_read_fn)(uint32_t offset, void *buf, size_t len);
+typedef int (*ml_store_write_fn)(uint32_t offset, const void *buf, size_t len);
+int ml_store_program_by_and(ml_store_read_fn read, ml_store_write_fn write, uint32_t offset, const uint8_t *data,
+                            size_t len, uint8_t *scratch, size_t scratch_len);
+
 #endif /* ML_STORE_HAL_H */

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,10 +29,11 @@ static int fd = -1;
 static uint8_t ram[STORE_SIZE];
 static int ram_ready;
 
-static int pread_all(uint32_t offset, uint8_t *buf, size_t len)
+/* pread or pwrite until all `len` bytes have moved (EINTR retried); 0 or -1. */
+static int move_all(bool writing, uint32_t offset, uint8_t *buf, size_t len)
 {
     while (len > 0) {
-        ssize_t n = pread(fd, buf, len, (off_t)offset);
+        ssize_t n = writing ? pwrite(fd, buf, len, (off_t)offset) : pread(fd, buf, len, (off_t)offset);
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -45,21 +47,12 @@ static int pread_all(uint32_t offset, uint8_t *buf, size_t len)
     return 0;
 }
 
-static int pwrite_all(uint32_t offset, const uint8_t *buf, size_t len)
+static int pread_all(uint32_t offset, void *buf, size_t len) { return move_all(false, offset, buf, len); }
+
+/* pwrite(2) does not write through `buf`: dropping const for move_all is safe. */
+static int pwrite_all(uint32_t offset, const void *buf, size_t len)
 {
-    while (len > 0) {
-        ssize_t n = pwrite(fd, buf, len, (off_t)offset);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return -1;
-        }
-        buf += n;
-        offset += (uint32_t)n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return move_all(true, offset, (uint8_t *)buf, len);
 }
 
 int hal_native_store_open(const char *path)
@@ -147,18 +140,5 @@ int ml_hal_store_program(uint32_t offset, const void *data, size_t len)
     }
     /* Like flash: bits only go from 1 to 0. */
     uint8_t buf[256];
-    for (size_t done = 0; done < len;) {
-        size_t n = len - done < sizeof buf ? len - done : sizeof buf;
-        if (pread_all(offset + (uint32_t)done, buf, n) != 0) {
-            return -1;
-        }
-        for (size_t i = 0; i < n; i++) {
-            buf[i] &= d[done + i];
-        }
-        if (pwrite_all(offset + (uint32_t)done, buf, n) != 0) {
-            return -1;
-        }
-        done += n;
-    }
-    return 0;
+    return ml_store_program_by_and(pread_all, pwrite_all, offset, d, len, buf, sizeof buf);
 }

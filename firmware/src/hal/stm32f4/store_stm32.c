@@ -270,20 +270,7 @@ int ml_hal_store_program(uint32_t offset, const void *data, size_t len)
     if (backend == BACKEND_SEMIHOST) {
         /* Like flash: bits only go from 1 to 0. */
         uint8_t buf[64];
-        for (size_t done = 0; done < len;) {
-            size_t n = len - done < sizeof buf ? len - done : sizeof buf;
-            if (sh_read(offset + (uint32_t)done, buf, n) != 0) {
-                return -1;
-            }
-            for (size_t i = 0; i < n; i++) {
-                buf[i] &= d[done + i];
-            }
-            if (sh_write(offset + (uint32_t)done, buf, n) != 0) {
-                return -1;
-            }
-            done += n;
-        }
-        return 0;
+        return ml_store_program_by_and(sh_read, sh_write, offset, d, len, buf, sizeof buf);
     }
     return backend == BACKEND_FLASH ? flash_program(offset, d, len) : -1;
 }
