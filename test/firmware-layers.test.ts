@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, posix, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { findCycles, graphOf } from "./support/graph.js";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const src = join(repo, "firmware", "src");
@@ -100,77 +101,20 @@ function upwardIncludes(edges: readonly Include[]): string[] {
 /**
  * Include loops between modules: each loop as its chain of includes
  * "a.c:3 includes b.h -> b.c:5 includes a.h". One loop per strongly connected
- * group of modules (Tarjan), walked from its first module.
+ * group of modules, walked from its first module (test/support/graph.ts).
  */
 function includeCycles(edges: readonly Include[]): string[] {
-  const next = new Map<string, Include[]>();
-  for (const e of edges) {
-    const a = moduleOf(e.from);
-    if (a === moduleOf(e.to)) continue; // foo.c including foo.h
-    next.set(a, [...(next.get(a) ?? []), e]);
-  }
-  const nodes = [...new Set(edges.flatMap((e) => [moduleOf(e.from), moduleOf(e.to)]))].sort();
-  const index = new Map<string, number>();
-  const low = new Map<string, number>();
-  const stack: string[] = [];
-  const onStack = new Set<string>();
-  const groups: string[][] = [];
-  const visit = (v: string): void => {
-    index.set(v, index.size);
-    low.set(v, index.get(v) as number);
-    stack.push(v);
-    onStack.add(v);
-    for (const e of next.get(v) ?? []) {
-      const w = moduleOf(e.to);
-      if (!index.has(w)) {
-        visit(w);
-        low.set(v, Math.min(low.get(v) as number, low.get(w) as number));
-      } else if (onStack.has(w)) {
-        low.set(v, Math.min(low.get(v) as number, index.get(w) as number));
-      }
-    }
-    if (low.get(v) === index.get(v)) {
-      const group: string[] = [];
-      let w: string;
-      do {
-        w = stack.pop() as string;
-        onStack.delete(w);
-        group.push(w);
-      } while (w !== v);
-      if (group.length > 1) groups.push(group.sort());
-    }
-  };
-  for (const v of nodes) if (!index.has(v)) visit(v);
-
-  return groups.map((group) => {
-    // A shortest way back to the start inside the group (breadth first).
-    const members = new Set(group);
-    const start = group[0] as string;
-    const via = new Map<string, Include>();
-    const queue = [start];
-    let found: Include | undefined;
-    while (queue.length > 0 && found === undefined) {
-      const v = queue.shift() as string;
-      for (const e of next.get(v) ?? []) {
-        const w = moduleOf(e.to);
-        if (!members.has(w)) continue;
-        if (w === start) {
-          found = e;
-          break;
-        }
-        if (!via.has(w)) {
-          via.set(w, e);
-          queue.push(w);
-        }
-      }
-    }
-    const chain: Include[] = [];
-    for (let e = found; e !== undefined; e = via.get(moduleOf(e.from))) {
-      chain.unshift(e);
-      if (moduleOf(e.from) === start) break;
-    }
-    return chain.map((e) => `${e.from}:${e.line} includes ${e.to}`).join(" -> ");
-  });
+  const between = edges.filter((e) => moduleOf(e.from) !== moduleOf(e.to)); // not foo.c including foo.h
+  const graph = graphOf(between.map((e) => [moduleOf(e.from), moduleOf(e.to)]));
+  /** The first include that makes the edge a -> b. */
+  const include = (a: string, b: string) => between.find((e) => moduleOf(e.from) === a && moduleOf(e.to) === b) as Include;
+  return findCycles(graph).map((path) =>
+    path
+      .slice(1)
+      .map((b, i) => include(path[i] as string, b))
+      .map((e) => `${e.from}:${e.line} includes ${e.to}`)
+      .join(" -> "),
+  );
 }
 
 function readSources(dir: string): Map<string, string> {

@@ -12,6 +12,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { findCycle, type Graph } from "./support/graph.js";
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const sdk = join(repo, "host", "src");
@@ -35,10 +36,8 @@ function relativeImports(text: string): string[] {
 }
 
 /** Import graph: SDK-relative path ("modules/hash.ts") -> the SDK-relative paths it imports. */
-type Graph = Map<string, string[]>;
-
-function importGraph(files: readonly string[]): Graph {
-  const graph: Graph = new Map();
+function importGraph(files: readonly string[]): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
   for (const file of files) {
     const targets = relativeImports(readFileSync(file, "utf8")).map((spec) =>
       relative(sdk, resolve(dirname(file), spec.replace(/\.js$/, ".ts")))
@@ -78,38 +77,6 @@ function directionViolations(graph: Graph): string[] {
     }
   }
   return out;
-}
-
-/** A cycle [a, b, ..., a] turned to start at its first node in sort order, so it reads the same however it was found. */
-function canonical(cycle: string[]): string[] {
-  const ring = cycle.slice(0, -1);
-  const first = ring.indexOf([...ring].sort()[0] as string);
-  const turned = [...ring.slice(first), ...ring.slice(0, first)];
-  return [...turned, turned[0] as string];
-}
-
-/** One import cycle as a path that ends where it starts, or undefined when the graph has none. */
-function findCycle(graph: Graph): string[] | undefined {
-  const state = new Map<string, "open" | "done">();
-  const stack: string[] = [];
-  const visit = (node: string): string[] | undefined => {
-    if (state.get(node) === "done") return undefined;
-    if (state.get(node) === "open") return canonical([...stack.slice(stack.indexOf(node)), node]);
-    state.set(node, "open");
-    stack.push(node);
-    for (const next of graph.get(node) ?? []) {
-      const cycle = visit(next);
-      if (cycle) return cycle;
-    }
-    stack.pop();
-    state.set(node, "done");
-    return undefined;
-  };
-  for (const node of [...graph.keys()].sort()) {
-    const cycle = visit(node);
-    if (cycle) return cycle;
-  }
-  return undefined;
 }
 
 describe("SDK layering", () => {
@@ -162,7 +129,7 @@ describe("SDK layering", () => {
   });
 
   it("the cycle check finds a planted cycle and names it, and passes a diamond", () => {
-    const diamond: Graph = new Map([
+    const diamond = new Map<string, string[]>([
       ["a.ts", ["b.ts", "c.ts"]],
       ["b.ts", ["d.ts"]],
       ["c.ts", ["d.ts"]],

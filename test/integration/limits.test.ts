@@ -3,8 +3,7 @@
 // freeing: the handle table (max_handles), the heap (heap_size), the frame
 // size (mtu), the in-flight window (window) and the session (hello again).
 // The suite ends with the device heap exactly at its fresh-boot value.
-import { createHash, randomBytes } from "node:crypto";
-import { crc32 } from "node:zlib";
+import { createHash } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Limits, Op } from "../../host/src/base/protocol.generated.js";
 import {
@@ -18,8 +17,9 @@ import {
   TooManyHandlesError,
 } from "../../host/src/index.js";
 import { encodeBody } from "../../host/src/link/codec.js";
-import { slipEncode } from "../../host/src/link/slip.js";
 import type { Message } from "../../host/src/link/transport.js";
+import { rand } from "./bytes.js";
+import { frameOf, rawExchange, stillServes as serves } from "./raw-link.js";
 import { useSession } from "./session.js";
 import { until } from "./target.js";
 
@@ -34,37 +34,8 @@ beforeAll(() => {
   dev.on("frameDropped", (d) => drops.push(d));
 });
 
-const rand = (n: number) => new Uint8Array(randomBytes(n));
-
-async function stillServes(): Promise<void> {
-  const probe = rand(32);
-  expect(hex(await dev.echo(probe))).toBe(hex(probe));
-}
-
-/** A frame for a raw CBOR message with a correct CRC. */
-function frameOf(cbor: Uint8Array): Uint8Array {
-  const body = new Uint8Array(cbor.length + 4);
-  body.set(cbor);
-  new DataView(body.buffer).setUint32(cbor.length, crc32(cbor) >>> 0);
-  return slipEncode(body);
-}
-
-/** Writes raw bytes and resolves with the responses to `ids`, in arrival order. */
-async function rawExchange(bytes: Uint8Array, ids: number[], timeoutMs = 20_000): Promise<Message[]> {
-  const want = new Set(ids);
-  const got: Message[] = [];
-  const on = (m: Message) => {
-    if (typeof m[0] === "number" && want.has(m[0])) got.push(m);
-  };
-  dev.transport.on("message", on);
-  try {
-    await dev.transport.writeRaw(bytes);
-    await until(() => got.length === ids.length, timeoutMs);
-    return got;
-  } finally {
-    dev.transport.off("message", on);
-  }
-}
+/** The device answers a fresh echo (a small one: it must fit a nearly full heap). */
+const stillServes = () => serves(dev, 32);
 
 describe("hello announces the limits", () => {
   it("a fresh device reports its limits, and stats agree with hello", async () => {
@@ -157,7 +128,7 @@ describe("frame size (mtu)", () => {
 
   it("a request of exactly mtu bytes is answered; one byte more is dropped as oversize and not answered", async () => {
     const { mtu } = dev.info;
-    const [fits] = await rawExchange(frameOf(echoOfBodySize(9001, mtu)), [9001]);
+    const [fits] = await rawExchange(dev, frameOf(echoOfBodySize(9001, mtu)), [9001]);
     expect(fits?.[1]).toBe(0);
     const before = await dev.stats();
     const n = drops.length;
@@ -218,7 +189,7 @@ describe("in-flight window (window)", () => {
     const ids = Array.from({ length: 3 * window }, (_, i) => 9100 + i);
     const data = ids.map(() => rand(16));
     const wire = Buffer.concat(ids.map((id, i) => frameOf(encodeBody([id, Op.echo, data[i]]).subarray(0, -4))));
-    const got = await rawExchange(wire, ids);
+    const got = await rawExchange(dev, wire, ids);
     expect(got.map((m) => m[0])).toEqual(ids);
     expect(got.map((m) => hex(m[2] as Uint8Array))).toEqual(data.map(hex));
     await stillServes();

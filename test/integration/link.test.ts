@@ -2,8 +2,7 @@
 // that do not match the schema, bad handles and pipelined bulk frames. Each
 // is answered or dropped as protocol/spec.md says, and the next valid request
 // still succeeds with the right answer.
-import { createHash, randomBytes } from "node:crypto";
-import { crc32 } from "node:zlib";
+import { createHash } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Op } from "../../host/src/base/protocol.generated.js";
 import {
@@ -19,7 +18,8 @@ import {
 } from "../../host/src/index.js";
 import { encodeBody } from "../../host/src/link/codec.js";
 import { slipEncode } from "../../host/src/link/slip.js";
-import type { Message } from "../../host/src/link/transport.js";
+import { rand } from "./bytes.js";
+import { frameOf, rawExchange, stillServes as serves } from "./raw-link.js";
 import { useSession } from "./session.js";
 import { bulk, until } from "./target.js";
 
@@ -32,36 +32,8 @@ beforeAll(() => {
   dev.on("frameDropped", (d) => drops.push(d));
 });
 
-const rand = (n: number) => new Uint8Array(randomBytes(n));
-
 /** The device answers a fresh echo correctly. */
-async function stillServes(): Promise<void> {
-  const probe = rand(64);
-  expect(hex(await dev.echo(probe))).toBe(hex(probe));
-}
-
-/** Frames a raw CBOR message with a correct CRC. */
-function frameOf(cbor: Uint8Array): Uint8Array {
-  const body = new Uint8Array(cbor.length + 4);
-  body.set(cbor);
-  new DataView(body.buffer).setUint32(cbor.length, crc32(cbor) >>> 0);
-  return slipEncode(body);
-}
-
-/** Sends raw bytes and collects the device's responses whose id is `id`. */
-async function rawExchange(bytes: Uint8Array, id: number): Promise<Message> {
-  const got = new Promise<Message>((resolve) => {
-    const on = (m: Message) => {
-      if (m[0] === id) {
-        dev.transport.off("message", on);
-        resolve(m);
-      }
-    };
-    dev.transport.on("message", on);
-  });
-  await dev.transport.writeRaw(bytes);
-  return got;
-}
+const stillServes = () => serves(dev);
 
 describe("line noise and broken frames", () => {
   it("64 KiB of random bytes are dropped and reported; the device keeps serving", async () => {
@@ -141,9 +113,9 @@ describe("messages that do not match the schema get typed errors", () => {
   it("non-minimal CBOR heads (as some encoders write) are accepted", async () => {
     // [0xfffffff0 as uint32, echo as uint8 (non-minimal), h'6869' with a 2-byte length]
     const cbor = Uint8Array.of(0x98, 0x03, 0x1a, 0xff, 0xff, 0xff, 0xf0, 0x18, 0x01, 0x59, 0x00, 0x02, 0x68, 0x69);
-    const reply = await rawExchange(frameOf(cbor), 0xfffffff0);
-    expect(reply[1]).toBe(0);
-    expect(hex(reply[2] as Uint8Array)).toBe("6869");
+    const [reply] = await rawExchange(dev, frameOf(cbor), [0xfffffff0]);
+    expect(reply?.[1]).toBe(0);
+    expect(hex(reply?.[2] as Uint8Array)).toBe("6869");
   });
 
   it("a request id that is not an unsigned 32-bit integer is dropped, not answered", async () => {

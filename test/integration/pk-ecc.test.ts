@@ -10,16 +10,13 @@ import { CURVES } from "../../host/src/base/protocol.generated.js";
 import { ArgumentError, type Device, ECC, hex, UnsupportedAlgorithmError, utf8 } from "../../host/src/index.js";
 import { rand } from "./bytes.js";
 import { NODE_CURVE, nodePrivate, nodePublic, openssl, sec1Scalar, spkiOf, spkiPoint, u8 } from "./pk-fixtures.js";
-import { useSession } from "./session.js";
+import { useCurveSession } from "./session.js";
 import { SLOW_LINK } from "./target.js";
 
-const session = useSession({ endsAt: { heap: "open" } });
+const session = useCurveSession({ endsAt: { heap: "open" } });
 let dev: Device;
-let supported: string[] = [];
-
-beforeAll(async () => {
+beforeAll(() => {
   dev = session.dev;
-  supported = await dev.pk.getSupportedCurves();
 });
 
 const weierstrass = CURVES.filter((c) => c.shape === "weierstrass").map((c) => c.name);
@@ -33,10 +30,10 @@ const nodePoint = (k: KeyObject): string => hex(spkiPoint(spkiOf(k)));
 
 describe("curves", () => {
   it("getSupportedCurves lists protocol curves, secp256r1 and x25519 among them", () => {
-    expect(supported.length).toBeGreaterThan(0);
-    for (const c of supported) expect(CURVES.map((x) => x.name)).toContain(c);
-    expect(supported).toEqual(expect.arrayContaining(["secp256r1", "x25519"]));
-    console.log(`curves on ${dev.info.board}: ${supported.join(", ")}`);
+    expect(session.curves.length).toBeGreaterThan(0);
+    for (const c of session.curves) expect(CURVES.map((x) => x.name)).toContain(c);
+    expect(session.curves).toEqual(expect.arrayContaining(["secp256r1", "x25519"]));
+    console.log(`curves on ${dev.info.board}: ${session.curves.join(", ")}`);
   });
 
   it("ECC() defaults to secp256r1; names are python-mbedtls's or OpenSSL's; an unknown name is ArgumentError", () => {
@@ -50,7 +47,7 @@ describe("curves", () => {
 describe.each(weierstrass)("%s", (curve) => {
   const nodeName = NODE_CURVE[curve] as string;
   const digestmod = digestFor(bitsOf(curve));
-  const present = () => supported.includes(curve);
+  const present = () => session.curves.includes(curve);
 
   it("a key from Node (SEC1 DER) signs what Node verifies, and verifies what Node signs", async () => {
     if (!present()) {
@@ -119,7 +116,7 @@ describe.each(weierstrass)("%s", (curve) => {
 });
 
 describe.each(montgomery)("%s (key exchange only)", (curve) => {
-  const present = () => supported.includes(curve);
+  const present = () => session.curves.includes(curve);
 
   it("generates a key whose SPKI and PKCS#8 Node accepts; it cannot sign", async () => {
     if (!present()) {

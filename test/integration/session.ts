@@ -117,3 +117,22 @@ export function useSession(opts: SessionOptions = {}): SessionFixture {
   });
   return fixture;
 }
+
+export interface CurveSession extends SessionFixture {
+  /** The curves' names, in the device's order; empty until the session has started. */
+  readonly curves: readonly string[];
+}
+
+/**
+ * useSession(opts), and the curves the device has compiled in
+ * (dev.pk.getSupportedCurves(), asked once after the session starts), for the
+ * suites that run per curve and skip an absent one.
+ */
+export function useCurveSession(opts: SessionOptions = {}): CurveSession {
+  const fixture = useSession(opts);
+  let curves: string[] = [];
+  beforeAll(async () => {
+    curves = await fixture.dev.pk.getSupportedCurves();
+  });
+  return Object.defineProperty(fixture, "curves", { get: () => curves, enumerable: true }) as CurveSession;
+}

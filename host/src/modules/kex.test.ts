@@ -7,64 +7,27 @@ import { ArgumentError, BadArgumentError, ProtocolError } from "../base/errors.j
 import { Op, Status } from "../base/protocol.generated.js";
 import { hex } from "../base/util.js";
 import { Device } from "../device.js";
-import { MemTransport } from "../link/testing/mem-transport.js";
+import { fail, ScriptedDevice } from "../link/testing/scripted-device.js";
 
-const HELLO = {
-  proto: 1,
-  fw: "test",
-  mbedtls: "3.6.6",
-  board: "mem",
-  mtu: 2048,
-  window: 4,
-  max_handles: 64,
-  heap_size: 1,
-  heap_used: 0,
-  heap_peak: 0,
-  boot_id: new Uint8Array(8),
-  entropy: "test",
-  hashes: [],
-  curves: [3, 12],
-  key_store: "volatile",
-  persistent: false,
-  slots: 0,
-};
-
-let t: MemTransport;
+let t: ScriptedDevice;
 let dev: Device;
-/** Answers by op: a result, or a [status, message] failure. */
-let answers: Map<number, (args: unknown[]) => unknown>;
-
-const fail = (status: number, message: string) => ({ fail: [status, message] });
 
 beforeEach(async () => {
-  t = new MemTransport();
-  answers = new Map();
-  t.onRequest = (msg) => {
-    const [id, op, ...args] = msg as [number, number, ...unknown[]];
-    const answer = op === Op.hello ? HELLO : (answers.get(op)?.(args) ?? null);
-    setImmediate(() => {
-      if (answer && typeof answer === "object" && "fail" in answer) {
-        const [status, message] = (answer as { fail: [number, string] }).fail;
-        t.deliver([id, status, 0, message]);
-      } else t.deliver([id, 0, answer]);
-    });
-  };
+  t = new ScriptedDevice();
   dev = await Device.connect(t, { timeoutMs: 2000 });
 });
 afterEach(async () => {
   await dev.close();
 });
 
-const sentOp = (op: number) => t.sent.filter((m) => m[1] === op).map((m) => m.slice(2));
-
 describe("kex_new", () => {
   it("ECDH: curve id, role, null key; secp256r1 by default", async () => {
-    answers.set(Op.kexGenerate, () => new Uint8Array([1]));
+    t.answers.set(Op.kexGenerate, () => new Uint8Array([1]));
     const a = dev.pk.ECDHServer();
     const b = dev.pk.ECDHClient("x25519");
     const c = dev.pk.ECDHServer("prime256v1");
     await Promise.all([a.generate(), b.generate(), c.generate()]);
-    expect(sentOp(Op.kexNew)).toEqual([
+    expect(t.sentOp(Op.kexNew)).toEqual([
       [a.handle, 1, 1, 3, null],
       [b.handle, 1, 2, 12, null],
       [c.handle, 1, 1, 3, null],
@@ -73,27 +36,27 @@ describe("kex_new", () => {
   });
 
   it("static ECDH: the key's curve and handle, once the key is ready", async () => {
-    answers.set(Op.kexGenerate, () => new Uint8Array([1]));
+    t.answers.set(Op.kexGenerate, () => new Uint8Array([1]));
     const key = { curve: "secp384r1", _ready: async () => 77 };
     const s = dev.pk.ECDHServer(key);
     await s.generate();
-    expect(sentOp(Op.kexNew)).toEqual([[s.handle, 1, 1, 4, 77]]);
+    expect(t.sentOp(Op.kexNew)).toEqual([[s.handle, 1, 1, 4, 77]]);
     expect([s.curve, s.isStatic]).toEqual(["secp384r1", true]);
   });
 
   it("static ECDH with a key that has no key yet fails at the first call, sending nothing", async () => {
     const s = dev.pk.ECDHServer({ curve: "secp256r1", _ready: () => Promise.reject(new ArgumentError("no key yet")) });
     await expect(s.generate()).rejects.toThrow("no key yet");
-    expect(sentOp(Op.kexNew)).toEqual([]);
+    expect(t.sentOp(Op.kexNew)).toEqual([]);
   });
 
   it("DH: [P, G] as minimal big-endian bytes, bigint or bytes alike", async () => {
-    answers.set(Op.kexGenerate, () => new Uint8Array([1]));
+    t.answers.set(Op.kexGenerate, () => new Uint8Array([1]));
     const p = (1n << 520n) + 0x1234n;
     const s = dev.pk.DHServer(p, 2n);
     const c = dev.pk.DHClient(toBytes(p), new Uint8Array([2]));
     await Promise.all([s.generate(), c.generate()]);
-    const [ns = [], nc = []] = sentOp(Op.kexNew);
+    const [ns = [], nc = []] = t.sentOp(Op.kexNew);
     expect(ns.slice(0, 3)).toEqual([s.handle, 2, 1]);
     expect(nc.slice(0, 3)).toEqual([c.handle, 2, 2]);
     for (const params of [ns[3], nc[3]]) expect((params as Uint8Array[]).map(hex)).toEqual([hex(toBytes(p)), "02"]);
@@ -109,36 +72,36 @@ describe("kex_new", () => {
   });
 
   it("a device refusal of kex_new is thrown by every later call", async () => {
-    answers.set(Op.kexNew, () => fail(Status.badArgument, "P too small"));
+    t.answers.set(Op.kexNew, () => fail(Status.badArgument, "P too small"));
     const s = dev.pk.DHServer(7n, 2n);
     await expect(s.generate()).rejects.toBeInstanceOf(BadArgumentError);
     await expect(s.generateSecret()).rejects.toBeInstanceOf(BadArgumentError);
-    expect(sentOp(Op.kexGenerate)).toEqual([]);
+    expect(t.sentOp(Op.kexGenerate)).toEqual([]);
   });
 });
 
 describe("kex_secret", () => {
   it("bytes and bigint; a secret of the wrong length is a ProtocolError", async () => {
     const secret = new Uint8Array(32).fill(1);
-    answers.set(Op.kexSecret, () => secret);
+    t.answers.set(Op.kexSecret, () => secret);
     const s = dev.pk.ECDHServer();
     expect(s.sharedSecret).toBeUndefined();
     const n = await s.generateSecret();
     expect(n).toBe(BigInt(`0x${"01".repeat(32)}`));
     expect(s.sharedSecret).toBe(n);
     expect(hex(s.sharedSecretBytes as Uint8Array)).toBe("01".repeat(32));
-    expect(sentOp(Op.kexSecret)).toEqual([[s.handle, null]]);
-    answers.set(Op.kexSecret, () => new Uint8Array(31));
+    expect(t.sentOp(Op.kexSecret)).toEqual([[s.handle, null]]);
+    t.answers.set(Op.kexSecret, () => new Uint8Array(31));
     await expect(s.generateSecret()).rejects.toBeInstanceOf(ProtocolError);
     const dh = dev.pk.DHServer((1n << 1023n) + 1n, 2n);
-    answers.set(Op.kexSecret, () => new Uint8Array(128));
+    t.answers.set(Op.kexSecret, () => new Uint8Array(128));
     expect(await dh.generateSecret()).toBe(0n);
   });
 
   it("generateSecretKey sends a fresh destination handle and sizes the key by the curve", async () => {
     const s = dev.pk.ECDHClient("secp384r1");
     const key = await s.generateSecretKey();
-    const [req] = sentOp(Op.kexSecret);
+    const [req] = t.sentOp(Op.kexSecret);
     expect(req?.[0]).toBe(s.handle);
     expect(req?.[1]).toBe(key.handle);
     expect(key.handle).not.toBe(s.handle);
@@ -150,7 +113,7 @@ describe("kex_secret", () => {
     const c = dev.pk.ECDHClient();
     await expect(c.importSKE("abc" as unknown as Uint8Array)).rejects.toBeInstanceOf(ArgumentError);
     await c.importSKE(new Uint8Array([3, 0, 23, 1, 4]));
-    expect(sentOp(Op.kexImport).map((a) => [a[0], hex(a[1] as Uint8Array)])).toEqual([[c.handle, "03001701" + "04"]]);
+    expect(t.sentOp(Op.kexImport).map((a) => [a[0], hex(a[1] as Uint8Array)])).toEqual([[c.handle, "03001701" + "04"]]);
   });
 });
 
@@ -163,19 +126,19 @@ describe("DH client and the server's group", () => {
     await expect(c.importSKE(other)).rejects.toBeInstanceOf(ArgumentError);
     const otherG = new Uint8Array([...lp(toBytes(p)), ...lp(new Uint8Array([5])), ...lp(new Uint8Array([9]))]);
     await expect(c.importSKE(otherG)).rejects.toBeInstanceOf(ArgumentError);
-    expect(sentOp(Op.kexImport)).toEqual([]);
+    expect(t.sentOp(Op.kexImport)).toEqual([]);
     // the same group (P with a leading zero byte still equal) goes through
     const same = new Uint8Array([...lp(new Uint8Array([0, ...toBytes(p)])), ...lp(new Uint8Array([2])), ...lp(new Uint8Array([9]))]);
     await c.importSKE(same);
     // a payload too short to name a group is the device's to judge
     await c.importSKE(new Uint8Array([0, 9, 1]));
-    expect(sentOp(Op.kexImport).length).toBe(2);
+    expect(t.sentOp(Op.kexImport).length).toBe(2);
   });
 });
 
 describe("mpi", () => {
   it("prime: [bytes, flags]; a result of another size is a ProtocolError", async () => {
-    answers.set(Op.mpiPrime, (args) => {
+    t.answers.set(Op.mpiPrime, (args) => {
       const n = args[0] as number;
       const b = new Uint8Array(n).fill(0xff);
       return b;
@@ -183,21 +146,21 @@ describe("mpi", () => {
     expect(await dev.mpi.prime(2)).toBe(0xffffn);
     await dev.mpi.prime(4, { safe: true });
     await dev.mpi.prime(4, { lowErr: true, safe: true });
-    expect(sentOp(Op.mpiPrime)).toEqual([
+    expect(t.sentOp(Op.mpiPrime)).toEqual([
       [2, 0],
       [4, 1],
       [4, 3],
     ]);
-    answers.set(Op.mpiPrime, () => new Uint8Array([0x7f, 0xff]));
+    t.answers.set(Op.mpiPrime, () => new Uint8Array([0x7f, 0xff]));
     await expect(dev.mpi.prime(2)).rejects.toBeInstanceOf(ProtocolError);
   });
 
   it("random: [min, max bytes]; a min beyond safe integers shifts the range; results outside it are ProtocolErrors", async () => {
-    answers.set(Op.mpiRandom, () => new Uint8Array([5]));
+    t.answers.set(Op.mpiRandom, () => new Uint8Array([5]));
     expect(await dev.mpi.random(3, 10)).toBe(5n);
     const lo = 1n << 80n;
     expect(await dev.mpi.random(lo, lo + 1000n)).toBe(lo + 5n);
-    const [a, b] = sentOp(Op.mpiRandom);
+    const [a, b] = t.sentOp(Op.mpiRandom);
     expect([a?.[0], hex(a?.[1] as Uint8Array)]).toEqual([3, "0a"]);
     expect([b?.[0], hex(b?.[1] as Uint8Array)]).toEqual([0, "03e8"]);
     await expect(dev.mpi.random(6, 10)).rejects.toBeInstanceOf(ProtocolError);

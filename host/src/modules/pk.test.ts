@@ -6,94 +6,52 @@ import { ArgumentError, BadArgumentError, NotExportableError, ProtocolError } fr
 import { Op, Status } from "../base/protocol.generated.js";
 import { hex } from "../base/util.js";
 import { Device } from "../device.js";
-import { MemTransport } from "../link/testing/mem-transport.js";
+import { fail, ScriptedDevice } from "../link/testing/scripted-device.js";
 import type { BusyInfo } from "../rpc/rpc.js";
 import { lookupCurve } from "./curves.js";
 import { _adoptSymmetric, SymmetricKey } from "./keys.js";
 import { _adoptKey } from "./pk.js";
 import { ECC, RSA } from "./pk-key.js";
 
-const HELLO = {
-  proto: 1,
-  fw: "test",
-  mbedtls: "3.6.6",
-  board: "mem",
-  mtu: 2048,
-  window: 4,
-  max_handles: 64,
-  heap_size: 1,
-  heap_used: 0,
-  heap_peak: 0,
-  boot_id: new Uint8Array(8),
-  entropy: "test",
-  hashes: [4],
-  curves: [3, 12],
-  key_store: "volatile",
-  persistent: false,
-  slots: 0,
-};
-
 const RSA_INFO = { type: 1, bits: 2048, curve: null, private: true, exportable: true };
 const EC_INFO = { type: 2, bits: 256, curve: 3, private: true, exportable: false };
 const X25519_INFO = { type: 2, bits: 255, curve: 12, private: true, exportable: true };
 
-let t: MemTransport;
+let t: ScriptedDevice;
 let dev: Device;
-let answers: Map<number, (args: unknown[]) => unknown>;
-/** Requests answered after `delayMs` (busy tests). */
-let delayMs = 0;
-
-const fail = (status: number, message: string) => ({ fail: [status, message] });
 
 beforeEach(async () => {
-  t = new MemTransport();
-  answers = new Map();
-  delayMs = 0;
-  t.onRequest = (msg) => {
-    const [id, op, ...args] = msg as [number, number, ...unknown[]];
-    const answer = op === Op.hello ? HELLO : (answers.get(op)?.(args) ?? null);
-    setTimeout(
-      () => {
-        if (answer && typeof answer === "object" && "fail" in answer) {
-          const [status, message] = (answer as { fail: [number, string] }).fail;
-          t.deliver([id, status, 0, message]);
-        } else t.deliver([id, 0, answer]);
-      },
-      op === Op.hello ? 0 : delayMs,
-    );
-  };
+  t = new ScriptedDevice({ hashes: [4] });
   dev = await Device.connect(t, { timeoutMs: 2000 });
 });
 afterEach(async () => {
   await dev.close();
 });
 
-const sentOp = (op: number) => t.sent.filter((m) => m[1] === op).map((m) => m.slice(2));
-
 describe("generate", () => {
   it("RSA: [handle, 1, bits, exponent, flags], then the private DER when exportable", async () => {
-    answers.set(Op.pkGenerate, () => RSA_INFO);
-    answers.set(Op.pkExport, () => Uint8Array.of(0x30, 0x00));
+    t.answers.set(Op.pkGenerate, () => RSA_INFO);
+    t.answers.set(Op.pkExport, () => Uint8Array.of(0x30, 0x00));
     const k = dev.pk.RSA();
     const der = await k.generate(2048, 3);
-    expect(sentOp(Op.pkGenerate)).toEqual([[k.handle, 1, 2048, 3, 1]]);
-    expect(sentOp(Op.pkExport)).toEqual([[k.handle, 1]]);
+    expect(t.sentOp(Op.pkGenerate)).toEqual([[k.handle, 1, 2048, 3, 1]]);
+    expect(t.sentOp(Op.pkExport)).toEqual([[k.handle, 1]]);
     expect(hex(der ?? new Uint8Array())).toBe("3000");
     expect([k.name, k.keySize, k.bits, k.isPrivate, k.exportable]).toEqual(["RSA", 256, 2048, true, true]);
     await expect(k.generate()).rejects.toBeInstanceOf(ArgumentError);
   });
 
   it("EC: [handle, 2, curve id, 0, flags]; a non-exportable key returns no DER and is not asked for it", async () => {
-    answers.set(Op.pkGenerate, () => EC_INFO);
+    t.answers.set(Op.pkGenerate, () => EC_INFO);
     const k = dev.pk.ECC("prime256v1");
     expect(await k.generate({ exportable: false })).toBeUndefined();
-    expect(sentOp(Op.pkGenerate)).toEqual([[k.handle, 2, 3, 0, 0]]);
-    expect(sentOp(Op.pkExport)).toEqual([]);
+    expect(t.sentOp(Op.pkGenerate)).toEqual([[k.handle, 2, 3, 0, 0]]);
+    expect(t.sentOp(Op.pkExport)).toEqual([]);
     expect([k.name, k.curve, k.keySize, k.exportable]).toEqual(["EC", "secp256r1", 32, false]);
   });
 
   it("a device failure leaves the object without a key, and says so on reuse", async () => {
-    answers.set(Op.pkGenerate, () => fail(Status.badArgument, "arg 3: RSA key size must be even"));
+    t.answers.set(Op.pkGenerate, () => fail(Status.badArgument, "arg 3: RSA key size must be even"));
     const k = dev.pk.RSA();
     await expect(k.generate(2047)).rejects.toBeInstanceOf(BadArgumentError);
     expect(k.keySize).toBe(0);
@@ -102,15 +60,15 @@ describe("generate", () => {
   });
 
   it("a malformed pk-info is ProtocolError; a key of the other type too", async () => {
-    answers.set(Op.pkGenerate, () => ({ type: 9, bits: 1 }));
+    t.answers.set(Op.pkGenerate, () => ({ type: 9, bits: 1 }));
     await expect(dev.pk.RSA().generate()).rejects.toBeInstanceOf(ProtocolError);
-    answers.set(Op.pkGenerate, () => EC_INFO);
+    t.answers.set(Op.pkGenerate, () => EC_INFO);
     await expect(dev.pk.RSA().generate()).rejects.toBeInstanceOf(ProtocolError);
   });
 
   it("busy events keep a long generation alive past its timeout and reach dev.on('busy')", async () => {
-    answers.set(Op.pkGenerate, () => EC_INFO);
-    delayMs = 250;
+    t.answers.set(Op.pkGenerate, () => EC_INFO);
+    t.delayMs = 250;
     const seen: BusyInfo[] = [];
     dev.on("busy", (b) => seen.push(b));
     const k = dev.pk.ECC();
@@ -127,100 +85,100 @@ describe("generate", () => {
 
 describe("import", () => {
   it("sends PEM NUL-terminated, the password as bytes and the flags; picks the class from the key type", async () => {
-    answers.set(Op.pkImport, () => RSA_INFO);
+    t.answers.set(Op.pkImport, () => RSA_INFO);
     const pem = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
     const k = await dev.pk.RSA.fromPEM(pem, { password: "pw", exportable: false });
-    const [args] = sentOp(Op.pkImport);
+    const [args] = t.sentOp(Op.pkImport);
     expect(args?.[0]).toBe(k.handle);
     expect(new TextDecoder().decode(args?.[1] as Uint8Array)).toBe(`${pem}\0`);
     expect(hex(args?.[2] as Uint8Array)).toBe("7077");
     expect(args?.[3]).toBe(0);
     const der = Uint8Array.of(0x30, 0x03, 0x02, 0x01, 0x00);
     await dev.pk.fromBuffer(der);
-    expect(sentOp(Op.pkImport)[1]).toEqual([expect.any(Number), der, null, 1]);
-    answers.set(Op.pkImport, () => EC_INFO);
+    expect(t.sentOp(Op.pkImport)[1]).toEqual([expect.any(Number), der, null, 1]);
+    t.answers.set(Op.pkImport, () => EC_INFO);
     expect(await dev.pk.fromBuffer(der)).toBeInstanceOf(ECC);
   });
 
   it("RSA.fromBuffer of an EC key is ArgumentError and frees the new handle", async () => {
-    answers.set(Op.pkImport, () => EC_INFO);
+    t.answers.set(Op.pkImport, () => EC_INFO);
     await expect(dev.pk.RSA.fromDER(Uint8Array.of(0x30, 0))).rejects.toBeInstanceOf(ArgumentError);
-    const [imp] = sentOp(Op.pkImport);
+    const [imp] = t.sentOp(Op.pkImport);
     await new Promise((r) => setTimeout(r, 20));
-    expect(sentOp(Op.free)).toContainEqual([imp?.[0]]);
+    expect(t.sentOp(Op.free)).toContainEqual([imp?.[0]]);
   });
 });
 
 describe("use", () => {
   it("sign hashes on the device, then sends [handle, alg, digest, scheme]; verify wants a boolean", async () => {
     const digest = new Uint8Array(32).fill(7);
-    answers.set(Op.pkImport, () => RSA_INFO);
-    answers.set(Op.hashOneshot, () => digest);
-    answers.set(Op.pkSign, () => Uint8Array.of(1, 2));
-    answers.set(Op.pkVerify, () => true);
+    t.answers.set(Op.pkImport, () => RSA_INFO);
+    t.answers.set(Op.hashOneshot, () => digest);
+    t.answers.set(Op.pkSign, () => Uint8Array.of(1, 2));
+    t.answers.set(Op.pkVerify, () => true);
     const k = await dev.pk.RSA.fromDER(Uint8Array.of(0x30, 0));
     const msg = Uint8Array.of(9, 9);
     expect(hex(await k.sign(msg, "sha256", { scheme: "pss" }))).toBe("0102");
-    expect(sentOp(Op.hashOneshot)).toEqual([[4, msg]]);
-    expect(sentOp(Op.pkSign)).toEqual([[k.handle, 4, digest, 1]]);
+    expect(t.sentOp(Op.hashOneshot)).toEqual([[4, msg]]);
+    expect(t.sentOp(Op.pkSign)).toEqual([[k.handle, 4, digest, 1]]);
     expect(await k.verify(msg, Uint8Array.of(1, 2))).toBe(true);
-    expect(sentOp(Op.pkVerify)).toEqual([[k.handle, 4, digest, Uint8Array.of(1, 2), 0]]);
-    answers.set(Op.pkVerify, () => 1);
+    expect(t.sentOp(Op.pkVerify)).toEqual([[k.handle, 4, digest, Uint8Array.of(1, 2), 0]]);
+    t.answers.set(Op.pkVerify, () => 1);
     await expect(k.verifyDigest(digest, Uint8Array.of(1))).rejects.toBeInstanceOf(ProtocolError);
     await expect(k.signDigest(new Uint8Array(20), "sha256")).rejects.toBeInstanceOf(ArgumentError);
   });
 
   it("encrypt/decrypt send [handle, data, scheme, alg]: v1.5 with alg 0, OAEP with sha1 by default", async () => {
-    answers.set(Op.pkImport, () => RSA_INFO);
-    answers.set(Op.pkEncrypt, () => Uint8Array.of(5));
-    answers.set(Op.pkDecrypt, () => Uint8Array.of(6));
+    t.answers.set(Op.pkImport, () => RSA_INFO);
+    t.answers.set(Op.pkEncrypt, () => Uint8Array.of(5));
+    t.answers.set(Op.pkDecrypt, () => Uint8Array.of(6));
     const k = await dev.pk.RSA.fromDER(Uint8Array.of(0x30, 0));
     const d = Uint8Array.of(1);
     await k.encrypt(d);
     await k.encrypt(d, { padding: "oaep" });
     await k.decrypt(d, { padding: "oaep", digestmod: "sha256" });
-    expect(sentOp(Op.pkEncrypt)).toEqual([
+    expect(t.sentOp(Op.pkEncrypt)).toEqual([
       [k.handle, d, 0, 0],
       [k.handle, d, 1, 2],
     ]);
-    expect(sentOp(Op.pkDecrypt)).toEqual([[k.handle, d, 1, 4]]);
+    expect(t.sentOp(Op.pkDecrypt)).toEqual([[k.handle, d, 1, 4]]);
   });
 
   it("exports: format numbers and PEM labels (SEC1, PKCS#1, PKCS#8 for x25519, SPKI)", async () => {
     const der = Uint8Array.of(0x30, 0x00);
-    answers.set(Op.pkExport, () => der);
+    t.answers.set(Op.pkExport, () => der);
     for (const [info, label] of [
       [RSA_INFO, "RSA PRIVATE KEY"],
       [{ ...EC_INFO, exportable: true }, "EC PRIVATE KEY"],
       [X25519_INFO, "PRIVATE KEY"],
     ] as const) {
-      answers.set(Op.pkImport, () => info);
+      t.answers.set(Op.pkImport, () => info);
       const k = await dev.pk.fromBuffer(der);
       expect(await k.exportKey("PEM")).toBe(`-----BEGIN ${label}-----\nMAA=\n-----END ${label}-----\n`);
       expect(await k.exportPublicKey("PEM")).toBe("-----BEGIN PUBLIC KEY-----\nMAA=\n-----END PUBLIC KEY-----\n");
       await k.exportPublicKey("POINT");
-      expect(sentOp(Op.pkExport).slice(-3)).toEqual([
+      expect(t.sentOp(Op.pkExport).slice(-3)).toEqual([
         [k.handle, 1],
         [k.handle, 2],
         [k.handle, 3],
       ]);
     }
-    answers.set(Op.pkExport, () => Uint8Array.of(1, 0));
+    t.answers.set(Op.pkExport, () => Uint8Array.of(1, 0));
     const k = await dev.pk.fromBuffer(der);
     expect(await k.exportKey("NUM")).toBe(256n);
-    expect(sentOp(Op.pkExport).at(-1)).toEqual([k.handle, 4]);
-    answers.set(Op.pkExport, () => fail(Status.notExportable, "no"));
+    expect(t.sentOp(Op.pkExport).at(-1)).toEqual([k.handle, 4]);
+    t.answers.set(Op.pkExport, () => fail(Status.notExportable, "no"));
     await expect(k.exportKey()).rejects.toBeInstanceOf(NotExportableError);
   });
 
   it("checkPair sends [public, private]; an empty key object is ArgumentError before anything is sent", async () => {
-    answers.set(Op.pkImport, (args) => (args[3] === 1 ? RSA_INFO : { ...RSA_INFO, private: false }));
-    answers.set(Op.pkCheckPair, () => true);
+    t.answers.set(Op.pkImport, (args) => (args[3] === 1 ? RSA_INFO : { ...RSA_INFO, private: false }));
+    t.answers.set(Op.pkCheckPair, () => true);
     const prv = await dev.pk.RSA.fromDER(Uint8Array.of(0x30, 0));
     const pub = await dev.pk.RSA.fromDER(Uint8Array.of(0x30, 0), { exportable: false });
     expect(await prv.checkPair(pub)).toBe(true);
     expect(await dev.pk.checkPair(pub, prv)).toBe(true);
-    expect(sentOp(Op.pkCheckPair)).toEqual([
+    expect(t.sentOp(Op.pkCheckPair)).toEqual([
       [pub.handle, prv.handle],
       [pub.handle, prv.handle],
     ]);
@@ -231,7 +189,7 @@ describe("use", () => {
   });
 
   it("getSupportedCurves maps ids to names", async () => {
-    answers.set(Op.pkCurves, () => [3, 12, 77]);
+    t.answers.set(Op.pkCurves, () => [3, 12, 77]);
     expect(await dev.pk.getSupportedCurves()).toEqual(["secp256r1", "x25519", "curve77"]);
     expect(lookupCurve("P-384").name).toBe("secp384r1");
     expect(() => lookupCurve("nope")).toThrow(ArgumentError);
@@ -240,10 +198,10 @@ describe("use", () => {
 
 describe("adoption hooks", () => {
   it("_adoptKey takes a pk-info or a slot-info with a pk field", async () => {
-    answers.set(Op.slotLoad, () => ({ slot: 2, label: "x", kind: 1, exportable: false, pk: EC_INFO, size: 100, public: null }));
+    t.answers.set(Op.slotLoad, () => ({ slot: 2, label: "x", kind: 1, exportable: false, pk: EC_INFO, size: 100, public: null }));
     const k = await _adoptKey(dev._context, (h) => dev.rpc.call(Op.slotLoad, [2, h]));
     expect(k).toBeInstanceOf(ECC);
-    expect(sentOp(Op.slotLoad)).toEqual([[2, k.handle]]);
+    expect(t.sentOp(Op.slotLoad)).toEqual([[2, k.handle]]);
     expect(await k._ready(dev)).toBe(k.handle);
     const r = await _adoptKey(dev._context, () => Promise.resolve(RSA_INFO));
     expect(r).toBeInstanceOf(RSA);
@@ -262,7 +220,7 @@ describe("adoption hooks", () => {
       BadArgumentError,
     );
     await new Promise((r) => setTimeout(r, 20));
-    expect(sentOp(Op.free)).toEqual([[handle]]);
+    expect(t.sentOp(Op.free)).toEqual([[handle]]);
   });
 
   it("_adoptSymmetric takes the size given, else the slot-info's size", async () => {
