@@ -85,17 +85,29 @@ uint32_t ml_handles_used(void)
     return n;
 }
 
-int ml_handle_get(struct ml_call *call, uint32_t handle, uint8_t type, void **obj)
+int ml_handle_lookup(struct ml_call *call, uint32_t handle, uint8_t *type, void **obj)
 {
     struct slot *s = find(handle);
     int st = ML_STATUS_OK;
     if (s == NULL) {
         ML_FAIL(call, ML_STATUS_BAD_HANDLE, "handle %lu is not live", (unsigned long)handle);
     }
-    if (s->type != type) {
+    *type = s->type;
+    *obj = s->obj;
+cleanup:
+    return st;
+}
+
+int ml_handle_get(struct ml_call *call, uint32_t handle, uint8_t type, void **obj)
+{
+    uint8_t live_type = ML_HT_NONE;
+    void *p = NULL;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_handle_lookup(call, handle, &live_type, &p));
+    if (live_type != type) {
         ML_FAIL(call, ML_STATUS_WRONG_HANDLE_TYPE, "handle %lu is not a %s", (unsigned long)handle, type_name(type));
     }
-    *obj = s->obj;
+    *obj = p;
 cleanup:
     return st;
 }

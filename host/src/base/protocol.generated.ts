@@ -134,6 +134,10 @@ export const Op = {
   kexImport: 90,
   /** Compute the shared secret: returned as big-endian bytes, or kept on the device as a symmetric key under a new handle. */
   kexSecret: 91,
+  /** Swap an object out: its state wrapped (AES-256-GCM under a per-boot device key, spec.md 7.6) as the result, then the handle is freed; on any failure the handle stays as it was. Digest, HMAC, pk and symmetric key objects only. */
+  objWrap: 96,
+  /** Swap an object back in under a new host-chosen handle from a blob obj_wrap returned in this boot; another boot's, another type's or an altered blob is bad_argument. */
+  objUnwrap: 97,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -392,6 +396,8 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [89, { name: "kex_generate", module: "kex", resend: "never", minArgs: 1, maxArgs: 1, idempotent: false }],
   [90, { name: "kex_import", module: "kex", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
   [91, { name: "kex_secret", module: "kex", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [96, { name: "obj_wrap", module: "obj", resend: "never", minArgs: 1, maxArgs: 1, idempotent: false }],
+  [97, { name: "obj_unwrap", module: "obj", resend: "create", minArgs: 2, maxArgs: 2, idempotent: false }],
 ]);
 
 export interface HashAlgInfo {
