@@ -478,8 +478,9 @@ ML_TEST(unwrap_in_use_and_replay)
     op(ML_OP_HASH_UPDATE, "ub", (uint64_t)2, data + 1000, (size_t)1000);
     expect_ok();
     wrap(2, &later);
-    CHECK(later.n == blob.n && memcmp(later.b + 1, blob.b + 1, 12) != 0); /* a fresh nonce */
-    unwrap(3, &blob);                                                     /* the older state */
+    /* same size, a fresh nonce */
+    CHECK(later.n == blob.n && memcmp(later.b + 1, blob.b + 1, 12) != 0);
+    unwrap(3, &blob); /* the older state */
     unwrap(4, &later);
     op(ML_OP_HASH_DIGEST, "u", (uint64_t)3);
     expect_bytes(want_a, sizeof want_a);
