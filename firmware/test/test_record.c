@@ -236,33 +236,42 @@ ML_TEST(reboot_clears_the_record)
     CHECK_EQ(stat("rx_replayed"), 0);
 }
 
-/* hello opens a session: answers to ids other than the R before its own
- * are forgotten (a new session's ids start again and must not get an
- * older session's answers); those R may still be resent by the same host
- * and replay. */
+/* hello opens a session: the answers to ids after its own belong to an
+ * earlier session whose ids went further (a new session's ids start again)
+ * and are forgotten; the answers to ids before it may still be resent by
+ * the same host and replay. */
 ML_TEST(hello_forgets_other_sessions)
 {
     th_boot();
-    struct req old = rng_bytes(7, 32); /* an earlier session's request 7 */
-    struct answer a_old = call(&old);
+    struct req old[3];
+    struct answer a_old[3];
+    for (uint32_t i = 0; i < 3; i++) {
+        old[i] = rng_bytes(5 + i, 32); /* an earlier session's requests 5..7 */
+        a_old[i] = call(&old[i]);
+    }
     struct req h = build(1, ML_OP_HELLO, 0, NULL, NULL); /* a new session starts at id 1 */
     struct answer hello = call(&h);
-    struct answer b_old = call(&old); /* the new session's own request 7 */
-    CHECK(!same(&a_old, &b_old));
+    for (uint32_t i = 0; i < 3; i++) {
+        struct answer b = call(&old[i]); /* the new session's own requests 5..7 run */
+        CHECK(!same(&a_old[i], &b));
+    }
     struct answer hello_again = call(&h); /* hello itself stays recorded */
     CHECK(same(&hello, &hello_again));
-    /* within a session: ids 100 - R .. 99 survive a hello with id 100 */
-    struct req kept = rng_bytes(100 - R, 32);
-    struct req gone = rng_bytes(100 - R - 1, 32);
-    struct answer a_kept = call(&kept);
-    struct answer a_gone = call(&gone);
+    /* within a session: the answers before a hello stay */
+    struct req q98 = rng_bytes(98, 32), q99 = rng_bytes(99, 32);
+    struct answer a98 = call(&q98), a99 = call(&q99);
     h = build(100, ML_OP_HELLO, 0, NULL, NULL);
     (void)call(&h);
-    struct answer b_kept = call(&kept);
-    struct answer b_gone = call(&gone);
-    CHECK(same(&a_kept, &b_kept));
-    CHECK(!same(&a_gone, &b_gone));
-    CHECK_EQ(stat("rx_replayed"), 2);
+    struct answer b98 = call(&q98), b99 = call(&q99);
+    CHECK(same(&a98, &b98) && same(&a99, &b99));
+    /* modulo 2^32: ids 2^32 - 2 and 2^32 - 1 are before id 1 */
+    struct req wrap = rng_bytes(0xFFFFFFFEu, 32);
+    struct answer a_wrap = call(&wrap);
+    h = build(1, ML_OP_HELLO, 1, (const uint32_t[]){4}, (const uint8_t *const[]){(const uint8_t *)"seed"});
+    (void)call(&h);
+    struct answer b_wrap = call(&wrap);
+    CHECK(same(&a_wrap, &b_wrap));
+    CHECK_EQ(stat("rx_replayed"), 4);
 }
 
 /* A request the link drops (not a request) takes no entry and replays

@@ -103,7 +103,8 @@ void ml_record_commit(size_t len)
 void ml_record_new_session(uint32_t id)
 {
     for (uint32_t i = 0; i < N; i++) {
-        if (rec.len[i] != 0 && id - rec.id[i] - 1u >= N) {
+        /* ids after `id`: id + 1 .. id + 2^31, modulo 2^32 */
+        if (rec.len[i] != 0 && rec.id[i] - id - 1u < 0x80000000u) {
             forget(i);
         }
     }

@@ -31,10 +31,11 @@ bool ml_record_lookup(uint32_t id, uint32_t crc, uint8_t **answer, size_t *len);
 /* Records the answer of `len` bytes (0: none) to the request the last
  * ml_record_lookup missed. */
 void ml_record_commit(size_t len);
-/* A new session (hello `id`): forgets every answer but those to the
- * ML_RECORD_ENTRIES ids just before `id`, which the same host may still
- * resend; a host whose ids start again with its session never gets an
- * older session's answer. */
+/* A hello `id` ran: forgets every answer to an id after it (id + 1 ..
+ * id + 2^31, modulo 2^32). The host sends no request with a later id
+ * before its hello, so these answers belong to an earlier session (whose
+ * ids went further) and must not answer the new one's requests; answers to
+ * the ids before it may still be resent and stay. */
 void ml_record_new_session(uint32_t id);
 
 #endif /* ML_RECORD_H */
