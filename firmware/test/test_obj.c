@@ -64,21 +64,22 @@ static void op(uint32_t code, const char *fmt, ...)
     }
 }
 
-static void expect_ok(void)
-{
-    if (r.status != 0) {
-        fprintf(stderr, "  status %llu: %s\n", (unsigned long long)r.status, r.msg);
-    }
-    CHECK_EQ(r.status, 0);
-}
-
+/* The reply has `status` and, for errors, a message containing `part`. */
 static void expect_fail(uint64_t status, const char *part)
 {
-    CHECK_EQ(r.status, status);
-    if (strstr(r.msg, part) == NULL) {
-        fprintf(stderr, "  msg \"%s\", want a part \"%s\"\n", r.msg, part);
-        ml_test_fail(__FILE__, __LINE__, "message matches");
+    if (r.status != status || (status != 0 && strstr(r.msg, part) == NULL)) {
+        fprintf(stderr, "  got %llu \"%s\", want %llu \"...%s...\"\n", (unsigned long long)r.status, r.msg,
+                (unsigned long long)status, part);
+        ml_test_fail(__FILE__, __LINE__, "status and message");
     }
+}
+
+static void expect_ok(void) { expect_fail(0, ""); }
+
+static void free_ok(uint32_t handle)
+{
+    op(ML_OP_FREE, "u", (uint64_t)handle);
+    expect_ok();
 }
 
 /* Copies the ok result, a byte string, into out; returns its length. */
@@ -180,8 +181,7 @@ ML_TEST(hash_continues_after_swap)
         expect_ok();
         op(ML_OP_HASH_DIGEST, "u", (uint64_t)2);
         expect_bytes(want, mbedtls_md_get_size(info));
-        op(ML_OP_FREE, "u", (uint64_t)2);
-        expect_ok();
+        free_ok(2);
     }
     expect_baseline(heap);
 }
@@ -209,8 +209,7 @@ ML_TEST(hmac_continues_after_swap)
             expect_ok();
             op(ML_OP_HMAC_DIGEST, "u", (uint64_t)2);
             expect_bytes(want, mbedtls_md_get_size(info));
-            op(ML_OP_FREE, "u", (uint64_t)2);
-            expect_ok();
+            free_ok(2);
         }
     }
     expect_baseline(heap);
@@ -262,11 +261,9 @@ ML_TEST(pk_keys_continue_after_swap)
     size_t heap = boot();
     pk_round_trip(ML_PK_TYPE_EC, ML_CURVE_SECP256R1, 0, &blob);
     fprintf(stderr, "  blob: EC P-256 private key %zu bytes\n", blob.n);
-    op(ML_OP_FREE, "u", (uint64_t)2);
-    expect_ok();
+    free_ok(2);
     pk_round_trip(ML_PK_TYPE_EC, ML_CURVE_SECP384R1, ML_PK_FLAG_EXPORTABLE, &blob);
-    op(ML_OP_FREE, "u", (uint64_t)2);
-    expect_ok();
+    free_ok(2);
     pk_round_trip(ML_PK_TYPE_RSA, 2048, 0, &blob);
     fprintf(stderr, "  blob: RSA-2048 private key %zu bytes\n", blob.n);
     /* a public-only key (imported from the public DER) swaps too */
@@ -286,10 +283,8 @@ ML_TEST(pk_keys_continue_after_swap)
           cbor_value_map_find_value(&map, "private", &priv) == CborNoError &&
           cbor_value_get_boolean(&priv, &has_private) == CborNoError);
     CHECK(!has_private);
-    op(ML_OP_FREE, "u", (uint64_t)4);
-    expect_ok();
-    op(ML_OP_FREE, "u", (uint64_t)2);
-    expect_ok();
+    free_ok(4);
+    free_ok(2);
     expect_baseline(heap);
 }
 
@@ -309,8 +304,7 @@ ML_TEST(symmetric_key_continues_after_swap)
     unwrap(2, &blob);
     op(ML_OP_HMAC_ONESHOT, "uub", (uint64_t)ML_HASH_SHA256, (uint64_t)2, data + 100, (size_t)500);
     expect_bytes(want, sizeof want);
-    op(ML_OP_FREE, "u", (uint64_t)2);
-    expect_ok();
+    free_ok(2);
     expect_baseline(heap);
 }
 
@@ -357,8 +351,7 @@ ML_TEST(altered_blobs_fail)
     CHECK_EQ(ml_handles_used(), 0);
     CHECK_EQ(th_heap_used(), heap);
     unwrap(2, &blob);
-    op(ML_OP_FREE, "u", (uint64_t)2);
-    expect_ok();
+    free_ok(2);
     expect_baseline(heap);
 }
 
@@ -393,8 +386,7 @@ ML_TEST(type_inside_must_match_label)
     mbedtls_gcm_free(&gcm);
     op(ML_OP_OBJ_UNWRAP, "ub", (uint64_t)2, forged.b, forged.n);
     expect_ok();
-    op(ML_OP_FREE, "u", (uint64_t)2);
-    expect_ok();
+    free_ok(2);
     expect_baseline(heap);
 }
 
@@ -437,8 +429,7 @@ ML_TEST(wrap_failures_keep_the_handle)
     expect_ok();
     op(ML_OP_OBJ_WRAP, "u", (uint64_t)9);
     expect_fail(ML_STATUS_BAD_HANDLE, "not live");
-    op(ML_OP_FREE, "u", (uint64_t)1);
-    expect_ok();
+    free_ok(1);
     th_shutdown();
     th_mtu = 256; /* a P-521 key's blob (~260 bytes) no longer fits */
     heap = boot();
@@ -451,8 +442,7 @@ ML_TEST(wrap_failures_keep_the_handle)
     op(ML_OP_HASH_NEW, "uu", (uint64_t)2, (uint64_t)ML_HASH_SHA256);
     expect_ok();
     wrap(2, &blob); /* a digest context still fits */
-    op(ML_OP_FREE, "u", (uint64_t)1);
-    expect_ok();
+    free_ok(1);
     expect_baseline(heap);
 }
 
@@ -472,8 +462,7 @@ ML_TEST(unwrap_in_use_and_replay)
     expect_ok();
     op(ML_OP_OBJ_UNWRAP, "ub", (uint64_t)5, blob.b, blob.n);
     expect_fail(ML_STATUS_HANDLE_IN_USE, "already live");
-    op(ML_OP_FREE, "u", (uint64_t)5);
-    expect_ok();
+    free_ok(5);
     unwrap(2, &blob);
     op(ML_OP_HASH_UPDATE, "ub", (uint64_t)2, data + 1000, (size_t)1000);
     expect_ok();
@@ -486,10 +475,8 @@ ML_TEST(unwrap_in_use_and_replay)
     expect_bytes(want_a, sizeof want_a);
     op(ML_OP_HASH_DIGEST, "u", (uint64_t)4);
     expect_bytes(want_ab, sizeof want_ab);
-    op(ML_OP_FREE, "u", (uint64_t)3);
-    expect_ok();
-    op(ML_OP_FREE, "u", (uint64_t)4);
-    expect_ok();
+    free_ok(3);
+    free_ok(4);
     expect_baseline(heap);
 }
 

@@ -126,20 +126,6 @@ static const struct kind *kind_of(uint8_t type)
     return NULL;
 }
 
-static const char *unswappable_name(uint8_t type)
-{
-    switch (type) {
-    case ML_HT_CIPHER:
-        return "cipher context";
-    case ML_HT_CIPHER_BUF:
-        return "buffered cipher context";
-    case ML_HT_KEX:
-        return "key-exchange context";
-    default:
-        return "object";
-    }
-}
-
 /* A GCM context keyed with the per-boot key, and the AAD for `type`. */
 static int wrap_cipher(struct ml_call *call, mbedtls_gcm_context *gcm, uint8_t type, uint8_t aad[9])
 {
@@ -174,7 +160,7 @@ int ml_op_obj_wrap(struct ml_call *call, CborValue *args, CborEncoder *result)
     if (k == NULL) {
         ML_FAIL(call, ML_STATUS_WRONG_HANDLE_TYPE,
                 "handle %lu is a %s: it cannot be swapped out (digest, HMAC, pk and symmetric key objects can)",
-                (unsigned long)handle, unswappable_name(type));
+                (unsigned long)handle, ml_handle_type_name(type));
     }
     cap = OVERHEAD + k->cap;
     buf = ml_buf_alloc(cap);
