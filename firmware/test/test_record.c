@@ -290,6 +290,10 @@ ML_TEST(drops_take_no_entry)
     drop.len = th_call(not_request, sizeof not_request, drop.buf, sizeof drop.buf);
     struct th_reply r;
     CHECK(th_parse(drop.buf, drop.len, &r) && r.is_event && r.status == ML_EVENT_FRAME_DROPPED);
+    static const uint8_t bad_crc[] = {0xc0, 0x83, 0x09, 0x01, 0x41, 0x78, 0xfb, 0x12, 0x9f, 0xa9, 0xc0};
+    th_clear();
+    th_rx(bad_crc, sizeof bad_crc);
+    CHECK(th_frame_count() == 1); /* the frame_dropped event only */
     struct answer again = call(&first);
     CHECK(same(&a1, &again));
 }
