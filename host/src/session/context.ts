@@ -7,6 +7,7 @@
 import { BadHandleError, DeviceResetError, DisconnectedError } from "../base/errors.js";
 import { Limits, Op } from "../base/protocol.generated.js";
 import type { CallOptions, Rpc } from "../rpc/rpc.js";
+import { Residency } from "./residency.js";
 
 export type { CallOptions } from "../rpc/rpc.js";
 
@@ -28,6 +29,10 @@ export interface SessionContext {
   readonly hashes: readonly string[];
   /** Number of key slots (hello). */
   readonly slots: number;
+  /** Size of the device's handle table (hello's max_handles). */
+  readonly maxHandles: number;
+  /** Keeps the objects of this session within the handle table (session/residency.ts). */
+  readonly residency: Residency;
   /** The next host-chosen handle, never reused within a boot. */
   nextHandle(): number;
   /** Frees, quietly and without waiting, the handle of an object that is gone; nothing when its boot or the link is. */
@@ -67,17 +72,21 @@ export interface SessionFigures {
   readonly mtu: number;
   readonly hashes: readonly string[];
   readonly slots: number;
+  readonly maxHandles: number;
 }
 
 /** A SessionContext over an Rpc; the owner supplies hello's figures and says when it is closing. */
 export class RpcSession implements SessionContext {
   private handleCounter = 0;
+  readonly residency: Residency;
 
   constructor(
     private readonly rpc: Rpc,
     private readonly figures: () => SessionFigures,
     private readonly closing: () => boolean,
-  ) {}
+  ) {
+    this.residency = new Residency(this);
+  }
 
   call(op: number, args: readonly unknown[] = [], opts: CallOptions = {}): Promise<unknown> {
     return this.rpc.call(op, args, opts);
@@ -109,6 +118,10 @@ export class RpcSession implements SessionContext {
 
   get slots(): number {
     return this.figures().slots;
+  }
+
+  get maxHandles(): number {
+    return this.figures().maxHandles;
   }
 
   nextHandle(): number {
