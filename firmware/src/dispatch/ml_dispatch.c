@@ -8,8 +8,26 @@
 
 static const char *const status_messages[ML_STATUS_COUNT] = ML_STATUS_MESSAGES_INIT;
 
+/* Op id -> 1 + its place in ml_op_table (0: none), for ids below
+ * OP_INDEX_SIZE; built at the first lookup. Any other op is looked for in
+ * the table itself. */
+#define OP_INDEX_SIZE 256u
+static uint8_t op_index[OP_INDEX_SIZE];
+static bool op_indexed;
+
 static const struct ml_op_entry *find_op(uint64_t op)
 {
+    if (!op_indexed) {
+        for (size_t i = 0; i < ml_op_table_len && i < UINT8_MAX; i++) {
+            if (ml_op_table[i].op < OP_INDEX_SIZE) {
+                op_index[ml_op_table[i].op] = (uint8_t)(i + 1);
+            }
+        }
+        op_indexed = true;
+    }
+    if (op < OP_INDEX_SIZE && op_index[op] != 0) {
+        return &ml_op_table[op_index[op] - 1];
+    }
     for (size_t i = 0; i < ml_op_table_len; i++) {
         if (ml_op_table[i].op == op) {
             return &ml_op_table[i];

@@ -51,9 +51,22 @@ void ml_record_init(void)
     memset(&rec, 0, sizeof rec);
 }
 
-/* Looks for `id` among the entries: true when recorded under `crc`; an
- * entry holding it under another CRC is forgotten (ids wrapped: a new
- * request). Kept out of ml_record_lookup, which rarely needs it. */
+/* Gives the oldest entry to the answer to request id/crc. */
+static uint8_t *take(uint32_t id, uint32_t crc)
+{
+    uint32_t i = rec.next;
+    rec.next = i + 1 == N ? 0 : i + 1;
+    rec.stale = empty(i);
+    rec.id[i] = id;
+    rec.crc[i] = crc;
+    rec.pending = i;
+    return answers[i];
+}
+
+/* ml_record_lookup when `id` may be recorded: looks for it among the
+ * entries; an entry holding it under another CRC is forgotten (ids
+ * wrapped: a new request). Kept apart so that the usual lookup calls
+ * nothing. */
 __attribute__((noinline)) static bool find(uint32_t id, uint32_t crc, uint8_t **answer, size_t *len)
 {
     uint32_t i = 0;
@@ -64,39 +77,43 @@ __attribute__((noinline)) static bool find(uint32_t id, uint32_t crc, uint8_t **
     if (found) {
         *answer = answers[i];
         *len = rec.len[i];
-    } else if (i < N) {
-        forget(i);
+    } else {
+        if (i < N) {
+            forget(i);
+        }
+        *answer = take(id, crc);
+        *len = 0;
     }
     return found;
 }
 
 bool ml_record_lookup(uint32_t id, uint32_t crc, uint8_t **answer, size_t *len)
 {
-    /* The usual case, a new request: its bucket is empty, nothing to look at. */
-    if (rec.in_bucket[id % B] != 0 && find(id, crc, answer, len)) {
-        return true;
+    if (rec.in_bucket[id % B] != 0) {
+        return find(id, crc, answer, len);
     }
-    uint32_t i = rec.next;
-    rec.next = i + 1 == N ? 0 : i + 1;
-    rec.stale = empty(i);
-    rec.id[i] = id;
-    rec.crc[i] = crc;
-    rec.pending = i;
-    *answer = answers[i];
+    *answer = take(id, crc); /* the usual case, a new request: its bucket is empty */
     *len = 0;
     return false;
+}
+
+/* Wipes what the answer now in entry i (`used` bytes with its CRC) does
+ * not overwrite of the one before it. */
+__attribute__((noinline)) static void wipe_stale(uint32_t i, size_t used)
+{
+    mbedtls_platform_zeroize(answers[i] + used, rec.stale - used);
 }
 
 void ml_record_commit(size_t len)
 {
     uint32_t i = rec.pending;
     size_t used = len != 0 ? len + ML_CRC_SIZE : 0; /* the link writes the CRC when it sends */
-    if (rec.stale > used) {                         /* what the new answer does not overwrite of the old one */
-        mbedtls_platform_zeroize(answers[i] + used, rec.stale - used);
-    }
     if (len != 0) {
         rec.len[i] = (uint32_t)len;
         rec.in_bucket[rec.id[i] % B]++;
+    }
+    if (rec.stale > used) {
+        wipe_stale(i, used);
     }
 }
 
