@@ -23,6 +23,12 @@ export interface SessionContext {
   readonly mtu: number;
   /** Largest byte string one request can carry (mtu - request_overhead_max). */
   readonly chunkSize: number;
+  /**
+   * Bytes per request when bulk data is split (streams, buffered ciphers,
+   * random bytes): chunkSize on a clean line, less while the line loses
+   * frames (Rpc.frameLimit), so that frames still get through.
+   */
+  readonly streamChunk: number;
   /** Default per-call timeout in ms. */
   readonly timeoutMs: number;
   /** Names of the digests compiled into the firmware (hello). */
@@ -31,6 +37,8 @@ export interface SessionContext {
   readonly slots: number;
   /** Size of the device's handle table (hello's max_handles). */
   readonly maxHandles: number;
+  /** Calls sent or queued and not answered yet. */
+  readonly pendingCalls: number;
   /** Keeps the objects of this session within the handle table (session/residency.ts). */
   readonly residency: Residency;
   /** The next host-chosen handle, never reused within a boot. */
@@ -108,6 +116,10 @@ export class RpcSession implements SessionContext {
     return this.mtu - Limits.requestOverheadMax;
   }
 
+  get streamChunk(): number {
+    return Math.min(this.mtu, this.rpc.frameLimit) - Limits.requestOverheadMax;
+  }
+
   get timeoutMs(): number {
     return this.rpc.timeoutMs;
   }
@@ -122,6 +134,10 @@ export class RpcSession implements SessionContext {
 
   get maxHandles(): number {
     return this.figures().maxHandles;
+  }
+
+  get pendingCalls(): number {
+    return this.rpc.inFlightCount + this.rpc.queuedCount;
   }
 
   nextHandle(): number {

@@ -428,11 +428,45 @@ export abstract class DeviceObject implements AsyncDisposable, HandleHolder {
         if (!rev) throw new ArgumentError(`${this.what} has nothing on the device yet`);
         break;
     }
+    const other = this.bringBack(rev.via);
+    if (other) return other;
     const handle = this.ctx.residency.tryAcquire(residenceOf(rev.via));
     if (handle === undefined) return this.ctx.residency.room();
     if (rev.unwrap) res.blob = undefined;
     this.start(handle, rev, 1);
     return this.res.state === "resident" ? handle : (this.issued ?? Promise.resolve());
+  }
+
+  /**
+   * Makes the object a create names resident before the create takes its own
+   * handle, with room for both taken at once: a create never holds a handle
+   * while it waits for the other object's (when every resident object did,
+   * nothing could move). Undefined when the other is resident now (or is no
+   * DeviceObject, or cannot be: its _use throws), else what to wait for.
+   */
+  private bringBack(via: HandleHolder | undefined): Promise<unknown> | undefined {
+    if (!(via instanceof DeviceObject) || via.closing || via.epoch !== via.ctx.epoch) return undefined;
+    if (via.lane || via.recovering) return via.lane ?? via.recovering;
+    switch (via.res.state) {
+      case "swapping":
+        return via.res.wrapped;
+      case "reviving":
+        return via.issued;
+      case "swapped":
+        break;
+      case "none":
+        if (via.revival) break;
+        return undefined;
+      default:
+        return undefined;
+    }
+    if (!this.ctx.residency.makeRoom(2)) return this.ctx.residency.room();
+    try {
+      const w = via.residentOrWait();
+      return typeof w === "number" ? undefined : w;
+    } catch {
+      return undefined;
+    }
   }
 
   private unwrapRevival(blob: Uint8Array): Revival {
@@ -532,6 +566,11 @@ export abstract class DeviceObject implements AsyncDisposable, HandleHolder {
   private async recreate(gen: Generation, rev: Revival): Promise<void> {
     for (;;) {
       if (this.epoch !== this.ctx.epoch) throw this.staleError();
+      const other = this.bringBack(rev.via);
+      if (other) {
+        await other;
+        continue;
+      }
       const handle = this.ctx.residency.tryAcquire(residenceOf(rev.via));
       if (handle !== undefined) {
         this.start(handle, rev, gen.tries + 1);

@@ -18,8 +18,8 @@ import { Op } from "../base/protocol.generated.js";
 /** Handles kept free below max_handles: slack for a wrap or free that is resent after the create it made room for. */
 export const HANDLE_RESERVE = 2;
 
-/** Longest wait for an idle object to swap out before a create goes to the device anyway, ms. */
-const ROOM_WAIT_MAX_MS = 1000;
+/** How often a create waiting for room checks that something is still on its way that could make some, ms. */
+const ROOM_CHECK_MS = 250;
 
 /**
  * Where an object's device state is: `none` (nothing on the device: an empty
@@ -67,6 +67,8 @@ export interface ResidencyHost {
   call(op: number, args?: readonly unknown[]): Promise<unknown>;
   readonly epoch: number;
   readonly maxHandles: number;
+  /** Calls sent or queued and not answered yet. */
+  readonly pendingCalls: number;
   nextHandle(): number;
   freeOrphan(handle: number, epoch: number): void;
 }
@@ -122,16 +124,26 @@ export class Residency {
    * room() and ask again. `protect` is never chosen (the object a create names).
    */
   tryAcquire(protect?: Residence): number | undefined {
-    this.sync();
-    while (this.live >= this.limit) {
-      const r = this.evictOne(protect);
-      if (r === "evicted") continue;
-      if (r === "busy" && !this.force) return undefined;
-      break; // nothing to swap (or waited long enough): the device decides
-    }
+    if (!this.makeRoom(1, protect)) return undefined;
     this.force = false;
     this.live++;
     return this.host.nextHandle();
+  }
+
+  /**
+   * Swaps out idle objects until `n` more handles fit (counting none yet);
+   * false when every swappable object is busy. True as well when nothing can
+   * be swapped (everything pinned): the device decides.
+   */
+  makeRoom(n: number, protect?: Residence): boolean {
+    this.sync();
+    while (this.live + n > this.limit) {
+      const r = this.evictOne(protect);
+      if (r === "evicted") continue;
+      if (r === "busy" && !this.force) return false;
+      break;
+    }
+    return true;
   }
 
   /** A new handle once there is room (see tryAcquire), for a temporary context. */
@@ -143,14 +155,25 @@ export class Residency {
     }
   }
 
-  /** Resolves when an object became idle or a handle was freed (or after a while: the next create then goes anyway). */
+  /**
+   * Resolves when an object became idle or a handle was freed. When no call is
+   * on its way any more (the busy objects wait for room themselves), it
+   * resolves anyway and the next create goes without room: the device decides.
+   */
   room(): Promise<void> {
     this.counters.waits++;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const check = () => {
+        if (this.host.pendingCalls > 0) {
+          timer = setTimeout(check, ROOM_CHECK_MS);
+          timer.unref?.();
+          return;
+        }
         this.force = true;
         resolve();
-      }, ROOM_WAIT_MAX_MS);
+      };
+      timer = setTimeout(check, ROOM_CHECK_MS);
       timer.unref?.();
       this.waiters.push(() => {
         clearTimeout(timer);
