@@ -180,7 +180,7 @@ abstract class CipherBase {
     opts: CallOptions,
   ): Promise<{ out: Uint8Array; tag: Uint8Array | null }> {
     const ctx = this.ctx;
-    const chunk = ctx.chunkSize;
+    const chunk = ctx.streamChunk;
     return this.withKey((key) =>
       withTemporaryHandle(ctx, async (handle) => {
         const calls: Promise<unknown>[] = [
@@ -240,7 +240,7 @@ export class Cipher extends CipherBase {
     }
     // Stream through a temporary context; every request is pipelined.
     const ctx = this.ctx;
-    const chunk = ctx.chunkSize - 16;
+    const chunk = ctx.streamChunk - 16;
     return this.withKey((key) =>
       withTemporaryHandle(ctx, async (handle) => {
         const calls: Promise<unknown>[] = [ctx.call(Op.cipherNew, [handle, ...this.wire, key, this.iv, encrypt])];

@@ -104,7 +104,7 @@ export abstract class DigestContext extends DeviceObject {
   }
 
   private feed(bytes: Uint8Array): void {
-    const chunk = this.ctx.chunkSize;
+    const chunk = this.ctx.streamChunk;
     for (let off = 0; off < bytes.length; off += chunk) {
       // A copy: the request may wait for the object to come back from the host.
       const part = bytes.slice(off, off + chunk);

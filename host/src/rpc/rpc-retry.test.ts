@@ -18,7 +18,8 @@ const settled = <T>(p: Promise<T>) =>
 
 function setup(opts: { window?: number; timeoutMs?: number; retries?: number; cleanStreak?: number } = {}) {
   const t = new MemTransport();
-  const rpc = new Rpc(t, { timeoutMs: 1000, window: 4, retries: 3, inOrder: true, ...opts });
+  // a line that has shown it is clean (cleanStreak 0), unless a test says otherwise
+  const rpc = new Rpc(t, { timeoutMs: 1000, window: 4, retries: 3, inOrder: true, cleanStreak: 0, ...opts });
   return { t, rpc };
 }
 /** Polls until `cond` holds (fails the test after 2 s). */
@@ -135,7 +136,7 @@ describe("rpc link recovery", () => {
     expect(rpc.lateResponses).toBe(0);
   });
 
-  it("a frame dropped on either side sends a probe whose answer reveals the loss at once; probes take their id in the window", async () => {
+  it("a frame dropped with one call waiting resends it at once; with more, a probe's answer reveals the losses", async () => {
     const { t, rpc } = setup({ timeoutMs: 5000 });
     t.onRequest = (m) => {
       if (m[1] === Op.echo && (m[2] as Uint8Array).length === 0) t.deliver([m[0], 0, m[2]]); // the probe
@@ -143,27 +144,47 @@ describe("rpc link recovery", () => {
     const t0 = performance.now();
     const p = rpc.call(Op.hashOneshot, [1, Uint8Array.of(9)]);
     await tick();
-    t.deliverRaw(Uint8Array.of(0xc0, 1, 2, 3, 4, 5, 6, 0xc0)); // the response, damaged: bad CRC
-    // no answer within two response times: the probe goes, its answer reveals the loss
-    await until(() => t.sent.length === 3);
-    expect(rpc.probes).toBe(1);
-    expect(t.sent.map((m) => [idOf(m), m[1]])).toEqual([
-      [1, Op.hashOneshot],
-      [2, Op.echo],
-      [1, Op.hashOneshot],
-    ]);
+    t.deliverRaw(Uint8Array.of(0xc0, 1, 2, 3, 4, 5, 6, 0xc0)); // its answer, damaged: bad CRC
+    await until(() => t.sent.length === 2);
+    expect(t.sent.map(idOf)).toEqual([1, 1]);
+    expect(rpc.probes).toBe(0);
     t.deliver([1, 0, new Uint8Array(32)]);
     expect(await p).toEqual(new Uint8Array(32));
-    expect(performance.now() - t0).toBeLessThan(1000); // not the 1250 ms attempt timer
-    // a device frame_dropped event does the same; the next call's id follows the probe's
-    const q = rpc.call(Op.stats);
+    // two calls waiting and a device frame_dropped event: which was lost? the probe's answer tells
+    const a = rpc.call(Op.stats);
+    const b = rpc.call(Op.rngBytes, [2]);
     await tick();
-    expect(idOf(t.sent[3])).toBe(3);
     t.deliver([null, 2, 3, 1]);
-    await until(() => t.sent.filter((m) => m[1] === Op.stats).length === 2);
-    expect(rpc.probes).toBe(2);
-    t.deliver([3, 0, {}]);
-    expect(await q).toEqual({});
+    await until(() => t.sent.length === 7);
+    expect(rpc.probes).toBe(1);
+    expect(t.sent.slice(2).map((m) => [idOf(m), m[1]])).toEqual([
+      [2, Op.stats],
+      [3, Op.rngBytes],
+      [4, Op.echo], // the probe: its id follows
+      [2, Op.stats],
+      [3, Op.rngBytes],
+    ]);
+    t.deliver([2, 0, {}]);
+    t.deliver([3, 0, Uint8Array.of(1, 2)]);
+    expect(await a).toEqual({});
+    expect(await b).toEqual(Uint8Array.of(1, 2));
+    expect(performance.now() - t0).toBeLessThan(1000); // not the 1250 ms attempt timer
+  });
+
+  it("while the line loses frames, a call that stays unanswered brings a probe: a frame whose END was lost waits for the next one", async () => {
+    const { t, rpc } = setup({ timeoutMs: 5000, cleanStreak: 1 });
+    t.onRequest = (m) => {
+      if (m[1] === Op.echo && (m[2] as Uint8Array).length === 0) t.deliver([m[0], 0, m[2]]);
+    };
+    const p = rpc.call(Op.hashUpdate, [1, Uint8Array.of(9)]);
+    await until(() => t.sent.length === 3); // the update, the probe (its answer reveals the loss), the update again
+    expect(t.sent.map((m) => [idOf(m), m[1]])).toEqual([
+      [1, Op.hashUpdate],
+      [2, Op.echo],
+      [1, Op.hashUpdate],
+    ]);
+    t.deliver([1, 0, null]);
+    expect(await p).toBeNull();
   });
 
   it("with the anchored window full, a probe resends the oldest unanswered call instead of adding a request", async () => {
@@ -206,7 +227,7 @@ describe("rpc link recovery", () => {
   });
 
   it("never out of order on a clean line: a lost ordered request is resent only if nothing was sent after it, another only if no ordered one was", async () => {
-    const { t, rpc } = setup({ cleanStreak: 0, timeoutMs: 2000 });
+    const { t, rpc } = setup({ timeoutMs: 2000 });
     // update 1 lost, update 2 (same object) ran: resending 1 would hash it after 2
     const u1 = settled(rpc.call(Op.hashUpdate, [7, Uint8Array.of(1)]));
     const u2 = rpc.call(Op.hashUpdate, [7, Uint8Array.of(2)]);

@@ -313,8 +313,8 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     message: (m: Message) => this.onMessage(m),
     drop: (reason: HostDropReason) => {
       this.emit("frameDropped", { side: "host", reason, total: this._transport.counters.rxDropped });
-      this.noteLoss();
-      this.probeSoon();
+      this.noteLoss(true);
+      this.probeSoon(true);
     },
     disconnected: (err: Error) => this.onDisconnected(err),
   };
@@ -399,9 +399,15 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     return Math.max(MIN_FRAME, Math.floor((0.5 * Math.max(span, 1)) / this.lossBytes.length));
   }
 
-  /** A frame was lost (dropped on either side, or found missing): pipelining of ordered requests waits for a clean streak. */
-  private noteLoss(): void {
+  /**
+   * A frame was lost: pipelining of ordered requests waits for a clean
+   * streak. `dropped`: a damaged frame was seen (a drop on either side),
+   * which the loss-rate estimate counts (a loss found by order or timer
+   * mostly follows one).
+   */
+  private noteLoss(dropped = false): void {
     this.cleanAnswers = 0;
+    if (!dropped) return;
     const c = this._transport.counters;
     this.lossBytes.push(c.txBytes + c.rxBytes);
     if (this.lossBytes.length > LOSS_MEMORY) this.lossBytes.shift();
@@ -588,6 +594,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): request not written within ${2 * call.timeoutMs} ms`));
     }, 2 * call.timeoutMs);
     this.txs.push(call);
+    if (this.careful && !call.probe) this.probeSoon(false);
     if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${call.id}, ${call.request.size} B${call.probe ? " (link probe)" : ""}`);
     this._transport.sendRequest(call.request, (err) => {
       if (call.done) return;
@@ -618,6 +625,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     call.attempts++;
     this.retries++;
     this.txs.push(call);
+    if (this.careful) this.probeSoon(false);
     if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${call.id}, ${call.request.size} B (resend ${call.attempts - 1})`);
     this.armAttempt(call);
     this._transport.sendRequest(call.request, (err) => {
@@ -699,11 +707,21 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   }
 
   /**
-   * After a dropped frame: unless an answer comes soon anyway (about two
-   * response times), send a probe.
+   * After a dropped frame: with one call waiting, it is the one lost (a
+   * transmission of it, or its answer): it goes again at once. Else, unless an
+   * answer comes soon anyway (about two response times), a probe goes. While
+   * the line loses frames, every transmission arms the same timer: a frame
+   * whose closing END was lost waits for the next frame to end it, which the
+   * probe is.
    */
-  private probeSoon(): void {
-    if (!this.inOrder || this.probing || this.probeTimer || this.txs.length === 0) return;
+  private probeSoon(afterDrop: boolean): void {
+    if (!this.inOrder || this.txs.length === 0) return;
+    const only = this.txs[0] as Call;
+    if (afterDrop && !only.probe && this.txs.every((c) => c === only) && this.canResend(only)) {
+      this.resend(only);
+      return;
+    }
+    if (this.probing || this.probeTimer) return;
     const head = this.txs[0];
     this.probeTimer = setTimeout(
       () => {
@@ -815,7 +833,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       this.deviceReset(bootId, "device reset (boot event)");
     } else if (ev === EventId.frameDropped) {
       this.deviceDrops++;
-      this.noteLoss();
+      this.noteLoss(true);
       const reason = msg[2];
       const total = msg[3];
       this.emit("frameDropped", {
@@ -823,7 +841,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
         reason: (typeof reason === "number" ? DROP_REASON_NAMES.get(reason) : undefined) ?? `reason ${String(reason)}`,
         total: typeof total === "number" ? total : this.deviceDrops,
       });
-      this.probeSoon();
+      this.probeSoon(true);
     } else if (ev === EventId.busy) {
       // [null, 3, id, elapsed ms]: the call's timeout counts again from now.
       const id = msg[2];
