@@ -81,7 +81,7 @@ export interface WorkloadReport {
   wallMs: number;
   /** Notes on what was left out. */
   notes: string[];
-  /** Examples of wrong results and untyped errors. */
+  /** Examples of wrong results, failed operations and hangs. */
   samples: string[];
 }
 
@@ -279,8 +279,10 @@ export async function runWorkload(dev: Device, opts: WorkloadOptions): Promise<W
         await one(kind);
         report.okOps++;
       } catch (e) {
-        if (e instanceof MbedlinkError) report.errors[e.name] = (report.errors[e.name] ?? 0) + 1;
-        else {
+        if (e instanceof MbedlinkError) {
+          report.errors[e.name] = (report.errors[e.name] ?? 0) + 1;
+          if (report.samples.length < 20) report.samples.push(`failed: ${kind}: ${String(e)}`);
+        } else {
           report.untyped++;
           if (report.samples.length < 20) report.samples.push(`untyped: ${kind}: ${String(e)}`);
         }

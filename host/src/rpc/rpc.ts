@@ -42,8 +42,12 @@
 //   While the line loses frames (from the start of a session until
 //   `cleanStreak` answers came without a loss) an ordered request goes out
 //   alone, so its resend is always safe: pipelining of order-dependent
-//   requests is the privilege of a clean line. `frameLimit` meanwhile
-//   suggests how large frames should be for the loss rate seen.
+//   requests is the privilege of a clean line. Once damaged frames were
+//   seen, losses are chased within a few response times (a dropped frame
+//   with one call waiting resends it at once; attempt timers start at four
+//   response times and double; a transmission left unanswered that long
+//   brings a probe), and `frameLimit` suggests how large frames should be
+//   for the loss rate seen.
 //   A request whose loss no later response reveals is resent when its
 //   attempt timer (timeout / (retries + 1)) runs out. A dropped frame (host
 //   CRC failure or device frame_dropped) sends a tiny probe (`echo`) whose
@@ -177,6 +181,8 @@ interface Call {
   deadline: number;
   queuedAt: number;
   writtenAt: number | undefined;
+  /** Dropped frames seen while it was the only call waiting (see probeSoon). */
+  dropsAlone: number;
   /** A link probe made by the Rpc itself. */
   probe: boolean;
 }
@@ -386,6 +392,11 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     return this.cleanAnswers < this.cleanStreak;
   }
 
+  /** Careful because frames were seen damaged (not only because the session is new). */
+  private get lossy(): boolean {
+    return this.careful && this.lossBytes.length > 0;
+  }
+
   /**
    * Largest frame body worth sending now: on a clean line, no limit; while
    * the line loses frames, about 0.5 / (losses per byte) over the last
@@ -393,7 +404,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
    * at least MIN_FRAME. Modules that split bulk data take it into account.
    */
   get frameLimit(): number {
-    if (!this.careful || this.lossBytes.length === 0) return Number.POSITIVE_INFINITY;
+    if (!this.lossy) return Number.POSITIVE_INFINITY;
     const c = this._transport.counters;
     const span = c.txBytes + c.rxBytes - (this.lossBytes[0] as number);
     return Math.max(MIN_FRAME, Math.floor((0.5 * Math.max(span, 1)) / this.lossBytes.length));
@@ -406,6 +417,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
    * mostly follows one).
    */
   private noteLoss(dropped = false): void {
+    if (!this.careful) this.lossBytes.length = 0; // a new careful spell: the rate seen in the last one is history
     this.cleanAnswers = 0;
     if (!dropped) return;
     const c = this._transport.counters;
@@ -528,6 +540,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       deadline: Number.POSITIVE_INFINITY,
       queuedAt: performance.now(),
       writtenAt: undefined,
+      dropsAlone: 0,
       probe,
     };
   }
@@ -594,7 +607,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): request not written within ${2 * call.timeoutMs} ms`));
     }, 2 * call.timeoutMs);
     this.txs.push(call);
-    if (this.careful && !call.probe) this.probeSoon(false);
+    if (this.lossy && !call.probe) this.probeSoon(false);
     if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${call.id}, ${call.request.size} B${call.probe ? " (link probe)" : ""}`);
     this._transport.sendRequest(call.request, (err) => {
       if (call.done) return;
@@ -625,7 +638,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     call.attempts++;
     this.retries++;
     this.txs.push(call);
-    if (this.careful) this.probeSoon(false);
+    if (this.lossy) this.probeSoon(false);
     if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${call.id}, ${call.request.size} B (resend ${call.attempts - 1})`);
     this.armAttempt(call);
     this._transport.sendRequest(call.request, (err) => {
@@ -644,12 +657,29 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     return call.retryable && this.maxRetries > 0 && this.orderSafe(call) && call.deadline - performance.now() > MIN_ATTEMPT_MS / 2;
   }
 
+  /**
+   * How long an attempt waits for its answer before the call is resent:
+   * timeout / (retries + 1); while the line is seen losing frames, a few response
+   * times at first, doubling with each attempt up to that (a lost frame is
+   * the likely reason then, and a resend of a request that is merely slow
+   * is answered from the record).
+   */
+  private attemptMs(call: Call): number {
+    const full = Math.max(MIN_ATTEMPT_MS, call.timeoutMs / (this.maxRetries + 1));
+    if (!this.lossy) return full;
+    return Math.min(full, this.quickMs() * 2 ** (call.attempts - 1));
+  }
+
+  /** A few response times: how long a lost frame goes unnoticed at most while the line loses frames. */
+  private quickMs(): number {
+    return Math.max(MIN_ATTEMPT_MS, 4 * this.srtt);
+  }
+
   /** Timer for the current attempt: the deadline, or sooner when a resend is still possible. */
   private armAttempt(call: Call): void {
     if (call.timer) clearTimeout(call.timer);
     const left = call.deadline - performance.now();
-    const attemptMs = Math.max(MIN_ATTEMPT_MS, call.timeoutMs / (this.maxRetries + 1));
-    const ms = this.canResend(call) ? Math.min(left, attemptMs) : left;
+    const ms = this.canResend(call) ? Math.min(left, this.attemptMs(call)) : left;
     call.timer = setTimeout(() => this.onTimer(call), Math.max(0, ms));
   }
 
@@ -708,7 +738,9 @@ export class Rpc extends EventEmitter<RpcEventMap> {
 
   /**
    * After a dropped frame: with one call waiting, it is the one lost (a
-   * transmission of it, or its answer): it goes again at once. Else, unless an
+   * transmission of it, or its answer): once as many frames were dropped as
+   * it has transmissions waiting, it goes again at once, as its own probe.
+   * Else, unless an
    * answer comes soon anyway (about two response times), a probe goes. While
    * the line loses frames, every transmission arms the same timer: a frame
    * whose closing END was lost waits for the next frame to end it, which the
@@ -717,9 +749,14 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   private probeSoon(afterDrop: boolean): void {
     if (!this.inOrder || this.txs.length === 0) return;
     const only = this.txs[0] as Call;
-    if (afterDrop && !only.probe && this.txs.every((c) => c === only) && this.canResend(only)) {
-      this.resend(only);
-      return;
+    if (afterDrop && !only.probe && this.txs.every((c) => c === only)) {
+      // Each transmission comes back as one answer or one dropped frame:
+      // once the drops seen cover all of its transmissions, none is left.
+      if (++only.dropsAlone >= this.txs.length && this.canResend(only)) {
+        this.probes++; // the call is its own probe
+        this.resend(only);
+        return;
+      }
     }
     if (this.probing || this.probeTimer) return;
     const head = this.txs[0];
@@ -749,7 +786,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       return;
     }
     const id = this.allocId();
-    const timeoutMs = Math.max(MIN_ATTEMPT_MS, this.timeoutMs / (this.maxRetries + 1));
+    const timeoutMs = this.quickMs();
     const done = () => {
       this.probing = false;
     };
