@@ -3,7 +3,6 @@
 import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { open } from "../../src/index.js";
-import { findProgram } from "../../src/targets/programs.js";
 import type { Context } from "../context.js";
 import { EXIT_OK } from "../output.js";
 
@@ -91,12 +90,16 @@ function usbOfPath(path: string, none: Omit<PortEntry, "path">): Omit<PortEntry,
   }
 }
 
+function onPath(cmd: string): boolean {
+  return (process.env.PATH ?? "").split(":").some((d) => d !== "" && existsSync(join(d, cmd)));
+}
+
 /**
  * serialport's SerialPort.list() (it runs `udevadm info -e`); where udevadm is
  * missing (containers), the same names from /sys/class/tty.
  */
 async function listPorts(): Promise<PortEntry[]> {
-  if (findProgram("udevadm") !== undefined) {
+  if (onPath("udevadm")) {
     try {
       const { SerialPort } = await import("serialport");
       const ports = await SerialPort.list();
