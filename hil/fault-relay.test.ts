@@ -1,13 +1,16 @@
 // The fault relay does what it says: fault rates measured on its output (not
 // on its own counters) are within tolerance of what was asked, the same seed
 // replays the same faults, the rate cap holds the line to baud/10 bytes/s,
-// and a cut loses what was on the line. The last tests run the native
-// firmware behind the relay.
+// a cut loses what was on the line, and a frame tap drops exactly the frame
+// it is asked for. The last tests run the native firmware behind the relay.
 import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { open, utf8 } from "../host/src/index.js";
+import { Op } from "../host/src/base/protocol.generated.js";
+import { open, TimeoutError, utf8 } from "../host/src/index.js";
+import { encodeBody } from "../host/src/link/codec.js";
+import { SlipDecoder, slipEncode } from "../host/src/link/slip.js";
 import { type NativeTarget, startNative } from "../host/src/targets/native.js";
-import { FaultLane, type FaultSpec, prng, type Relay, startRelay } from "./fault-relay.js";
+import { FaultLane, type FaultSpec, FrameTap, prng, type Relay, startRelay } from "./fault-relay.js";
 
 /** Pushes `input` through a lane and resolves with what came out once the lane is idle. */
 async function through(
@@ -123,6 +126,83 @@ describe("FaultLane", () => {
   });
 });
 
+/** A SLIP receiver behind a tap: `got` collects the frame bodies it decodes. */
+function receiver(tap: FrameTap) {
+  const got: number[][] = [];
+  const rx = new SlipDecoder(1 << 16, {
+    frame: (b) => got.push([...b]),
+    drop: (r) => {
+      throw new Error(`receiver dropped a frame: ${r}`);
+    },
+  });
+  /** Feeds `bytes` through the tap in chunks of the given sizes (cycled). */
+  const feed = (bytes: Uint8Array, sizes: readonly number[]) => {
+    for (let off = 0, k = 0; off < bytes.length; k++) {
+      const n = sizes[k % sizes.length] as number;
+      rx.push(tap.feed(bytes.subarray(off, off + n)));
+      off += n;
+    }
+    return got;
+  };
+  return { got, feed };
+}
+
+const tapThrough = (tap: FrameTap, bytes: Uint8Array, sizes: readonly number[]) => receiver(tap).feed(bytes, sizes);
+
+const frame = (msg: unknown[]) => slipEncode(encodeBody(msg));
+const bodyOf = (msg: unknown[]) => [...encodeBody(msg)];
+
+describe("FrameTap", () => {
+  // three requests, one with bytes that need SLIP escapes
+  const msgs = [
+    [1, Op.echo, Uint8Array.of(1, 2, 3)],
+    [2, Op.hashUpdate, 7, Uint8Array.of(0xc0, 0xdb, 0xc0)],
+    [3, Op.stats],
+  ];
+  const stream = Buffer.concat(msgs.map(frame));
+
+  it("with nothing to drop, passes the bytes as they are", () => {
+    const tap = new FrameTap("up");
+    expect(tapThrough(tap, stream, [5, 1, 17])).toEqual(msgs.map(bodyOf));
+  });
+
+  for (const sizes of [[stream.length], [1], [3, 7, 2]]) {
+    it(`drops exactly the frame a predicate selects, and says what it carried (chunks of ${sizes.join(", ")})`, async () => {
+      const tap = new FrameTap("up");
+      const dropped = tap.dropNext((m) => m?.[1] === Op.hashUpdate);
+      expect(tapThrough(tap, stream, sizes)).toEqual([bodyOf(msgs[0] as unknown[]), bodyOf(msgs[2] as unknown[])]);
+      const d = await dropped;
+      expect(d.direction).toBe("up");
+      expect(d.message).toEqual(msgs[1]);
+      expect([...d.body]).toEqual(bodyOf(msgs[1] as unknown[]));
+      // only one: the same stream again passes whole
+      expect(tapThrough(tap, stream, sizes)).toEqual(msgs.map(bodyOf));
+    });
+  }
+
+  it("drops the n-th frame from now; armed mid-frame, the frame in progress goes on whole", async () => {
+    const tap = new FrameTap("down");
+    const rx = receiver(tap);
+    const first = frame(msgs[0] as unknown[]);
+    rx.feed(first.subarray(0, 4), [4]);
+    const dropped = tap.dropNext(2);
+    rx.feed(Buffer.concat([first.subarray(4), frame(msgs[1] as unknown[]), frame(msgs[2] as unknown[])]), [2]);
+    expect(rx.got).toEqual([bodyOf(msgs[0] as unknown[]), bodyOf(msgs[1] as unknown[])]);
+    expect((await dropped).message).toEqual(msgs[2]);
+    expect(() => tap.dropNext(0)).toThrow(RangeError);
+  });
+
+  it("two targets take frames in turn; a watch sees its frame and lets it go on", async () => {
+    const tap = new FrameTap("up");
+    const watched = tap.watchNext((m) => m?.[0] === 2);
+    const a = tap.dropNext((m) => m?.[0] !== 2);
+    const b = tap.dropNext((m) => m?.[0] !== 2);
+    expect(tapThrough(tap, stream, [4])).toEqual([bodyOf(msgs[1] as unknown[])]);
+    expect((await watched).message).toEqual(msgs[1]);
+    expect([(await a).message, (await b).message]).toEqual([msgs[0], msgs[2]]);
+  });
+});
+
 describe("startRelay with the native firmware", () => {
   let native: NativeTarget | undefined;
   let relay: Relay | undefined;
@@ -148,6 +228,31 @@ describe("startRelay with the native firmware", () => {
       expect(st.up.bytesOut).toBe(st.up.bytesIn);
       expect(st.down.bytesOut).toBe(st.down.bytesIn);
       expect(st.up.bytesIn).toBeGreaterThan(10 * data.length);
+    } finally {
+      await dev.close();
+    }
+  });
+
+  it("dropAnswer loses exactly the answer to the request it selects", async () => {
+    native = await startNative();
+    relay = await startRelay({ devicePath: native.path, seed: 3 });
+    const dev = await open(relay.hostPath, { timeoutMs: 3000, retries: 0 });
+    try {
+      const lost = relay.dropAnswer((m) => m[1] === Op.echo && (m[2] as Uint8Array).length === 2);
+      const results = await Promise.all(
+        [1, 2, 3].map((n) =>
+          dev.echo(new Uint8Array(n).fill(n), { timeoutMs: 300 }).then(
+            (r) => r.length,
+            (e: Error) => e,
+          ),
+        ),
+      );
+      expect(results[0]).toBe(1);
+      expect(results[1]).toBeInstanceOf(TimeoutError);
+      expect(results[2]).toBe(3);
+      const { request, answer } = await lost;
+      expect(answer.message).toEqual([request[0], 0, Uint8Array.of(2, 2)]);
+      expect(dev.linkCounters.rxDropped).toBe(0); // a whole frame gone, not a damaged one
     } finally {
       await dev.close();
     }

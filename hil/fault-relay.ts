@@ -17,9 +17,15 @@
 //   twice), delay (the stream stalls before the byte). `baud` caps the byte
 //   rate at baud/10 bytes per second (8N1), per direction, like a UART.
 //   `cut(ms)` drops every byte that would be on the line in the next `ms`.
+// * Targeted: `dropNext(direction, match)` drops exactly one whole frame,
+//   the next one in that direction whose decoded message `match` accepts
+//   (or the n-th frame from now), before the byte faults, and resolves with
+//   what it carried: a test can lose exactly the answer to one request.
 import type { ChildProcess } from "node:child_process";
 import { closeSync, constants, openSync } from "node:fs";
 import { SerialPortStream } from "@serialport/stream";
+import { decodeBody } from "../host/src/link/codec.js";
+import { END, SlipDecoder } from "../host/src/link/slip.js";
 import { safeWriteBinding } from "../host/src/link/transport.js";
 import { spawnTracked, stopChild, waitForLine } from "../host/src/targets/process.js";
 import { requireTool } from "../tools/programs.js";
@@ -58,6 +64,21 @@ export interface RelayStats {
   down: LaneStats;
 }
 
+/** A line direction: "up" host → device, "down" device → host. */
+export type Direction = "up" | "down";
+
+/** A frame dropped by dropNext. */
+export interface DroppedFrame {
+  direction: Direction;
+  /** The frame body (CBOR + CRC), SLIP escapes removed. */
+  body: Uint8Array;
+  /** The decoded message, or undefined when the body was not a valid frame. */
+  message: unknown[] | undefined;
+}
+
+/** Which frame dropNext drops: the first whose message the predicate accepts, or the n-th frame from now (1: the next). */
+export type FrameMatch = ((message: unknown[] | undefined, body: Uint8Array) => boolean) | number;
+
 export interface RelayOptions {
   /** The device's serial line (PTY path). */
   devicePath: string;
@@ -81,6 +102,17 @@ export interface Relay {
   set(spec: { up?: FaultSpec; down?: FaultSpec; baud?: number | undefined }): void;
   /** Cuts the line for `ms`: every byte due on the line meanwhile is lost, both directions. */
   cut(ms: number): void;
+  /**
+   * Drops exactly one whole frame going `direction`: the next one (starting
+   * after this call) that `match` selects. Resolves with it once dropped.
+   * Several pending dropNext calls of one direction take frames in turn.
+   */
+  dropNext(direction: Direction, match: FrameMatch): Promise<DroppedFrame>;
+  /**
+   * Lets the next request `match` selects through and drops exactly its
+   * answer (the next device frame with its id). Resolves with both.
+   */
+  dropAnswer(match: (request: unknown[]) => boolean): Promise<{ request: unknown[]; answer: DroppedFrame }>;
   /** Points the relay at another device path (the old one is closed). */
   setDevice(path: string): Promise<void>;
   /** Stops socat and closes both sides. Idempotent. */
@@ -285,6 +317,109 @@ export class FaultLane {
   }
 }
 
+// -------------------------------------------------------------- frame tap
+
+interface Target {
+  match: FrameMatch;
+  /** Frames seen so far (for a count). */
+  seen: number;
+  /** Watch only: the frame selected goes on. */
+  pass: boolean;
+  resolve: (f: DroppedFrame) => void;
+}
+
+/**
+ * Sits in front of a lane and drops chosen whole frames. With nothing to
+ * drop, bytes pass as they come. Once a target is set, it passes the frame
+ * in progress on, then holds each following frame's body until its closing
+ * END to decide: dropped (only its END delimiters go on, an empty frame
+ * every SLIP receiver ignores) or passed whole.
+ */
+export class FrameTap {
+  private readonly targets: Target[] = [];
+  /** Between frames (after an END), where holding may start. */
+  private atBoundary = true;
+  /** The body being held, when holding. */
+  private held: Uint8Array[] | undefined;
+
+  constructor(private readonly direction: Direction) {}
+
+  /** Drops the next frame `match` selects; resolves with it when dropped. */
+  dropNext(match: FrameMatch): Promise<DroppedFrame> {
+    return this.target(match, false);
+  }
+
+  /** Resolves with the next frame `match` selects, which goes on. */
+  watchNext(match: FrameMatch): Promise<DroppedFrame> {
+    return this.target(match, true);
+  }
+
+  private target(match: FrameMatch, pass: boolean): Promise<DroppedFrame> {
+    if (typeof match === "number" && !(Number.isInteger(match) && match >= 1))
+      throw new RangeError(`frame count must be 1 or more, got ${match}`);
+    // At a boundary the next frame may start without an opening END: hold from here.
+    if (this.atBoundary) this.held ??= [];
+    return new Promise((resolve) => this.targets.push({ match, seen: 0, pass, resolve }));
+  }
+
+  /** The bytes to pass on for `chunk`. */
+  feed(chunk: Uint8Array): Uint8Array {
+    if (this.targets.length === 0 && this.held === undefined) {
+      const last = chunk.lastIndexOf(END);
+      if (last >= 0) this.atBoundary = last === chunk.length - 1;
+      else if (chunk.length > 0) this.atBoundary = false;
+      return chunk;
+    }
+    const out: Uint8Array[] = [];
+    let i = 0;
+    while (i < chunk.length) {
+      const at = chunk.indexOf(END, i);
+      const stop = at < 0 ? chunk.length : at;
+      if (stop > i) {
+        const part = chunk.subarray(i, stop);
+        if (this.held) this.held.push(part);
+        else {
+          out.push(part);
+          this.atBoundary = false;
+        }
+      }
+      if (at < 0) break;
+      const body = this.held;
+      this.held = undefined;
+      if (body && body.length > 0 && this.decide(Buffer.concat(body))) out.push(...body);
+      out.push(chunk.subarray(at, at + 1));
+      this.atBoundary = true;
+      if (this.targets.length > 0) this.held = [];
+      i = at + 1;
+    }
+    return out.length === 1 ? (out[0] as Uint8Array) : Buffer.concat(out);
+  }
+
+  /** A whole held frame: false when a target drops it. */
+  private decide(body: Uint8Array): boolean {
+    let decoded: Uint8Array | undefined;
+    new SlipDecoder(body.length + 2, { frame: (b) => (decoded = b), drop: () => {} }).push(
+      Buffer.concat([Uint8Array.of(END), body, Uint8Array.of(END)]),
+    );
+    const plain = decoded ?? body;
+    const r = decoded ? decodeBody(decoded) : undefined;
+    const message = r?.ok && Array.isArray(r.message) ? (r.message as unknown[]) : undefined;
+    // Targets in the order set; a drop ends the round (later targets never see the frame).
+    for (let k = 0; k < this.targets.length; ) {
+      const t = this.targets[k] as Target;
+      t.seen++;
+      if (!(typeof t.match === "number" ? t.seen === t.match : t.match(message, plain))) {
+        k++;
+        continue;
+      }
+      this.targets.splice(k, 1);
+      t.resolve({ direction: this.direction, body: plain, message });
+      if (!t.pass) return false;
+    }
+    return true;
+  }
+}
+
 // ------------------------------------------------------------------ relay
 
 function openDevice(path: string): Promise<SerialPortStream> {
@@ -335,7 +470,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     opts.baud,
   );
   const down = new FaultLane(seed ^ 0xd0e00000, opts.down ?? {}, (bytes) => socat.stdin?.write(bytes), opts.baud);
-  socat.stdout?.on("data", (d: Buffer) => up.push(d));
+  const taps = { up: new FrameTap("up"), down: new FrameTap("down") };
+  socat.stdout?.on("data", (d: Buffer) => up.push(taps.up.feed(d)));
 
   const attach = async (path: string): Promise<void> => {
     const old = device;
@@ -343,7 +479,7 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     if (old) await closePort(old);
     const port = await openDevice(path);
     port.on("data", (d: Buffer) => {
-      if (device === port) down.push(d);
+      if (device === port) down.push(taps.down.feed(d));
     });
     port.on("error", () => {});
     devicePath = path;
@@ -374,6 +510,17 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     cut(ms) {
       up.cut(ms);
       down.cut(ms);
+    },
+    dropNext: (direction, match) => taps[direction].dropNext(match),
+    async dropAnswer(match) {
+      let answer: Promise<DroppedFrame> | undefined;
+      const req = await taps.up.watchNext((m) => {
+        if (!m || !match(m)) return false;
+        // armed before the request goes on, so before its answer can come
+        answer = taps.down.dropNext((a) => a?.[0] === m[0]);
+        return true;
+      });
+      return { request: req.message as unknown[], answer: await (answer as Promise<DroppedFrame>) };
     },
     setDevice: (path) => attach(path),
     stop() {

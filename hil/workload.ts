@@ -4,8 +4,11 @@
 //
 // Kinds: one-shot hash, streaming hash (new, updates, digest, free), HMAC,
 // AES-CBC, AES-GCM, and, when the firmware has dev.pk with P-256, ECDSA
-// sign (checked by Node's verify) and verify (of Node's signature). TLS
-// records do not exist yet.
+// sign (checked by Node's verify) and verify (of Node's signature); every
+// `streamEvery`-th operation is a long stream instead, in turn a hash of
+// `streamBytes` (1 MiB) fed in pieces of up to 8 × `maxData` bytes, or an
+// AES-256-CTR encryption of `streamBytes` (one encrypt(): a device context
+// fed pipelined cipher_update requests). TLS records do not exist yet.
 import {
   createCipheriv,
   createHash,
@@ -21,7 +24,7 @@ import { MbedlinkError } from "../host/src/index.js";
 import type { CallSettledInfo } from "../host/src/rpc/rpc.js";
 import { prng } from "./fault-relay.js";
 
-export type WorkKind = "hash" | "hash-stream" | "hmac" | "cipher" | "aead" | "sign" | "verify";
+export type WorkKind = "hash" | "hash-stream" | "hmac" | "cipher" | "aead" | "sign" | "verify" | "hash-long" | "ctr-long";
 
 export interface WorkloadOptions {
   /** Stop after this many operations ... */
@@ -36,6 +39,10 @@ export interface WorkloadOptions {
   timeoutMs?: number;
   /** Largest message (default 512 bytes). */
   maxData?: number;
+  /** Every this many operations one is a long stream (default 500; 0: none). */
+  streamEvery?: number;
+  /** Bytes of a long stream (default 1 MiB). */
+  streamBytes?: number;
   /** Called every `progressEvery` operations. */
   onProgress?: (r: WorkloadReport) => void;
   progressEvery?: number;
@@ -47,6 +54,8 @@ export interface WorkloadReport {
   /** Requests (RPC calls) settled, resends not counted. */
   requests: number;
   okOps: number;
+  /** Operations that failed (with a typed error or not): ops - okOps. */
+  failed: number;
   /** Failed operations by error name (typed SDK errors only). */
   errors: Record<string, number>;
   /** Failures that were not MbedlinkError subclasses: must be 0. */
@@ -72,7 +81,7 @@ export interface WorkloadReport {
   wallMs: number;
   /** Notes on what was left out. */
   notes: string[];
-  /** Examples of wrong results and untyped errors. */
+  /** Examples of wrong results, failed operations and hangs. */
   samples: string[];
 }
 
@@ -106,11 +115,14 @@ export async function runWorkload(dev: Device, opts: WorkloadOptions): Promise<W
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
   const size = (max: number) => Math.floor(rand() * (max + 1));
   const maxData = opts.maxData ?? 512;
+  const streamEvery = opts.streamEvery ?? 500;
+  const streamBytes = opts.streamBytes ?? 1 << 20;
   const callOpts = opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {};
   const report: WorkloadReport = {
     ops: 0,
     requests: 0,
     okOps: 0,
+    failed: 0,
     errors: {},
     untyped: 0,
     wrong: 0,
@@ -212,6 +224,33 @@ export async function runWorkload(dev: Device, opts: WorkloadOptions): Promise<W
         if (!nodeVerify("sha256", data, { key: ec.publicKey, dsaEncoding: "der" }, sig)) wrong("ecdsa-p256 signature Node rejects");
         return;
       }
+      case "hash-long": {
+        const alg = pick(HASHES);
+        const data = u8(randomBytes(streamBytes));
+        const h = dev.hash.new(alg);
+        try {
+          for (let off = 0; off < data.length; ) {
+            const n = 1 + size(8 * maxData - 1);
+            h.update(data.subarray(off, off + n));
+            off += n;
+          }
+          const got = await h.digest(callOpts);
+          if (!eq(got, createHash(alg).update(data).digest())) wrong(`${alg} stream of ${data.length} bytes`);
+        } finally {
+          await h.close().catch(() => {});
+        }
+        return;
+      }
+      case "ctr-long": {
+        const k = u8(randomBytes(32));
+        const iv = u8(randomBytes(16));
+        const pt = u8(randomBytes(streamBytes));
+        const c = dev.cipher.AES.new(k, dev.cipher.MODE_CTR, iv) as Cipher;
+        const got = await c.encrypt(pt, callOpts);
+        const nc = createCipheriv("aes-256-ctr", k, iv);
+        if (!eq(got, Buffer.concat([nc.update(pt), nc.final()]))) wrong(`aes-256-ctr stream of ${pt.length} bytes`);
+        return;
+      }
       case "verify": {
         const data = u8(randomBytes(size(maxData)));
         const sig = u8(nodeSign("sha256", data, { key: ec.privateKey, dsaEncoding: "der" }));
@@ -228,18 +267,22 @@ export async function runWorkload(dev: Device, opts: WorkloadOptions): Promise<W
   const endAt = opts.durationMs !== undefined ? t0 + opts.durationMs : Number.POSITIVE_INFINITY;
   const maxOps = opts.ops ?? Number.POSITIVE_INFINITY;
   let started = 0;
+  let streams = 0;
   const worker = async () => {
     while (started < maxOps && performance.now() < endAt) {
       started++;
-      const kind = pick(kinds);
+      const long = streamEvery > 0 && started % streamEvery === 0;
+      const kind: WorkKind = long ? (streams++ % 2 === 0 ? "hash-long" : "ctr-long") : pick(kinds);
       report.byKind[kind] = (report.byKind[kind] ?? 0) + 1;
       const s = performance.now();
       try {
         await one(kind);
         report.okOps++;
       } catch (e) {
-        if (e instanceof MbedlinkError) report.errors[e.name] = (report.errors[e.name] ?? 0) + 1;
-        else {
+        if (e instanceof MbedlinkError) {
+          report.errors[e.name] = (report.errors[e.name] ?? 0) + 1;
+          if (report.samples.length < 20) report.samples.push(`failed: ${kind}: ${String(e)}`);
+        } else {
           report.untyped++;
           if (report.samples.length < 20) report.samples.push(`untyped: ${kind}: ${String(e)}`);
         }
@@ -251,6 +294,7 @@ export async function runWorkload(dev: Device, opts: WorkloadOptions): Promise<W
   };
   const snapshot = (): WorkloadReport => ({
     ...report,
+    failed: report.ops - report.okOps,
     retries: rpc.retries - base.retries,
     lostFrames: rpc.lostFrames - base.lostFrames,
     probes: rpc.probes - base.probes,
@@ -278,8 +322,8 @@ export function formatReport(r: WorkloadReport): string {
     `by kind: ${Object.entries(r.byKind)
       .map(([k, v]) => `${k} ${v}`)
       .join(", ")}`,
+    `failed operations ${r.failed}, wrong results ${r.wrong}, hangs ${r.hangs}`,
     `errors by type: ${errs || "none"}; untyped ${r.untyped}`,
-    `wrong results ${r.wrong}, hangs ${r.hangs}`,
     `resends ${r.retries}, frames found lost ${r.lostFrames}, probes ${r.probes}`,
     `longest request ${r.maxRequestMs.toFixed(0)} ms (budget ${r.maxRequestBudgetMs.toFixed(0)} ms), max overrun ${r.maxOverrunMs.toFixed(1)} ms, longest operation ${r.maxOpMs.toFixed(0)} ms`,
     ...r.notes.map((n) => `note: ${n}`),

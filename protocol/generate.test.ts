@@ -130,7 +130,7 @@ describe("protocol:check", () => {
     expectCheckFails(
       root,
       "ops.echo: arity must be [min, max]",
-      "ops.stats: resend must be one of idempotent, create, free, never",
+      "ops.stats: resend must be one of record, ordered, never",
       "ops.free: resend_why missing",
     );
   });
@@ -165,9 +165,7 @@ describe("protocol:check", () => {
     expect(read(GENERATED.cOpTable)).toContain("{ML_OP_FROBNICATE, 1, 2, ml_op_frobnicate},");
     expect(read(GENERATED.cOps)).toContain("int ml_op_frobnicate(struct ml_call *call, CborValue *args, CborEncoder *result);");
     expect(read(GENERATED.cHeader)).toContain("ML_OP_FROBNICATE = 99,");
-    expect(read(GENERATED.tsModule)).toContain(
-      '[99, { name: "frobnicate", module: "sys", resend: "never", minArgs: 1, maxArgs: 2, idempotent: false }],',
-    );
+    expect(read(GENERATED.tsModule)).toContain('[99, { name: "frobnicate", module: "sys", resend: "never", minArgs: 1, maxArgs: 2 }],');
     expect(runCheck(root)).toMatchObject({ code: 0 });
   });
 });

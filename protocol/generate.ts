@@ -13,8 +13,14 @@ interface Entry {
   id: number;
   doc: string;
 }
-/** How the host may resend a lost request (spec.md 6). */
-export const RESEND_CLASSES = ["idempotent", "create", "free", "never"] as const;
+/**
+ * How the host may resend a lost request (spec.md 6), always under the same
+ * id, byte for byte (the device answers a request it already ran from its
+ * record of answers): `record`, whenever it is found lost; `ordered` (it
+ * changes state later requests read), only while nothing sent after it can
+ * depend on it; `never`, not at all.
+ */
+export const RESEND_CLASSES = ["record", "ordered", "never"] as const;
 type Resend = (typeof RESEND_CLASSES)[number];
 interface OpEntry extends Entry {
   module: string;
@@ -353,10 +359,11 @@ function genTs(ids: Ids): string {
   }
   out.push(
     "/**",
-    " * Whether a lost request may be resent (spec.md 6): `idempotent` ops always;",
-    " * `create` ops too, a resend's handle_in_use meaning the first attempt made",
-    " * the object; `free` too, a resend's bad_handle meaning the first attempt",
-    " * freed it; `never` ops never.",
+    " * Whether a lost request may be resent (spec.md 6), under the same id, byte",
+    " * for byte, the device answering a request it already ran from its record of",
+    " * answers: `record` ops whenever found lost; `ordered` ops (they change state",
+    " * later requests read) only while nothing sent after them can depend on them;",
+    " * `never` ops never.",
     " */",
     `export type Resend = ${RESEND_CLASSES.map((r) => JSON.stringify(r)).join(" | ")};`,
     "",
@@ -367,8 +374,6 @@ function genTs(ids: Ids): string {
     "  /** Arguments after the request id and the op (messages.cddl `<op>-req`). */",
     "  readonly minArgs: number;",
     "  readonly maxArgs: number;",
-    '  /** Same as `resend === "idempotent"`. */',
-    "  readonly idempotent: boolean;",
     "}",
     "",
   );
@@ -380,7 +385,6 @@ function genTs(ids: Ids): string {
       `resend: ${JSON.stringify(o.resend)}`,
       `minArgs: ${o.arity[0]}`,
       `maxArgs: ${o.arity[1]}`,
-      `idempotent: ${o.resend === "idempotent"}`,
     ];
     out.push(`  [${o.id}, { ${fields.join(", ")} }],`);
   }

@@ -29,6 +29,10 @@ static struct bytes hx(const char *hex)
     return out;
 }
 
+/* Each request gets a new id: one repeated with the same id and bytes
+ * would be a resend, answered from the record (spec.md §6). */
+static uint32_t next_id = 1;
+
 /* Arguments: 't' text (const char *), 'b' bytes (const struct bytes *),
  * 'B' bytes (const uint8_t *, size_t), 'n' null, 'u' unsigned, 'T'/'F'
  * booleans. */
@@ -37,7 +41,7 @@ static bool call(unsigned op, const char *fmt, ...)
     CborEncoder enc, arr;
     cbor_encoder_init(&enc, buf, sizeof buf, 0);
     (void)cbor_encoder_create_array(&enc, &arr, 2 + strlen(fmt));
-    (void)cbor_encode_uint(&arr, 7);
+    (void)cbor_encode_uint(&arr, next_id++);
     (void)cbor_encode_uint(&arr, op);
     va_list ap;
     va_start(ap, fmt);

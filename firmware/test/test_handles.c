@@ -61,6 +61,7 @@ ML_TEST(table_full_and_recovery)
     expect_status(req, ML_STATUS_TOO_MANY_HANDLES, msg);
     expect_status("84 03 13 01 19 ffff", ML_STATUS_TOO_MANY_HANDLES, msg); /* hash_copy too */
     CHECK(call_ok("83 04 03 05"));
+    snprintf(req, sizeof req, "84 06 10 19 %04x 04", ML_CFG_MAX_HANDLES + 1); /* a new id: not a resend */
     CHECK(call_ok(req));
     for (unsigned h = 1; h <= ML_CFG_MAX_HANDLES + 1; h++) {
         if (h != 5) {

@@ -92,12 +92,16 @@ static const char RSA1024_LEGACY_PEM[] = "-----BEGIN RSA PRIVATE KEY-----\n"
                                          "SMsHnL6oIgSSzGammFb/OvHMsIX3iTvhbY9c9KU8kxzB7jT+JNRdM3JGjT6hl7N+\n"
                                          "/Mo1xRR6Y2y75kfz5YtA86SW3Otj0lDQYVgV+p+Hhk6nWdOMLFrmatxazOyTc6+c\n"
                                          "-----END RSA PRIVATE KEY-----\n";
+/* Each request gets a new id: one repeated with the same id and bytes
+ * would be a resend, answered from the record (spec.md §6). */
+static uint32_t next_id = 1;
+
 static size_t encode(unsigned op, const char *fmt, va_list ap)
 {
     CborEncoder enc, arr;
     cbor_encoder_init(&enc, buf, sizeof buf, 0);
     (void)cbor_encoder_create_array(&enc, &arr, 2 + strlen(fmt));
-    (void)cbor_encode_uint(&arr, 7);
+    (void)cbor_encode_uint(&arr, next_id++);
     (void)cbor_encode_uint(&arr, op);
     for (const char *f = fmt; *f; f++) {
         switch (*f) {

@@ -50,3 +50,4 @@ export type { SlotInfo, StoreOptions } from "./modules/slots.js";
 export { SlotsModule } from "./modules/slots.js";
 export { setDebug } from "./rpc/debug.js";
 export type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo, SessionEventMap } from "./rpc/rpc.js";
+export type { ResidenceState, ResidencyCounters } from "./session/residency.js";

@@ -84,6 +84,7 @@ describe.runIf(TARGET !== "port")(`device lifecycle (${TARGET})`, () => {
     const { dev } = await controlled();
     await (async () => {
       const h = dev.hash.sha256(utf8("abc"));
+      expect(h.handle).toBeGreaterThan(0); // a device context (a digest this small makes one only when asked)
       await h.digest();
     })();
     expect((await dev.stats()).handlesUsed).toBe(1);

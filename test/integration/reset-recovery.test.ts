@@ -151,6 +151,7 @@ describe.runIf(TARGET !== "port")(`reset recovery (${TARGET})`, () => {
       const ev = recordEvents(dev);
       const bootBefore = dev.info.bootId;
       const h = dev.hash.sha256(utf8("before"));
+      expect(h.handle).toBeGreaterThan(0); // a device context (a digest this small makes one only when asked)
       await h.digest();
       relay.cut(1000); // the boot event is lost
       await t.reset();

@@ -15,6 +15,7 @@ struct ml_link_stats {
     uint32_t rx_frames;                     /* frames whose CRC matched (dropped bad_message ones too) */
     uint32_t rx_dropped;                    /* frames dropped for any reason */
     uint32_t rx_drop[ML_DROP_REASON_COUNT]; /* indexed by enum ml_drop_reason */
+    uint32_t rx_replayed;                   /* resent requests answered from the record, not run again */
     uint32_t tx_frames;
     uint32_t tx_dropped; /* frames abandoned because the line stayed blocked */
 };

@@ -18,13 +18,23 @@ static struct slot table[ML_CFG_MAX_HANDLES];
 
 void (*ml_handle_free_hook)(const void *obj, size_t size);
 
-static const char *type_name(uint8_t type)
+const char *ml_handle_type_name(uint8_t type)
 {
     switch (type) {
     case ML_HT_HASH:
         return "digest context";
+    case ML_HT_HMAC:
+        return "HMAC context";
+    case ML_HT_CIPHER:
+        return "cipher context";
     case ML_HT_SYMKEY:
         return "symmetric key";
+    case ML_HT_CIPHER_BUF:
+        return "buffered cipher context";
+    case ML_HT_PK:
+        return "pk key";
+    case ML_HT_KEX:
+        return "key-exchange context";
     default:
         return "object";
     }
@@ -85,17 +95,30 @@ uint32_t ml_handles_used(void)
     return n;
 }
 
-int ml_handle_get(struct ml_call *call, uint32_t handle, uint8_t type, void **obj)
+int ml_handle_lookup(struct ml_call *call, uint32_t handle, uint8_t *type, void **obj)
 {
     struct slot *s = find(handle);
     int st = ML_STATUS_OK;
     if (s == NULL) {
         ML_FAIL(call, ML_STATUS_BAD_HANDLE, "handle %lu is not live", (unsigned long)handle);
     }
-    if (s->type != type) {
-        ML_FAIL(call, ML_STATUS_WRONG_HANDLE_TYPE, "handle %lu is not a %s", (unsigned long)handle, type_name(type));
-    }
+    *type = s->type;
     *obj = s->obj;
+cleanup:
+    return st;
+}
+
+int ml_handle_get(struct ml_call *call, uint32_t handle, uint8_t type, void **obj)
+{
+    uint8_t live_type = ML_HT_NONE;
+    void *p = NULL;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_handle_lookup(call, handle, &live_type, &p));
+    if (live_type != type) {
+        ML_FAIL(call, ML_STATUS_WRONG_HANDLE_TYPE, "handle %lu is not a %s", (unsigned long)handle,
+                ml_handle_type_name(type));
+    }
+    *obj = p;
 cleanup:
     return st;
 }
@@ -119,7 +142,8 @@ int ml_handle_create(struct ml_call *call, uint32_t handle, uint8_t type, size_t
     }
     p = mbedtls_calloc(1, size);
     if (p == NULL) {
-        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %s (%lu bytes)", type_name(type), (unsigned long)size);
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %s (%lu bytes)", ml_handle_type_name(type),
+                (unsigned long)size);
     }
     s->handle = handle;
     s->type = type;

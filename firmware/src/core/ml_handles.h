@@ -36,6 +36,10 @@ uint32_t ml_handles_used(void);
 
 /* Looks up a live handle of `type`: bad_handle / wrong_handle_type. */
 int ml_handle_get(struct ml_call *call, uint32_t handle, uint8_t type, void **obj);
+/* What an object of `type` is called in messages ("digest context", ...). */
+const char *ml_handle_type_name(uint8_t type);
+/* Looks up a live handle of any type (obj_wrap): bad_handle. */
+int ml_handle_lookup(struct ml_call *call, uint32_t handle, uint8_t *type, void **obj);
 /* Allocates a zeroed object of `size` bytes under a new handle:
  * handle_in_use / too_many_handles / out_of_memory. `dtor` (may be NULL)
  * releases what the object owns; it runs before the memory is zeroised. */

@@ -3,12 +3,16 @@
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/entropy.h>
 #include <mbedtls/platform_time.h>
+#include <mbedtls/platform_util.h>
+#include <stdbool.h>
 
 #include "core/protocol_ids.h"
 #include "hal/ml_hal.h"
 
 static mbedtls_entropy_context entropy;
 static mbedtls_ctr_drbg_context drbg;
+static uint8_t wrap_key[ML_RNG_WRAP_KEY_SIZE];
+static bool wrap_key_ready;
 
 /* Mbed TLS's hardware entropy hook (MBEDTLS_ENTROPY_HARDWARE_ALT); its
  * prototype lives in a private Mbed TLS header. */
@@ -28,12 +32,21 @@ int ml_rng_init(void)
     static const char personalisation[] = "mbedlink device DRBG";
     mbedtls_entropy_init(&entropy);
     mbedtls_ctr_drbg_init(&drbg);
-    return mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, (const unsigned char *)personalisation,
-                                 sizeof personalisation - 1);
+    int ret = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, (const unsigned char *)personalisation,
+                                    sizeof personalisation - 1);
+    if (ret == 0) {
+        ret = mbedtls_ctr_drbg_random(&drbg, wrap_key, sizeof wrap_key);
+    }
+    wrap_key_ready = ret == 0;
+    return ret;
 }
+
+const uint8_t *ml_rng_wrap_key(void) { return wrap_key_ready ? wrap_key : NULL; }
 
 void ml_rng_free(void)
 {
+    mbedtls_platform_zeroize(wrap_key, sizeof wrap_key);
+    wrap_key_ready = false;
     mbedtls_ctr_drbg_free(&drbg);
     mbedtls_entropy_free(&entropy);
 }

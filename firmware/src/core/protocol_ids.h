@@ -83,6 +83,8 @@ enum ml_op {
     ML_OP_KEX_GENERATE = 89, /* Make this side's key-exchange payload: ServerKeyExchange (server) or ClientKeyExchange (client), TLS formats as python-mbedtls. */
     ML_OP_KEX_IMPORT = 90, /* Read the peer's payload: ServerKeyExchange (client) or ClientKeyExchange (server). */
     ML_OP_KEX_SECRET = 91, /* Compute the shared secret: returned as big-endian bytes, or kept on the device as a symmetric key under a new handle. */
+    ML_OP_OBJ_WRAP = 96, /* Swap an object out: its state wrapped (AES-256-GCM under a per-boot device key, spec.md 7.6) as the result, then the handle is freed; on any failure the handle stays as it was. Digest, HMAC, pk and symmetric key objects only. */
+    ML_OP_OBJ_UNWRAP = 97, /* Swap an object back in under a new host-chosen handle from a blob obj_wrap returned in this boot; another boot's, another type's or an altered blob is bad_argument. */
 };
 
 enum ml_status {

@@ -8,8 +8,26 @@
 
 static const char *const status_messages[ML_STATUS_COUNT] = ML_STATUS_MESSAGES_INIT;
 
+/* Op id -> 1 + its place in ml_op_table (0: none), for ids below
+ * OP_INDEX_SIZE; built at the first lookup. Any other op is looked for in
+ * the table itself. */
+#define OP_INDEX_SIZE 256u
+static uint8_t op_index[OP_INDEX_SIZE];
+static bool op_indexed;
+
 static const struct ml_op_entry *find_op(uint64_t op)
 {
+    if (!op_indexed) {
+        for (size_t i = 0; i < ml_op_table_len && i < UINT8_MAX; i++) {
+            if (ml_op_table[i].op < OP_INDEX_SIZE) {
+                op_index[ml_op_table[i].op] = (uint8_t)(i + 1);
+            }
+        }
+        op_indexed = true;
+    }
+    if (op < OP_INDEX_SIZE && op_index[op] != 0) {
+        return &ml_op_table[op_index[op] - 1];
+    }
     for (size_t i = 0; i < ml_op_table_len; i++) {
         if (ml_op_table[i].op == op) {
             return &ml_op_table[i];
@@ -96,17 +114,36 @@ static size_t encode_error(const struct ml_call *call, int status, uint8_t *tx, 
     return n;
 }
 
-/* Runs the request whose id is call->id and writes its response. */
-static size_t respond(struct ml_call *call, const CborValue *it, CborValue *el, const uint8_t *end, uint8_t *tx,
-                      size_t tx_cap)
+bool ml_dispatch_open(struct ml_request *rq, const uint8_t *msg, size_t len)
 {
+    /* Every field of the call but the detail buffer, which is only ever read as a C string. */
+    memset(&rq->call, 0, offsetof(struct ml_call, detail));
+    rq->call.detail[0] = '\0';
+    rq->status = ML_STATUS_OK;
+    rq->end = msg + len;
+    uint64_t id = 0;
+    bool ok = cbor_parser_init(msg, len, 0, &rq->parser, &rq->it) == CborNoError && cbor_value_is_array(&rq->it) &&
+              cbor_value_enter_container(&rq->it, &rq->el) == CborNoError && !cbor_value_at_end(&rq->el) &&
+              cbor_value_is_unsigned_integer(&rq->el) && cbor_value_get_uint64(&rq->el, &id) == CborNoError &&
+              id <= ML_REQUEST_ID_MAX;
+    if (ok) {
+        rq->call.id = (uint32_t)id;
+        (void)cbor_value_advance_fixed(&rq->el);
+    }
+    return ok;
+}
+
+/* Runs the request whose id is rq->call.id and writes its response. */
+size_t ml_dispatch_run(struct ml_request *rq, uint8_t *tx, size_t tx_cap)
+{
+    struct ml_call *call = &rq->call;
     size_t n = 0;
     CborEncoder enc, arr;
     cbor_encoder_init(&enc, tx, tx_cap, 0);
     CborError err = cbor_encoder_create_array(&enc, &arr, 3);
     err |= cbor_encode_uint(&arr, call->id);
     err |= cbor_encode_uint(&arr, ML_STATUS_OK);
-    int status = run(call, it, el, end, &arr);
+    int status = run(call, &rq->it, &rq->el, rq->end, &arr);
     if (status == ML_STATUS_OK) {
         err |= cbor_encoder_close_container_checked(&enc, &arr);
         if (cbor_encoder_get_extra_bytes_needed(&enc) > 0) {
@@ -122,26 +159,12 @@ static size_t respond(struct ml_call *call, const CborValue *it, CborValue *el, 
     if (status != ML_STATUS_OK) {
         n = encode_error(call, status, tx, tx_cap);
     }
+    rq->status = status;
     return n;
 }
 
 size_t ml_dispatch(const uint8_t *msg, size_t len, uint8_t *tx, size_t tx_cap)
 {
-    struct ml_call call;
-    /* Every field but the detail buffer, which is only ever read as a C string. */
-    memset(&call, 0, offsetof(struct ml_call, detail));
-    call.detail[0] = '\0';
-    CborParser parser;
-    CborValue it, el;
-    uint64_t id = 0;
-    size_t n = 0; /* not a request: the link drops it as bad_message */
-    if (cbor_parser_init(msg, len, 0, &parser, &it) == CborNoError && cbor_value_is_array(&it) &&
-        cbor_value_enter_container(&it, &el) == CborNoError && !cbor_value_at_end(&el) &&
-        cbor_value_is_unsigned_integer(&el) && cbor_value_get_uint64(&el, &id) == CborNoError &&
-        id <= ML_REQUEST_ID_MAX) {
-        call.id = (uint32_t)id;
-        (void)cbor_value_advance_fixed(&el);
-        n = respond(&call, &it, &el, msg + len, tx, tx_cap);
-    }
-    return n;
+    struct ml_request rq;
+    return ml_dispatch_open(&rq, msg, len) ? ml_dispatch_run(&rq, tx, tx_cap) : 0;
 }

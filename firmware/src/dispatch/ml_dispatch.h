@@ -8,6 +8,7 @@
 #define ML_DISPATCH_H
 
 #include <cbor.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,10 +22,29 @@ struct ml_op_entry {
     ml_handler_fn handler;
 };
 
-/* Handles one request message (CBOR; the link has checked and removed the
- * CRC). Writes the response message (CBOR only: the link adds the CRC when
- * it sends it) into tx[0..tx_cap) and returns its length; returns 0 when
- * the message is not a request (the link drops it: bad_message). */
+/* One request on its way through the dispatcher, in two steps so that the
+ * link can look its id up in the record of answers (link/ml_record.h)
+ * before anything runs: ml_dispatch_open reads the id, ml_dispatch_run
+ * runs the request. The parser state points into the struct: never copy
+ * an open one. */
+struct ml_request {
+    struct ml_call call; /* call.id once open, call.op once read */
+    int status;          /* after ml_dispatch_run: ML_STATUS_OK or the status answered */
+    CborParser parser;
+    CborValue it; /* the top-level array */
+    CborValue el; /* its items, after the id */
+    const uint8_t *end;
+};
+
+/* Reads the request id of msg[0..len) (CBOR; the link has checked and
+ * removed the CRC). False when the message is not a request: no array, or
+ * no unsigned id below 2^32 first (the link drops it: bad_message). */
+bool ml_dispatch_open(struct ml_request *rq, const uint8_t *msg, size_t len);
+/* Runs an open request and writes its response (CBOR only: the link adds
+ * the CRC when it sends it) into tx[0..tx_cap); returns its length (0 only
+ * if not even an error response fits). */
+size_t ml_dispatch_run(struct ml_request *rq, uint8_t *tx, size_t tx_cap);
+/* Both steps: the response's length, or 0 when msg is not a request. */
 size_t ml_dispatch(const uint8_t *msg, size_t len, uint8_t *tx, size_t tx_cap);
 
 /* The op table (for tests and introspection). */

@@ -56,5 +56,7 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_KEX_GENERATE, 1, 1, ml_op_kex_generate},
     {ML_OP_KEX_IMPORT, 2, 2, ml_op_kex_import},
     {ML_OP_KEX_SECRET, 2, 2, ml_op_kex_secret},
+    {ML_OP_OBJ_WRAP, 1, 1, ml_op_obj_wrap},
+    {ML_OP_OBJ_UNWRAP, 2, 2, ml_op_obj_unwrap},
 };
 const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];

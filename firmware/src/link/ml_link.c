@@ -9,10 +9,10 @@
 #include "core/ml_device.h"
 #include "dispatch/ml_dispatch.h"
 #include "hal/ml_hal.h"
+#include "link/ml_record.h"
 #include "link/ml_slip.h"
 
-static uint8_t rx_buf[ML_CFG_MTU];
-static uint8_t tx_buf[ML_CFG_MTU];
+static uint8_t rx_buf[ML_CFG_MTU]; /* answers are encoded into the record (link/ml_record.h) */
 static struct ml_slip_decoder decoder;
 static struct ml_link_stats *const stats = &ml_device.link; /* read by the stats op */
 
@@ -90,6 +90,7 @@ void ml_link_init(uint32_t mtu)
     ml_device.mtu = mtu < ML_CFG_MTU ? mtu : ML_CFG_MTU;
     ml_slip_decoder_init(&decoder, rx_buf, ml_device.mtu);
     memset(&ml_device.link, 0, sizeof ml_device.link);
+    ml_record_init();
     ml_busy_set_sink(send_busy_event); /* core/ sends busy events through the link */
 }
 
@@ -100,24 +101,43 @@ static void drop(enum ml_drop_reason reason)
     send_uint_event(ML_EVENT_FRAME_DROPPED, reason, stats->rx_dropped);
 }
 
+/* A request: answered from the record when it is a resend (same id, same
+ * CRC), else run with its answer encoded into the record and sent from
+ * there. Returns the answer's length (0: none fits, not even an error). */
+static size_t on_request(struct ml_request *rq, uint32_t crc)
+{
+    uint8_t *answer = NULL;
+    size_t n = 0;
+    if (ml_record_lookup(rq->call.id, crc, &answer, &n)) {
+        stats->rx_replayed++;
+    } else {
+        /* The answer leaves room for its CRC (mtu > ML_CRC_SIZE here). */
+        n = ml_dispatch_run(rq, answer, ml_device.mtu - ML_CRC_SIZE);
+        if (rq->status == ML_STATUS_OK && rq->call.op == ML_OP_HELLO) {
+            ml_record_new_session(rq->call.id);
+        }
+        ml_record_commit(n);
+    }
+    if (n != 0) {
+        ml_link_send(answer, n);
+    }
+    return n;
+}
+
 static void on_frame(const uint8_t *body, size_t len)
 {
     size_t cbor_len = len > ML_CRC_SIZE ? len - ML_CRC_SIZE : 0;
     const uint8_t *crc = body + cbor_len;
-    size_t n = 0;
+    uint32_t sum = cbor_len == 0 ? 0 : ml_crc32(body, cbor_len);
+    struct ml_request rq;
     if (cbor_len == 0) {
         drop(ML_DROP_TOO_SHORT);
-    } else if (((uint32_t)crc[0] << 24 | (uint32_t)crc[1] << 16 | (uint32_t)crc[2] << 8 | crc[3]) !=
-               ml_crc32(body, cbor_len)) {
+    } else if (((uint32_t)crc[0] << 24 | (uint32_t)crc[1] << 16 | (uint32_t)crc[2] << 8 | crc[3]) != sum) {
         drop(ML_DROP_BAD_CRC);
     } else {
         stats->rx_frames++; /* CRC ok (messages.cddl), counted before dispatch so stats sees itself */
-        /* The response leaves room for its CRC in tx_buf (mtu > ML_CRC_SIZE here). */
-        n = ml_dispatch(body, cbor_len, tx_buf, ml_device.mtu - ML_CRC_SIZE);
-        if (n == 0) {
+        if (!ml_dispatch_open(&rq, body, cbor_len) || on_request(&rq, sum) == 0) {
             drop(ML_DROP_BAD_MESSAGE);
-        } else {
-            ml_link_send(tx_buf, n);
         }
     }
 }

@@ -1,4 +1,5 @@
-/* The link: bytes -> SLIP -> length/CRC checks -> dispatcher, drop
+/* The link: bytes -> SLIP -> length/CRC checks -> the record of answers
+ * (link/ml_record.h: a resend is answered from it) -> dispatcher, drop
  * counters and frame_dropped events, and transmission of frames: every
  * frame the device sends (responses, boot, frame_dropped and busy events)
  * goes out through ml_link_send, the one place that adds the CRC. */

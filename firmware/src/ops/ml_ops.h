@@ -79,4 +79,8 @@ int ml_op_kex_generate(struct ml_call *call, CborValue *args, CborEncoder *resul
 int ml_op_kex_import(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_kex_secret(struct ml_call *call, CborValue *args, CborEncoder *result);
 
+/* obj */
+int ml_op_obj_wrap(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_obj_unwrap(struct ml_call *call, CborValue *args, CborEncoder *result);
+
 #endif /* ML_OPS_H */

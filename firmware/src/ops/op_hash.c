@@ -1,9 +1,22 @@
 /* hash module: digest contexts and one-shot digests over mbedtls_md. */
 #include <mbedtls/md.h>
+#include <mbedtls/md5.h>
+#include <mbedtls/ripemd160.h>
+#include <mbedtls/sha1.h>
+#include <mbedtls/sha256.h>
+#include <mbedtls/sha3.h>
+#include <mbedtls/sha512.h>
+#include <string.h>
 
 #include "core/ml_handles.h"
 #include "ops/ml_hash.h"
+#include "ops/ml_obj.h"
 #include "ops/ml_ops.h"
+
+#if defined(MBEDTLS_MD5_ALT) || defined(MBEDTLS_SHA1_ALT) || defined(MBEDTLS_SHA256_ALT) || \
+    defined(MBEDTLS_SHA512_ALT) || defined(MBEDTLS_RIPEMD160_ALT) || defined(MBEDTLS_MD_SOME_PSA)
+#error "ml_md_state_write copies digest contexts by value: an _ALT or PSA context may hold pointers"
+#endif
 
 struct hash_obj {
     mbedtls_md_context_t md;
@@ -162,6 +175,86 @@ int ml_op_hash_oneshot(struct ml_call *call, CborValue *args, CborEncoder *resul
     ML_CHK(ml_hash_lookup(call, alg, &info, NULL));
     ML_CHK_TLS(call, mbedtls_md(info, data, len, digest), "md");
     (void)cbor_encode_byte_string(result, digest, mbedtls_md_get_size(info));
+cleanup:
+    return st;
+}
+
+/* ------------------------------------------------------------ swapping */
+
+/* Bytes of the algorithm context mbedtls_md_setup allocates for `type`; 0 for none. */
+static size_t md_ctx_size(mbedtls_md_type_t type)
+{
+    switch (type) {
+    case MBEDTLS_MD_MD5:
+        return sizeof(mbedtls_md5_context);
+    case MBEDTLS_MD_SHA1:
+        return sizeof(mbedtls_sha1_context);
+    case MBEDTLS_MD_SHA224:
+    case MBEDTLS_MD_SHA256:
+        return sizeof(mbedtls_sha256_context);
+    case MBEDTLS_MD_SHA384:
+    case MBEDTLS_MD_SHA512:
+        return sizeof(mbedtls_sha512_context);
+    case MBEDTLS_MD_RIPEMD160:
+        return sizeof(mbedtls_ripemd160_context);
+    case MBEDTLS_MD_SHA3_224:
+    case MBEDTLS_MD_SHA3_256:
+    case MBEDTLS_MD_SHA3_384:
+    case MBEDTLS_MD_SHA3_512:
+        return sizeof(mbedtls_sha3_context);
+    default:
+        return 0;
+    }
+}
+_Static_assert(1 + sizeof(mbedtls_sha512_context) <= ML_MD_STATE_MAX &&
+                   1 + sizeof(mbedtls_sha3_context) <= ML_MD_STATE_MAX,
+               "ML_MD_STATE_MAX holds the largest digest context");
+
+int ml_md_state_write(struct ml_call *call, const mbedtls_md_context_t *md, uint8_t *buf, size_t cap, size_t *len)
+{
+    mbedtls_md_type_t type = mbedtls_md_get_type(mbedtls_md_info_from_ctx(md));
+    size_t size = md_ctx_size(type);
+    int st = ML_STATUS_OK;
+    if (size == 0 || 1 + size > cap) {
+        ML_FAIL(call, ML_STATUS_INTERNAL_ERROR, "digest state of md type %d does not fit %lu bytes", (int)type,
+                (unsigned long)cap);
+    }
+    buf[0] = (uint8_t)type;
+    memcpy(buf + 1, md->MBEDTLS_PRIVATE(md_ctx), size);
+    *len = 1 + size;
+cleanup:
+    return st;
+}
+
+int ml_md_state_info(struct ml_call *call, const uint8_t *state, size_t len, const mbedtls_md_info_t **info)
+{
+    int st = ML_STATUS_OK;
+    *info = len > 0 ? mbedtls_md_info_from_type((mbedtls_md_type_t)state[0]) : NULL;
+    if (*info == NULL || len != 1 + md_ctx_size((mbedtls_md_type_t)state[0])) {
+        ML_FAIL(call, ML_STATUS_INTERNAL_ERROR, "wrapped digest state does not parse");
+    }
+cleanup:
+    return st;
+}
+
+void ml_md_state_load(mbedtls_md_context_t *md, const uint8_t *state)
+{
+    memcpy(md->MBEDTLS_PRIVATE(md_ctx), state + 1, md_ctx_size((mbedtls_md_type_t)state[0]));
+}
+
+int ml_hash_state_save(struct ml_call *call, void *obj, uint8_t *buf, size_t cap, size_t *len)
+{
+    return ml_md_state_write(call, &((struct hash_obj *)obj)->md, buf, cap, len);
+}
+
+int ml_hash_state_restore(struct ml_call *call, uint32_t handle, const uint8_t *state, size_t len)
+{
+    const mbedtls_md_info_t *info = NULL;
+    struct hash_obj *h = NULL;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_md_state_info(call, state, len, &info));
+    ML_CHK(create(call, handle, info, &h));
+    ml_md_state_load(&h->md, state);
 cleanup:
     return st;
 }

@@ -15,6 +15,7 @@
 
 #include "core/ml_handles.h"
 #include "ops/ml_hash.h"
+#include "ops/ml_obj.h"
 #include "ops/ml_ops.h"
 #include "ops/ml_symkey.h"
 
@@ -190,5 +191,47 @@ int ml_op_hmac_oneshot(struct ml_call *call, CborValue *args, CborEncoder *resul
     (void)cbor_encode_byte_string(result, mac, mbedtls_md_get_size(info));
 cleanup:
     mbedtls_platform_zeroize(mac, sizeof mac);
+    return st;
+}
+
+/* ------------------------------------------------------------ swapping */
+
+_Static_assert(ML_HMAC_STATE_MAX >= 1 + MBEDTLS_MD_MAX_BLOCK_SIZE + ML_MD_STATE_MAX, "ML_HMAC_STATE_MAX holds a state");
+
+int ml_hmac_state_save(struct ml_call *call, void *obj, uint8_t *buf, size_t cap, size_t *len)
+{
+    const struct hmac_obj *h = obj;
+    size_t inner_len = 0;
+    int st = ML_STATUS_OK;
+    if (cap < 1 + h->block_size) {
+        ML_FAIL(call, ML_STATUS_INTERNAL_ERROR, "HMAC state does not fit %lu bytes", (unsigned long)cap);
+    }
+    buf[0] = (uint8_t)h->block_size;
+    memcpy(buf + 1, h->opad, h->block_size);
+    ML_CHK(ml_md_state_write(call, &h->inner, buf + 1 + h->block_size, cap - 1 - h->block_size, &inner_len));
+    *len = 1 + h->block_size + inner_len;
+cleanup:
+    return st;
+}
+
+int ml_hmac_state_restore(struct ml_call *call, uint32_t handle, const uint8_t *state, size_t len)
+{
+    size_t block = len > 0 ? state[0] : 0;
+    const mbedtls_md_info_t *info = NULL;
+    struct hmac_obj *h = NULL;
+    int st = ML_STATUS_OK;
+    if (block == 0 || block > MBEDTLS_MD_MAX_BLOCK_SIZE || len < 1 + block) {
+        ML_FAIL(call, ML_STATUS_INTERNAL_ERROR, "wrapped HMAC state does not parse");
+    }
+    ML_CHK(ml_md_state_info(call, state + 1 + block, len - 1 - block, &info));
+    ML_CHK(create(call, handle, &h));
+    memcpy(h->opad, state + 1, block);
+    h->block_size = block;
+    ML_CHK_TLS(call, mbedtls_md_setup(&h->inner, info, 0), "md_setup");
+    ml_md_state_load(&h->inner, state + 1 + block);
+cleanup:
+    if (st != ML_STATUS_OK && h != NULL) {
+        (void)ml_handle_free(call, handle);
+    }
     return st;
 }

@@ -122,7 +122,7 @@ int ml_op_stats(struct ml_call *call, CborValue *args, CborEncoder *result)
     ml_heap_get_stats(&hs);
     const struct ml_link_stats *ls = &ml_device.link;
     CborEncoder map;
-    CborError err = cbor_encoder_create_map(result, &map, 16);
+    CborError err = cbor_encoder_create_map(result, &map, 17);
     err |= put_uint(&map, "heap_size", hs.size);
     err |= put_uint(&map, "heap_used", hs.used);
     err |= put_uint(&map, "heap_peak", hs.peak);
@@ -136,6 +136,7 @@ int ml_op_stats(struct ml_call *call, CborValue *args, CborEncoder *result)
     err |= put_uint(&map, "rx_oversize", ls->rx_drop[ML_DROP_OVERSIZE]);
     err |= put_uint(&map, "rx_too_short", ls->rx_drop[ML_DROP_TOO_SHORT]);
     err |= put_uint(&map, "rx_bad_message", ls->rx_drop[ML_DROP_BAD_MESSAGE]);
+    err |= put_uint(&map, "rx_replayed", ls->rx_replayed);
     err |= put_uint(&map, "tx_frames", ls->tx_frames);
     err |= put_uint(&map, "tx_dropped", ls->tx_dropped);
     err |= put_uint(&map, "stack_peak", ml_hal_stack_peak());

@@ -134,6 +134,10 @@ export const Op = {
   kexImport: 90,
   /** Compute the shared secret: returned as big-endian bytes, or kept on the device as a symmetric key under a new handle. */
   kexSecret: 91,
+  /** Swap an object out: its state wrapped (AES-256-GCM under a per-boot device key, spec.md 7.6) as the result, then the handle is freed; on any failure the handle stays as it was. Digest, HMAC, pk and symmetric key objects only. */
+  objWrap: 96,
+  /** Swap an object back in under a new host-chosen handle from a blob obj_wrap returned in this boot; another boot's, another type's or an altered blob is bad_argument. */
+  objUnwrap: 97,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -322,12 +326,13 @@ export const SlotKind = {
 export type SlotKind = (typeof SlotKind)[keyof typeof SlotKind];
 
 /**
- * Whether a lost request may be resent (spec.md 6): `idempotent` ops always;
- * `create` ops too, a resend's handle_in_use meaning the first attempt made
- * the object; `free` too, a resend's bad_handle meaning the first attempt
- * freed it; `never` ops never.
+ * Whether a lost request may be resent (spec.md 6), under the same id, byte
+ * for byte, the device answering a request it already ran from its record of
+ * answers: `record` ops whenever found lost; `ordered` ops (they change state
+ * later requests read) only while nothing sent after them can depend on them;
+ * `never` ops never.
  */
-export type Resend = "idempotent" | "create" | "free" | "never";
+export type Resend = "record" | "ordered" | "never";
 
 export interface OpInfo {
   readonly name: string;
@@ -336,62 +341,62 @@ export interface OpInfo {
   /** Arguments after the request id and the op (messages.cddl `<op>-req`). */
   readonly minArgs: number;
   readonly maxArgs: number;
-  /** Same as `resend === "idempotent"`. */
-  readonly idempotent: boolean;
 }
 
 export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
-  [0, { name: "hello", module: "sys", resend: "idempotent", minArgs: 0, maxArgs: 1, idempotent: true }],
-  [1, { name: "echo", module: "sys", resend: "idempotent", minArgs: 1, maxArgs: 1, idempotent: true }],
-  [2, { name: "stats", module: "sys", resend: "idempotent", minArgs: 0, maxArgs: 0, idempotent: true }],
-  [3, { name: "free", module: "sys", resend: "free", minArgs: 1, maxArgs: 1, idempotent: false }],
-  [16, { name: "hash_new", module: "hash", resend: "create", minArgs: 2, maxArgs: 2, idempotent: false }],
-  [17, { name: "hash_update", module: "hash", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
-  [18, { name: "hash_digest", module: "hash", resend: "idempotent", minArgs: 1, maxArgs: 1, idempotent: true }],
-  [19, { name: "hash_copy", module: "hash", resend: "create", minArgs: 2, maxArgs: 2, idempotent: false }],
-  [20, { name: "hash_oneshot", module: "hash", resend: "idempotent", minArgs: 2, maxArgs: 2, idempotent: true }],
-  [32, { name: "hmac_new", module: "hmac", resend: "create", minArgs: 3, maxArgs: 3, idempotent: false }],
-  [33, { name: "hmac_update", module: "hmac", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
-  [34, { name: "hmac_digest", module: "hmac", resend: "idempotent", minArgs: 1, maxArgs: 1, idempotent: true }],
-  [35, { name: "hmac_copy", module: "hmac", resend: "create", minArgs: 2, maxArgs: 2, idempotent: false }],
-  [36, { name: "hmac_oneshot", module: "hmac", resend: "idempotent", minArgs: 3, maxArgs: 3, idempotent: true }],
-  [40, { name: "hkdf_extract", module: "hkdf", resend: "idempotent", minArgs: 3, maxArgs: 3, idempotent: true }],
-  [41, { name: "hkdf_expand", module: "hkdf", resend: "idempotent", minArgs: 4, maxArgs: 4, idempotent: true }],
-  [42, { name: "hkdf", module: "hkdf", resend: "idempotent", minArgs: 5, maxArgs: 5, idempotent: true }],
-  [44, { name: "rng_bytes", module: "rng", resend: "never", minArgs: 1, maxArgs: 1, idempotent: false }],
-  [45, { name: "rng_reseed", module: "rng", resend: "never", minArgs: 1, maxArgs: 1, idempotent: false }],
-  [48, { name: "cipher_new", module: "cipher", resend: "create", minArgs: 6, maxArgs: 6, idempotent: false }],
-  [49, { name: "cipher_update", module: "cipher", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
-  [50, { name: "cipher_finish", module: "cipher", resend: "never", minArgs: 1, maxArgs: 1, idempotent: false }],
-  [51, { name: "cipher_crypt", module: "cipher", resend: "idempotent", minArgs: 6, maxArgs: 6, idempotent: true }],
-  [52, { name: "cipher_auth_encrypt", module: "cipher", resend: "idempotent", minArgs: 7, maxArgs: 7, idempotent: true }],
-  [53, { name: "cipher_auth_decrypt", module: "cipher", resend: "idempotent", minArgs: 7, maxArgs: 7, idempotent: true }],
-  [54, { name: "cipher_buf_new", module: "cipher", resend: "create", minArgs: 9, maxArgs: 9, idempotent: false }],
-  [55, { name: "cipher_buf_update", module: "cipher", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
-  [56, { name: "cipher_buf_finish", module: "cipher", resend: "never", minArgs: 1, maxArgs: 2, idempotent: false }],
-  [57, { name: "cipher_buf_read", module: "cipher", resend: "idempotent", minArgs: 3, maxArgs: 3, idempotent: true }],
-  [60, { name: "mpi_prime", module: "mpi", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
-  [61, { name: "mpi_random", module: "mpi", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
-  [64, { name: "pk_generate", module: "pk", resend: "never", minArgs: 5, maxArgs: 5, idempotent: false }],
-  [65, { name: "pk_import", module: "pk", resend: "never", minArgs: 4, maxArgs: 4, idempotent: false }],
-  [66, { name: "pk_info", module: "pk", resend: "idempotent", minArgs: 1, maxArgs: 1, idempotent: true }],
-  [67, { name: "pk_export", module: "pk", resend: "idempotent", minArgs: 2, maxArgs: 2, idempotent: true }],
-  [68, { name: "pk_sign", module: "pk", resend: "never", minArgs: 4, maxArgs: 4, idempotent: false }],
-  [69, { name: "pk_verify", module: "pk", resend: "idempotent", minArgs: 5, maxArgs: 5, idempotent: true }],
-  [70, { name: "pk_encrypt", module: "pk", resend: "never", minArgs: 4, maxArgs: 4, idempotent: false }],
-  [71, { name: "pk_decrypt", module: "pk", resend: "idempotent", minArgs: 4, maxArgs: 4, idempotent: true }],
-  [72, { name: "pk_check_pair", module: "pk", resend: "idempotent", minArgs: 2, maxArgs: 2, idempotent: true }],
-  [73, { name: "pk_curves", module: "pk", resend: "idempotent", minArgs: 0, maxArgs: 0, idempotent: true }],
-  [80, { name: "key_import", module: "key", resend: "create", minArgs: 2, maxArgs: 2, idempotent: false }],
-  [81, { name: "key_generate", module: "key", resend: "create", minArgs: 2, maxArgs: 2, idempotent: false }],
-  [84, { name: "slot_store", module: "slot", resend: "never", minArgs: 4, maxArgs: 4, idempotent: false }],
-  [85, { name: "slot_load", module: "slot", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
-  [86, { name: "slot_list", module: "slot", resend: "idempotent", minArgs: 0, maxArgs: 0, idempotent: true }],
-  [87, { name: "slot_delete", module: "slot", resend: "never", minArgs: 1, maxArgs: 1, idempotent: false }],
-  [88, { name: "kex_new", module: "kex", resend: "never", minArgs: 5, maxArgs: 5, idempotent: false }],
-  [89, { name: "kex_generate", module: "kex", resend: "never", minArgs: 1, maxArgs: 1, idempotent: false }],
-  [90, { name: "kex_import", module: "kex", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
-  [91, { name: "kex_secret", module: "kex", resend: "never", minArgs: 2, maxArgs: 2, idempotent: false }],
+  [0, { name: "hello", module: "sys", resend: "ordered", minArgs: 0, maxArgs: 1 }],
+  [1, { name: "echo", module: "sys", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [2, { name: "stats", module: "sys", resend: "record", minArgs: 0, maxArgs: 0 }],
+  [3, { name: "free", module: "sys", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [16, { name: "hash_new", module: "hash", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [17, { name: "hash_update", module: "hash", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [18, { name: "hash_digest", module: "hash", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [19, { name: "hash_copy", module: "hash", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [20, { name: "hash_oneshot", module: "hash", resend: "record", minArgs: 2, maxArgs: 2 }],
+  [32, { name: "hmac_new", module: "hmac", resend: "ordered", minArgs: 3, maxArgs: 3 }],
+  [33, { name: "hmac_update", module: "hmac", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [34, { name: "hmac_digest", module: "hmac", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [35, { name: "hmac_copy", module: "hmac", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [36, { name: "hmac_oneshot", module: "hmac", resend: "record", minArgs: 3, maxArgs: 3 }],
+  [40, { name: "hkdf_extract", module: "hkdf", resend: "record", minArgs: 3, maxArgs: 3 }],
+  [41, { name: "hkdf_expand", module: "hkdf", resend: "record", minArgs: 4, maxArgs: 4 }],
+  [42, { name: "hkdf", module: "hkdf", resend: "record", minArgs: 5, maxArgs: 5 }],
+  [44, { name: "rng_bytes", module: "rng", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [45, { name: "rng_reseed", module: "rng", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [48, { name: "cipher_new", module: "cipher", resend: "ordered", minArgs: 6, maxArgs: 6 }],
+  [49, { name: "cipher_update", module: "cipher", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [50, { name: "cipher_finish", module: "cipher", resend: "ordered", minArgs: 1, maxArgs: 1 }],
+  [51, { name: "cipher_crypt", module: "cipher", resend: "record", minArgs: 6, maxArgs: 6 }],
+  [52, { name: "cipher_auth_encrypt", module: "cipher", resend: "record", minArgs: 7, maxArgs: 7 }],
+  [53, { name: "cipher_auth_decrypt", module: "cipher", resend: "record", minArgs: 7, maxArgs: 7 }],
+  [54, { name: "cipher_buf_new", module: "cipher", resend: "ordered", minArgs: 9, maxArgs: 9 }],
+  [55, { name: "cipher_buf_update", module: "cipher", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [56, { name: "cipher_buf_finish", module: "cipher", resend: "ordered", minArgs: 1, maxArgs: 2 }],
+  [57, { name: "cipher_buf_read", module: "cipher", resend: "record", minArgs: 3, maxArgs: 3 }],
+  [60, { name: "mpi_prime", module: "mpi", resend: "record", minArgs: 2, maxArgs: 2 }],
+  [61, { name: "mpi_random", module: "mpi", resend: "record", minArgs: 2, maxArgs: 2 }],
+  [64, { name: "pk_generate", module: "pk", resend: "ordered", minArgs: 5, maxArgs: 5 }],
+  [65, { name: "pk_import", module: "pk", resend: "ordered", minArgs: 4, maxArgs: 4 }],
+  [66, { name: "pk_info", module: "pk", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [67, { name: "pk_export", module: "pk", resend: "record", minArgs: 2, maxArgs: 2 }],
+  [68, { name: "pk_sign", module: "pk", resend: "record", minArgs: 4, maxArgs: 4 }],
+  [69, { name: "pk_verify", module: "pk", resend: "record", minArgs: 5, maxArgs: 5 }],
+  [70, { name: "pk_encrypt", module: "pk", resend: "record", minArgs: 4, maxArgs: 4 }],
+  [71, { name: "pk_decrypt", module: "pk", resend: "record", minArgs: 4, maxArgs: 4 }],
+  [72, { name: "pk_check_pair", module: "pk", resend: "record", minArgs: 2, maxArgs: 2 }],
+  [73, { name: "pk_curves", module: "pk", resend: "record", minArgs: 0, maxArgs: 0 }],
+  [80, { name: "key_import", module: "key", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [81, { name: "key_generate", module: "key", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [84, { name: "slot_store", module: "slot", resend: "ordered", minArgs: 4, maxArgs: 4 }],
+  [85, { name: "slot_load", module: "slot", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [86, { name: "slot_list", module: "slot", resend: "record", minArgs: 0, maxArgs: 0 }],
+  [87, { name: "slot_delete", module: "slot", resend: "ordered", minArgs: 1, maxArgs: 1 }],
+  [88, { name: "kex_new", module: "kex", resend: "ordered", minArgs: 5, maxArgs: 5 }],
+  [89, { name: "kex_generate", module: "kex", resend: "ordered", minArgs: 1, maxArgs: 1 }],
+  [90, { name: "kex_import", module: "kex", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [91, { name: "kex_secret", module: "kex", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [96, { name: "obj_wrap", module: "obj", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [97, { name: "obj_unwrap", module: "obj", resend: "ordered", minArgs: 2, maxArgs: 2 }],
 ]);
 
 export interface HashAlgInfo {

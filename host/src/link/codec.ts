@@ -36,45 +36,26 @@ function withCrc(parts: readonly Uint8Array[]): Uint8Array {
   return body;
 }
 
-/** The shortest CBOR head (RFC 8949 4.2.1) of major type `major` with argument `n` < 2^32, as cbor-x writes it. */
-function cborHead(major: number, n: number): Uint8Array {
-  const m = major << 5;
-  if (n < 24) return Uint8Array.of(m | n);
-  if (n < 0x100) return Uint8Array.of(m | 24, n);
-  if (n < 0x10000) return Uint8Array.of(m | 25, n >>> 8, n & 0xff);
-  return Uint8Array.of(m | 26, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
-}
-
 /**
  * The frame body of a request `[id, ...rest]`, encoded once when the call is
- * made (so the caller may reuse its buffers at once). A resend goes under a
- * new id: `readdress` splices the new array head and id in front of the
- * encoded items, without decoding anything.
+ * made (so the caller may reuse its buffers at once). A resend sends the
+ * same bytes again (same id: the device answers it from its record, spec §6).
  */
 export class RequestBody {
   private constructor(
     /** CBOR + CRC, as written on the line. */
     readonly bytes: Uint8Array,
     readonly id: number,
-    /** Items after the id. */
-    private readonly count: number,
   ) {}
 
   /** Encodes `[id, ...rest]` exactly as encodeBody does; throws what cbor-x throws for a value it cannot encode. */
   static encode(id: number, rest: readonly unknown[]): RequestBody {
-    return new RequestBody(encodeBody([id, ...rest]), id, rest.length);
+    return new RequestBody(encodeBody([id, ...rest]), id);
   }
 
   /** Frame body bytes (CBOR + CRC). */
   get size(): number {
     return this.bytes.length;
-  }
-
-  /** The same request under another id. */
-  readdress(id: number): RequestBody {
-    const start = cborHead(4, this.count + 1).length + cborHead(0, this.id).length;
-    const items = this.bytes.subarray(start, this.bytes.length - CRC_SIZE);
-    return new RequestBody(withCrc([cborHead(4, this.count + 1), cborHead(0, id), items]), id, this.count);
   }
 }
 

@@ -106,8 +106,8 @@ export abstract class Transport extends EventEmitter<TransportEventMap> {
   }
 
   /**
-   * Encodes a request `[id, ...rest]` now, for sendRequest later (and again
-   * under another id with `readdress`). Throws for a value CBOR cannot carry.
+   * Encodes a request `[id, ...rest]` now, for sendRequest later (and again,
+   * byte for byte, for a resend). Throws for a value CBOR cannot carry.
    */
   encodeRequest(id: number, rest: readonly unknown[]): RequestBody {
     return RequestBody.encode(id, rest);

@@ -19,8 +19,9 @@
 import { ArgumentError, ProtocolError, TooLargeError, UnsupportedAlgorithmError } from "../base/errors.js";
 import { Limits, Op, Status } from "../base/protocol.generated.js";
 import { checkBytes } from "../base/util.js";
-import { type CallOptions, freeHandle, type SessionContext } from "../session/context.js";
-import { SymmetricKey } from "./keys.js";
+import type { CallOptions, SessionContext } from "../session/context.js";
+import { withTemporaryHandle } from "../session/device-object.js";
+import { SymmetricKey, withKey } from "./keys.js";
 
 /** Cipher modes, with python-mbedtls's values (its mbedtls.cipher.Mode). */
 export const MODE_ECB = 1;
@@ -83,6 +84,13 @@ function concat(parts: Uint8Array[]): Uint8Array {
     off += p.length;
   }
   return out;
+}
+
+/** The answers of pipelined requests; the first failure in sending order (the cause: e.g. the context's create) when any failed. */
+async function allInOrder(calls: Promise<unknown>[]): Promise<unknown[]> {
+  const settled = await Promise.allSettled(calls);
+  for (const r of settled) if (r.status === "rejected") throw r.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value);
 }
 
 function bytesResult(r: unknown, op: string): Uint8Array {
@@ -153,9 +161,9 @@ abstract class CipherBase {
     this.ivSize = ivSizeOf(family.wire, mode);
   }
 
-  /** The key argument of a request: the bytes, or the handle of a device-held key (once the device has it). */
-  protected keyArg(): Promise<Uint8Array | number> {
-    return this.key instanceof SymmetricKey ? this.key._ready(this.ctx) : Promise.resolve(this.key);
+  /** Runs `fn` with the key argument of a request: the bytes, or a device key's handle (kept on the device until `fn` settles). */
+  protected withKey<T>(fn: (key: Uint8Array | number) => Promise<T>): Promise<T> {
+    return withKey(this.ctx, this.key, fn);
   }
 
   /**
@@ -163,7 +171,7 @@ abstract class CipherBase {
    * temporary buffered device context; every request is pipelined and the
    * handle is freed afterwards. Returns the output and (AEAD encryption) the tag.
    */
-  protected async buffered(
+  protected buffered(
     data: Uint8Array,
     encrypt: boolean,
     ad: Uint8Array,
@@ -171,35 +179,32 @@ abstract class CipherBase {
     tag: Uint8Array | null,
     opts: CallOptions,
   ): Promise<{ out: Uint8Array; tag: Uint8Array | null }> {
-    const key = await this.keyArg();
-    const handle = this.ctx.nextHandle();
-    const chunk = this.ctx.chunkSize;
     const ctx = this.ctx;
-    const calls: Promise<unknown>[] = [
-      // The length lets the device reserve input and output at once: a message
-      // its heap cannot hold fails here, before the data travels.
-      ctx.call(Op.cipherBufNew, [handle, ...this.wire, key, this.iv, encrypt, Uint8Array.from(ad), tagLength, data.length], opts),
-    ];
-    for (let off = 0; off < data.length; off += chunk) {
-      calls.push(ctx.call(Op.cipherBufUpdate, [handle, data.slice(off, off + chunk)], opts));
-    }
-    calls.push(ctx.call(Op.cipherBufFinish, tag === null ? [handle] : [handle, Uint8Array.from(tag)], opts));
-    const epoch = ctx.epoch;
-    try {
-      const results = await Promise.all(calls);
-      const fin = results[results.length - 1];
-      if (!Array.isArray(fin) || fin.length !== 2 || typeof fin[0] !== "number" || fin[0] !== data.length)
-        throw new ProtocolError("cipher_buf_finish: result is not [length, tag]");
-      const outTag = fin[1] === null ? null : bytesResult(fin[1], "cipher_buf_finish");
-      const reads: Promise<unknown>[] = [];
-      for (let off = 0; off < data.length; off += chunk) {
-        reads.push(ctx.call(Op.cipherBufRead, [handle, off, Math.min(chunk, data.length - off)], opts));
-      }
-      const parts = (await Promise.all(reads)).map((r) => bytesResult(r, "cipher_buf_read"));
-      return { out: concat(parts), tag: outTag };
-    } finally {
-      await freeHandle(ctx, handle, epoch);
-    }
+    const chunk = ctx.streamChunk;
+    return this.withKey((key) =>
+      withTemporaryHandle(ctx, async (handle) => {
+        const calls: Promise<unknown>[] = [
+          // The length lets the device reserve input and output at once: a message
+          // its heap cannot hold fails here, before the data travels.
+          ctx.call(Op.cipherBufNew, [handle, ...this.wire, key, this.iv, encrypt, Uint8Array.from(ad), tagLength, data.length], opts),
+        ];
+        for (let off = 0; off < data.length; off += chunk) {
+          calls.push(ctx.call(Op.cipherBufUpdate, [handle, data.slice(off, off + chunk)], opts));
+        }
+        calls.push(ctx.call(Op.cipherBufFinish, tag === null ? [handle] : [handle, Uint8Array.from(tag)], opts));
+        const results = await allInOrder(calls);
+        const fin = results[results.length - 1];
+        if (!Array.isArray(fin) || fin.length !== 2 || typeof fin[0] !== "number" || fin[0] !== data.length)
+          throw new ProtocolError("cipher_buf_finish: result is not [length, tag]");
+        const outTag = fin[1] === null ? null : bytesResult(fin[1], "cipher_buf_finish");
+        const reads: Promise<unknown>[] = [];
+        for (let off = 0; off < data.length; off += chunk) {
+          reads.push(ctx.call(Op.cipherBufRead, [handle, off, Math.min(chunk, data.length - off)], opts));
+        }
+        const parts = (await allInOrder(reads)).map((r) => bytesResult(r, "cipher_buf_read"));
+        return { out: concat(parts), tag: outTag };
+      }),
+    );
   }
 
   /** Largest data one one-shot request carries for this cipher. */
@@ -224,8 +229,9 @@ export class Cipher extends CipherBase {
   private async crypt(data: Uint8Array, encrypt: boolean, opts: CallOptions): Promise<Uint8Array> {
     const max = this.oneShotMax();
     if (data.length <= max) {
-      const key = await this.keyArg();
-      const r = await this.ctx.call(Op.cipherCrypt, [...this.wire, key, this.iv, encrypt, Uint8Array.from(data)], opts);
+      const r = await this.withKey((key) =>
+        this.ctx.call(Op.cipherCrypt, [...this.wire, key, this.iv, encrypt, Uint8Array.from(data)], opts),
+      );
       return bytesResult(r, "cipher_crypt");
     }
     if (this.mode === MODE_XTS) {
@@ -233,21 +239,19 @@ export class Cipher extends CipherBase {
       return (await this.buffered(data, encrypt, new Uint8Array(0), 0, null, opts)).out;
     }
     // Stream through a temporary context; every request is pipelined.
-    const key = await this.keyArg();
-    const handle = this.ctx.nextHandle();
-    const chunk = this.ctx.chunkSize - 16;
-    const calls: Promise<unknown>[] = [this.ctx.call(Op.cipherNew, [handle, ...this.wire, key, this.iv, encrypt])];
-    for (let off = 0; off < data.length; off += chunk) {
-      calls.push(this.ctx.call(Op.cipherUpdate, [handle, data.slice(off, off + chunk)], opts));
-    }
-    calls.push(this.ctx.call(Op.cipherFinish, [handle], opts));
-    const epoch = this.ctx.epoch;
-    try {
-      const results = await Promise.all(calls);
-      return concat(results.slice(1).map((r) => bytesResult(r, "cipher_update")));
-    } finally {
-      await freeHandle(this.ctx, handle, epoch);
-    }
+    const ctx = this.ctx;
+    const chunk = ctx.streamChunk - 16;
+    return this.withKey((key) =>
+      withTemporaryHandle(ctx, async (handle) => {
+        const calls: Promise<unknown>[] = [ctx.call(Op.cipherNew, [handle, ...this.wire, key, this.iv, encrypt])];
+        for (let off = 0; off < data.length; off += chunk) {
+          calls.push(ctx.call(Op.cipherUpdate, [handle, data.slice(off, off + chunk)], opts));
+        }
+        calls.push(ctx.call(Op.cipherFinish, [handle], opts));
+        const results = await allInOrder(calls);
+        return concat(results.slice(1).map((r) => bytesResult(r, "cipher_update")));
+      }),
+    );
   }
 }
 
@@ -291,11 +295,8 @@ export class AEADCipher extends CipherBase {
       if (r.tag === null) throw new ProtocolError("cipher_buf_finish: no tag");
       return [r.out, r.tag];
     }
-    const key = await this.keyArg();
-    const r = await this.ctx.call(
-      Op.cipherAuthEncrypt,
-      [...this.wire, key, this.iv, Uint8Array.from(ad), Uint8Array.from(data), this.tagLength],
-      opts,
+    const r = await this.withKey((key) =>
+      this.ctx.call(Op.cipherAuthEncrypt, [...this.wire, key, this.iv, Uint8Array.from(ad), Uint8Array.from(data), this.tagLength], opts),
     );
     if (!Array.isArray(r) || r.length !== 2) throw new ProtocolError("cipher_auth_encrypt: result is not [ciphertext, tag]");
     return [bytesResult(r[0], "cipher_auth_encrypt"), bytesResult(r[1], "cipher_auth_encrypt")];
@@ -311,11 +312,12 @@ export class AEADCipher extends CipherBase {
       // The device releases nothing unless finish verified the tag.
       return (await this.buffered(data, false, ad, tag.length, tag, opts)).out;
     }
-    const key = await this.keyArg();
-    const r = await this.ctx.call(
-      Op.cipherAuthDecrypt,
-      [...this.wire, key, this.iv, Uint8Array.from(ad), Uint8Array.from(data), Uint8Array.from(tag)],
-      opts,
+    const r = await this.withKey((key) =>
+      this.ctx.call(
+        Op.cipherAuthDecrypt,
+        [...this.wire, key, this.iv, Uint8Array.from(ad), Uint8Array.from(data), Uint8Array.from(tag)],
+        opts,
+      ),
     );
     return bytesResult(r, "cipher_auth_decrypt");
   }
@@ -369,7 +371,7 @@ export class CipherFamily implements CipherFamilyInfo {
     ad: Uint8Array = new Uint8Array(0),
     opts: CipherOptions = {},
   ): Cipher | AEADCipher {
-    if (key instanceof SymmetricKey) key._wireHandle(this.ctx);
+    if (key instanceof SymmetricKey) key._checkFor(this.ctx);
     else checkBytes(key, "key");
     const m = mode ?? this.defaultMode;
     if (m === undefined) throw new ArgumentError(`${this.wire}.new() needs a mode`);

@@ -1,14 +1,16 @@
 // dev.hash: digests computed on the device, PEP 452 shape (python-mbedtls's
 // mbedtls.hash), in TypeScript style.
 //
-// update() and copy() are synchronous: they pipeline requests (hash_update
-// chunks, hash_copy) without waiting for answers. The first failure of such
-// a pipelined request is remembered and thrown by the next digest() /
-// hexdigest() / copy() (and from then on: the context missed data, so it is
-// poisoned). Handles are host-chosen from the Device's counter and never
-// reused within a boot.
+// update() and copy() are synchronous. A hash fed no more than one request
+// carries holds the bytes and digest() is one hash_oneshot request: no device
+// context (digest-context.ts). Past that, or on copy(), the object creates
+// its context and pipelines requests (hash_update chunks, hash_copy) without
+// waiting for answers. The first failure of such a pipelined request is
+// remembered and thrown by the next digest() / hexdigest() / copy() (and from
+// then on: the context missed data, so it is poisoned). Handles are
+// host-chosen from the Device's counter and never reused within a boot.
 
-import { ProtocolError, UnsupportedAlgorithmError } from "../base/errors.js";
+import { UnsupportedAlgorithmError } from "../base/errors.js";
 import type { HashAlgInfo } from "../base/protocol.generated.js";
 import { HASH_ALGS, Op } from "../base/protocol.generated.js";
 import { checkBytes, hex } from "../base/util.js";
@@ -39,9 +41,15 @@ export function lookupHash(name: string): HashAlgInfo {
   return alg;
 }
 
-const HASH_OPS = { update: Op.hashUpdate, digest: Op.hashDigest, copy: Op.hashCopy, digestName: "hash_digest" } as const;
+const HASH_OPS = {
+  update: Op.hashUpdate,
+  digest: Op.hashDigest,
+  copy: Op.hashCopy,
+  digestName: "hash_digest",
+  oneShotName: "hash_oneshot",
+} as const;
 
-/** A digest context living on the device. Create it with `dev.hash.new(name)` or a named constructor. */
+/** A digest context, on the device once it holds more than one request carries. Create it with `dev.hash.new(name)` or a named constructor. */
 export class Hash extends DigestContext {
   /** Protocol name, e.g. "sha256". */
   readonly name: string;
@@ -50,15 +58,23 @@ export class Hash extends DigestContext {
   constructor(ctx: SessionContext, alg: HashAlgInfo, source?: Hash) {
     super(ctx, alg, HASH_OPS);
     this.name = alg.name;
-    if (source) {
-      this.copyFrom(source);
-    } else {
-      this.track(ctx.call(Op.hashNew, [this.handle, alg.id]));
-    }
+    if (source) this.copyFrom(source);
   }
 
   protected get what(): string {
     return `${this.name} hash object`;
+  }
+
+  protected get oneShotRoom(): number {
+    return this.ctx.chunkSize;
+  }
+
+  protected oneShot(data: Uint8Array, opts: CallOptions): Promise<unknown> {
+    return this.ctx.call(Op.hashOneshot, [this.alg.id, data], opts);
+  }
+
+  protected createContext(): void {
+    this.track(this.open((handle) => this.ctx.call(Op.hashNew, [handle, this.alg.id])));
   }
 
   /** A new, independent context with the same state (synchronous, pipelined hash_copy). */
@@ -72,18 +88,12 @@ export class Hash extends DigestContext {
 export async function digestOf(ctx: SessionContext, name: string, data: Uint8Array, opts: CallOptions = {}): Promise<Uint8Array> {
   const alg = lookupHash(name);
   checkBytes(data, "data");
-  if (data.length <= ctx.chunkSize) {
-    const r = await ctx.call(Op.hashOneshot, [alg.id, data], opts);
-    if (!(r instanceof Uint8Array) || r.length !== alg.digestSize)
-      throw new ProtocolError(`hash_oneshot(${alg.name}) returned a bad digest`);
-    return Uint8Array.from(r);
-  }
   const h = new Hash(ctx, alg);
   try {
     h.update(data);
     return await h.digest(opts);
   } finally {
-    await h.close().catch(() => {});
+    await h.close().catch(() => {}); // no device call when it stayed lazy
   }
 }
 
@@ -106,7 +116,8 @@ export class HashModule {
   /**
    * A new digest context. A name the protocol does not know throws
    * UnsupportedAlgorithmError at once; a known one the firmware lacks fails
-   * with the device's UnsupportedAlgorithmError from digest().
+   * with the device's UnsupportedAlgorithmError from digest(). Nothing is
+   * sent until the data outgrows one request (or digest()).
    */
   new(name: string, data?: Uint8Array): Hash {
     const alg = lookupHash(name);

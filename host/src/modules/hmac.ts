@@ -1,23 +1,27 @@
 // dev.hmac: HMAC computed on the device, the PEP 452 shape of
 // python-mbedtls's mbedtls.hmac (and Python's hmac), in TypeScript style.
 //
-// Like dev.hash, update() and copy() are synchronous and pipelined; the first
-// failure of a pipelined request is thrown by the next digest()/copy(). The
-// key is sent once, with hmac_new (or named by the handle of a device-held
-// SymmetricKey, dev.keys); the device keeps only the key's pads.
+// Like dev.hash, update() and copy() are synchronous, and an HMAC whose key
+// and message fit one request holds them and digest() is one hmac_oneshot
+// request, with no device context (digest-context.ts). Past that, or on
+// copy(), the object creates its context: the key is sent once, with
+// hmac_new (or named by the handle of a device-held SymmetricKey, dev.keys),
+// the device keeps only the key's pads, and the host forgets the key; updates
+// and copies are pipelined, and the first failure of a pipelined request is
+// thrown by the next digest()/copy().
 //
 // Unlike python-mbedtls (whose digest() clears the message), digest() is
 // non-destructive: it may be called again, and update() after digest()
 // continues the message, as in Python's hmac module.
 
-import { ArgumentError, ProtocolError } from "../base/errors.js";
+import { ArgumentError } from "../base/errors.js";
 import type { HashAlgInfo } from "../base/protocol.generated.js";
 import { Op } from "../base/protocol.generated.js";
 import { checkBytes, hex } from "../base/util.js";
 import type { CallOptions, SessionContext } from "../session/context.js";
 import { DigestContext } from "./digest-context.js";
 import { lookupHash } from "./hash.js";
-import { SymmetricKey } from "./keys.js";
+import { SymmetricKey, withKey } from "./keys.js";
 
 /** Bytes a request needs besides the key and one data argument (alg id, second bstr head). */
 const EXTRA_ARG_BYTES = 16;
@@ -36,12 +40,25 @@ function digestmodOf(opts: unknown): HashAlgInfo {
   return lookupHash(d);
 }
 
-const HMAC_OPS = { update: Op.hmacUpdate, digest: Op.hmacDigest, copy: Op.hmacCopy, digestName: "hmac_digest" } as const;
+const HMAC_OPS = {
+  update: Op.hmacUpdate,
+  digest: Op.hmacDigest,
+  copy: Op.hmacCopy,
+  digestName: "hmac_digest",
+  oneShotName: "hmac_oneshot",
+} as const;
 
-/** An HMAC context living on the device. Create it with `dev.hmac.new(key, { digestmod })`. */
+/** Bytes a key takes in a request: its length, or a handle's (at most 5 CBOR bytes). */
+function keyWireSize(key: Uint8Array | SymmetricKey): number {
+  return key instanceof SymmetricKey ? 5 : key.length;
+}
+
+/** An HMAC context, on the device once it holds more than one request carries. Create it with `dev.hmac.new(key, { digestmod })`. */
 export class Hmac extends DigestContext {
   /** "hmac-" + digest name, e.g. "hmac-sha256" (as Python). */
   readonly name: string;
+  /** The key until the device context exists. */
+  private key: Uint8Array | SymmetricKey | undefined;
 
   /** @internal Use dev.hmac.new() / m.copy(). */
   constructor(ctx: SessionContext, alg: HashAlgInfo, source: Hmac | { key: Uint8Array | SymmetricKey }) {
@@ -49,19 +66,38 @@ export class Hmac extends DigestContext {
     this.name = `hmac-${alg.name}`;
     if (source instanceof Hmac) {
       this.copyFrom(source);
-    } else if (source.key instanceof SymmetricKey) {
-      // The key's own create failure is the one to report (rather than bad_handle).
-      const key = source.key;
-      const wire = key._wireHandle(ctx);
-      this.track(key._ready(ctx));
-      this.track(ctx.call(Op.hmacNew, [this.handle, alg.id, wire]));
     } else {
-      this.track(ctx.call(Op.hmacNew, [this.handle, alg.id, source.key]));
+      this.key = source.key;
+      // A device key closed while this object holds only its handle: the context is made first.
+      if (source.key instanceof SymmetricKey) source.key._lazyUser(this);
     }
   }
 
   protected get what(): string {
     return `${this.name} object`;
+  }
+
+  protected get oneShotRoom(): number {
+    return this.key === undefined ? 0 : this.ctx.chunkSize - EXTRA_ARG_BYTES - keyWireSize(this.key);
+  }
+
+  protected oneShot(data: Uint8Array, opts: CallOptions): Promise<unknown> {
+    return withKey(this.ctx, this.key as Uint8Array | SymmetricKey, (k) => this.ctx.call(Op.hmacOneshot, [this.alg.id, k, data], opts));
+  }
+
+  protected createContext(): void {
+    const key = this.key;
+    this.key = undefined;
+    if (key instanceof SymmetricKey) {
+      this.track(this.open((handle, keyHandle) => this.ctx.call(Op.hmacNew, [handle, this.alg.id, keyHandle]), key));
+    } else if (key) {
+      this.track(this.open((handle) => this.ctx.call(Op.hmacNew, [handle, this.alg.id, key])));
+    }
+  }
+
+  /** @internal Its device key is being closed: the context is created now, while the key is there. */
+  _keyClosing(): void {
+    if (this.isLazy && !this.isClosed) this.materialize();
   }
 
   /** A new, independent context with the same key and state (synchronous, pipelined hmac_copy). */
@@ -88,7 +124,8 @@ export class HmacModule {
    */
   new(key: Uint8Array | SymmetricKey, opts: HmacOptions): Hmac {
     const alg = digestmodOf(opts);
-    if (!(key instanceof SymmetricKey)) {
+    if (key instanceof SymmetricKey) key._checkFor(this.ctx);
+    else {
       checkBytes(key, "key");
       if (key.length > this.maxKeySize) throw new ArgumentError(`key of ${key.length} bytes exceeds ${this.maxKeySize} (MTU limit)`);
     }
@@ -106,20 +143,12 @@ export class HmacModule {
     const alg = digestmodOf({ digestmod });
     if (!(key instanceof SymmetricKey)) checkBytes(key, "key");
     checkBytes(data, "data");
-    const keyWire = key instanceof SymmetricKey ? 5 : key.length; // a handle is at most 5 CBOR bytes
-    if (keyWire + data.length + EXTRA_ARG_BYTES <= this.ctx.chunkSize) {
-      const k = key instanceof SymmetricKey ? await key._ready(this.ctx) : key;
-      const r = await this.ctx.call(Op.hmacOneshot, [alg.id, k, data], opts);
-      if (!(r instanceof Uint8Array) || r.length !== alg.digestSize)
-        throw new ProtocolError(`hmac_oneshot(${alg.name}) returned a bad MAC`);
-      return Uint8Array.from(r);
-    }
-    const m = this.new(key, { digestmod });
+    const m = this.new(key, { digestmod: alg.name });
     try {
       m.update(data);
       return await m.digest(opts);
     } finally {
-      await m.close().catch(() => {});
+      await m.close().catch(() => {}); // no device call when it stayed lazy
     }
   }
 

@@ -37,7 +37,7 @@ describe("kex_new", () => {
 
   it("static ECDH: the key's curve and handle, once the key is ready", async () => {
     t.answers.set(Op.kexGenerate, () => new Uint8Array([1]));
-    const key = { curve: "secp384r1", _ready: async () => 77 };
+    const key = { curve: "secp384r1", _use: <T>(_s: unknown, fn: (h: number) => Promise<T>) => fn(77) };
     const s = dev.pk.ECDHServer(key);
     await s.generate();
     expect(t.sentOp(Op.kexNew)).toEqual([[s.handle, 1, 1, 4, 77]]);
@@ -45,7 +45,7 @@ describe("kex_new", () => {
   });
 
   it("static ECDH with a key that has no key yet fails at the first call, sending nothing", async () => {
-    const s = dev.pk.ECDHServer({ curve: "secp256r1", _ready: () => Promise.reject(new ArgumentError("no key yet")) });
+    const s = dev.pk.ECDHServer({ curve: "secp256r1", _use: () => Promise.reject(new ArgumentError("no key yet")) });
     await expect(s.generate()).rejects.toThrow("no key yet");
     expect(t.sentOp(Op.kexNew)).toEqual([]);
   });

@@ -28,8 +28,8 @@ export const DEFAULT_ECDH_CURVE = "secp256r1";
 export interface StaticEcdhKey {
   /** The key's curve name. */
   readonly curve: string;
-  /** @internal Resolves with the key's handle once it exists on the device. */
-  _ready(session: SessionRef): Promise<number>;
+  /** @internal Runs `fn` with the key's handle once it exists on the device (kept there until `fn` settles). */
+  _use<T>(session: SessionRef, fn: (handle: number) => Promise<T>): Promise<T>;
 }
 
 /** Bytes of an ECDH shared secret (the x-coordinate, as long as the field's prime). */
@@ -51,16 +51,17 @@ export abstract class KeyExchange extends DeviceObject {
   private secret: bigint | undefined;
   private secretBytes: Uint8Array | undefined;
 
-  protected constructor(
-    ctx: SessionContext,
-    role: "server" | "client",
-    kind: number,
-    params: () => Promise<{ params: unknown; key: number | null }>,
-  ) {
-    super(ctx);
+  protected constructor(ctx: SessionContext, role: "server" | "client", kind: number, params: KexParams) {
+    // A key-exchange context cannot be swapped out (the device does not wrap it).
+    super(ctx, { pinned: true });
     this.role = role;
     const roleId = role === "server" ? KexRole.server : KexRole.client;
-    this.created = this.track(params().then((p) => ctx.call(Op.kexNew, [this.handle, kind, roleId, p.params, p.key])));
+    const key = params.key;
+    this.created = this.track(
+      key
+        ? this.open((handle, keyHandle) => ctx.call(Op.kexNew, [handle, kind, roleId, params.params(), keyHandle]), key)
+        : this.open((handle) => ctx.call(Op.kexNew, [handle, kind, roleId, params.params(), null])),
+    );
   }
 
   /** Bytes of the shared secret (ECDH: the field size; DH: len(P)); undefined while a static key's curve is unknown. */
@@ -72,7 +73,7 @@ export abstract class KeyExchange extends DeviceObject {
    */
   async generate(opts: CallOptions = {}): Promise<Uint8Array> {
     await this.ready();
-    const r = await this.ctx.call(Op.kexGenerate, [this.handle], longOp(this.ctx, opts));
+    const r = await this.use((h) => this.ctx.call(Op.kexGenerate, [h], longOp(this.ctx, opts)));
     if (!(r instanceof Uint8Array) || r.length === 0) throw new ProtocolError("kex_generate: result is not a byte string");
     return Uint8Array.from(r);
   }
@@ -91,7 +92,7 @@ export abstract class KeyExchange extends DeviceObject {
    */
   async generateSecretBytes(opts: CallOptions = {}): Promise<Uint8Array> {
     await this.ready();
-    const r = await this.ctx.call(Op.kexSecret, [this.handle, null], longOp(this.ctx, opts));
+    const r = await this.use((h) => this.ctx.call(Op.kexSecret, [h, null], longOp(this.ctx, opts)));
     if (!(r instanceof Uint8Array) || r.length === 0) throw new ProtocolError("kex_secret: result is not a byte string");
     const want = this.secretSize;
     if (want !== undefined && r.length !== want) throw new ProtocolError(`kex_secret: ${r.length} bytes, expected ${want}`);
@@ -110,7 +111,7 @@ export abstract class KeyExchange extends DeviceObject {
     await this.ready();
     return _adoptSymmetric(
       this.ctx,
-      (handle) => this.ctx.call(Op.kexSecret, [this.handle, handle], longOp(this.ctx, opts)),
+      (handle) => this.use((h) => this.ctx.call(Op.kexSecret, [h, handle], longOp(this.ctx, opts))),
       this.secretSize,
     );
   }
@@ -131,7 +132,7 @@ export abstract class KeyExchange extends DeviceObject {
     if (bytes.length > this.ctx.chunkSize)
       throw new ArgumentError(`${what} of ${bytes.length} bytes exceeds ${this.ctx.chunkSize} (MTU limit)`);
     await this.ready();
-    await this.ctx.call(Op.kexImport, [this.handle, bytes], longOp(this.ctx, opts));
+    await this.use((h) => this.ctx.call(Op.kexImport, [h, bytes], longOp(this.ctx, opts)));
   }
 
   /** Waits for kex_new; throws its failure. */
@@ -142,27 +143,26 @@ export abstract class KeyExchange extends DeviceObject {
   }
 }
 
-interface EcdhParams {
-  curve?: CurveInfo;
-  key?: boolean;
-  params: () => Promise<{ params: unknown; key: number | null }>;
+/** kex_new's params (read when it is sent) and the static key it names, if any. */
+interface KexParams {
+  params: () => unknown;
+  key?: StaticEcdhKey;
 }
 
-function ecdhParams(ctx: SessionContext, curveOrKey: string | StaticEcdhKey | undefined): EcdhParams {
+interface EcdhParams extends KexParams {
+  curve?: CurveInfo;
+}
+
+function ecdhParams(curveOrKey: string | StaticEcdhKey | undefined): EcdhParams {
   if (curveOrKey === undefined || typeof curveOrKey === "string") {
     const c = lookupCurve(curveOrKey ?? DEFAULT_ECDH_CURVE);
-    return { curve: c, params: () => Promise.resolve({ params: c.id, key: null }) };
+    return { curve: c, params: () => c.id };
   }
   const key = curveOrKey as Partial<StaticEcdhKey> | null;
-  if (typeof key !== "object" || key === null || typeof key._ready !== "function" || typeof key.curve !== "string")
+  if (typeof key !== "object" || key === null || typeof key._use !== "function" || typeof key.curve !== "string")
     throw new ArgumentError("ECDH takes a curve name or an ECC key");
-  return {
-    key: true,
-    params: async () => {
-      const handle = await (key as StaticEcdhKey)._ready(ctx);
-      return { params: lookupCurve(key.curve as string).id, key: handle };
-    },
-  };
+  const k = key as StaticEcdhKey;
+  return { key: k, params: () => lookupCurve(k.curve).id };
 }
 
 /** Elliptic-curve Diffie-Hellman, ephemeral or static; base of ECDHServer and ECDHClient. */
@@ -172,10 +172,10 @@ export abstract class ECDHBase extends KeyExchange {
   readonly key: StaticEcdhKey | undefined;
 
   protected constructor(ctx: SessionContext, role: "server" | "client", curveOrKey?: string | StaticEcdhKey) {
-    const p = ecdhParams(ctx, curveOrKey);
-    super(ctx, role, KexKind.ecdh, p.params);
+    const p = ecdhParams(curveOrKey);
+    super(ctx, role, KexKind.ecdh, p);
     this.namedCurve = p.curve;
-    this.key = p.key ? (curveOrKey as StaticEcdhKey) : undefined;
+    this.key = p.key;
   }
 
   /** The named curve, or the static key's (once it has a key). */
@@ -241,7 +241,7 @@ export abstract class DHBase extends KeyExchange {
   protected constructor(ctx: SessionContext, role: "server" | "client", p: bigint | Uint8Array, g: bigint | Uint8Array) {
     const pw = bigArg(p, "DH modulus P");
     const gw = bigArg(g, "DH generator G");
-    super(ctx, role, KexKind.dh, () => Promise.resolve({ params: [pw, gw], key: null }));
+    super(ctx, role, KexKind.dh, { params: () => [pw, gw] });
     this.p = fromBytes(pw);
     this.g = fromBytes(gw);
     this.pBytes = byteLength(this.p);

@@ -10,12 +10,17 @@
 
 import { ArgumentError, ProtocolError } from "../base/errors.js";
 import { Limits, Op } from "../base/protocol.generated.js";
-import { contextOf, type SessionContext, type SessionRef } from "../session/context.js";
+import type { SessionContext } from "../session/context.js";
 import { type AdoptedHandle, adoptHandle, DeviceObject } from "../session/device-object.js";
 
 function checkLength(n: number, what: string): void {
   if (!Number.isInteger(n) || n < 1 || n > Limits.symkeyMax)
     throw new ArgumentError(`${what} must be 1..${Limits.symkeyMax} bytes, got ${String(n)}`);
+}
+
+/** An object made lazily from a device key (an HMAC holding the key's handle): it creates its device context before the key goes. */
+interface LazyKeyUser {
+  _keyClosing(): void;
 }
 
 /** A symmetric key living on the device. Create it with `dev.keys.importSymmetric()` / `generateSymmetric()`. */
@@ -28,23 +33,25 @@ export class SymmetricKey extends DeviceObject {
    * exchange's shared secret, a key slot).
    */
   readonly origin: "imported" | "generated" | "device";
-  private readonly created: Promise<void>;
+  private lazyUsers: WeakRef<LazyKeyUser>[] = [];
+  private pruneAt = 64;
 
   /** @internal Use dev.keys.importSymmetric() / dev.keys.generateSymmetric(). */
   constructor(ctx: SessionContext, source: { bytes: Uint8Array } | { length: number } | { adopted: AdoptedHandle; size: number }) {
-    super(ctx, "adopted" in source ? source.adopted : undefined);
+    super(ctx, { adopted: "adopted" in source ? source.adopted : undefined });
     if ("adopted" in source) {
       this.size = source.size;
       this.origin = "device";
-      this.created = Promise.resolve();
     } else if ("bytes" in source) {
       this.size = source.bytes.length;
       this.origin = "imported";
-      this.created = this.track(ctx.call(Op.keyImport, [this.handle, source.bytes]));
+      const bytes = source.bytes;
+      this.track(this.open((handle) => ctx.call(Op.keyImport, [handle, bytes])));
     } else {
       this.size = source.length;
       this.origin = "generated";
-      this.created = this.track(ctx.call(Op.keyGenerate, [this.handle, source.length]));
+      const length = source.length;
+      this.track(this.open((handle) => ctx.call(Op.keyGenerate, [handle, length])));
     }
   }
 
@@ -52,26 +59,29 @@ export class SymmetricKey extends DeviceObject {
     return "symmetric key";
   }
 
-  /**
-   * @internal The handle to send in place of key bytes, for a request queued
-   * now (after the key's create request). Throws StaleHandleError after a
-   * device reset; a closed key is sent anyway (the device answers bad_handle).
-   */
-  _wireHandle(session: SessionRef): number {
-    if (contextOf(session) !== this.ctx) throw new ArgumentError(`key handle ${this.handle} belongs to another device`);
-    this.check(true);
-    return this.handle;
+  /** @internal `user` holds only this key's handle: it is told before the key is closed. */
+  _lazyUser(user: LazyKeyUser): void {
+    this.lazyUsers.push(new WeakRef(user));
+    if (this.lazyUsers.length >= this.pruneAt) {
+      this.lazyUsers = this.lazyUsers.filter((r) => r.deref() !== undefined);
+      this.pruneAt = Math.max(64, 2 * this.lazyUsers.length);
+    }
   }
 
-  /** @internal Resolves once the device has the key; throws the create request's failure. */
-  async _ready(session: SessionRef): Promise<number> {
-    this._wireHandle(session);
-    if (!this.isClosed) {
-      await this.created;
-      if (this.failure) throw this.failure;
-    }
-    return this._wireHandle(session);
+  protected override beforeClose(): void {
+    const users = this.lazyUsers;
+    this.lazyUsers = [];
+    for (const r of users) r.deref()?._keyClosing();
   }
+}
+
+/**
+ * @internal Runs `fn` with the key argument of a request: the bytes as they
+ * are, or a device key's handle (the key stays on the device until `fn`
+ * settles; its create's failure is thrown instead).
+ */
+export function withKey<T>(ctx: SessionContext, key: Uint8Array | SymmetricKey, fn: (k: Uint8Array | number) => Promise<T>): Promise<T> {
+  return key instanceof SymmetricKey ? key._use(ctx, fn) : fn(key);
 }
 
 /**

@@ -13,7 +13,7 @@ import { ArgumentError, ProtocolError } from "../base/errors.js";
 import { pemEncode } from "../base/pem.js";
 import { type CurveInfo, Op, PkEncryptScheme, PkExportFormat, PkFlag, PkSignScheme, PkType } from "../base/protocol.generated.js";
 import { checkBytes } from "../base/util.js";
-import { atLeast, type CallOptions, contextOf, type SessionContext, type SessionRef } from "../session/context.js";
+import { atLeast, type CallOptions, type SessionContext } from "../session/context.js";
 import { type AdoptedHandle, DeviceObject } from "../session/device-object.js";
 import { curveNamed, curveNameOf, lookupCurve } from "./curves.js";
 import { digestOf, lookupHash } from "./hash.js";
@@ -115,7 +115,7 @@ export abstract class PkKey extends DeviceObject {
   private creating: Promise<void> | undefined;
 
   protected constructor(ctx: SessionContext, adopted?: { handle: AdoptedHandle; info: PkInfo }) {
-    super(ctx, adopted?.handle);
+    super(ctx, { adopted: adopted?.handle });
     if (adopted) {
       this.keyInfo = adopted.info;
       this.creating = Promise.resolve();
@@ -159,7 +159,7 @@ export abstract class PkKey extends DeviceObject {
         throw new ArgumentError(`an earlier generate() of this ${this.what} failed (${this.failure.message}); use a new key object`);
       throw new ArgumentError(`this ${this.what} already holds a key (or is making one); use a new key object`);
     }
-    const p = this.ctx.call(op, [this.handle, ...args], atLeast(this.ctx, opts, defaultTimeoutMs));
+    const p = this.open((handle) => this.ctx.call(op, [handle, ...args], atLeast(this.ctx, opts, defaultTimeoutMs)));
     this.creating = this.track(p);
     const info = parsePkInfo(await p, "pk_generate");
     this.acceptInfo(info);
@@ -197,10 +197,8 @@ export abstract class PkKey extends DeviceObject {
       throw new ArgumentError(`exportKey() format must be "DER", "PEM" or "NUM", got ${JSON.stringify(format)}`);
     }
     this.requireKey();
-    const raw = bytesResult(
-      await this.ctx.call(Op.pkExport, [this.handle, format === "NUM" ? PkExportFormat.privateRaw : PkExportFormat.privateDer]),
-      "pk_export",
-    );
+    const which = format === "NUM" ? PkExportFormat.privateRaw : PkExportFormat.privateDer;
+    const raw = bytesResult(await this.use((h) => this.ctx.call(Op.pkExport, [h, which])), "pk_export");
     if (format === "NUM") return raw.length === 0 ? 0n : BigInt(`0x${Buffer.from(raw).toString("hex")}`);
     return format === "PEM" ? pemEncode(this.privatePemLabel, raw) : raw;
   }
@@ -219,10 +217,8 @@ export abstract class PkKey extends DeviceObject {
     }
     this.requireKey();
     const raw = format === "POINT" || format === "RAW";
-    const r = bytesResult(
-      await this.ctx.call(Op.pkExport, [this.handle, raw ? PkExportFormat.publicRaw : PkExportFormat.publicDer]),
-      "pk_export",
-    );
+    const which = raw ? PkExportFormat.publicRaw : PkExportFormat.publicDer;
+    const r = bytesResult(await this.use((h) => this.ctx.call(Op.pkExport, [h, which])), "pk_export");
     return format === "PEM" ? pemEncode("PUBLIC KEY", r) : r;
   }
 
@@ -240,11 +236,8 @@ export abstract class PkKey extends DeviceObject {
   async signDigest(digest: Uint8Array, digestmod = "sha256", opts: SignOptions = {}): Promise<Uint8Array> {
     this.requireKey();
     const alg = this.checkDigest(digest, digestmod);
-    const r = await this.ctx.call(
-      Op.pkSign,
-      [this.handle, alg, digest, schemeId(opts.scheme)],
-      atLeast(this.ctx, opts, PRIVATE_OP_TIMEOUT_MS),
-    );
+    const scheme = schemeId(opts.scheme);
+    const r = await this.use((h) => this.ctx.call(Op.pkSign, [h, alg, digest, scheme], atLeast(this.ctx, opts, PRIVATE_OP_TIMEOUT_MS)));
     return bytesResult(r, "pk_sign");
   }
 
@@ -264,7 +257,8 @@ export abstract class PkKey extends DeviceObject {
     this.requireKey();
     const alg = this.checkDigest(digest, digestmod);
     checkBytes(signature, "signature");
-    const r = await this.ctx.call(Op.pkVerify, [this.handle, alg, digest, signature, schemeId(opts.scheme)], opts);
+    const scheme = schemeId(opts.scheme);
+    const r = await this.use((h) => this.ctx.call(Op.pkVerify, [h, alg, digest, signature, scheme], opts));
     if (typeof r !== "boolean") throw new ProtocolError("pk_verify: result is not a boolean");
     return r;
   }
@@ -273,7 +267,8 @@ export abstract class PkKey extends DeviceObject {
   async encrypt(data: Uint8Array, opts: EncryptOptions = {}): Promise<Uint8Array> {
     this.requireKey();
     checkBytes(data, "data");
-    const r = await this.ctx.call(Op.pkEncrypt, [this.handle, data, ...this.padding(opts)], opts);
+    const padding = this.padding(opts);
+    const r = await this.use((h) => this.ctx.call(Op.pkEncrypt, [h, data, ...padding], opts));
     return bytesResult(r, "pk_encrypt");
   }
 
@@ -281,7 +276,8 @@ export abstract class PkKey extends DeviceObject {
   async decrypt(data: Uint8Array, opts: EncryptOptions = {}): Promise<Uint8Array> {
     this.requireKey();
     checkBytes(data, "data");
-    const r = await this.ctx.call(Op.pkDecrypt, [this.handle, data, ...this.padding(opts)], atLeast(this.ctx, opts, PRIVATE_OP_TIMEOUT_MS));
+    const padding = this.padding(opts);
+    const r = await this.use((h) => this.ctx.call(Op.pkDecrypt, [h, data, ...padding], atLeast(this.ctx, opts, PRIVATE_OP_TIMEOUT_MS)));
     return bytesResult(r, "pk_decrypt");
   }
 
@@ -296,11 +292,11 @@ export abstract class PkKey extends DeviceObject {
     this.requireKey();
     other.requireKey();
     const [pub, prv] = other.isPrivate || !this.isPrivate ? [this, other] : [other, this];
-    const r = await this.ctx.call(
-      Op.pkCheckPair,
-      [pub._wireHandle(this.ctx), prv._wireHandle(this.ctx)],
-      atLeast(this.ctx, opts, PRIVATE_OP_TIMEOUT_MS),
-    );
+    pub._checkFor(this.ctx);
+    prv._checkFor(this.ctx);
+    const timed = atLeast(this.ctx, opts, PRIVATE_OP_TIMEOUT_MS);
+    // Both keys stay on the device until the answer (neither is swapped out under it).
+    const r = await pub._use(this.ctx, (ph) => prv._use(this.ctx, (qh) => this.ctx.call(Op.pkCheckPair, [ph, qh], timed)));
     if (typeof r !== "boolean") throw new ProtocolError("pk_check_pair: result is not a boolean");
     return r;
   }
@@ -314,24 +310,9 @@ export abstract class PkKey extends DeviceObject {
     return sameBytes(a, b);
   }
 
-  /**
-   * @internal The handle to send for this key in a request queued now.
-   * ArgumentError for a key of another device or without a key yet;
-   * StaleHandleError after a device reset.
-   */
-  _wireHandle(session: SessionRef): number {
-    if (contextOf(session) !== this.ctx) throw new ArgumentError(`${this.what} (handle ${this.handle}) belongs to another device`);
-    this.check(true);
+  /** Another object may name this key only once it has one (or is making one). */
+  protected override checkUsable(): void {
     if (!this.creating) throw new ArgumentError(`this ${this.what} holds no key yet: generate() one or import one (fromBuffer)`);
-    return this.handle;
-  }
-
-  /** @internal Resolves with the handle once the device has the key; throws the create's failure. */
-  async _ready(session: SessionRef): Promise<number> {
-    this._wireHandle(session);
-    await this.creating;
-    if (this.failure) throw this.failure;
-    return this._wireHandle(session);
   }
 
   private checkDigest(digest: Uint8Array, digestmod: string): number {

@@ -184,7 +184,7 @@ describe("use", () => {
     ]);
     const before = t.sent.length;
     await expect(dev.pk.RSA().sign(new Uint8Array(1))).rejects.toBeInstanceOf(ArgumentError);
-    expect(() => dev.pk.RSA()._wireHandle(dev)).toThrow(ArgumentError);
+    expect(() => dev.pk.RSA()._checkFor(dev)).toThrow(ArgumentError);
     expect(t.sent.length).toBe(before);
   });
 

@@ -28,7 +28,7 @@ export class RandomModule {
   /** n random bytes. */
   async randbytes(n: number, opts: CallOptions = {}): Promise<Uint8Array> {
     const total = count(n, "randbytes(n)");
-    const chunk = this.ctx.chunkSize;
+    const chunk = this.ctx.streamChunk;
     const parts: Promise<unknown>[] = [];
     for (let off = 0; off < total; off += chunk) parts.push(this.ctx.call(Op.rngBytes, [Math.min(chunk, total - off)], opts));
     // every call is pipelined before the first is awaited

@@ -83,8 +83,7 @@ export class SlotsModule {
       throw new ArgumentError(`label must be at most ${Limits.slotLabelMax} bytes of UTF-8, got ${utf8(label).length}`);
     if (!(key instanceof SymmetricKey) && !(key instanceof PkKey))
       throw new ArgumentError("store() takes an RSA, ECC or SymmetricKey object");
-    const handle = await key._ready(this.ctx);
-    await this.ctx.call(Op.slotStore, [handle, slot, label, opts.overwrite ?? false], opts);
+    await key._use(this.ctx, (handle) => this.ctx.call(Op.slotStore, [handle, slot, label, opts.overwrite ?? false], opts));
   }
 
   /**

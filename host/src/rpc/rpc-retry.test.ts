@@ -1,11 +1,13 @@
 // Link recovery in the RPC layer (spec §6): losses revealed by in-order
-// answers, bounded resends of idempotent calls within their timeout, no
-// resend of anything else, probes after dropped frames.
+// answers, resends of any op under its own id, byte for byte, within the
+// call's timeout, never out of order, the window anchored at the oldest
+// unanswered request, probes after dropped frames, ordered requests alone
+// while the line loses frames, and nothing resent into a new boot.
 import { describe, expect, it } from "vitest";
-import { DisconnectedError, HandleInUseError, TimeoutError } from "../base/errors.js";
-import { Op, Status } from "../base/protocol.generated.js";
+import { DeviceResetError, DisconnectedError, TimeoutError } from "../base/errors.js";
+import { OP_INFO, Op } from "../base/protocol.generated.js";
 import { MemTransport } from "../link/testing/mem-transport.js";
-import { type CallSettledInfo, Rpc } from "./rpc.js";
+import { type CallSettledInfo, mayResend, Rpc } from "./rpc.js";
 
 const tick = (ms = 0) => new Promise((r) => setTimeout(r, ms));
 const settled = <T>(p: Promise<T>) =>
@@ -14,9 +16,10 @@ const settled = <T>(p: Promise<T>) =>
     (e: unknown) => ({ ok: false as const, v: undefined, e }),
   );
 
-function setup(opts: { window?: number; timeoutMs?: number; retries?: number } = {}) {
+function setup(opts: { window?: number; timeoutMs?: number; retries?: number; cleanStreak?: number } = {}) {
   const t = new MemTransport();
-  const rpc = new Rpc(t, { timeoutMs: 1000, window: 4, retries: 3, inOrder: true, ...opts });
+  // a line that has shown it is clean (cleanStreak 0), unless a test says otherwise
+  const rpc = new Rpc(t, { timeoutMs: 1000, window: 4, retries: 3, inOrder: true, cleanStreak: 0, ...opts });
   return { t, rpc };
 }
 /** Polls until `cond` holds (fails the test after 2 s). */
@@ -28,107 +31,112 @@ async function until(cond: () => boolean): Promise<void> {
   }
 }
 const idOf = (m: unknown[] | undefined) => m?.[0] as number;
+const hexOf = (b: Uint8Array | undefined) => Buffer.from(b ?? []).toString("hex");
+/** The frame bodies the host wrote for request `id`, as hex. */
+const bodiesOf = (t: MemTransport, id: number) => t.bodies.filter((_, i) => idOf(t.sent[i]) === id).map(hexOf);
 
 describe("rpc link recovery", () => {
-  it("an answer reveals the earlier unanswered requests lost: idempotent ones are resent, others fail at once", async () => {
+  it("every op may be resent (ids.json: the device answers a resend from its record)", () => {
+    for (const [op, info] of OP_INFO) expect(mayResend(op), info.name).toBe(true);
+  });
+
+  it("an answer reveals the earlier unanswered requests lost: each goes again under its own id, byte for byte", async () => {
     const { t, rpc } = setup();
-    const echo = settled(rpc.call(Op.echo, [Uint8Array.of(1)]));
-    const update = settled(rpc.call(Op.hashUpdate, [5, Uint8Array.of(2)]));
+    const echo = rpc.call(Op.echo, [Uint8Array.of(1)]);
+    const update = rpc.call(Op.rngBytes, [2]);
     const stats = rpc.call(Op.stats);
     await tick();
-    expect(t.sent.map((m) => m[1])).toEqual([Op.echo, Op.hashUpdate, Op.stats]);
-    const t0 = performance.now();
+    expect(t.sent.map((m) => m[1])).toEqual([Op.echo, Op.rngBytes, Op.stats]);
     t.deliver([idOf(t.sent[2]), 0, { heap_used: 1 }]); // the first two were lost
     expect(await stats).toEqual({ heap_used: 1 });
-    const u = await update;
-    expect(u.e).toBeInstanceOf(TimeoutError);
-    expect(String(u.e)).toMatch(/lost on the link \(not retried: the op is not idempotent\)/);
-    expect(performance.now() - t0).toBeLessThan(100); // not after the timeout
     await tick();
-    // echo went out again under a new id, with the same arguments
-    expect(t.sent.length).toBe(4);
-    const again = t.sent[3] as unknown[];
-    expect(again[1]).toBe(Op.echo);
-    expect(again[2]).toEqual(Uint8Array.of(1));
-    expect(idOf(again)).not.toBe(idOf(t.sent[0]));
-    t.deliver([idOf(again), 0, Uint8Array.of(1)]);
-    expect((await echo).v).toEqual(Uint8Array.of(1));
-    expect(rpc.retries).toBe(1);
+    // both went again, in their order, under their own ids, with the same bytes
+    expect(t.sent.slice(3).map(idOf)).toEqual([1, 2]);
+    for (const id of [1, 2]) {
+      const [first, again] = bodiesOf(t, id);
+      expect(again).toBe(first);
+    }
+    t.deliver([1, 0, Uint8Array.of(1)]);
+    t.deliver([2, 0, Uint8Array.of(7, 7)]);
+    expect(await echo).toEqual(Uint8Array.of(1));
+    expect(await update).toEqual(Uint8Array.of(7, 7));
+    expect(rpc.retries).toBe(2);
     expect(rpc.lostFrames).toBe(2);
+    expect(rpc.lateResponses).toBe(0);
+  });
+
+  it("any answer to the id settles the call once: a second answer (the resend's) is counted late, never delivered", async () => {
+    const { t, rpc } = setup({ timeoutMs: 1200 });
+    const seen: CallSettledInfo[] = [];
+    rpc.on("settled", (s) => seen.push(s));
+    const p = rpc.call(Op.rngBytes, [4]);
+    await tick(400); // attempt = 1200 / 4 = 300 ms: resent once
+    expect(t.sent.map(idOf)).toEqual([1, 1]);
+    expect(t.bodies[1]).toEqual(t.bodies[0]);
+    t.deliver([1, 0, Uint8Array.of(1, 2, 3, 4)]); // the first transmission's answer (or the record's: the same bytes)
+    t.deliver([1, 0, Uint8Array.of(1, 2, 3, 4)]); // the second one's
+    expect(await p).toEqual(Uint8Array.of(1, 2, 3, 4));
+    expect(rpc.lateResponses).toBe(1);
+    expect(seen).toHaveLength(1);
+    expect(seen[0]?.attempts).toBe(2);
   });
 
   it("a lost request nothing reveals is resent when its attempt timer runs out, and succeeds within its timeout", async () => {
     const { t, rpc } = setup({ timeoutMs: 1200 });
     const t0 = performance.now();
-    const p = rpc.call(Op.echo, [Uint8Array.of(7)]);
-    await tick(400); // attempt = 1200 / 4 = 300 ms
-    expect(t.sent.length).toBe(2);
-    t.deliver([idOf(t.sent[1]), 0, Uint8Array.of(7)]);
+    const p = rpc.call(Op.pkSign, [3, 6, new Uint8Array(32), 0]);
+    await tick(400);
+    expect(t.sent.map(idOf)).toEqual([1, 1]);
+    t.deliver([1, 0, Uint8Array.of(7)]);
     expect(await p).toEqual(Uint8Array.of(7));
     expect(performance.now() - t0).toBeLessThan(1200);
   });
 
-  it("gives up after `retries` resends, at the call's timeout and not later", async () => {
+  it("resends stay within the call's timeout: it fails at its timeout and not later", async () => {
     const { t, rpc } = setup({ timeoutMs: 300, retries: 2 });
     const t0 = performance.now();
-    const r = await settled(rpc.call(Op.hashOneshot, [1, Uint8Array.of(1)]));
+    const r = await settled(rpc.call(Op.cipherUpdate, [1, Uint8Array.of(1)]));
     const took = performance.now() - t0;
     expect(r.e).toBeInstanceOf(TimeoutError);
-    expect(t.sent.length).toBe(3);
-    expect(new Set(t.sent.map(idOf)).size).toBe(3);
+    expect(t.sent.length).toBe(3); // attempts of 100 ms
+    expect(new Set(t.sent.map(idOf))).toEqual(new Set([1]));
     expect(took).toBeGreaterThanOrEqual(290);
     expect(took).toBeLessThan(300 + 100);
   });
 
-  it("never resends a non-idempotent call: a lost answer is a TimeoutError after the timeout", async () => {
-    const { t, rpc } = setup({ timeoutMs: 150 });
-    for (const op of [Op.hashUpdate, Op.hmacUpdate, Op.cipherUpdate, Op.pkSign, Op.rngBytes]) {
-      const before = t.sent.length;
-      const r = await settled(rpc.call(op, [1]));
-      expect(r.e).toBeInstanceOf(TimeoutError);
-      expect(t.sent.length - before).toBe(1);
-    }
+  it("retries: 0 sends each call once: a lost one fails at once when order reveals it, else at its timeout", async () => {
+    const { t, rpc } = setup({ timeoutMs: 150, retries: 0 });
+    const a = settled(rpc.call(Op.pkSign, [1, 6, new Uint8Array(32), 0]));
+    const b = rpc.call(Op.stats);
+    await tick();
+    t.deliver([2, 0, {}]);
+    await b;
+    expect(String((await a).e)).toMatch(/lost on the link \(resending is off\)/);
+    const c = await settled(rpc.call(Op.rngBytes, [1]));
+    expect(c.e).toBeInstanceOf(TimeoutError);
+    expect(t.sent.map(idOf)).toEqual([1, 2, 3]);
     expect(rpc.retries).toBe(0);
   });
 
-  it("a resent create or free whose first attempt ran is done: handle_in_use / bad_handle on a resend mean success", async () => {
-    const { t, rpc } = setup({ timeoutMs: 2000 });
-    const create = rpc.call(Op.hashNew, [7, 6]);
-    const stats = rpc.call(Op.stats);
+  it("the window stays anchored while a lost request is resent: nothing goes out at oldest + window or beyond", async () => {
+    const { t, rpc } = setup({ window: 3, timeoutMs: 2000 });
+    const calls = [1, 2, 3, 4, 5].map((i) => rpc.call(Op.rngBytes, [i]));
     await tick();
-    t.deliver([idOf(t.sent[1]), 0, {}]); // hash_new's answer was lost (it ran)
-    await stats;
-    await until(() => t.sent.length === 3);
-    expect(t.sent[2]?.slice(1)).toEqual([Op.hashNew, 7, 6]);
-    t.deliver([idOf(t.sent[2]), Status.handleInUse, 0, "handle 7 is live"]);
-    expect(await create).toBeNull();
-    const free = rpc.call(Op.free, [7]);
-    const stats2 = rpc.call(Op.stats);
-    await until(() => t.sent.length === 5);
-    t.deliver([idOf(t.sent[4]), 0, {}]);
-    await stats2;
-    await until(() => t.sent.length === 6);
-    t.deliver([idOf(t.sent[5]), Status.badHandle, 0, "handle 7 is not live"]);
-    expect(await free).toBeNull();
-    // on a first attempt the same answers are errors
-    const again = settled(rpc.call(Op.hashNew, [7, 6]));
-    await until(() => t.sent.length === 7);
-    t.deliver([idOf(t.sent[6]), Status.handleInUse, 0, "handle 7 is live"]);
-    expect((await again).e).toBeInstanceOf(HandleInUseError);
+    expect(t.sent.map(idOf)).toEqual([1, 2, 3]);
+    t.deliver([2, 0, null]); // 1 was lost: resent
+    t.deliver([3, 0, null]);
+    await tick();
+    expect(t.sent.map(idOf)).toEqual([1, 2, 3, 1]); // not 4: 4 = 1 + window
+    t.deliver([1, 0, null]);
+    await tick();
+    expect(t.sent.map(idOf)).toEqual([1, 2, 3, 1, 4, 5]);
+    t.deliver([4, 0, null]);
+    t.deliver([5, 0, null]);
+    await Promise.all(calls);
+    expect(rpc.lateResponses).toBe(0);
   });
 
-  it("the first answer wins: a late answer to the first transmission settles a resent call, the second counts as late", async () => {
-    const { t, rpc } = setup({ timeoutMs: 1200 });
-    const p = rpc.call(Op.echo, [Uint8Array.of(3)]);
-    await tick(400);
-    expect(t.sent.length).toBe(2);
-    t.deliver([idOf(t.sent[0]), 0, Uint8Array.of(3)]);
-    expect(await p).toEqual(Uint8Array.of(3));
-    t.deliver([idOf(t.sent[1]), 0, Uint8Array.of(3)]);
-    expect(rpc.lateResponses).toBe(1);
-  });
-
-  it("a frame dropped on either side sends a probe whose answer reveals the loss at once", async () => {
+  it("a frame dropped with one call waiting resends it at once; with more, a probe's answer reveals the losses", async () => {
     const { t, rpc } = setup({ timeoutMs: 5000 });
     t.onRequest = (m) => {
       if (m[1] === Op.echo && (m[2] as Uint8Array).length === 0) t.deliver([m[0], 0, m[2]]); // the probe
@@ -136,23 +144,151 @@ describe("rpc link recovery", () => {
     const t0 = performance.now();
     const p = rpc.call(Op.hashOneshot, [1, Uint8Array.of(9)]);
     await tick();
-    t.deliverRaw(Uint8Array.of(0xc0, 1, 2, 3, 4, 5, 6, 0xc0)); // the response, damaged: bad CRC
-    // no answer within two response times: the probe goes, its answer reveals the loss
-    await until(() => t.sent.filter((m) => m[1] === Op.hashOneshot).length === 2);
-    expect(rpc.probes).toBe(1);
-    const resent = t.sent.filter((m) => m[1] === Op.hashOneshot);
-    t.deliver([idOf(resent[1]), 0, new Uint8Array(32)]);
+    t.deliverRaw(Uint8Array.of(0xc0, 1, 2, 3, 4, 5, 6, 0xc0)); // its answer, damaged: bad CRC
+    await until(() => t.sent.length === 2);
+    expect(t.sent.map(idOf)).toEqual([1, 1]);
+    expect(rpc.probes).toBe(1); // the call was its own probe
+    t.deliver([1, 0, new Uint8Array(32)]);
     expect(await p).toEqual(new Uint8Array(32));
-    expect(performance.now() - t0).toBeLessThan(1000); // not the 1250 ms attempt timer
-    // a device frame_dropped event does the same
-    const q = rpc.call(Op.stats);
+    // two calls waiting and a device frame_dropped event: which was lost? the probe's answer tells
+    const a = rpc.call(Op.stats);
+    const b = rpc.call(Op.rngBytes, [2]);
     await tick();
     t.deliver([null, 2, 3, 1]);
-    await until(() => t.sent.filter((m) => m[1] === Op.stats).length === 2);
+    await until(() => t.sent.length === 7);
     expect(rpc.probes).toBe(2);
-    const stats = t.sent.filter((m) => m[1] === Op.stats);
-    t.deliver([idOf(stats[1]), 0, {}]);
-    expect(await q).toEqual({});
+    expect(t.sent.slice(2).map((m) => [idOf(m), m[1]])).toEqual([
+      [2, Op.stats],
+      [3, Op.rngBytes],
+      [4, Op.echo], // the probe: its id follows
+      [2, Op.stats],
+      [3, Op.rngBytes],
+    ]);
+    t.deliver([2, 0, {}]);
+    t.deliver([3, 0, Uint8Array.of(1, 2)]);
+    expect(await a).toEqual({});
+    expect(await b).toEqual(Uint8Array.of(1, 2));
+    expect(performance.now() - t0).toBeLessThan(1000); // not the 1250 ms attempt timer
+  });
+
+  it("while the line loses frames, a call that stays unanswered brings a probe: a frame whose END was lost waits for the next one", async () => {
+    const { t, rpc } = setup({ timeoutMs: 5000, cleanStreak: 1 });
+    t.onRequest = (m) => {
+      if (m[1] === Op.echo && (m[2] as Uint8Array).length === 0) t.deliver([m[0], 0, m[2]]);
+    };
+    t.deliverRaw(Uint8Array.of(0xc0, 1, 2, 3, 4, 5, 6, 0xc0)); // the line is seen damaging frames
+    const p = rpc.call(Op.hashUpdate, [1, Uint8Array.of(9)]);
+    await until(() => t.sent.length === 3); // the update, the probe (its answer reveals the loss), the update again
+    expect(t.sent.map((m) => [idOf(m), m[1]])).toEqual([
+      [1, Op.hashUpdate],
+      [2, Op.echo],
+      [1, Op.hashUpdate],
+    ]);
+    t.deliver([1, 0, null]);
+    expect(await p).toBeNull();
+  });
+
+  it("with the anchored window full, a probe resends the oldest unanswered call instead of adding a request", async () => {
+    const { t, rpc } = setup({ window: 2, timeoutMs: 5000 });
+    const a = rpc.call(Op.rngBytes, [8]);
+    const b = rpc.call(Op.rngBytes, [8]);
+    await tick();
+    t.deliver([null, 2, 3, 1]); // the device dropped a frame
+    await until(() => t.sent.length === 3);
+    expect(rpc.probes).toBe(1);
+    expect(t.sent.map(idOf)).toEqual([1, 2, 1]);
+    expect(t.bodies[2]).toEqual(t.bodies[0]);
+    t.deliver([1, 0, new Uint8Array(8)]);
+    t.deliver([2, 0, new Uint8Array(8)]);
+    await Promise.all([a, b]);
+  });
+
+  it("a reset fails lost calls with DeviceResetError and resends nothing into the new boot", async () => {
+    const { t, rpc } = setup({ timeoutMs: 1000 });
+    rpc.noteBootId(new Uint8Array(8).fill(1));
+    const a = settled(rpc.call(Op.rngBytes, [4]));
+    const b = settled(rpc.call(Op.pkSign, [5, 6, new Uint8Array(32), 0]));
+    await tick();
+    t.deliver([null, 1, new Uint8Array(8).fill(2)]); // boot event: a new boot
+    expect((await a).e).toBeInstanceOf(DeviceResetError);
+    expect((await b).e).toBeInstanceOf(DeviceResetError);
+    await tick(400); // past the attempt timer (250 ms)
+    t.deliver([null, 2, 3, 1]); // nor does a dropped frame probe for them
+    await tick(100);
+    expect(t.sent.map(idOf)).toEqual([1, 2]);
+    expect(rpc.retries).toBe(0);
+    expect(rpc.probes).toBe(0);
+    // a lost link likewise: DisconnectedError, no resend
+    const c = settled(rpc.call(Op.rngBytes, [1]));
+    await tick();
+    t.drop();
+    expect((await c).e).toBeInstanceOf(DisconnectedError);
+    await tick(400);
+    expect(t.sent.map(idOf)).toEqual([1, 2, 3]);
+  });
+
+  it("never out of order on a clean line: a lost ordered request is resent only if nothing was sent after it, another only if no ordered one was", async () => {
+    const { t, rpc } = setup({ timeoutMs: 2000 });
+    // update 1 lost, update 2 (same object) ran: resending 1 would hash it after 2
+    const u1 = settled(rpc.call(Op.hashUpdate, [7, Uint8Array.of(1)]));
+    const u2 = rpc.call(Op.hashUpdate, [7, Uint8Array.of(2)]);
+    await tick();
+    t.deliver([2, 0, null]);
+    expect(await u2).toBeNull();
+    expect(String((await u1).e)).toMatch(/lost on the link \(not resent: requests sent after it may depend on it\)/);
+    expect((await u1).e).toBeInstanceOf(TimeoutError);
+    // a digest lost before an update: resent after it, it would include the update
+    const d = settled(rpc.call(Op.hashDigest, [7]));
+    const u3 = rpc.call(Op.hashUpdate, [7, Uint8Array.of(3)]);
+    await tick();
+    t.deliver([4, 0, null]);
+    await u3;
+    expect((await d).e).toBeInstanceOf(TimeoutError);
+    // the newest request, or one only order-free requests followed, goes again
+    const u4 = settled(rpc.call(Op.hashUpdate, [7, Uint8Array.of(4)]));
+    const r = rpc.call(Op.rngBytes, [1]);
+    const s = rpc.call(Op.stats);
+    await tick();
+    t.deliver([7, 0, {}]); // 5 and 6 lost
+    await s;
+    await tick();
+    expect(t.sent.slice(7).map(idOf)).toEqual([6]); // rng_bytes only: update 4 had requests after it
+    expect((await u4).e).toBeInstanceOf(TimeoutError);
+    t.deliver([6, 0, Uint8Array.of(9)]);
+    expect(await r).toEqual(Uint8Array.of(9));
+    const u5 = rpc.call(Op.hashUpdate, [7, Uint8Array.of(5)]);
+    await tick(600); // attempt timer (2000 / 4 = 500 ms): nothing after it, so it goes again
+    expect(t.sent.slice(8).map(idOf)).toEqual([8, 8]);
+    t.deliver([8, 0, null]);
+    expect(await u5).toBeNull();
+    expect(t.sent.length).toBe(10);
+  });
+
+  it("while the line loses frames an ordered request goes out alone; a clean streak brings pipelining back", async () => {
+    const { t, rpc } = setup({ cleanStreak: 6, window: 8, timeoutMs: 2000 });
+    t.onRequest = (m) => setTimeout(() => t.deliver([m[0], 0, null]), 5);
+    expect(rpc.careful).toBe(true); // a new session has not shown a clean line yet
+    const inFlight: number[] = [];
+    rpc.on("settled", () => inFlight.push(rpc.inFlightCount));
+    const calls = [rpc.call(Op.rngBytes, [1]), rpc.call(Op.rngBytes, [1])];
+    for (let i = 0; i < 3; i++) calls.push(rpc.call(Op.hashUpdate, [3, Uint8Array.of(i)]));
+    calls.push(rpc.call(Op.stats));
+    await tick();
+    expect(t.sent.map((m) => m[1])).toEqual([Op.rngBytes, Op.rngBytes]); // the update waits for both
+    await Promise.all(calls);
+    // each update was alone on the line: nothing else in flight when it settled
+    expect(inFlight.slice(2, 5)).toEqual([0, 0, 0]);
+    expect(rpc.careful).toBe(false); // 6 answers without a loss
+    const more = [0, 1, 2].map((i) => rpc.call(Op.hashUpdate, [3, Uint8Array.of(i)]));
+    await tick();
+    expect(t.sent.length).toBe(9); // pipelined again
+    await Promise.all(more);
+    // a loss makes it careful again, and frameLimit follows the loss rate
+    expect(rpc.frameLimit).toBe(Number.POSITIVE_INFINITY);
+    for (let i = 0; i < 4; i++) t.deliverRaw(Uint8Array.of(0xc0, 1, 2, 3, 4, 5, 6, 0xc0));
+    expect(rpc.careful).toBe(true);
+    expect(rpc.frameLimit).toBeGreaterThanOrEqual(256);
+    expect(rpc.frameLimit).toBeLessThan(Number.POSITIVE_INFINITY);
   });
 
   it("reports each call's attempts and its time against its budget", async () => {

@@ -39,25 +39,39 @@ describe("rpc", () => {
     expect(t.sent.length).toBe(2);
     expect(rpc.inFlightCount).toBe(2);
     expect(rpc.queuedCount).toBe(3);
-    // answer the second one first: one slot frees, the next queued goes out
-    t.deliver([t.sent[1]?.[0], 0, Uint8Array.of(1)]);
-    await tick();
-    expect(t.sent.length).toBe(3);
-    const answered = new Set([t.sent[1]?.[0]]);
     while (rpc.inFlightCount > 0) {
       expect(rpc.inFlightCount).toBeLessThanOrEqual(2);
-      for (const m of t.sent.filter((x) => !answered.has(x[0]))) {
-        answered.add(m[0]);
-        t.deliver([m[0], 0, m[2]]);
-      }
+      const m = t.sent[t.sent.length - rpc.inFlightCount] as unknown[];
+      t.deliver([m[0], 0, m[2]]);
       await tick();
     }
     expect(rpc.lateResponses).toBe(0);
     const results = await Promise.all(calls);
     expect(results.map((r) => (r as Uint8Array)[0])).toEqual([0, 1, 2, 3, 4]);
-    // wire order = call order
+    // wire order = call order, ids consecutive
     expect(t.sent.map((m) => (m[2] as Uint8Array)[0])).toEqual([0, 1, 2, 3, 4]);
-    expect(new Set(ids(t)).size).toBe(5);
+    expect(ids(t)).toEqual([1, 2, 3, 4, 5]);
+  });
+
+  it("anchors the window at the oldest unanswered request: later answers free no room while it waits", async () => {
+    const { t, rpc } = setup({ window: 3 });
+    const calls = [0, 1, 2, 3, 4].map((i) => rpc.call(Op.echo, [Uint8Array.of(i)]));
+    await tick();
+    expect(ids(t)).toEqual([1, 2, 3]);
+    // 2 and 3 answered, 1 not: id 4 would be 1 + window, so nothing more goes
+    t.deliver([2, 0, Uint8Array.of(1)]);
+    t.deliver([3, 0, Uint8Array.of(2)]);
+    await tick();
+    expect(ids(t)).toEqual([1, 2, 3]);
+    expect(rpc.inFlightCount).toBe(1);
+    expect(rpc.queuedCount).toBe(2);
+    // 1 answered: 4 and 5 go at once
+    t.deliver([1, 0, Uint8Array.of(0)]);
+    await tick();
+    expect(ids(t)).toEqual([1, 2, 3, 4, 5]);
+    t.deliver([4, 0, Uint8Array.of(3)]);
+    t.deliver([5, 0, Uint8Array.of(4)]);
+    expect((await Promise.all(calls)).map((r) => (r as Uint8Array)[0])).toEqual([0, 1, 2, 3, 4]);
   });
 
   it("encodes at call time, so the caller may reuse its buffer", async () => {

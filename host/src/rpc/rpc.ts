@@ -3,30 +3,57 @@
 //
 // * Ids are uint32, 1..2^32-1, wrapping, skipping ids still pending.
 // * A call is encoded by the transport when it is made (so callers may
-//   reuse their buffers at once) and waits, encoded, in a FIFO queue while
-//   `window` requests are in flight.
+//   reuse their buffers at once) and waits, encoded, in a FIFO queue for
+//   the window.
+// * The window is anchored at the oldest unanswered request: the n-th new
+//   request of the session (calls and link probes alike) goes out only
+//   while the oldest request still unanswered is among the last `window`
+//   sent, so a lost request is never more than `window - 1` requests behind
+//   the newest. The device keeps a record of its last `window` answers
+//   (spec §6); anchored, a resend always finds its answer there when the
+//   first transmission ran. With nothing lost this is the plain count of
+//   requests in flight.
 // * A call's timer starts when its frame has been written to the OS. While
 //   the write is pending a guard of twice the timeout runs, so a write that
 //   never completes still fails the call.
 // * A `boot` event with a new boot id, or `noteBootId` with a new one, fails
 //   every sent and queued call with DeviceResetError, bumps `epoch`, and
 //   emits 'reset'. The listener (Device) pauses the queue, re-runs hello as
-//   a priority call and resumes.
+//   a priority call and resumes. Nothing is resent into a new boot.
 // * A `busy` event for a sent call re-arms its timer (a long op such as key
 //   generation is alive) and is re-emitted as 'busy'.
-// * Responses to ids that are not pending (timed out, or garbage) are
-//   counted in `lateResponses` and ignored.
+// * Responses to ids that are not pending (timed out, already answered by
+//   an earlier transmission, or garbage) are counted in `lateResponses` and
+//   ignored: a call settles once, on the first answer to its id.
 // * Link recovery (spec §6), on when `retries` > 0 / `inOrder` (Device sets
 //   both): the device answers strictly in arrival order, so a response
 //   proves every request sent before it and still unanswered lost (request
-//   or response frame damaged). A lost call that may be resent (`mayResend`:
-//   idempotent ops, creates and free) goes again under a new id, at most
-//   `retries` times and only within its own timeout; any other lost call
-//   fails with TimeoutError at once.
+//   or response frame damaged). A lost call goes again under its own id,
+//   byte for byte, as often as its own timeout allows: the device answers a
+//   request it already ran from its record instead of running it twice, so
+//   every op may be resent (OP_INFO.resend).
+// * Order. A request that never arrived runs when its resend does, after
+//   whatever was sent behind it. For an `ordered` op (creates, stream
+//   updates and finishes, key exchange steps, slot writes: it changes state
+//   later requests read) that would apply it out of order, so a lost one is
+//   resent only while nothing sent after it can depend on it (nothing at
+//   all, for an ordered op; no ordered op, for any other); else it fails
+//   with TimeoutError as it is found lost, never giving a wrong result.
+//   While the line loses frames (from the start of a session until
+//   `cleanStreak` answers came without a loss) an ordered request goes out
+//   alone, so its resend is always safe: pipelining of order-dependent
+//   requests is the privilege of a clean line. Once damaged frames were
+//   seen, losses are chased within a few response times (a dropped frame
+//   with one call waiting resends it at once; attempt timers start at four
+//   response times and double; a transmission left unanswered that long
+//   brings a probe), and `frameLimit` suggests how large frames should be
+//   for the loss rate seen.
 //   A request whose loss no later response reveals is resent when its
 //   attempt timer (timeout / (retries + 1)) runs out. A dropped frame (host
 //   CRC failure or device frame_dropped) sends a tiny probe (`echo`) whose
-//   response reveals what was lost without waiting for that timer.
+//   response reveals what was lost without waiting for that timer; when the
+//   anchored window has no room for it, the oldest unanswered call is
+//   resent instead.
 import { EventEmitter } from "node:events";
 import {
   ArgumentError,
@@ -38,7 +65,7 @@ import {
   ProtocolError,
   TimeoutError,
 } from "../base/errors.js";
-import { DROP_REASON_NAMES, EventId, OP_INFO, Op, type Resend, STATUS_INFO, Status } from "../base/protocol.generated.js";
+import { DROP_REASON_NAMES, EventId, OP_INFO, Op, type Resend, STATUS_INFO } from "../base/protocol.generated.js";
 import type { HostDropReason, Message, RequestBody, Transport } from "../link/transport.js";
 import { DEFAULT_MAX_FRAME } from "../link/transport.js";
 import { debug, debugLog } from "./debug.js";
@@ -116,39 +143,48 @@ export interface RpcOptions {
   window?: number;
   /** Largest request body we may send; DEFAULT_MAX_FRAME until hello. */
   mtu?: number;
-  /** Resends of a lost idempotent call (0: none). */
+  /**
+   * 0: no resends. Otherwise a lost call is resent within its timeout, and a
+   * call whose loss nothing reveals is resent after timeout / (retries + 1).
+   */
   retries?: number;
   /** The peer answers in request order, so a response reveals earlier losses (spec §5). */
   inOrder?: boolean;
+  /**
+   * Answers in a row without a loss before ordered requests are pipelined
+   * again (default CLEAN_STREAK; 0: pipelined from the start).
+   */
+  cleanStreak?: number;
 }
 
 interface Call {
-  /** The first request id; `ids` holds every id it was sent under. */
+  /** The request id: every transmission of the call carries it. */
   id: number;
-  ids: number[];
   op: number;
-  /** The encoded request of the latest transmission. */
+  /** The encoded request, sent byte for byte again on a resend. */
   request: RequestBody;
   timeoutMs: number;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
   timer: ReturnType<typeof setTimeout> | undefined;
   sent: boolean;
-  /** OP_INFO's `resend` lets a lost transmission of the op go again (idempotent, create or free). */
+  /** Settled (answered, failed or timed out). */
+  done: boolean;
+  /** Place among the session's new requests (calls and probes), counted when first sent: the window's anchor. */
+  seq: number;
+  /** OP_INFO's `resend` lets a lost transmission of the op go again. */
   retryable: boolean;
+  /** OP_INFO's `resend` is "ordered": it changes state later requests read. */
+  ordered: boolean;
   attempts: number;
   /** performance.now() by which the call must settle (valid once written). */
   deadline: number;
   queuedAt: number;
   writtenAt: number | undefined;
+  /** Dropped frames seen while it was the only call waiting (see probeSoon). */
+  dropsAlone: number;
   /** A link probe made by the Rpc itself. */
   probe: boolean;
-}
-
-/** One transmission of a call still waiting for its response, in wire order. */
-interface Tx {
-  id: number;
-  call: Call;
 }
 
 /** How a lost call of `op` may be resent (spec §6, ids.json's `resend`); an op this SDK does not know never is. */
@@ -156,26 +192,19 @@ function resendOf(op: number): Resend {
   return OP_INFO.get(op)?.resend ?? "never";
 }
 
-/** True when a lost call of `op` may be sent again (spec §6). */
+/** True when a lost call of `op` may be sent again, under its id, byte for byte (spec §6). */
 export function mayResend(op: number): boolean {
   return resendOf(op) !== "never";
 }
 
-/**
- * A resent create or free whose error answer says its first attempt ran:
- * the host never reuses a handle within a boot (spec §4, §6), so a create
- * resent after the first attempt made the object answers handle_in_use, and
- * a resent free answers bad_handle; either means "done".
- */
-function alreadyDone(call: Call, msg: Message): boolean {
-  if (call.attempts < 2) return false;
-  const status = msg[1];
-  const resend = resendOf(call.op);
-  return (resend === "create" && status === Status.handleInUse) || (resend === "free" && status === Status.badHandle);
-}
-
 /** Shortest attempt before a resend, ms. */
 const MIN_ATTEMPT_MS = 50;
+/** Answers in a row without a loss before ordered requests are pipelined again. */
+export const CLEAN_STREAK = 256;
+/** Losses remembered for the loss-rate estimate behind frameLimit. */
+const LOSS_MEMORY = 16;
+/** Smallest frame frameLimit suggests (a device's MTU is at least this, spec §1). */
+const MIN_FRAME = 256;
 /** Shortest wait after a dropped frame before a probe, ms. */
 const PROBE_DELAY_MIN_MS = 20;
 
@@ -237,16 +266,18 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   lateResponses = 0;
   /** frame_dropped events received from the device. */
   deviceDrops = 0;
-  /** Resends of lost idempotent calls. */
+  /** Resends of lost calls (same id, same bytes). */
   retries = 0;
   /** Transmissions found lost: a response to a later one came first. */
   lostFrames = 0;
   /** Link probes sent after a dropped frame. */
   probes = 0;
-  /** Resends allowed per idempotent call. */
+  /** 0: lost calls are not resent; else the attempt timer is timeout / (maxRetries + 1). */
   maxRetries: number;
   /** The peer answers in request order (spec §5). */
   inOrder: boolean;
+  /** Answers in a row without a loss before ordered requests are pipelined again. */
+  cleanStreak: number;
   /**
    * Set by an owner that can bring the link back (Device with a restartable
    * target): a lost link is then a device reset (calls fail with
@@ -261,9 +292,23 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   private readonly queue: Call[] = [];
   private readonly priority: Call[] = [];
   private inFlight = 0;
+  /** Sent calls and probes in the order first sent; settled ones leave from the front (see oldestSeq). */
+  private readonly live: Call[] = [];
+  /** `seq` of the next new request. */
+  private nextSeq = 0;
+  /** `seq` of the newest call (not probe) sent, and of the newest ordered one. */
+  private lastCallSeq = -1;
+  private lastOrderedSeq = -1;
+  /** Ordered calls sent and not settled. */
+  private orderedInFlight = 0;
+  /** Answers since the last loss. */
+  private cleanAnswers = 0;
+  /** Link bytes (both ways) when each of the last LOSS_MEMORY losses was seen. */
+  private readonly lossBytes: number[] = [];
   private paused = false;
   private gone: Error | undefined;
-  private readonly txs: Tx[] = [];
+  /** Transmissions waiting for their answer, in wire order (a call appears once per transmission). */
+  private readonly txs: Call[] = [];
   private probing = false;
   private probeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Smoothed response time of first attempts, ms. */
@@ -274,7 +319,8 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     message: (m: Message) => this.onMessage(m),
     drop: (reason: HostDropReason) => {
       this.emit("frameDropped", { side: "host", reason, total: this._transport.counters.rxDropped });
-      this.probeSoon();
+      this.noteLoss(true);
+      this.probeSoon(true);
     },
     disconnected: (err: Error) => this.onDisconnected(err),
   };
@@ -286,6 +332,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     this.mtu = opts.mtu ?? DEFAULT_MAX_FRAME;
     this.maxRetries = opts.retries ?? 0;
     this.inOrder = opts.inOrder ?? false;
+    this.cleanStreak = opts.cleanStreak ?? CLEAN_STREAK;
     this._transport = transport;
     this.attach(transport);
   }
@@ -306,7 +353,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     old.off("disconnected", this.linkHandlers.disconnected);
     // Calls sent on the old link are lost with it; queued ones go on the new one.
     const lost = new DisconnectedError("link replaced");
-    for (const c of new Set(this.pending.values())) if (c.sent) this.finish(c, lost);
+    for (const c of [...this.pending.values()]) if (c.sent) this.finish(c, lost);
     this._transport = t;
     this.gone = undefined;
     this.linkDown = false;
@@ -335,6 +382,47 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   /** Number of calls sent and not answered. */
   get inFlightCount(): number {
     return this.inFlight;
+  }
+
+  /**
+   * True while the line loses frames (or has not yet shown it does not): an
+   * ordered request then goes out alone.
+   */
+  get careful(): boolean {
+    return this.cleanAnswers < this.cleanStreak;
+  }
+
+  /** Careful because frames were seen damaged (not only because the session is new). */
+  private get lossy(): boolean {
+    return this.careful && this.lossBytes.length > 0;
+  }
+
+  /**
+   * Largest frame body worth sending now: on a clean line, no limit; while
+   * the line loses frames, about 0.5 / (losses per byte) over the last
+   * LOSS_MEMORY losses (a frame then gets through about six times in ten),
+   * at least MIN_FRAME. Modules that split bulk data take it into account.
+   */
+  get frameLimit(): number {
+    if (!this.lossy) return Number.POSITIVE_INFINITY;
+    const c = this._transport.counters;
+    const span = c.txBytes + c.rxBytes - (this.lossBytes[0] as number);
+    return Math.max(MIN_FRAME, Math.floor((0.5 * Math.max(span, 1)) / this.lossBytes.length));
+  }
+
+  /**
+   * A frame was lost: pipelining of ordered requests waits for a clean
+   * streak. `dropped`: a damaged frame was seen (a drop on either side),
+   * which the loss-rate estimate counts (a loss found by order or timer
+   * mostly follows one).
+   */
+  private noteLoss(dropped = false): void {
+    if (!this.careful) this.lossBytes.length = 0; // a new careful spell: the rate seen in the last one is history
+    this.cleanAnswers = 0;
+    if (!dropped) return;
+    const c = this._transport.counters;
+    this.lossBytes.push(c.txBytes + c.rxBytes);
+    if (this.lossBytes.length > LOSS_MEMORY) this.lossBytes.shift();
   }
 
   /** Number of calls waiting for the window (or for a re-hello). */
@@ -437,7 +525,6 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   ): Call {
     return {
       id,
-      ids: [id],
       op,
       request,
       timeoutMs,
@@ -445,11 +532,15 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       reject,
       timer: undefined,
       sent: false,
+      done: false,
+      seq: -1,
       retryable: !probe && mayResend(op),
+      ordered: !probe && resendOf(op) === "ordered",
       attempts: 0,
       deadline: Number.POSITIVE_INFINITY,
       queuedAt: performance.now(),
       writtenAt: undefined,
+      dropsAlone: 0,
       probe,
     };
   }
@@ -462,17 +553,52 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     }
   }
 
+  /** `seq` of the oldest sent request still unanswered (nextSeq when none is). */
+  private oldestSeq(): number {
+    const live = this.live;
+    while (live.length > 0 && (live[0] as Call).done) live.shift();
+    return live[0]?.seq ?? this.nextSeq;
+  }
+
+  /** The anchored window has room for one more new request. */
+  private hasRoom(): boolean {
+    return this.nextSeq - this.oldestSeq() < this.window;
+  }
+
   private pump(): void {
-    while (!this.gone && !this.linkDown && this.inFlight < this.window) {
-      const call = this.priority.shift() ?? (this.paused ? undefined : this.queue.shift());
-      if (!call) return;
+    while (!this.gone && !this.linkDown && this.hasRoom()) {
+      const q = this.priority.length > 0 ? this.priority : this.paused ? undefined : this.queue;
+      const call = q?.[0];
+      if (!call || this.mustWait(call)) return;
+      q?.shift();
       this.send(call);
     }
+  }
+
+  /** While the line loses frames, an ordered call goes out alone: after everything before it is answered, and before anything after it. */
+  private mustWait(call: Call): boolean {
+    return this.careful && (this.orderedInFlight > 0 || (call.ordered && this.inFlight > 0));
+  }
+
+  /**
+   * A lost call may go again without running out of order: nothing sent
+   * after it (for an ordered call), or no ordered call sent after it (for
+   * any other) can depend on it having run.
+   */
+  private orderSafe(call: Call): boolean {
+    return call.ordered ? this.lastCallSeq === call.seq : this.lastOrderedSeq < call.seq;
   }
 
   private send(call: Call): void {
     call.sent = true;
     call.attempts = 1;
+    call.seq = this.nextSeq++;
+    if (!call.probe) this.lastCallSeq = call.seq;
+    if (call.ordered) {
+      this.lastOrderedSeq = call.seq;
+      this.orderedInFlight++;
+    }
+    this.live.push(call);
     this.inFlight++;
     // Until the frame is written, a guard of twice the timeout runs.
     if (call.timer) clearTimeout(call.timer);
@@ -480,10 +606,11 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       call.timer = undefined;
       this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): request not written within ${2 * call.timeoutMs} ms`));
     }, 2 * call.timeoutMs);
-    this.txs.push({ id: call.id, call });
+    this.txs.push(call);
+    if (this.lossy && !call.probe) this.probeSoon(false);
     if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${call.id}, ${call.request.size} B${call.probe ? " (link probe)" : ""}`);
     this._transport.sendRequest(call.request, (err) => {
-      if (this.pending.get(call.id) !== call) return;
+      if (call.done) return;
       if (err) this.writeFailed(call, err);
       else {
         call.writtenAt = performance.now();
@@ -503,19 +630,19 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     else this.finish(call, gone);
   }
 
-  /** Sends a lost call again under a new id. */
+  /**
+   * Sends a lost call again: the same id and the same bytes, so the device
+   * answers it from its record if the first transmission ran (spec §6).
+   */
   private resend(call: Call): void {
-    const id = this.allocId();
-    call.request = call.request.readdress(id);
-    call.ids.push(id);
     call.attempts++;
     this.retries++;
-    this.pending.set(id, call);
-    this.txs.push({ id, call });
-    if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${id}, ${call.request.size} B (resend ${call.attempts - 1} of id ${call.id})`);
+    this.txs.push(call);
+    if (this.lossy) this.probeSoon(false);
+    if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${call.id}, ${call.request.size} B (resend ${call.attempts - 1})`);
     this.armAttempt(call);
     this._transport.sendRequest(call.request, (err) => {
-      if (err && this.pending.get(call.id) === call) this.writeFailed(call, err);
+      if (err && !call.done) this.writeFailed(call, err);
     });
   }
 
@@ -525,22 +652,40 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     this.armAttempt(call);
   }
 
+  /** Whether a lost call may go again: resending is on, the op allows it, in order, and its timeout leaves room for an attempt. */
   private canResend(call: Call): boolean {
-    return call.retryable && call.attempts <= this.maxRetries && call.deadline - performance.now() > MIN_ATTEMPT_MS / 2;
+    return call.retryable && this.maxRetries > 0 && this.orderSafe(call) && call.deadline - performance.now() > MIN_ATTEMPT_MS / 2;
+  }
+
+  /**
+   * How long an attempt waits for its answer before the call is resent:
+   * timeout / (retries + 1); while the line is seen losing frames, a few response
+   * times at first, doubling with each attempt up to that (a lost frame is
+   * the likely reason then, and a resend of a request that is merely slow
+   * is answered from the record).
+   */
+  private attemptMs(call: Call): number {
+    const full = Math.max(MIN_ATTEMPT_MS, call.timeoutMs / (this.maxRetries + 1));
+    if (!this.lossy) return full;
+    return Math.min(full, this.quickMs() * 2 ** (call.attempts - 1));
+  }
+
+  /** A few response times: how long a lost frame goes unnoticed at most while the line loses frames. */
+  private quickMs(): number {
+    return Math.max(MIN_ATTEMPT_MS, 4 * this.srtt);
   }
 
   /** Timer for the current attempt: the deadline, or sooner when a resend is still possible. */
   private armAttempt(call: Call): void {
     if (call.timer) clearTimeout(call.timer);
     const left = call.deadline - performance.now();
-    const attemptMs = Math.max(MIN_ATTEMPT_MS, call.timeoutMs / (this.maxRetries + 1));
-    const ms = this.canResend(call) ? Math.min(left, attemptMs) : left;
+    const ms = this.canResend(call) ? Math.min(left, this.attemptMs(call)) : left;
     call.timer = setTimeout(() => this.onTimer(call), Math.max(0, ms));
   }
 
   private onTimer(call: Call): void {
     call.timer = undefined;
-    if (this.pending.get(call.id) !== call) return;
+    if (call.done) return;
     // libuv schedules a timer from the loop's cached clock, which lags by as
     // long as the current tick has run: on a busy host a timer set late in a
     // long tick fires that much early. A call never times out before its time.
@@ -550,40 +695,70 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       return;
     }
     if (this.canResend(call)) {
-      this.resend(call); // the first attempt stays on the books: its answer may still come
+      this.noteLoss();
+      this.resend(call); // earlier transmissions stay on the books: an answer to any of them settles the call
       return;
     }
     const tries = call.attempts > 1 ? ` (${call.attempts} attempts)` : "";
+    this.noteLoss();
     this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): no response within ${call.timeoutMs} ms${tries}`));
   }
 
-  /** A response to `id` arrived: in-order peers never answer an earlier request later, so those are lost. */
-  private revealLosses(id: number): void {
-    const k = this.txs.findIndex((tx) => tx.id === id);
+  /**
+   * `call` was answered: in-order peers never answer an earlier request
+   * later, so the transmissions before its earliest one still waiting are
+   * lost. (Which of a call's transmissions an answer belongs to cannot be
+   * told, the bytes being the same; taking the earliest reveals no loss
+   * that did not happen.)
+   */
+  private revealLosses(call: Call): void {
+    const k = this.txs.indexOf(call);
     if (k <= 0) return;
-    const answered = this.txs[k]?.call;
-    const lost = new Set<Call>();
-    for (const tx of this.txs.splice(0, k)) {
-      this.lostFrames++;
-      if (tx.call !== answered) lost.add(tx.call);
-    }
-    for (const call of lost) {
-      if (this.pending.get(call.id) !== call) continue;
-      if (this.txs.some((tx) => tx.call === call)) continue; // a later attempt is still on its way
-      if (this.canResend(call)) this.resend(call);
+    this.lostFrames += k;
+    this.noteLoss();
+    const lost = new Set(this.txs.splice(0, k));
+    for (const c of lost) {
+      if (c.done) continue;
+      if (this.txs.includes(c)) continue; // a later transmission is still on its way
+      if (this.canResend(c)) this.resend(c);
       else {
-        const why = call.probe ? "link probe" : call.retryable ? `${call.attempts} attempts` : "not retried: the op is not idempotent";
-        this.finish(call, new TimeoutError(`${opName(call.op)} (id ${call.id}): request or response lost on the link (${why})`));
+        this.finish(c, new TimeoutError(`${opName(c.op)} (id ${c.id}): request or response lost on the link (${this.whyNot(c)})`));
       }
     }
   }
 
+  /** Why a lost call is not resent. */
+  private whyNot(c: Call): string {
+    if (c.probe) return "link probe";
+    if (!c.retryable) return "the op is never resent";
+    if (this.maxRetries === 0) return "resending is off";
+    if (!this.orderSafe(c)) return "not resent: requests sent after it may depend on it";
+    return `${c.attempts} attempts`;
+  }
+
   /**
-   * After a dropped frame: unless an answer comes soon anyway (about two
-   * response times), send a probe.
+   * After a dropped frame: with one call waiting, it is the one lost (a
+   * transmission of it, or its answer): once as many frames were dropped as
+   * it has transmissions waiting, it goes again at once, as its own probe.
+   * Else, unless an
+   * answer comes soon anyway (about two response times), a probe goes. While
+   * the line loses frames, every transmission arms the same timer: a frame
+   * whose closing END was lost waits for the next frame to end it, which the
+   * probe is.
    */
-  private probeSoon(): void {
-    if (!this.inOrder || this.probing || this.probeTimer || this.txs.length === 0) return;
+  private probeSoon(afterDrop: boolean): void {
+    if (!this.inOrder || this.txs.length === 0) return;
+    const only = this.txs[0] as Call;
+    if (afterDrop && !only.probe && this.txs.every((c) => c === only)) {
+      // Each transmission comes back as one answer or one dropped frame:
+      // once the drops seen cover all of its transmissions, none is left.
+      if (++only.dropsAlone >= this.txs.length && this.canResend(only)) {
+        this.probes++; // the call is its own probe
+        this.resend(only);
+        return;
+      }
+    }
+    if (this.probing || this.probeTimer) return;
     const head = this.txs[0];
     this.probeTimer = setTimeout(
       () => {
@@ -594,11 +769,24 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     );
   }
 
-  /** A tiny request whose answer reveals which calls were lost. */
+  /**
+   * A tiny request whose answer reveals which calls were lost. A probe is a
+   * new request like any other and takes its place in the anchored window;
+   * when the window is full, the oldest unanswered call is resent instead
+   * (its answer comes from the device's record if it ran).
+   */
   private probe(): void {
     if (!this.inOrder || this.probing || this.gone || this.linkDown || this.txs.length === 0) return;
+    if (!this.hasRoom()) {
+      const head = this.live.find((c) => !c.done);
+      if (head && this.canResend(head)) {
+        this.probes++;
+        this.resend(head);
+      }
+      return;
+    }
     const id = this.allocId();
-    const timeoutMs = Math.max(MIN_ATTEMPT_MS, this.timeoutMs / (this.maxRetries + 1));
+    const timeoutMs = this.quickMs();
     const done = () => {
       this.probing = false;
     };
@@ -611,13 +799,16 @@ export class Rpc extends EventEmitter<RpcEventMap> {
 
   /** Removes a call from the books and settles it. */
   private finish(call: Call, err: Error | null, value?: unknown): void {
-    if (this.pending.get(call.id) !== call) return;
-    for (const id of call.ids) this.pending.delete(id);
-    for (let i = this.txs.length - 1; i >= 0; i--) if (this.txs[i]?.call === call) this.txs.splice(i, 1);
+    if (call.done) return;
+    call.done = true;
+    this.pending.delete(call.id);
+    for (let i = this.txs.length - 1; i >= 0; i--) if (this.txs[i] === call) this.txs.splice(i, 1);
     if (call.timer) clearTimeout(call.timer);
     call.timer = undefined;
-    if (call.sent) this.inFlight--;
-    else {
+    if (call.sent) {
+      this.inFlight--;
+      if (call.ordered) this.orderedInFlight--;
+    } else {
       for (const q of [this.queue, this.priority]) {
         const i = q.indexOf(call);
         if (i >= 0) q.splice(i, 1);
@@ -650,16 +841,17 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     }
     const call = this.pending.get(id);
     if (!call?.sent) {
-      this.lateResponses++;
+      this.lateResponses++; // timed out, a second answer (a resend's), or garbage
       return;
     }
-    if (this.inOrder) this.revealLosses(id);
-    if (this.pending.get(id) !== call) return;
+    if (this.inOrder) this.revealLosses(call);
+    if (call.done) return;
+    this.cleanAnswers++;
     if (call.attempts === 1 && call.writtenAt !== undefined && !call.probe) {
       const rtt = performance.now() - call.writtenAt;
       this.srtt = this.srtt === 0 ? rtt : 0.875 * this.srtt + 0.125 * rtt;
     }
-    const [err, value] = alreadyDone(call, msg) ? [null, null] : settle(call, msg);
+    const [err, value] = settle(call, msg);
     if (err instanceof BadHandleError) this.emit("badHandle", opName(call.op));
     this.finish(call, err, value);
   }
@@ -678,6 +870,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       this.deviceReset(bootId, "device reset (boot event)");
     } else if (ev === EventId.frameDropped) {
       this.deviceDrops++;
+      this.noteLoss(true);
       const reason = msg[2];
       const total = msg[3];
       this.emit("frameDropped", {
@@ -685,7 +878,7 @@ export class Rpc extends EventEmitter<RpcEventMap> {
         reason: (typeof reason === "number" ? DROP_REASON_NAMES.get(reason) : undefined) ?? `reason ${String(reason)}`,
         total: typeof total === "number" ? total : this.deviceDrops,
       });
-      this.probeSoon();
+      this.probeSoon(true);
     } else if (ev === EventId.busy) {
       // [null, 3, id, elapsed ms]: the call's timeout counts again from now.
       const id = msg[2];

@@ -7,6 +7,7 @@
 import { BadHandleError, DeviceResetError, DisconnectedError } from "../base/errors.js";
 import { Limits, Op } from "../base/protocol.generated.js";
 import type { CallOptions, Rpc } from "../rpc/rpc.js";
+import { Residency } from "./residency.js";
 
 export type { CallOptions } from "../rpc/rpc.js";
 
@@ -22,12 +23,24 @@ export interface SessionContext {
   readonly mtu: number;
   /** Largest byte string one request can carry (mtu - request_overhead_max). */
   readonly chunkSize: number;
+  /**
+   * Bytes per request when bulk data is split (streams, buffered ciphers,
+   * random bytes): chunkSize on a clean line, less while the line loses
+   * frames (Rpc.frameLimit), so that frames still get through.
+   */
+  readonly streamChunk: number;
   /** Default per-call timeout in ms. */
   readonly timeoutMs: number;
   /** Names of the digests compiled into the firmware (hello). */
   readonly hashes: readonly string[];
   /** Number of key slots (hello). */
   readonly slots: number;
+  /** Size of the device's handle table (hello's max_handles). */
+  readonly maxHandles: number;
+  /** Calls sent or queued and not answered yet. */
+  readonly pendingCalls: number;
+  /** Keeps the objects of this session within the handle table (session/residency.ts). */
+  readonly residency: Residency;
   /** The next host-chosen handle, never reused within a boot. */
   nextHandle(): number;
   /** Frees, quietly and without waiting, the handle of an object that is gone; nothing when its boot or the link is. */
@@ -67,17 +80,21 @@ export interface SessionFigures {
   readonly mtu: number;
   readonly hashes: readonly string[];
   readonly slots: number;
+  readonly maxHandles: number;
 }
 
 /** A SessionContext over an Rpc; the owner supplies hello's figures and says when it is closing. */
 export class RpcSession implements SessionContext {
   private handleCounter = 0;
+  readonly residency: Residency;
 
   constructor(
     private readonly rpc: Rpc,
     private readonly figures: () => SessionFigures,
     private readonly closing: () => boolean,
-  ) {}
+  ) {
+    this.residency = new Residency(this);
+  }
 
   call(op: number, args: readonly unknown[] = [], opts: CallOptions = {}): Promise<unknown> {
     return this.rpc.call(op, args, opts);
@@ -99,6 +116,10 @@ export class RpcSession implements SessionContext {
     return this.mtu - Limits.requestOverheadMax;
   }
 
+  get streamChunk(): number {
+    return Math.min(this.mtu, this.rpc.frameLimit) - Limits.requestOverheadMax;
+  }
+
   get timeoutMs(): number {
     return this.rpc.timeoutMs;
   }
@@ -109,6 +130,14 @@ export class RpcSession implements SessionContext {
 
   get slots(): number {
     return this.figures().slots;
+  }
+
+  get maxHandles(): number {
+    return this.figures().maxHandles;
+  }
+
+  get pendingCalls(): number {
+    return this.rpc.inFlightCount + this.rpc.queuedCount;
   }
 
   nextHandle(): number {
