@@ -19,7 +19,7 @@ const SEED = Number(process.env.MBEDLINK_FAULT_SEED ?? 20261127);
 const LINE = { flip: 1e-4, drop: 1e-3 };
 /** 10,000 operations on native; QEMU's emulated UART (about 12 KiB/s) gets fewer, and shorter streams. */
 const OPS = TARGET === "qemu" ? 1000 : 10_000;
-const STREAMS = TARGET === "qemu" ? { streamEvery: 250, streamBytes: 64 << 10 } : { streamEvery: 1000, streamBytes: 1 << 20 };
+const STREAMS = TARGET === "qemu" ? { streamEvery: 500, streamBytes: 16 << 10 } : { streamEvery: 1000, streamBytes: 1 << 20 };
 const TIMEOUT_MS = TARGET === "qemu" ? 5000 : 3000;
 
 describe.runIf(TARGET !== "port")(`through a faulty line (${TARGET})`, () => {

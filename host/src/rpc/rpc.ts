@@ -183,6 +183,12 @@ interface Call {
   writtenAt: number | undefined;
   /** Dropped frames seen while it was the only call waiting (see probeSoon). */
   dropsAlone: number;
+  /** performance.now() of its newest transmission. */
+  lastTxAt: number;
+  /** Transmissions handed to the transport and not yet written to the OS. */
+  unwritten: number;
+  /** A resend waits for the copy still being written (see resend). */
+  resendDue: boolean;
   /** A link probe made by the Rpc itself. */
   probe: boolean;
 }
@@ -205,6 +211,10 @@ export const CLEAN_STREAK = 256;
 const LOSS_MEMORY = 16;
 /** Smallest frame frameLimit suggests (a device's MTU is at least this, spec §1). */
 const MIN_FRAME = 256;
+/** Line time per byte of a 115200 baud UART (10 bits a byte), ms: assumed until measured. */
+const UART_MS_PER_BYTE = 10 / 115.2;
+/** Exchanges (request plus answer bytes) at least this large measure the line's rate. */
+const LINE_SAMPLE_BYTES = 128;
 /** Shortest wait after a dropped frame before a probe, ms. */
 const PROBE_DELAY_MIN_MS = 20;
 
@@ -313,6 +323,14 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   private probeTimer: ReturnType<typeof setTimeout> | undefined;
   /** Smoothed response time of first attempts, ms. */
   private srtt = 0;
+  /**
+   * Smoothed line time per byte (request plus answer), ms: what a 115200 baud
+   * UART takes until exchanges of at least LINE_SAMPLE_BYTES were measured.
+   */
+  private msPerByte = UART_MS_PER_BYTE;
+  /** performance.now() of the last answer received: the line was busy with the next one from then on. */
+  private lastAnswerAt = 0;
+  private lineSamples = 0;
   private linkDown = false;
   private _transport: Transport;
   private readonly linkHandlers = {
@@ -541,6 +559,9 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       queuedAt: performance.now(),
       writtenAt: undefined,
       dropsAlone: 0,
+      lastTxAt: 0,
+      unwritten: 0,
+      resendDue: false,
       probe,
     };
   }
@@ -609,12 +630,16 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     this.txs.push(call);
     if (this.lossy && !call.probe) this.probeSoon(false);
     if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${call.id}, ${call.request.size} B${call.probe ? " (link probe)" : ""}`);
+    call.lastTxAt = performance.now();
+    call.unwritten++;
     this._transport.sendRequest(call.request, (err) => {
+      call.unwritten--;
       if (call.done) return;
       if (err) this.writeFailed(call, err);
       else {
         call.writtenAt = performance.now();
         this.arm(call, call.timeoutMs); // the timeout counts from the written frame
+        this.resendIfDue(call);
       }
     });
   }
@@ -635,15 +660,33 @@ export class Rpc extends EventEmitter<RpcEventMap> {
    * answers it from its record if the first transmission ran (spec §6).
    */
   private resend(call: Call): void {
+    if (call.unwritten > 0) {
+      // An earlier copy still waits for the OS (a slow line's buffer is
+      // full): a second one would only lengthen the queue it waits in. It
+      // goes once that copy is written.
+      call.resendDue = true;
+      return;
+    }
     call.attempts++;
+    call.lastTxAt = performance.now();
+    call.unwritten++;
     this.retries++;
     this.txs.push(call);
     if (this.lossy) this.probeSoon(false);
     if (debug.enabled) debugLog(`-> ${opName(call.op)} id ${call.id}, ${call.request.size} B (resend ${call.attempts - 1})`);
     this.armAttempt(call);
     this._transport.sendRequest(call.request, (err) => {
+      call.unwritten--;
       if (err && !call.done) this.writeFailed(call, err);
+      else this.resendIfDue(call);
     });
+  }
+
+  /** Sends the resend that waited for the last copy to be written, if the call still needs it. */
+  private resendIfDue(call: Call): void {
+    if (!call.resendDue || call.unwritten > 0) return;
+    call.resendDue = false;
+    if (!call.done && this.canResend(call)) this.resend(call);
   }
 
   /** The call may run `ms` more from now (its timeout; a busy event re-arms it). */
@@ -667,12 +710,36 @@ export class Rpc extends EventEmitter<RpcEventMap> {
   private attemptMs(call: Call): number {
     const full = Math.max(MIN_ATTEMPT_MS, call.timeoutMs / (this.maxRetries + 1));
     if (!this.lossy) return full;
-    return Math.min(full, this.quickMs() * 2 ** (call.attempts - 1));
+    return Math.min(full, this.quickMs(call) * 2 ** (call.attempts - 1));
   }
 
-  /** A few response times: how long a lost frame goes unnoticed at most while the line loses frames. */
-  private quickMs(): number {
-    return Math.max(MIN_ATTEMPT_MS, 4 * this.srtt);
+  /**
+   * A few response times, plus the time the line needs for the bytes queued
+   * ahead of `call`'s newest transmission and for its own: how long a lost
+   * frame goes unnoticed at most while the line loses frames. Without the
+   * byte term a 4 KiB frame on a slow UART (about 0.2 s on QEMU's) would be
+   * resent many times while its first copy is still on its way.
+   */
+  private quickMs(call?: Call): number {
+    return Math.max(MIN_ATTEMPT_MS, 4 * this.srtt) + (call ? this.lineMs(call) : 0);
+  }
+
+  /** How long after its newest copy went out `call`'s answer is overdue: a couple of response times plus the line time. */
+  private answerDueMs(call: Call): number {
+    return Math.max(PROBE_DELAY_MIN_MS, 2 * this.srtt) + this.lineMs(call);
+  }
+
+  /**
+   * Line time for the transmissions waiting up to and including `call`'s
+   * newest one: request bytes plus about as many answer bytes, at the rate
+   * seen so far.
+   */
+  private lineMs(call: Call): number {
+    const last = this.txs.lastIndexOf(call);
+    let bytes = 0;
+    for (let i = 0; i <= last; i++) bytes += 2 * (this.txs[i] as Call).request.size;
+    if (last < 0) bytes = 2 * call.request.size;
+    return bytes * this.msPerByte;
   }
 
   /** Timer for the current attempt: the deadline, or sooner when a resend is still possible. */
@@ -759,14 +826,23 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       }
     }
     if (this.probing || this.probeTimer) return;
-    const head = this.txs[0];
-    this.probeTimer = setTimeout(
-      () => {
-        this.probeTimer = undefined;
-        if (this.txs[0] === head) this.probe();
-      },
-      Math.max(PROBE_DELAY_MIN_MS, 2 * this.srtt),
-    );
+    this.armProbe(this.answerDueMs(this.txs[0] as Call));
+  }
+
+  /**
+   * The probe timer: when it runs out with the same transmission still first
+   * in line, a probe goes; when that one was answered meanwhile, it waits on
+   * for the answer of the next one, due from its own newest copy.
+   */
+  private armProbe(ms: number): void {
+    const head = this.txs[0] as Call;
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined;
+      const next = this.txs[0];
+      if (next === head) this.probe();
+      else if (next && this.inOrder && !this.probing)
+        this.armProbe(Math.max(0, next.lastTxAt + this.answerDueMs(next) - performance.now()));
+    }, ms);
   }
 
   /**
@@ -779,7 +855,19 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     if (!this.inOrder || this.probing || this.gone || this.linkDown || this.txs.length === 0) return;
     if (!this.hasRoom()) {
       const head = this.live.find((c) => !c.done);
-      if (head && this.canResend(head)) {
+      if (!head) return;
+      // ... once its newest copy has had the time the line needs for it
+      const wait = head.lastTxAt + this.answerDueMs(head) - performance.now();
+      if (wait > 0) {
+        if (!this.probeTimer) {
+          this.probeTimer = setTimeout(() => {
+            this.probeTimer = undefined;
+            this.probe();
+          }, Math.ceil(wait));
+        }
+        return;
+      }
+      if (this.canResend(head)) {
         this.probes++;
         this.resend(head);
       }
@@ -839,6 +927,9 @@ export class Rpc extends EventEmitter<RpcEventMap> {
       this.onEvent(msg);
       return;
     }
+    const now = performance.now();
+    const answeredBefore = this.lastAnswerAt;
+    this.lastAnswerAt = now;
     const call = this.pending.get(id);
     if (!call?.sent) {
       this.lateResponses++; // timed out, a second answer (a resend's), or garbage
@@ -848,8 +939,14 @@ export class Rpc extends EventEmitter<RpcEventMap> {
     if (call.done) return;
     this.cleanAnswers++;
     if (call.attempts === 1 && call.writtenAt !== undefined && !call.probe) {
-      const rtt = performance.now() - call.writtenAt;
+      const rtt = now - call.writtenAt;
       this.srtt = this.srtt === 0 ? rtt : 0.875 * this.srtt + 0.125 * rtt;
+      // Its service time: from when it was written or the answer before came, whichever is later.
+      const bytes = call.request.size + this._transport.lastFrameSize;
+      if (bytes >= LINE_SAMPLE_BYTES) {
+        const perByte = (now - Math.max(call.writtenAt, answeredBefore)) / bytes;
+        this.msPerByte = this.lineSamples++ === 0 ? perByte : 0.875 * this.msPerByte + 0.125 * perByte;
+      }
     }
     const [err, value] = settle(call, msg);
     if (err instanceof BadHandleError) this.emit("badHandle", opName(call.op));
