@@ -27,6 +27,14 @@ export interface DigestOps {
   readonly oneShotName: string;
 }
 
+/** A digest or MAC answered by `what` (e.g. "hash_oneshot(sha256)"), copied out; ProtocolError when it is not `size` bytes. */
+export function checkedDigest(r: unknown, size: number, what: string): Uint8Array {
+  if (!(r instanceof Uint8Array) || r.length !== size) {
+    throw new ProtocolError(`${what} returned ${r instanceof Uint8Array ? `${r.length} bytes` : typeof r}`);
+  }
+  return Uint8Array.from(r);
+}
+
 export abstract class DigestContext extends DeviceObject {
   readonly digestSize: number;
   /** The digest's block size. */
@@ -139,10 +147,7 @@ export abstract class DigestContext extends DeviceObject {
   }
 
   private checked(r: unknown, op: string): Uint8Array {
-    if (!(r instanceof Uint8Array) || r.length !== this.digestSize) {
-      throw new ProtocolError(`${op}(${this.name}) returned ${r instanceof Uint8Array ? `${r.length} bytes` : typeof r}`);
-    }
-    return Uint8Array.from(r);
+    return checkedDigest(r, this.digestSize, `${op}(${this.name})`);
   }
 
   async hexdigest(opts: CallOptions = {}): Promise<string> {

@@ -15,7 +15,7 @@ import type { HashAlgInfo } from "../base/protocol.generated.js";
 import { HASH_ALGS, Op } from "../base/protocol.generated.js";
 import { checkBytes, hex } from "../base/util.js";
 import type { CallOptions, SessionContext } from "../session/context.js";
-import { DigestContext } from "./digest-context.js";
+import { checkedDigest, DigestContext } from "./digest-context.js";
 
 const ALG_BY_NAME: ReadonlyMap<string, HashAlgInfo> = new Map(HASH_ALGS.map((a) => [a.name, a]));
 const ALG_BY_ID: ReadonlyMap<number, HashAlgInfo> = new Map(HASH_ALGS.map((a) => [a.id, a]));
@@ -88,6 +88,10 @@ export class Hash extends DigestContext {
 export async function digestOf(ctx: SessionContext, name: string, data: Uint8Array, opts: CallOptions = {}): Promise<Uint8Array> {
   const alg = lookupHash(name);
   checkBytes(data, "data");
+  // What fits one request needs no object (the lazy Hash would send the same request).
+  if (data.length <= ctx.chunkSize) {
+    return checkedDigest(await ctx.call(Op.hashOneshot, [alg.id, data], opts), alg.digestSize, `hash_oneshot(${alg.name})`);
+  }
   const h = new Hash(ctx, alg);
   try {
     h.update(data);

@@ -19,7 +19,7 @@ import type { HashAlgInfo } from "../base/protocol.generated.js";
 import { Op } from "../base/protocol.generated.js";
 import { checkBytes, hex } from "../base/util.js";
 import type { CallOptions, SessionContext } from "../session/context.js";
-import { DigestContext } from "./digest-context.js";
+import { checkedDigest, DigestContext } from "./digest-context.js";
 import { lookupHash } from "./hash.js";
 import { SymmetricKey, withKey } from "./keys.js";
 
@@ -143,6 +143,11 @@ export class HmacModule {
     const alg = digestmodOf({ digestmod });
     if (!(key instanceof SymmetricKey)) checkBytes(key, "key");
     checkBytes(data, "data");
+    // What fits one request needs no object (the lazy Hmac would send the same request).
+    if (keyWireSize(key) + data.length + EXTRA_ARG_BYTES <= this.ctx.chunkSize) {
+      const r = await withKey(this.ctx, key, (k) => this.ctx.call(Op.hmacOneshot, [alg.id, k, data], opts));
+      return checkedDigest(r, alg.digestSize, `hmac_oneshot(hmac-${alg.name})`);
+    }
     const m = this.new(key, { digestmod: alg.name });
     try {
       m.update(data);

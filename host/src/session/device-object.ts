@@ -176,6 +176,8 @@ export abstract class DeviceObject implements AsyncDisposable, HandleHolder {
   private issued: Promise<void> | undefined;
   /** A create refused with too_many_handles is being sent again. */
   private recovering: Promise<void> | undefined;
+  /** Registered with the finalization registry (see watchForOrphaning). */
+  private watched = false;
 
   /**
    * `adopted`: the object takes over a handle its create op was already sent
@@ -202,8 +204,19 @@ export abstract class DeviceObject implements AsyncDisposable, HandleHolder {
         error: undefined,
       };
       ctx.residency.track(this.res);
+      this.watchForOrphaning();
     }
-    orphans.register(this, { ctx, res: this.res }, this.res);
+  }
+
+  /**
+   * From its first create on, an object nobody closes is freed once it is
+   * collected. Not before: one made lazily that never gets a device object
+   * (a one-shot digest) costs the collector nothing.
+   */
+  private watchForOrphaning(): void {
+    if (this.watched) return;
+    this.watched = true;
+    orphans.register(this, { ctx: this.ctx, res: this.res }, this.res);
   }
 
   /** How error messages name this object, e.g. "sha256 hash object". */
@@ -288,6 +301,7 @@ export abstract class DeviceObject implements AsyncDisposable, HandleHolder {
   protected open(create: (handle: number, viaHandle: number) => Promise<unknown>, via?: HandleHolder): Promise<unknown> {
     const rev: Revival = { create, via, done: new Deferred<unknown>(true), unwrap: false };
     this.revival = rev;
+    this.watchForOrphaning();
     void this.enqueue(() => Promise.resolve()).catch(() => {});
     return rev.done.promise;
   }
