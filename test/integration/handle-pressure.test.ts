@@ -31,6 +31,8 @@ beforeAll(() => {
  */
 const ITERATIONS = Number(process.env.MBEDLINK_PRESSURE_ITERATIONS ?? bulk(10_000, 500));
 const ECDSA_ITERATIONS = Number(process.env.MBEDLINK_PRESSURE_ECDSA ?? bulk(10_000, 250));
+/** Per-test time limit: the default two minutes, or more for larger counts (QEMU: about 40 ms per iteration of the slowest form). */
+const limit = (n: number) => Math.max(120_000, n * bulk(5, 60));
 
 const counters = () => ({ ...dev._context.residency.counters });
 const perOp = (t0: number, n: number) => `${(((performance.now() - t0) / n) * 1000).toFixed(0)} µs/op`;
@@ -89,7 +91,7 @@ describe(`${ITERATIONS} iterations of each one-shot form, nothing closed`, () =>
       `hash one-shot: new+update+digest ${lazy}, sha224(data).hexdigest() ${condensed}; alternating: one-shot ${a}, before (context + free) ${b}`,
     );
     await expectWithinTable();
-  });
+  }, limit(ITERATIONS));
 
   it("hmac new(key, msg).digest()", async () => {
     const t0 = performance.now();
@@ -101,7 +103,7 @@ describe(`${ITERATIONS} iterations of each one-shot form, nothing closed`, () =>
     }
     console.log(`hmac one-shot: ${perOp(t0, ITERATIONS)}`);
     await expectWithinTable();
-  });
+  }, limit(ITERATIONS));
 
   it("AES-CBC and AES-GCM encrypt/decrypt", async () => {
     const t0 = performance.now();
@@ -124,7 +126,7 @@ describe(`${ITERATIONS} iterations of each one-shot form, nothing closed`, () =>
     }
     console.log(`AES-CBC + AES-GCM round trips: ${perOp(t0, 2 * ITERATIONS)} per encrypt+decrypt`);
     await expectWithinTable();
-  });
+  }, limit(2 * ITERATIONS));
 
   it(`ECDSA P-256 sign with a fresh key object each time (${ECDSA_ITERATIONS} imports)`, async () => {
     const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
@@ -143,7 +145,7 @@ describe(`${ITERATIONS} iterations of each one-shot form, nothing closed`, () =>
         `freed when collected ${after.collected - before.collected}`,
     );
     await expectWithinTable();
-  });
+  }, limit(ECDSA_ITERATIONS));
 });
 
 describe("100 objects alive at once", () => {
