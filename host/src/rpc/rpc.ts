@@ -47,7 +47,10 @@
 //   with one call waiting resends it at once; attempt timers start at four
 //   response times and double; a transmission left unanswered that long
 //   brings a probe), and `frameLimit` suggests how large frames should be
-//   for the loss rate seen.
+//   for the loss rate seen. Those waits add the line time of the bytes
+//   queued up to the transmission (lineMs), and no copy of a request goes
+//   while an earlier one is still being written: a slow UART is never
+//   flooded with copies of a large frame still on its way.
 //   A request whose loss no later response reveals is resent when its
 //   attempt timer (timeout / (retries + 1)) runs out. A dropped frame (host
 //   CRC failure or device frame_dropped) sends a tiny probe (`echo`) whose
