@@ -45,107 +45,123 @@ async function expectWithinTable(): Promise<void> {
 }
 
 describe(`${ITERATIONS} iterations of each one-shot form, nothing closed`, () => {
-  it("hash new + update + digest, and sha224(data).hexdigest()", async () => {
-    const t0 = performance.now();
-    for (let i = 0; i < ITERATIONS; i++) {
-      const data = rand(randomInt(0, 200));
-      const h = dev.hash.new("sha256");
-      h.update(data);
-      expect(hex(await h.digest())).toBe(createHash("sha256").update(data).digest("hex"));
-    }
-    const lazy = perOp(t0, ITERATIONS);
-    const t1 = performance.now();
-    for (let i = 0; i < ITERATIONS; i++) {
-      const data = rand(randomInt(0, 200));
-      expect(await dev.hash.sha224(data).hexdigest()).toBe(createHash("sha224").update(data).digest("hex"));
-    }
-    const condensed = perOp(t1, ITERATIONS);
-    // Against before, in the same run: a context per digest (hash_new, hash_update, hash_digest pipelined,
-    // then free), in alternating blocks so that warm-up and load fall on both alike.
-    const oneShot = async (data: Uint8Array) => hex(await dev.hash.new("sha256", data).digest());
-    const context = async (data: Uint8Array) => {
-      const h = dev._nextHandle();
-      void dev.rpc.call(Op.hashNew, [h, 4]);
-      void dev.rpc.call(Op.hashUpdate, [h, data]);
-      const d = dev.rpc.call(Op.hashDigest, [h]);
-      const f = dev.rpc.call(Op.free, [h]);
-      const r = hex((await d) as Uint8Array);
-      await f;
-      return r;
-    };
-    const spent = [0, 0];
-    const block = 100;
-    const perForm = Math.max(block, Math.min(ITERATIONS, bulk(2000, 200)));
-    for (let n = 0; n < perForm; n += block) {
-      for (const [k, run] of [oneShot, context].entries()) {
-        const t = performance.now();
-        for (let i = 0; i < block; i++) {
-          const data = rand(randomInt(0, 200));
-          expect(await run(data)).toBe(createHash("sha256").update(data).digest("hex"));
-        }
-        spent[k] = (spent[k] as number) + performance.now() - t;
+  it(
+    "hash new + update + digest, and sha224(data).hexdigest()",
+    async () => {
+      const t0 = performance.now();
+      for (let i = 0; i < ITERATIONS; i++) {
+        const data = rand(randomInt(0, 200));
+        const h = dev.hash.new("sha256");
+        h.update(data);
+        expect(hex(await h.digest())).toBe(createHash("sha256").update(data).digest("hex"));
       }
-    }
-    const [a, b] = spent.map((ms) => `${((ms / perForm) * 1000).toFixed(0)} µs/op`);
-    console.log(
-      `hash one-shot: new+update+digest ${lazy}, sha224(data).hexdigest() ${condensed}; alternating: one-shot ${a}, before (context + free) ${b}`,
-    );
-    await expectWithinTable();
-  }, limit(ITERATIONS));
+      const lazy = perOp(t0, ITERATIONS);
+      const t1 = performance.now();
+      for (let i = 0; i < ITERATIONS; i++) {
+        const data = rand(randomInt(0, 200));
+        expect(await dev.hash.sha224(data).hexdigest()).toBe(createHash("sha224").update(data).digest("hex"));
+      }
+      const condensed = perOp(t1, ITERATIONS);
+      // Against before, in the same run: a context per digest (hash_new, hash_update, hash_digest pipelined,
+      // then free), in alternating blocks so that warm-up and load fall on both alike.
+      const oneShot = async (data: Uint8Array) => hex(await dev.hash.new("sha256", data).digest());
+      const context = async (data: Uint8Array) => {
+        const h = dev._nextHandle();
+        void dev.rpc.call(Op.hashNew, [h, 4]);
+        void dev.rpc.call(Op.hashUpdate, [h, data]);
+        const d = dev.rpc.call(Op.hashDigest, [h]);
+        const f = dev.rpc.call(Op.free, [h]);
+        const r = hex((await d) as Uint8Array);
+        await f;
+        return r;
+      };
+      const spent = [0, 0];
+      const block = 100;
+      const perForm = Math.max(block, Math.min(ITERATIONS, bulk(2000, 200)));
+      for (let n = 0; n < perForm; n += block) {
+        for (const [k, run] of [oneShot, context].entries()) {
+          const t = performance.now();
+          for (let i = 0; i < block; i++) {
+            const data = rand(randomInt(0, 200));
+            expect(await run(data)).toBe(createHash("sha256").update(data).digest("hex"));
+          }
+          spent[k] = (spent[k] as number) + performance.now() - t;
+        }
+      }
+      const [a, b] = spent.map((ms) => `${((ms / perForm) * 1000).toFixed(0)} µs/op`);
+      console.log(
+        `hash one-shot: new+update+digest ${lazy}, sha224(data).hexdigest() ${condensed}; alternating: one-shot ${a}, before (context + free) ${b}`,
+      );
+      await expectWithinTable();
+    },
+    limit(ITERATIONS),
+  );
 
-  it("hmac new(key, msg).digest()", async () => {
-    const t0 = performance.now();
-    for (let i = 0; i < ITERATIONS; i++) {
-      const key = rand(randomInt(1, 80));
-      const msg = rand(randomInt(0, 200));
-      const mac = await dev.hmac.new(key, { digestmod: "sha256", msg }).digest();
-      expect(hex(mac)).toBe(createHmac("sha256", key).update(msg).digest("hex"));
-    }
-    console.log(`hmac one-shot: ${perOp(t0, ITERATIONS)}`);
-    await expectWithinTable();
-  }, limit(ITERATIONS));
+  it(
+    "hmac new(key, msg).digest()",
+    async () => {
+      const t0 = performance.now();
+      for (let i = 0; i < ITERATIONS; i++) {
+        const key = rand(randomInt(1, 80));
+        const msg = rand(randomInt(0, 200));
+        const mac = await dev.hmac.new(key, { digestmod: "sha256", msg }).digest();
+        expect(hex(mac)).toBe(createHmac("sha256", key).update(msg).digest("hex"));
+      }
+      console.log(`hmac one-shot: ${perOp(t0, ITERATIONS)}`);
+      await expectWithinTable();
+    },
+    limit(ITERATIONS),
+  );
 
-  it("AES-CBC and AES-GCM encrypt/decrypt", async () => {
-    const t0 = performance.now();
-    for (let i = 0; i < ITERATIONS; i++) {
-      const [key, iv, data] = [rand(16), rand(16), rand(randomInt(0, 200))];
-      const c = dev.cipher.AES.new(key, dev.cipher.MODE_CBC, iv) as Cipher;
-      const ct = await c.encrypt(data);
-      const node = createCipheriv("aes-128-cbc", key, iv);
-      expect(hex(ct)).toBe(Buffer.concat([node.update(data), node.final()]).toString("hex"));
-      expect(hex(await dev.cipher.AES.new(key, dev.cipher.MODE_CBC, iv).decrypt(ct))).toBe(hex(data));
-    }
-    for (let i = 0; i < ITERATIONS; i++) {
-      const [key, nonce, aad, data] = [rand(32), rand(12), rand(randomInt(0, 32)), rand(randomInt(0, 200))];
-      const [ct, tag] = await (dev.cipher.AES.new(key, dev.cipher.MODE_GCM, nonce) as AEADCipher).encrypt(data, aad);
-      const node = createCipheriv("aes-256-gcm", key, nonce);
-      node.setAAD(aad);
-      expect(hex(ct)).toBe(Buffer.concat([node.update(data), node.final()]).toString("hex"));
-      expect(hex(tag)).toBe(node.getAuthTag().toString("hex"));
-      expect(hex(await (dev.cipher.AES.new(key, dev.cipher.MODE_GCM, nonce) as AEADCipher).decrypt(ct, tag, aad))).toBe(hex(data));
-    }
-    console.log(`AES-CBC + AES-GCM round trips: ${perOp(t0, 2 * ITERATIONS)} per encrypt+decrypt`);
-    await expectWithinTable();
-  }, limit(2 * ITERATIONS));
+  it(
+    "AES-CBC and AES-GCM encrypt/decrypt",
+    async () => {
+      const t0 = performance.now();
+      for (let i = 0; i < ITERATIONS; i++) {
+        const [key, iv, data] = [rand(16), rand(16), rand(randomInt(0, 200))];
+        const c = dev.cipher.AES.new(key, dev.cipher.MODE_CBC, iv) as Cipher;
+        const ct = await c.encrypt(data);
+        const node = createCipheriv("aes-128-cbc", key, iv);
+        expect(hex(ct)).toBe(Buffer.concat([node.update(data), node.final()]).toString("hex"));
+        expect(hex(await dev.cipher.AES.new(key, dev.cipher.MODE_CBC, iv).decrypt(ct))).toBe(hex(data));
+      }
+      for (let i = 0; i < ITERATIONS; i++) {
+        const [key, nonce, aad, data] = [rand(32), rand(12), rand(randomInt(0, 32)), rand(randomInt(0, 200))];
+        const [ct, tag] = await (dev.cipher.AES.new(key, dev.cipher.MODE_GCM, nonce) as AEADCipher).encrypt(data, aad);
+        const node = createCipheriv("aes-256-gcm", key, nonce);
+        node.setAAD(aad);
+        expect(hex(ct)).toBe(Buffer.concat([node.update(data), node.final()]).toString("hex"));
+        expect(hex(tag)).toBe(node.getAuthTag().toString("hex"));
+        expect(hex(await (dev.cipher.AES.new(key, dev.cipher.MODE_GCM, nonce) as AEADCipher).decrypt(ct, tag, aad))).toBe(hex(data));
+      }
+      console.log(`AES-CBC + AES-GCM round trips: ${perOp(t0, 2 * ITERATIONS)} per encrypt+decrypt`);
+      await expectWithinTable();
+    },
+    limit(2 * ITERATIONS),
+  );
 
-  it(`ECDSA P-256 sign with a fresh key object each time (${ECDSA_ITERATIONS} imports)`, async () => {
-    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    const der = new Uint8Array(privateKey.export({ type: "pkcs8", format: "der" }));
-    const before = counters();
-    const t0 = performance.now();
-    for (let i = 0; i < ECDSA_ITERATIONS; i++) {
-      const msg = rand(randomInt(1, 100));
-      const key = await dev.pk.ECC.fromDER(der);
-      const sig = await key.sign(msg, "sha256");
-      expect(verify("sha256", msg, publicKey, sig)).toBe(true);
-    }
-    const after = counters();
-    console.log(
-      `ECDSA import + sign: ${perOp(t0, ECDSA_ITERATIONS)}; keys swapped out ${after.wraps - before.wraps}, ` +
-        `freed when collected ${after.collected - before.collected}`,
-    );
-    await expectWithinTable();
-  }, limit(ECDSA_ITERATIONS));
+  it(
+    `ECDSA P-256 sign with a fresh key object each time (${ECDSA_ITERATIONS} imports)`,
+    async () => {
+      const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+      const der = new Uint8Array(privateKey.export({ type: "pkcs8", format: "der" }));
+      const before = counters();
+      const t0 = performance.now();
+      for (let i = 0; i < ECDSA_ITERATIONS; i++) {
+        const msg = rand(randomInt(1, 100));
+        const key = await dev.pk.ECC.fromDER(der);
+        const sig = await key.sign(msg, "sha256");
+        expect(verify("sha256", msg, publicKey, sig)).toBe(true);
+      }
+      const after = counters();
+      console.log(
+        `ECDSA import + sign: ${perOp(t0, ECDSA_ITERATIONS)}; keys swapped out ${after.wraps - before.wraps}, ` +
+          `freed when collected ${after.collected - before.collected}`,
+      );
+      await expectWithinTable();
+    },
+    limit(ECDSA_ITERATIONS),
+  );
 });
 
 describe("100 objects alive at once", () => {
