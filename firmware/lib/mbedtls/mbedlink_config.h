@@ -72,6 +72,8 @@
 #define MBEDTLS_CHACHA20_C
 #define MBEDTLS_POLY1305_C
 #define MBEDTLS_CHACHAPOLY_C
+#define MBEDTLS_CMAC_C   /* AES/Camellia/ARIA-CMAC (cmac module) */
+#define MBEDTLS_NIST_KW_C /* RFC 3394/5649 key wrap (keywrap module) */
 
 /* ------------------------------------------------------------ public key */
 #define MBEDTLS_BIGNUM_C
