@@ -35,6 +35,8 @@ const char *ml_handle_type_name(uint8_t type)
         return "pk key";
     case ML_HT_KEX:
         return "key-exchange context";
+    case ML_HT_CMAC:
+        return "CMAC context";
     default:
         return "object";
     }

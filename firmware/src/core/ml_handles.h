@@ -20,6 +20,7 @@ enum ml_handle_type {
     ML_HT_CIPHER_BUF = 5, /* buffered one-shot AEAD/XTS context (ops/op_cipher_buf.c) */
     ML_HT_PK = 6,         /* RSA or EC key, public or private (ops/op_pk.c, ml_pk.h) */
     ML_HT_KEX = 7,        /* ECDH or DH key-exchange context (ops/op_kex.c) */
+    ML_HT_CMAC = 8,       /* CMAC context (ops/op_cmac.c) */
 };
 
 typedef void (*ml_destructor_fn)(void *obj);
