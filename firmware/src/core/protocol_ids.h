@@ -85,6 +85,10 @@ enum ml_op {
     ML_OP_KEX_SECRET = 91, /* Compute the shared secret: returned as big-endian bytes, or kept on the device as a symmetric key under a new handle. */
     ML_OP_OBJ_WRAP = 96, /* Swap an object out: its state wrapped (AES-256-GCM under a per-boot device key, spec.md 7.6) as the result, then the handle is freed; on any failure the handle stays as it was. Digest, HMAC, pk and symmetric key objects only. */
     ML_OP_OBJ_UNWRAP = 97, /* Swap an object back in under a new host-chosen handle from a blob obj_wrap returned in this boot; another boot's, another type's or an altered blob is bad_argument. */
+    ML_OP_KEYWRAP_WRAP = 104, /* NIST key wrap (SP 800-38F, RFC 3394 KW / RFC 5649 KWP) of key bytes under an AES-128/192/256 KEK given as bytes or as a device key handle. */
+    ML_OP_KEYWRAP_UNWRAP = 105, /* Unwrap a KW or KWP wrap: the key bytes only when the integrity check passes, else auth_failed and nothing. */
+    ML_OP_KEYWRAP_UNWRAP_KEY = 106, /* Unwrap into a new device-held symmetric key under a host-chosen handle (the key never crosses the line); returns its length. A failed integrity check is auth_failed and creates nothing. */
+    ML_OP_KEYWRAP_UNWRAP_PK = 107, /* Unwrap a wrapped private key DER (PKCS#8, SEC1, PKCS#1) into a new pk object under a host-chosen handle with the given flags; returns its pk-info. A failed integrity check is auth_failed and creates nothing. */
 };
 
 enum ml_status {
@@ -204,6 +208,12 @@ enum ml_kex_role {
 enum ml_slot_kind {
     ML_SLOT_KIND_PK = 1, /* A pk key (private or public). */
     ML_SLOT_KIND_SYMMETRIC = 2, /* A device-held symmetric key (key_import / key_generate). */
+};
+
+/* keywrap_* ops' mode argument: which NIST key wrap (SP 800-38F). */
+enum ml_keywrap_mode {
+    ML_KEYWRAP_MODE_KW = 0, /* KW (RFC 3394): a multiple of 8 bytes, at least 16; ICV A6A6A6A6A6A6A6A6. */
+    ML_KEYWRAP_MODE_KWP = 1, /* KWP (RFC 5649): 1 byte or more, padded; ICV A65959A6 and the length. */
 };
 
 /* The hash_algs table: X(id, Mbed TLS md type, digest size, block size in bytes),

@@ -83,4 +83,10 @@ int ml_op_kex_secret(struct ml_call *call, CborValue *args, CborEncoder *result)
 int ml_op_obj_wrap(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_obj_unwrap(struct ml_call *call, CborValue *args, CborEncoder *result);
 
+/* keywrap */
+int ml_op_keywrap_wrap(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_keywrap_unwrap(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_keywrap_unwrap_key(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_keywrap_unwrap_pk(struct ml_call *call, CborValue *args, CborEncoder *result);
+
 #endif /* ML_OPS_H */

@@ -138,6 +138,14 @@ export const Op = {
   objWrap: 96,
   /** Swap an object back in under a new host-chosen handle from a blob obj_wrap returned in this boot; another boot's, another type's or an altered blob is bad_argument. */
   objUnwrap: 97,
+  /** NIST key wrap (SP 800-38F, RFC 3394 KW / RFC 5649 KWP) of key bytes under an AES-128/192/256 KEK given as bytes or as a device key handle. */
+  keywrapWrap: 104,
+  /** Unwrap a KW or KWP wrap: the key bytes only when the integrity check passes, else auth_failed and nothing. */
+  keywrapUnwrap: 105,
+  /** Unwrap into a new device-held symmetric key under a host-chosen handle (the key never crosses the line); returns its length. A failed integrity check is auth_failed and creates nothing. */
+  keywrapUnwrapKey: 106,
+  /** Unwrap a wrapped private key DER (PKCS#8, SEC1, PKCS#1) into a new pk object under a host-chosen handle with the given flags; returns its pk-info. A failed integrity check is auth_failed and creates nothing. */
+  keywrapUnwrapPk: 107,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -325,6 +333,15 @@ export const SlotKind = {
 } as const;
 export type SlotKind = (typeof SlotKind)[keyof typeof SlotKind];
 
+/** keywrap_* ops' mode argument: which NIST key wrap (SP 800-38F). */
+export const KeywrapMode = {
+  /** KW (RFC 3394): a multiple of 8 bytes, at least 16; ICV A6A6A6A6A6A6A6A6. */
+  kw: 0,
+  /** KWP (RFC 5649): 1 byte or more, padded; ICV A65959A6 and the length. */
+  kwp: 1,
+} as const;
+export type KeywrapMode = (typeof KeywrapMode)[keyof typeof KeywrapMode];
+
 /**
  * Whether a lost request may be resent (spec.md 6), under the same id, byte
  * for byte, the device answering a request it already ran from its record of
@@ -397,6 +414,10 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [91, { name: "kex_secret", module: "kex", resend: "ordered", minArgs: 2, maxArgs: 2 }],
   [96, { name: "obj_wrap", module: "obj", resend: "record", minArgs: 1, maxArgs: 1 }],
   [97, { name: "obj_unwrap", module: "obj", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [104, { name: "keywrap_wrap", module: "keywrap", resend: "record", minArgs: 3, maxArgs: 3 }],
+  [105, { name: "keywrap_unwrap", module: "keywrap", resend: "record", minArgs: 3, maxArgs: 3 }],
+  [106, { name: "keywrap_unwrap_key", module: "keywrap", resend: "ordered", minArgs: 4, maxArgs: 4 }],
+  [107, { name: "keywrap_unwrap_pk", module: "keywrap", resend: "ordered", minArgs: 5, maxArgs: 5 }],
 ]);
 
 export interface HashAlgInfo {
