@@ -67,10 +67,10 @@ enum ml_op {
     ML_OP_PK_IMPORT = 65, /* Parse a private or public key (DER or PEM: PKCS#1, PKCS#8, SEC1, SubjectPublicKeyInfo; encrypted PKCS#8 with a password) into a new handle. */
     ML_OP_PK_INFO = 66, /* Describe a key: type, bits, curve, whether it holds a private part and whether that part is exportable. */
     ML_OP_PK_EXPORT = 67, /* Serialise a key: private DER, public DER (SubjectPublicKeyInfo), raw public point or raw private scalar. Private formats of a non-exportable key are not_exportable. */
-    ML_OP_PK_SIGN = 68, /* Sign a message digest: RSA PKCS#1 v1.5 or PSS, ECDSA (DER signature). Randomised, so not idempotent. */
-    ML_OP_PK_VERIFY = 69, /* Verify a signature over a message digest; true or false (a malformed signature is false). */
-    ML_OP_PK_ENCRYPT = 70, /* RSA encryption (PKCS#1 v1.5 or OAEP) to a key's public part. EC keys are unsupported_algorithm. */
-    ML_OP_PK_DECRYPT = 71, /* RSA decryption (PKCS#1 v1.5 or OAEP) with a key's private part; a bad ciphertext is crypto_error. */
+    ML_OP_PK_SIGN = 68, /* Sign a message digest: RSA PKCS#1 v1.5 or PSS (optional salt length), ECDSA (DER signature). Randomised, so not idempotent. */
+    ML_OP_PK_VERIFY = 69, /* Verify a signature over a message digest, strictly (ECDSA: canonical DER only; PSS: the salt length asked for); true or false (a malformed or non-canonical signature is false). */
+    ML_OP_PK_ENCRYPT = 70, /* RSA encryption (PKCS#1 v1.5 or OAEP with an optional label) to a key's public part. EC keys are unsupported_algorithm. */
+    ML_OP_PK_DECRYPT = 71, /* RSA decryption (PKCS#1 v1.5 or OAEP with an optional label) with a key's private part; a bad ciphertext (or wrong label) is crypto_error. */
     ML_OP_PK_CHECK_PAIR = 72, /* Whether a public key and a private key belong together. */
     ML_OP_PK_CURVES = 73, /* The curve ids (ids.json curves) compiled into this firmware. */
     ML_OP_KEY_IMPORT = 80, /* Store symmetric key bytes (1..64) on the device under a host-chosen handle; cipher and HMAC ops then take the handle in place of the key. */
@@ -178,13 +178,13 @@ enum ml_pk_export_format {
 /* pk_sign / pk_verify's scheme argument. */
 enum ml_pk_sign_scheme {
     ML_PK_SIGN_SCHEME_PKCS1V15_OR_ECDSA = 0, /* PKCS#1 v1.5 for an RSA key, ECDSA (DER signature) for an EC key. */
-    ML_PK_SIGN_SCHEME_PSS = 1, /* RSASSA-PSS (RSA only): salt as long as the digest, MGF1 with the same digest. */
+    ML_PK_SIGN_SCHEME_PSS = 1, /* RSASSA-PSS (RSA only): MGF1 with the same digest; salt as long as the digest (shorter only when the key is too small) unless the salt-len argument says otherwise. */
 };
 
 /* pk_encrypt / pk_decrypt's scheme argument (RSA only). */
 enum ml_pk_encrypt_scheme {
     ML_PK_ENCRYPT_SCHEME_PKCS1V15 = 0, /* RSAES-PKCS1-v1_5; the alg argument is ignored (send 0). */
-    ML_PK_ENCRYPT_SCHEME_OAEP = 1, /* RSAES-OAEP: MGF1 and label hash = alg, empty label. */
+    ML_PK_ENCRYPT_SCHEME_OAEP = 1, /* RSAES-OAEP: MGF1 and label hash = alg; the label argument (empty when absent). */
 };
 
 /* kex_new's kind argument. */

@@ -580,29 +580,131 @@ cleanup:
     return st;
 }
 
+/* ------------------------------------------------------------ strict ECDSA DER */
+
+/* Reads a DER length at der[*off] (before end): the short form, or 0x81 and
+ * a value of at least 0x80, the only canonical forms of a length below 256
+ * (an ECDSA signature is shorter). Anything else is not canonical. */
+static bool der_len(const uint8_t *der, size_t end, size_t *off, size_t *len)
+{
+    bool ok = *off < end;
+    uint8_t b = ok ? der[(*off)++] : 0;
+    if (ok && b == 0x81) {
+        ok = *off < end && der[*off] >= 0x80;
+        b = ok ? der[(*off)++] : 0;
+    } else if (b >= 0x80) {
+        ok = false;
+    }
+    *len = b;
+    return ok && *len <= end - *off;
+}
+
+/* A canonical DER INTEGER that is not negative: at least one content byte,
+ * high bit of the first clear, no leading zero byte that is not needed. */
+static bool der_uint(const uint8_t *der, size_t end, size_t *off)
+{
+    size_t len = 0;
+    bool ok = *off < end && der[(*off)++] == MBEDTLS_ASN1_INTEGER && der_len(der, end, off, &len) && len > 0;
+    const uint8_t *v = der + *off;
+    ok = ok && (v[0] & 0x80) == 0 && !(v[0] == 0 && len > 1 && (v[1] & 0x80) == 0);
+    *off += ok ? len : 0;
+    return ok;
+}
+
+/* Whether sig is exactly SEQUENCE { INTEGER r, INTEGER s } in canonical DER,
+ * nothing before or after: the one encoding of (r, s) that verifies. Mbed
+ * TLS's reader also takes long-form lengths, superfluous or missing sign
+ * bytes, and (as an answer other than success) trailing bytes. */
+static bool ecdsa_der_canonical(const uint8_t *sig, size_t len)
+{
+    size_t off = 1, body = 0;
+    bool ok = len > 0 && sig[0] == (MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE) &&
+              der_len(sig, len, &off, &body) && off + body == len;
+    return ok && der_uint(sig, len, &off) && der_uint(sig, len, &off) && off == len;
+}
+
+/* ------------------------------------------------------------ PKCS#1 v2.1 */
+
+/* Salt lengths besides a number of bytes: "as long as the digest" (what
+ * Mbed TLS's PSS signing does, shorter only when the key is too small for
+ * it), and any length (verify only, when the caller asks). */
+#define SALT_DEFAULT (-2)
+#define SALT_ANY     MBEDTLS_RSA_SALT_LEN_ANY
+
+/* The parameters of one PSS or OAEP operation: digest (also MGF1's), salt
+ * length (PSS), label (OAEP). */
+struct v21_params {
+    mbedtls_md_type_t md;
+    int salt;
+    const uint8_t *label;
+    size_t label_len;
+};
+
+/* Reads the optional salt length at pos: absent is the default, null (when
+ * any is allowed) any length, else a uint that fits the key with the
+ * digest; bad_argument for a scheme without salt. */
+static int args_salt(struct ml_call *call, CborValue *args, unsigned pos, const struct pk_obj *k, uint64_t scheme,
+                     bool any_ok, struct v21_params *p)
+{
+    uint64_t v = 0;
+    size_t hlen = mbedtls_md_get_size_from_type(p->md);
+    size_t klen = is_rsa(&k->pk) ? mbedtls_rsa_get_len(mbedtls_pk_rsa(k->pk)) : 0;
+    int st = ML_STATUS_OK;
+    p->salt = SALT_DEFAULT;
+    if (call->argc < pos) {
+        goto cleanup;
+    }
+    if (scheme != ML_PK_SIGN_SCHEME_PSS) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg %u: a salt length is for PSS only", pos);
+    }
+    if (any_ok && cbor_value_is_null(args)) {
+        p->salt = SALT_ANY;
+        (void)cbor_value_advance_fixed(args);
+        goto cleanup;
+    }
+    ML_CHK(ml_arg_uint(call, args, pos, &v));
+    if (klen < hlen + 2 || v > klen - hlen - 2) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg %u: a %llu-byte salt does not fit a %lu-byte key with this digest",
+                pos, (unsigned long long)v, (unsigned long)klen);
+    }
+    p->salt = (int)v;
+cleanup:
+    if (st == ML_STATUS_OK && p->salt == SALT_DEFAULT && klen >= 2 * hlen + 2) {
+        p->salt = (int)hlen;
+    } else if (st == ML_STATUS_OK && p->salt == SALT_DEFAULT) {
+        p->salt = klen >= hlen + 2 ? (int)(klen - hlen - 2) : 0;
+    }
+    return st;
+}
+
 /* The RSA operations that need PKCS#1 v2.1 padding: PSS signing, OAEP. */
 enum rsa_v21_op { RSA_PSS_SIGN, RSA_OAEP_ENCRYPT, RSA_OAEP_DECRYPT };
 
-/* Runs one of them with hash md (out holds cap bytes; *out_len is the
+/* Runs one of them with parameters p (out holds cap bytes; *out_len is the
  * result's length) and puts the key back to the default padding (v1.5, no
  * hash) after, on every path, so its context stays as parsed. */
-static int rsa_v21(struct ml_call *call, mbedtls_rsa_context *rsa, enum rsa_v21_op op, mbedtls_md_type_t md,
+static int rsa_v21(struct ml_call *call, mbedtls_rsa_context *rsa, enum rsa_v21_op op, const struct v21_params *p,
                    const uint8_t *in, size_t in_len, uint8_t *out, size_t cap, size_t *out_len)
 {
     int st = ML_STATUS_OK;
-    ML_CHK_TLS(call, mbedtls_rsa_set_padding(rsa, MBEDTLS_RSA_PKCS_V21, md), "rsa_set_padding");
+    ML_CHK_TLS(call, mbedtls_rsa_set_padding(rsa, MBEDTLS_RSA_PKCS_V21, p->md), "rsa_set_padding");
     switch (op) {
-    case RSA_PSS_SIGN: /* salt as long as the digest when the key is big enough */
+    case RSA_PSS_SIGN:
         *out_len = mbedtls_rsa_get_len(rsa);
-        ML_CHK_TLS(call, mbedtls_rsa_rsassa_pss_sign(rsa, ml_busy_rng, NULL, md, (unsigned)in_len, in, out), "sign");
+        ML_CHK_TLS(call,
+                   mbedtls_rsa_rsassa_pss_sign_ext(rsa, ml_busy_rng, NULL, p->md, (unsigned)in_len, in, p->salt, out),
+                   "sign");
         break;
     case RSA_OAEP_ENCRYPT:
         *out_len = mbedtls_rsa_get_len(rsa);
-        ML_CHK_TLS(call, mbedtls_rsa_rsaes_oaep_encrypt(rsa, ml_busy_rng, NULL, NULL, 0, in_len, in, out), "encrypt");
+        ML_CHK_TLS(call,
+                   mbedtls_rsa_rsaes_oaep_encrypt(rsa, ml_busy_rng, NULL, p->label, p->label_len, in_len, in, out),
+                   "encrypt");
         break;
     case RSA_OAEP_DECRYPT:
-        ML_CHK_TLS(call, mbedtls_rsa_rsaes_oaep_decrypt(rsa, ml_busy_rng, NULL, NULL, 0, out_len, in, out, cap),
-                   "decrypt");
+        ML_CHK_TLS(
+            call, mbedtls_rsa_rsaes_oaep_decrypt(rsa, ml_busy_rng, NULL, p->label, p->label_len, out_len, in, out, cap),
+            "decrypt");
         break;
     }
 cleanup:
@@ -613,16 +715,17 @@ cleanup:
 int ml_op_pk_sign(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     struct pk_obj *k = NULL;
-    mbedtls_md_type_t md = MBEDTLS_MD_NONE;
+    struct v21_params p = {MBEDTLS_MD_NONE, 0, NULL, 0};
     const uint8_t *hash = NULL;
     size_t hash_len = 0, sig_len = 0;
     uint64_t scheme = 0;
     uint8_t *sig = NULL;
     int st = ML_STATUS_OK;
     ML_CHK(args_key(call, args, 1, &k));
-    ML_CHK(args_digest(call, args, 2, &md, &hash, &hash_len));
+    ML_CHK(args_digest(call, args, 2, &p.md, &hash, &hash_len));
     ML_CHK(ml_arg_uint(call, args, 4, &scheme));
     ML_CHK(check_sig_scheme(call, k, scheme, 4));
+    ML_CHK(args_salt(call, args, 5, k, scheme, false, &p));
     if (!k->priv) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "the key has no private part: it cannot sign");
     }
@@ -631,11 +734,11 @@ int ml_op_pk_sign(struct ml_call *call, CborValue *args, CborEncoder *result)
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a signature buffer");
     }
     if (scheme == ML_PK_SIGN_SCHEME_PSS) {
-        ML_CHK(rsa_v21(call, mbedtls_pk_rsa(k->pk), RSA_PSS_SIGN, md, hash, hash_len, sig,
+        ML_CHK(rsa_v21(call, mbedtls_pk_rsa(k->pk), RSA_PSS_SIGN, &p, hash, hash_len, sig,
                        MBEDTLS_PK_SIGNATURE_MAX_SIZE, &sig_len));
     } else {
         ML_CHK_TLS(call,
-                   mbedtls_pk_sign(&k->pk, md, hash, hash_len, sig, MBEDTLS_PK_SIGNATURE_MAX_SIZE, &sig_len,
+                   mbedtls_pk_sign(&k->pk, p.md, hash, hash_len, sig, MBEDTLS_PK_SIGNATURE_MAX_SIZE, &sig_len,
                                    ml_busy_rng, NULL),
                    "sign");
     }
@@ -645,29 +748,33 @@ cleanup:
     return st;
 }
 
+/* Verifies strictly (SECURITY.md): ECDSA only in canonical DER; RSA only a
+ * signature exactly as long as the modulus; PKCS#1 v1.5 as Mbed TLS does it
+ * (encodes the expected block and compares it whole); PSS with MGF1 of the
+ * same digest and the salt length asked for (null: any). */
 int ml_op_pk_verify(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     struct pk_obj *k = NULL;
     mbedtls_rsa_context *rsa = NULL;
-    mbedtls_md_type_t md = MBEDTLS_MD_NONE;
+    struct v21_params p = {MBEDTLS_MD_NONE, 0, NULL, 0};
     const uint8_t *hash = NULL, *sig = NULL;
     size_t hash_len = 0, sig_len = 0;
     uint64_t scheme = 0;
     int ret = 0;
     int st = ML_STATUS_OK;
     ML_CHK(args_key(call, args, 1, &k));
-    ML_CHK(args_digest(call, args, 2, &md, &hash, &hash_len));
+    ML_CHK(args_digest(call, args, 2, &p.md, &hash, &hash_len));
     ML_CHK(ml_arg_bytes(call, args, 4, &sig, &sig_len));
     ML_CHK(ml_arg_uint(call, args, 5, &scheme));
     ML_CHK(check_sig_scheme(call, k, scheme, 5));
-    if (scheme == ML_PK_SIGN_SCHEME_PSS) {
-        rsa = mbedtls_pk_rsa(k->pk);
-        ret = sig_len != mbedtls_rsa_get_len(rsa)
-                  ? MBEDTLS_ERR_RSA_VERIFY_FAILED
-                  : mbedtls_rsa_rsassa_pss_verify_ext(rsa, md, (unsigned)hash_len, hash, md, MBEDTLS_RSA_SALT_LEN_ANY,
-                                                      sig);
+    ML_CHK(args_salt(call, args, 6, k, scheme, true, &p));
+    rsa = is_rsa(&k->pk) ? mbedtls_pk_rsa(k->pk) : NULL;
+    if (rsa != NULL ? sig_len != mbedtls_rsa_get_len(rsa) : !ecdsa_der_canonical(sig, sig_len)) {
+        ret = MBEDTLS_ERR_PK_BAD_INPUT_DATA; /* answered false below */
+    } else if (scheme == ML_PK_SIGN_SCHEME_PSS) {
+        ret = mbedtls_rsa_rsassa_pss_verify_ext(rsa, p.md, (unsigned)hash_len, hash, p.md, p.salt, sig);
     } else {
-        ret = mbedtls_pk_verify(&k->pk, md, hash, hash_len, sig, sig_len);
+        ret = mbedtls_pk_verify(&k->pk, p.md, hash, hash_len, sig, sig_len);
     }
     /* A wrong or malformed signature is false, not an error. */
     ML_CHK(alloc_failure_only(call, ret, "verify"));
@@ -678,8 +785,9 @@ cleanup:
 
 /* ------------------------------------------------------------ encrypt / decrypt */
 
+/* Reads key, data, scheme, alg and the optional label (OAEP only) into p. */
 static int args_crypt(struct ml_call *call, CborValue *args, struct pk_obj **k, const uint8_t **data, size_t *len,
-                      uint64_t *scheme, mbedtls_md_type_t *md)
+                      uint64_t *scheme, struct v21_params *p)
 {
     uint64_t alg = 0;
     const mbedtls_md_info_t *info = NULL;
@@ -695,10 +803,16 @@ static int args_crypt(struct ml_call *call, CborValue *args, struct pk_obj **k, 
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 3: scheme must be %d (PKCS#1 v1.5) or %d (OAEP)",
                 ML_PK_ENCRYPT_SCHEME_PKCS1V15, ML_PK_ENCRYPT_SCHEME_OAEP);
     }
-    *md = MBEDTLS_MD_NONE;
+    p->md = MBEDTLS_MD_NONE;
     if (*scheme == ML_PK_ENCRYPT_SCHEME_OAEP) {
         ML_CHK(ml_hash_lookup(call, alg, &info, NULL));
-        *md = mbedtls_md_get_type(info);
+        p->md = mbedtls_md_get_type(info);
+    }
+    if (call->argc >= 5 && *scheme != ML_PK_ENCRYPT_SCHEME_OAEP) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 5: a label is for OAEP only");
+    }
+    if (call->argc >= 5) {
+        ML_CHK(ml_arg_bytes(call, args, 5, &p->label, &p->label_len));
     }
 cleanup:
     return st;
@@ -711,14 +825,14 @@ int ml_op_pk_encrypt(struct ml_call *call, CborValue *args, CborEncoder *result)
     const uint8_t *data = NULL;
     size_t len = 0, klen = 0, overhead = 0, olen = 0;
     uint64_t scheme = 0;
-    mbedtls_md_type_t md = MBEDTLS_MD_NONE;
+    struct v21_params p = {MBEDTLS_MD_NONE, 0, NULL, 0};
     uint8_t *out = NULL;
     int st = ML_STATUS_OK;
-    ML_CHK(args_crypt(call, args, &k, &data, &len, &scheme, &md));
+    ML_CHK(args_crypt(call, args, &k, &data, &len, &scheme, &p));
     rsa = mbedtls_pk_rsa(k->pk);
     klen = mbedtls_rsa_get_len(rsa);
     overhead =
-        scheme == ML_PK_ENCRYPT_SCHEME_OAEP ? 2 * (size_t)mbedtls_md_get_size(mbedtls_md_info_from_type(md)) + 2 : 11;
+        scheme == ML_PK_ENCRYPT_SCHEME_OAEP ? 2 * (size_t)mbedtls_md_get_size(mbedtls_md_info_from_type(p.md)) + 2 : 11;
     if (klen < overhead || len > klen - overhead) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: at most %lu bytes fit this key and scheme, got %lu",
                 (unsigned long)(klen < overhead ? 0 : klen - overhead), (unsigned long)len);
@@ -728,7 +842,7 @@ int ml_op_pk_encrypt(struct ml_call *call, CborValue *args, CborEncoder *result)
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for the ciphertext");
     }
     if (scheme == ML_PK_ENCRYPT_SCHEME_OAEP) {
-        ML_CHK(rsa_v21(call, rsa, RSA_OAEP_ENCRYPT, md, data, len, out, klen, &olen));
+        ML_CHK(rsa_v21(call, rsa, RSA_OAEP_ENCRYPT, &p, data, len, out, klen, &olen));
     } else {
         ML_CHK_TLS(call, mbedtls_rsa_rsaes_pkcs1_v15_encrypt(rsa, ml_busy_rng, NULL, len, data, out), "encrypt");
     }
@@ -745,10 +859,10 @@ int ml_op_pk_decrypt(struct ml_call *call, CborValue *args, CborEncoder *result)
     const uint8_t *data = NULL;
     size_t len = 0, klen = 0, olen = 0;
     uint64_t scheme = 0;
-    mbedtls_md_type_t md = MBEDTLS_MD_NONE;
+    struct v21_params p = {MBEDTLS_MD_NONE, 0, NULL, 0};
     uint8_t *out = NULL;
     int st = ML_STATUS_OK;
-    ML_CHK(args_crypt(call, args, &k, &data, &len, &scheme, &md));
+    ML_CHK(args_crypt(call, args, &k, &data, &len, &scheme, &p));
     if (!k->priv) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "the key has no private part: it cannot decrypt");
     }
@@ -763,7 +877,7 @@ int ml_op_pk_decrypt(struct ml_call *call, CborValue *args, CborEncoder *result)
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for the plaintext");
     }
     if (scheme == ML_PK_ENCRYPT_SCHEME_OAEP) {
-        ML_CHK(rsa_v21(call, rsa, RSA_OAEP_DECRYPT, md, data, len, out, klen, &olen));
+        ML_CHK(rsa_v21(call, rsa, RSA_OAEP_DECRYPT, &p, data, len, out, klen, &olen));
     } else {
         ML_CHK_TLS(call, mbedtls_rsa_rsaes_pkcs1_v15_decrypt(rsa, ml_busy_rng, NULL, &olen, data, out, klen),
                    "decrypt");

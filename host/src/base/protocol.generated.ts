@@ -102,13 +102,13 @@ export const Op = {
   pkInfo: 66,
   /** Serialise a key: private DER, public DER (SubjectPublicKeyInfo), raw public point or raw private scalar. Private formats of a non-exportable key are not_exportable. */
   pkExport: 67,
-  /** Sign a message digest: RSA PKCS#1 v1.5 or PSS, ECDSA (DER signature). Randomised, so not idempotent. */
+  /** Sign a message digest: RSA PKCS#1 v1.5 or PSS (optional salt length), ECDSA (DER signature). Randomised, so not idempotent. */
   pkSign: 68,
-  /** Verify a signature over a message digest; true or false (a malformed signature is false). */
+  /** Verify a signature over a message digest, strictly (ECDSA: canonical DER only; PSS: the salt length asked for); true or false (a malformed or non-canonical signature is false). */
   pkVerify: 69,
-  /** RSA encryption (PKCS#1 v1.5 or OAEP) to a key's public part. EC keys are unsupported_algorithm. */
+  /** RSA encryption (PKCS#1 v1.5 or OAEP with an optional label) to a key's public part. EC keys are unsupported_algorithm. */
   pkEncrypt: 70,
-  /** RSA decryption (PKCS#1 v1.5 or OAEP) with a key's private part; a bad ciphertext is crypto_error. */
+  /** RSA decryption (PKCS#1 v1.5 or OAEP with an optional label) with a key's private part; a bad ciphertext (or wrong label) is crypto_error. */
   pkDecrypt: 71,
   /** Whether a public key and a private key belong together. */
   pkCheckPair: 72,
@@ -283,7 +283,7 @@ export type PkExportFormat = (typeof PkExportFormat)[keyof typeof PkExportFormat
 export const PkSignScheme = {
   /** PKCS#1 v1.5 for an RSA key, ECDSA (DER signature) for an EC key. */
   pkcs1v15OrEcdsa: 0,
-  /** RSASSA-PSS (RSA only): salt as long as the digest, MGF1 with the same digest. */
+  /** RSASSA-PSS (RSA only): MGF1 with the same digest; salt as long as the digest (shorter only when the key is too small) unless the salt-len argument says otherwise. */
   pss: 1,
 } as const;
 export type PkSignScheme = (typeof PkSignScheme)[keyof typeof PkSignScheme];
@@ -292,7 +292,7 @@ export type PkSignScheme = (typeof PkSignScheme)[keyof typeof PkSignScheme];
 export const PkEncryptScheme = {
   /** RSAES-PKCS1-v1_5; the alg argument is ignored (send 0). */
   pkcs1v15: 0,
-  /** RSAES-OAEP: MGF1 and label hash = alg, empty label. */
+  /** RSAES-OAEP: MGF1 and label hash = alg; the label argument (empty when absent). */
   oaep: 1,
 } as const;
 export type PkEncryptScheme = (typeof PkEncryptScheme)[keyof typeof PkEncryptScheme];
@@ -396,10 +396,10 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [65, { name: "pk_import", module: "pk", resend: "ordered", minArgs: 4, maxArgs: 4 }],
   [66, { name: "pk_info", module: "pk", resend: "record", minArgs: 1, maxArgs: 1 }],
   [67, { name: "pk_export", module: "pk", resend: "record", minArgs: 2, maxArgs: 2 }],
-  [68, { name: "pk_sign", module: "pk", resend: "record", minArgs: 4, maxArgs: 4 }],
-  [69, { name: "pk_verify", module: "pk", resend: "record", minArgs: 5, maxArgs: 5 }],
-  [70, { name: "pk_encrypt", module: "pk", resend: "record", minArgs: 4, maxArgs: 4 }],
-  [71, { name: "pk_decrypt", module: "pk", resend: "record", minArgs: 4, maxArgs: 4 }],
+  [68, { name: "pk_sign", module: "pk", resend: "record", minArgs: 4, maxArgs: 5 }],
+  [69, { name: "pk_verify", module: "pk", resend: "record", minArgs: 5, maxArgs: 6 }],
+  [70, { name: "pk_encrypt", module: "pk", resend: "record", minArgs: 4, maxArgs: 5 }],
+  [71, { name: "pk_decrypt", module: "pk", resend: "record", minArgs: 4, maxArgs: 5 }],
   [72, { name: "pk_check_pair", module: "pk", resend: "record", minArgs: 2, maxArgs: 2 }],
   [73, { name: "pk_curves", module: "pk", resend: "record", minArgs: 0, maxArgs: 0 }],
   [80, { name: "key_import", module: "key", resend: "ordered", minArgs: 2, maxArgs: 2 }],

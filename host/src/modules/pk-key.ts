@@ -9,13 +9,14 @@
 // only their digest is signed; signDigest()/verifyDigest() take a digest the
 // caller computed.
 
-import { ArgumentError, ProtocolError } from "../base/errors.js";
+import { ArgumentError, ProtocolError, UnsupportedAlgorithmError } from "../base/errors.js";
 import { pemEncode } from "../base/pem.js";
 import { type CurveInfo, Op, PkEncryptScheme, PkExportFormat, PkFlag, PkSignScheme, PkType } from "../base/protocol.generated.js";
 import { checkBytes } from "../base/util.js";
 import { atLeast, type CallOptions, type SessionContext } from "../session/context.js";
 import { type AdoptedHandle, DeviceObject } from "../session/device-object.js";
 import { curveNamed, curveNameOf, lookupCurve } from "./curves.js";
+import { derToRaw, rawToDer } from "./ecdsa-sig.js";
 import { digestOf, lookupHash } from "./hash.js";
 import { ECDHClient, ECDHServer } from "./kex.js";
 
@@ -65,17 +66,36 @@ export type PrivateKeyFormat = "DER" | "PEM" | "NUM";
 export type PublicKeyFormat = "DER" | "PEM" | "POINT" | "RAW";
 export type SignatureScheme = "pkcs1v15" | "pss" | "ecdsa";
 export type EncryptionPadding = "pkcs1v15" | "oaep";
+/** ECDSA signature encodings: DER (OpenSSL, X.509) or raw r||s (IEEE P1363, WebCrypto, JOSE, COSE). */
+export type SignatureFormat = "der" | "raw";
 
 export interface SignOptions extends CallOptions {
-  /** RSA: "pkcs1v15" (default) or "pss" (salt as long as the digest, MGF1 with the same digest). EC: "ecdsa" (default). */
+  /** RSA: "pkcs1v15" (default) or "pss" (MGF1 with the same digest). EC: "ecdsa" (default). */
   scheme?: SignatureScheme;
+  /** RSA: the same choice as `scheme` under its WebCrypto/Node name ("pkcs1v15" or "pss"). */
+  padding?: "pkcs1v15" | "pss";
+  /**
+   * PSS salt length in bytes. Default "digest": as long as the digest
+   * (shorter only when the key is too small for it, e.g. RSA-1024 with
+   * SHA-512), the same on signing and verifying. verify() only: "any"
+   * accepts every salt length.
+   */
+  saltLength?: number | "digest" | "any";
+  /** ECDSA: "der" (default) or "raw" (r||s, each as long as the curve's order: 66 bytes for secp521r1). */
+  format?: SignatureFormat;
 }
 
 export interface EncryptOptions extends CallOptions {
-  /** "pkcs1v15" (default, as python-mbedtls) or "oaep" (MGF1 and label hash = digestmod, empty label). */
+  /** "pkcs1v15" (default, as python-mbedtls) or "oaep". */
   padding?: EncryptionPadding;
-  /** OAEP's digest: "sha1" by default (RFC 8017's and OpenSSL's default). */
+  /** OAEP's digest (label hash and MGF1): "sha1" by default (RFC 8017's and OpenSSL's default). */
   digestmod?: string;
+  /** The same as `digestmod`, under Node's/WebCrypto's name. */
+  hash?: string;
+  /** OAEP's MGF1 digest: Mbed TLS uses the label's hash for it, so any other is UnsupportedAlgorithmError. */
+  mgf1Hash?: string;
+  /** OAEP's label (default empty). */
+  label?: Uint8Array;
 }
 
 export interface GenerateOptions extends CallOptions {
@@ -96,6 +116,37 @@ function schemeId(scheme: SignatureScheme | undefined): number {
     default:
       throw new ArgumentError(`unknown signature scheme ${JSON.stringify(scheme)}; use "pkcs1v15", "pss" or "ecdsa"`);
   }
+}
+
+/** What pk_sign / pk_verify get from SignOptions: the scheme id, the optional salt-len argument, and whether the signature is raw. */
+interface SigParams {
+  scheme: number;
+  /** [] (default salt), [bytes], or [null] (any; verify only). */
+  salt: (number | null)[];
+  raw: boolean;
+}
+
+function sigParams(opts: SignOptions, verifying: boolean): SigParams {
+  const { scheme: s, padding, saltLength, format = "der" } = opts;
+  if (padding !== undefined && padding !== "pkcs1v15" && padding !== "pss")
+    throw new ArgumentError(`unknown signature padding ${JSON.stringify(padding)}; use "pkcs1v15" or "pss"`);
+  if (s !== undefined && padding !== undefined && s !== padding)
+    throw new ArgumentError(`scheme ${JSON.stringify(s)} and padding ${JSON.stringify(padding)} disagree`);
+  const scheme = schemeId(s ?? padding);
+  if (format !== "der" && format !== "raw") throw new ArgumentError(`format must be "der" or "raw", got ${JSON.stringify(format)}`);
+  const salt: (number | null)[] = [];
+  if (saltLength !== undefined && saltLength !== "digest") {
+    if (scheme !== PkSignScheme.pss) throw new ArgumentError("saltLength is for PSS signatures only");
+    if (saltLength === "any") {
+      if (!verifying) throw new ArgumentError('saltLength "any" is for verify only: a signature has one salt length');
+      salt.push(null);
+    } else if (typeof saltLength === "number" && Number.isSafeInteger(saltLength) && saltLength >= 0) {
+      salt.push(saltLength);
+    } else {
+      throw new ArgumentError(`saltLength must be a byte count, "digest" or "any", got ${JSON.stringify(saltLength)}`);
+    }
+  }
+  return { scheme, salt, raw: format === "raw" };
 }
 
 function bytesResult(r: unknown, op: string): Uint8Array {
@@ -222,48 +273,70 @@ export abstract class PkKey extends DeviceObject {
     return format === "PEM" ? pemEncode("PUBLIC KEY", r) : r;
   }
 
-  /** Signs `message`: hashed with `digestmod` on the device, then the digest is signed (RSA PKCS#1 v1.5 or PSS, ECDSA as DER). */
+  /**
+   * Signs `message`: hashed with `digestmod` on the device, then the digest
+   * is signed (RSA PKCS#1 v1.5 or PSS with `saltLength`; ECDSA as DER, or
+   * r||s with `format: "raw"`).
+   */
   async sign(message: Uint8Array, digestmod = "sha256", opts: SignOptions = {}): Promise<Uint8Array> {
-    this.requireKey();
+    this.sigParamsFor(opts, false);
     checkBytes(message, "message");
     const alg = lookupHash(digestmod);
-    schemeId(opts.scheme);
     const digest = await digestOf(this.ctx, alg.name, message);
     return this.signDigest(digest, alg.name, opts);
   }
 
   /** Signs a digest the caller computed (`digestmod` names its algorithm; the length must match). */
   async signDigest(digest: Uint8Array, digestmod = "sha256", opts: SignOptions = {}): Promise<Uint8Array> {
-    this.requireKey();
+    const p = this.sigParamsFor(opts, false);
     const alg = this.checkDigest(digest, digestmod);
-    const scheme = schemeId(opts.scheme);
-    const r = await this.use((h) => this.ctx.call(Op.pkSign, [h, alg, digest, scheme], atLeast(this.ctx, opts, PRIVATE_OP_TIMEOUT_MS)));
-    return bytesResult(r, "pk_sign");
+    const args = [alg, digest, p.scheme, ...p.salt];
+    const r = await this.use((h) => this.ctx.call(Op.pkSign, [h, ...args], atLeast(this.ctx, opts, PRIVATE_OP_TIMEOUT_MS)));
+    const der = bytesResult(r, "pk_sign");
+    return p.raw ? derToRaw(der, this.keySize) : der;
   }
 
-  /** Whether `signature` is a valid signature of `message` (hashed on the device with `digestmod`). */
+  /**
+   * Whether `signature` is a valid signature of `message` (hashed on the
+   * device with `digestmod`). Strict (SECURITY.md): a DER ECDSA signature
+   * in any but its canonical encoding is false, and so is a raw one of the
+   * wrong length; PSS checks the salt length `saltLength` says.
+   */
   async verify(message: Uint8Array, signature: Uint8Array, digestmod = "sha256", opts: SignOptions = {}): Promise<boolean> {
-    this.requireKey();
+    this.sigParamsFor(opts, true);
     checkBytes(message, "message");
     checkBytes(signature, "signature");
     const alg = lookupHash(digestmod);
-    schemeId(opts.scheme);
     const digest = await digestOf(this.ctx, alg.name, message);
     return this.verifyDigest(digest, signature, alg.name, opts);
   }
 
-  /** Whether `signature` is valid for a digest the caller computed. A malformed signature is false. */
+  /** Whether `signature` is valid for a digest the caller computed. A malformed or non-canonical signature is false. */
   async verifyDigest(digest: Uint8Array, signature: Uint8Array, digestmod = "sha256", opts: SignOptions = {}): Promise<boolean> {
-    this.requireKey();
+    const p = this.sigParamsFor(opts, true);
     const alg = this.checkDigest(digest, digestmod);
     checkBytes(signature, "signature");
-    const scheme = schemeId(opts.scheme);
-    const r = await this.use((h) => this.ctx.call(Op.pkVerify, [h, alg, digest, signature, scheme], opts));
+    if (p.raw && signature.length !== 2 * this.keySize) return false;
+    const sig = p.raw ? rawToDer(signature) : signature;
+    const r = await this.use((h) => this.ctx.call(Op.pkVerify, [h, alg, digest, sig, p.scheme, ...p.salt], opts));
     if (typeof r !== "boolean") throw new ProtocolError("pk_verify: result is not a boolean");
     return r;
   }
 
-  /** RSA encryption to this key's public part (EC keys: the device answers UnsupportedAlgorithmError). */
+  /** Checks the key and the options; raw is for EC keys only. */
+  private sigParamsFor(opts: SignOptions, verifying: boolean): SigParams {
+    const info = this.requireKey();
+    const p = sigParams(opts, verifying);
+    if (p.raw && info.type !== "ec") throw new ArgumentError('format "raw" is for ECDSA signatures; RSA signatures have one form');
+    return p;
+  }
+
+  /**
+   * RSA encryption to this key's public part (EC keys: the device answers
+   * UnsupportedAlgorithmError): PKCS#1 v1.5, or OAEP with `hash` (label
+   * hash and MGF1) and `label`. `mgf1Hash` other than `hash` is
+   * UnsupportedAlgorithmError, before anything is sent.
+   */
   async encrypt(data: Uint8Array, opts: EncryptOptions = {}): Promise<Uint8Array> {
     this.requireKey();
     checkBytes(data, "data");
@@ -272,7 +345,7 @@ export abstract class PkKey extends DeviceObject {
     return bytesResult(r, "pk_encrypt");
   }
 
-  /** RSA decryption with this key's private part; a ciphertext that does not decrypt is CryptoError. */
+  /** RSA decryption with this key's private part (options as encrypt()); a ciphertext that does not decrypt, or another OAEP label, is CryptoError. */
   async decrypt(data: Uint8Array, opts: EncryptOptions = {}): Promise<Uint8Array> {
     this.requireKey();
     checkBytes(data, "data");
@@ -324,11 +397,25 @@ export abstract class PkKey extends DeviceObject {
     return alg.id;
   }
 
-  private padding(opts: EncryptOptions): [number, number] {
-    const padding = opts.padding ?? "pkcs1v15";
-    if (padding === "pkcs1v15") return [PkEncryptScheme.pkcs1v15, 0];
+  /** pk_encrypt / pk_decrypt's scheme, alg and optional label; unsupported combinations fail here, before anything is sent. */
+  private padding(opts: EncryptOptions): (number | Uint8Array)[] {
+    const { padding = "pkcs1v15", digestmod, hash, mgf1Hash, label } = opts;
+    if (padding === "pkcs1v15") {
+      if (digestmod !== undefined || hash !== undefined || mgf1Hash !== undefined || label !== undefined)
+        throw new ArgumentError("digestmod, hash, mgf1Hash and label are OAEP parameters; PKCS#1 v1.5 takes none");
+      return [PkEncryptScheme.pkcs1v15, 0];
+    }
     if (padding !== "oaep") throw new ArgumentError(`unknown padding ${JSON.stringify(padding)}; use "pkcs1v15" or "oaep"`);
-    return [PkEncryptScheme.oaep, lookupHash(opts.digestmod ?? "sha1").id];
+    const alg = lookupHash(hash ?? digestmod ?? "sha1");
+    if (hash !== undefined && digestmod !== undefined && lookupHash(digestmod).id !== alg.id)
+      throw new ArgumentError(`hash ${JSON.stringify(hash)} and digestmod ${JSON.stringify(digestmod)} disagree`);
+    if (mgf1Hash !== undefined && lookupHash(mgf1Hash).id !== alg.id) {
+      throw UnsupportedAlgorithmError.local(
+        `OAEP with MGF1 over ${lookupHash(mgf1Hash).name} and label hash ${alg.name}: Mbed TLS uses one hash for both`,
+      );
+    }
+    if (label !== undefined) checkBytes(label, "label");
+    return label?.length ? [PkEncryptScheme.oaep, alg.id, label] : [PkEncryptScheme.oaep, alg.id];
   }
 }
 
