@@ -13,11 +13,11 @@ const readme = readFileSync(README, "utf8");
 describe("README size block", () => {
   const block = readBlock(readme, "size");
 
-  it("is there, with the static rows, the two peak rows and the date line", () => {
+  it("is there, with the static rows, the three peak rows and the date line", () => {
     expect(block, "README.md has no <!-- size:begin --> ... <!-- size:end --> block").toBeDefined();
     const b = block ?? "";
     expect(staticRowsOf(b).length).toBeGreaterThan(2);
-    expect(peakRowsOf(b)).toHaveLength(2);
+    expect(peakRowsOf(b)).toHaveLength(3);
     expect(b).toMatch(/^Measured \d{4}-\d{2}-\d{2} by `npm run size` from `build\/stm32\/mbedlink-stm32f405\.elf`/m);
   });
 
@@ -37,9 +37,18 @@ describe("README size block", () => {
     expect(b).toContain("Measured 2026-01-02 by `npm run size`");
     const withPeaks = sizeBlock(s, { heapPeak: 1024, stackPeak: 256, sessions: 3, last: "2026-01-02T00:00:00Z" }, new Date());
     expect(peakRowsOf(withPeaks)).toEqual([
-      "| peak heap in use | 1,024 | 50.0 % of the heap |",
+      "| peak heap in use | 1,024 | 50.0 % of the heap (sessions with no out_of_memory answer) |",
+      "| heap peak of out-of-memory tests | - | no session ran out of heap |",
       "| stack high-water | 256 | 25.0 % of the stack |",
     ]);
+    const exhausted = sizeBlock(
+      s,
+      { heapPeak: 1024, exhaustedPeak: 2000, exhaustedSessions: 2, stackPeak: 256, sessions: 3, last: "2026-01-02T00:00:00Z" },
+      new Date(),
+    );
+    expect(peakRowsOf(exhausted)[1]).toBe(
+      "| heap peak of out-of-memory tests | 2,000 | 97.7 % of the heap, in 2 sessions that filled it on purpose |",
+    );
     expect(withPeaks).toContain("the largest of 3 QEMU integration-test sessions on this image");
   });
 });

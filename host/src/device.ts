@@ -76,6 +76,8 @@ export interface DeviceStats {
   txFrames: number;
   txDropped: number;
   stackPeak: number;
+  /** Requests answered out_of_memory since boot. */
+  oomAnswers: number;
   [key: string]: unknown;
 }
 

@@ -104,6 +104,7 @@ async function recordPeaks(dev: Device): Promise<void> {
       heapSize: st.heapSize,
       heapPeak: st.heapPeak,
       stackPeak: st.stackPeak,
+      oomAnswers: st.oomAnswers,
       at: new Date().toISOString(),
     };
     appendFileSync(join(dir, `peaks-${TARGET}.jsonl`), `${JSON.stringify(line)}\n`);

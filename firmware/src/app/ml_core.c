@@ -13,6 +13,7 @@
 int ml_core_init(void)
 {
     ml_heap_init();
+    ml_device.oom_answers = 0; /* the heap's counters start again too */
     ml_handles_init();
     ml_link_init(ml_hal_board()->mtu);
     /* A medium failure leaves the slots answering storage_error; the rest serves. */

@@ -24,6 +24,7 @@ struct ml_device {
     uint8_t boot_id[8];        /* app/ml_core.c, new at every boot */
     uint32_t mtu;              /* link/ml_link.c: largest frame body received or sent */
     struct ml_link_stats link; /* link/ml_link.c, reset by ml_link_init */
+    uint32_t oom_answers;      /* dispatch/ml_dispatch.c: requests answered out_of_memory */
 };
 
 extern struct ml_device ml_device;

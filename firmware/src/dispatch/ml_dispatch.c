@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/ml_busy.h"
+#include "core/ml_device.h"
 
 static const char *const status_messages[ML_STATUS_COUNT] = ML_STATUS_MESSAGES_INIT;
 
@@ -160,6 +161,9 @@ size_t ml_dispatch_run(struct ml_request *rq, uint8_t *tx, size_t tx_cap)
         n = encode_error(call, status, tx, tx_cap);
     }
     rq->status = status;
+    if (status == ML_STATUS_OUT_OF_MEMORY) {
+        ml_device.oom_answers++;
+    }
     return n;
 }
 

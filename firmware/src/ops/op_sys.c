@@ -122,7 +122,7 @@ int ml_op_stats(struct ml_call *call, CborValue *args, CborEncoder *result)
     ml_heap_get_stats(&hs);
     const struct ml_link_stats *ls = &ml_device.link;
     CborEncoder map;
-    CborError err = cbor_encoder_create_map(result, &map, 17);
+    CborError err = cbor_encoder_create_map(result, &map, 18);
     err |= put_uint(&map, "heap_size", hs.size);
     err |= put_uint(&map, "heap_used", hs.used);
     err |= put_uint(&map, "heap_peak", hs.peak);
@@ -140,6 +140,7 @@ int ml_op_stats(struct ml_call *call, CborValue *args, CborEncoder *result)
     err |= put_uint(&map, "tx_frames", ls->tx_frames);
     err |= put_uint(&map, "tx_dropped", ls->tx_dropped);
     err |= put_uint(&map, "stack_peak", ml_hal_stack_peak());
+    err |= put_uint(&map, "oom_answers", ml_device.oom_answers);
     err |= cbor_encoder_close_container(result, &map);
     (void)err;
     return ML_STATUS_OK;
