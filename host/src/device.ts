@@ -13,6 +13,7 @@ import { HashModule, hashNameOf } from "./modules/hash.js";
 import { HkdfModule } from "./modules/hkdf.js";
 import { HmacModule } from "./modules/hmac.js";
 import { KeysModule } from "./modules/keys.js";
+import { KeyWrapModule } from "./modules/keywrap.js";
 import { MpiModule } from "./modules/mpi.js";
 import { PkModule } from "./modules/pk.js";
 import { RandomModule } from "./modules/random.js";
@@ -174,6 +175,8 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
   readonly random: RandomModule;
   /** Device-held symmetric keys for dev.cipher and dev.hmac. */
   readonly keys: KeysModule;
+  /** NIST key wrap KW / KWP (RFC 3394 / 5649) under a KEK, into device keys. */
+  readonly keywrap: KeyWrapModule;
   /** Persistent key slots (spec.md 7.4). */
   readonly slots: SlotsModule;
   /** RSA and EC keys on the device (python-mbedtls's mbedtls.pk). */
@@ -211,6 +214,7 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.hkdf = new HkdfModule(ctx);
     this.random = new RandomModule(ctx);
     this.keys = new KeysModule(ctx);
+    this.keywrap = new KeyWrapModule(ctx);
     this.slots = new SlotsModule(ctx);
     this.pk = new PkModule(ctx);
     this.mpi = new MpiModule(ctx);

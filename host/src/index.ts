@@ -30,6 +30,8 @@ export { Hmac, HmacModule } from "./modules/hmac.js";
 export type { StaticEcdhKey } from "./modules/kex.js";
 export { DEFAULT_ECDH_CURVE, DHBase, DHClient, DHServer, ECDHBase, ECDHClient, ECDHServer, KeyExchange } from "./modules/kex.js";
 export { KeysModule, SymmetricKey } from "./modules/keys.js";
+export type { KeyWrapMode, KeyWrapOptions, UnwrapIntoOptions } from "./modules/keywrap.js";
+export { KeyWrapModule } from "./modules/keywrap.js";
 export type { PrimeOptions } from "./modules/mpi.js";
 export { bitLength, byteLength, fromBytes, LONG_OP_TIMEOUT_MS, MpiModule, toBytes } from "./modules/mpi.js";
 export type { ECCFactory, ImportOptions, RSAFactory } from "./modules/pk.js";

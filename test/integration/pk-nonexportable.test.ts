@@ -9,6 +9,7 @@ import { constants, generateKeyPairSync, verify as nodeVerify, publicEncrypt, ra
 import { beforeAll, describe, expect, it } from "vitest";
 import { Op } from "../../host/src/base/protocol.generated.js";
 import { type Device, ECC, hex, NotExportableError, type PkKey, RSA, SlotEmptyError, utf8 } from "../../host/src/index.js";
+import { collectBytes } from "./frame-scan.js";
 import { nodePublic, spkiOf, u8 } from "./pk-fixtures.js";
 import { useSession } from "./session.js";
 import { SLOW_LINK } from "./target.js";
@@ -17,13 +18,7 @@ const session = useSession();
 let dev: Device;
 /** Every byte string in every message the device sent during the test. */
 const received: Uint8Array[] = [];
-
-function collect(v: unknown): void {
-  if (v instanceof Uint8Array) received.push(v);
-  else if (Array.isArray(v)) for (const x of v) collect(x);
-  else if (v instanceof Map) for (const x of v.values()) collect(x);
-  else if (typeof v === "object" && v !== null) for (const x of Object.values(v)) collect(x);
-}
+const collect = (m: unknown): void => collectBytes(m, received);
 
 const rsaNode = generateKeyPairSync("rsa", { modulusLength: 2048 });
 const ecNode = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
