@@ -41,6 +41,14 @@ export class DeviceError extends MbedlinkError {
   }
 }
 
+/**
+ * python-mbedtls's `mbedtls.exceptions.TLSError`, for ported code: the same
+ * class as DeviceError (the device, that is Mbed TLS, refused the call;
+ * `mbedtlsCode` is Python's `err`, negated, and `message` its `msg`).
+ */
+export const TLSError = DeviceError;
+export type TLSError = DeviceError;
+
 /** bad_request: the message did not match the schema (an SDK/firmware mismatch). */
 export class BadRequestError extends DeviceError {
   override name = "BadRequestError";

@@ -23,6 +23,11 @@ const ALG_BY_ID: ReadonlyMap<number, HashAlgInfo> = new Map(HASH_ALGS.map((a) =>
 /** Digests python-mbedtls guarantees; `algorithmsGuaranteed` is this set restricted to what the device has. */
 const PYTHON_MBEDTLS_GUARANTEED = ["md5", "sha1", "sha224", "sha256", "sha384", "sha512"] as const;
 
+/** The names of `available` that python-mbedtls guarantees (its `algorithms_guaranteed`), in its order. */
+export function guaranteedOf(available: ReadonlySet<string>): ReadonlySet<string> {
+  return new Set(PYTHON_MBEDTLS_GUARANTEED.filter((n) => available.has(n)));
+}
+
 /** Protocol name of a hash algorithm id, e.g. 4 -> "sha256". */
 export function hashNameOf(id: number): string | undefined {
   return ALG_BY_ID.get(id)?.name;
@@ -113,8 +118,7 @@ export class HashModule {
 
   /** python-mbedtls's guaranteed digests (md5, sha1, sha224..sha512) that this device has. */
   get algorithmsGuaranteed(): ReadonlySet<string> {
-    const avail = this.algorithmsAvailable;
-    return new Set(PYTHON_MBEDTLS_GUARANTEED.filter((n) => avail.has(n)));
+    return guaranteedOf(this.algorithmsAvailable);
   }
 
   /**

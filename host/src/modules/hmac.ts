@@ -20,7 +20,7 @@ import { Op } from "../base/protocol.generated.js";
 import { checkBytes, hex } from "../base/util.js";
 import type { CallOptions, SessionContext } from "../session/context.js";
 import { checkedDigest, DigestContext } from "./digest-context.js";
-import { lookupHash } from "./hash.js";
+import { guaranteedOf, lookupHash } from "./hash.js";
 import { SymmetricKey, withKey } from "./keys.js";
 
 /** Bytes a request needs besides the key and one data argument (alg id, second bstr head). */
@@ -112,6 +112,16 @@ export class HmacModule {
   /** @internal */
   constructor(private readonly ctx: SessionContext) {}
 
+  /** Names of the digests the device has compiled in (from hello), python-mbedtls's `hmac.algorithms_available`. */
+  get algorithmsAvailable(): ReadonlySet<string> {
+    return new Set(this.ctx.hashes);
+  }
+
+  /** python-mbedtls's guaranteed digests (md5, sha1, sha224..sha512) that this device has. */
+  get algorithmsGuaranteed(): ReadonlySet<string> {
+    return guaranteedOf(this.algorithmsAvailable);
+  }
+
   /** Longest key hmac_new accepts in one frame (mtu - request_overhead_max - 16). */
   get maxKeySize(): number {
     return this.ctx.chunkSize - EXTRA_ARG_BYTES;
@@ -133,6 +143,29 @@ export class HmacModule {
     const m = new Hmac(this.ctx, alg, { key: key instanceof SymmetricKey ? key : Uint8Array.from(key) });
     if (opts.msg !== undefined) m.update(opts.msg);
     return m;
+  }
+
+  // python-mbedtls's named constructors: hmac.sha256(key, buffer) is new(key, { digestmod: "sha256", msg: buffer }).
+  md5(key: Uint8Array | SymmetricKey, msg?: Uint8Array): Hmac {
+    return this.new(key, { digestmod: "md5", msg });
+  }
+  sha1(key: Uint8Array | SymmetricKey, msg?: Uint8Array): Hmac {
+    return this.new(key, { digestmod: "sha1", msg });
+  }
+  sha224(key: Uint8Array | SymmetricKey, msg?: Uint8Array): Hmac {
+    return this.new(key, { digestmod: "sha224", msg });
+  }
+  sha256(key: Uint8Array | SymmetricKey, msg?: Uint8Array): Hmac {
+    return this.new(key, { digestmod: "sha256", msg });
+  }
+  sha384(key: Uint8Array | SymmetricKey, msg?: Uint8Array): Hmac {
+    return this.new(key, { digestmod: "sha384", msg });
+  }
+  sha512(key: Uint8Array | SymmetricKey, msg?: Uint8Array): Hmac {
+    return this.new(key, { digestmod: "sha512", msg });
+  }
+  ripemd160(key: Uint8Array | SymmetricKey, msg?: Uint8Array): Hmac {
+    return this.new(key, { digestmod: "ripemd160", msg });
   }
 
   /**
