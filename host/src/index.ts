@@ -47,7 +47,7 @@ export type {
   SignOptions,
 } from "./modules/pk-key.js";
 export { ECC, PkKey, RSA } from "./modules/pk-key.js";
-export { RandomModule } from "./modules/random.js";
+export { DEFAULT_TOKEN_BYTES, RandomModule } from "./modules/random.js";
 export type { SlotInfo, StoreOptions } from "./modules/slots.js";
 export { SlotsModule } from "./modules/slots.js";
 export { setDebug } from "./rpc/debug.js";
