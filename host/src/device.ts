@@ -9,9 +9,11 @@ import { camelKeys, hex } from "./base/util.js";
 import type { LinkCounters, SerialOptions, Transport } from "./link/transport.js";
 import { SerialTransport } from "./link/transport.js";
 import { CipherModule } from "./modules/cipher.js";
+import { CmacModule } from "./modules/cmac.js";
 import { HashModule, hashNameOf } from "./modules/hash.js";
 import { HkdfModule } from "./modules/hkdf.js";
 import { HmacModule } from "./modules/hmac.js";
+import { KdfModule } from "./modules/kdf.js";
 import { KeysModule } from "./modules/keys.js";
 import { KeyWrapModule } from "./modules/keywrap.js";
 import { MpiModule } from "./modules/mpi.js";
@@ -171,6 +173,10 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
   readonly hmac: HmacModule;
   /** HKDF (RFC 5869). */
   readonly hkdf: HkdfModule;
+  /** CMAC (NIST SP 800-38B, RFC 4493): AES-128/192/256 and DES3, in dev.hmac's shape. */
+  readonly cmac: CmacModule;
+  /** Password-based key derivation: PBKDF2-HMAC (RFC 8018). */
+  readonly kdf: KdfModule;
   /** The device DRBG with Python `secrets` semantics. */
   readonly random: RandomModule;
   /** Device-held symmetric keys for dev.cipher and dev.hmac. */
@@ -212,6 +218,8 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.cipher = new CipherModule(ctx);
     this.hmac = new HmacModule(ctx);
     this.hkdf = new HkdfModule(ctx);
+    this.cmac = new CmacModule(ctx);
+    this.kdf = new KdfModule(ctx);
     this.random = new RandomModule(ctx);
     this.keys = new KeysModule(ctx);
     this.keywrap = new KeyWrapModule(ctx);

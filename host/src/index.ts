@@ -23,10 +23,13 @@ export {
   MODE_STREAM,
   MODE_XTS,
 } from "./modules/cipher.js";
+export type { CmacCipher, CmacOptions } from "./modules/cmac.js";
+export { Cmac, CmacModule } from "./modules/cmac.js";
 export { Hash, HashModule } from "./modules/hash.js";
 export { HkdfModule } from "./modules/hkdf.js";
 export type { HmacOptions } from "./modules/hmac.js";
 export { Hmac, HmacModule } from "./modules/hmac.js";
+export { KdfModule } from "./modules/kdf.js";
 export type { StaticEcdhKey } from "./modules/kex.js";
 export { DEFAULT_ECDH_CURVE, DHBase, DHClient, DHServer, ECDHBase, ECDHClient, ECDHServer, KeyExchange } from "./modules/kex.js";
 export { KeysModule, SymmetricKey } from "./modules/keys.js";

@@ -30,6 +30,10 @@
 #define ML_SLOT_RECORD_MAX 2560u
 /* A request running longer than this sends a busy event about this often, so the host can extend its timeout. */
 #define ML_BUSY_INTERVAL_MS 500u
+/* Most PBKDF2 iterations kdf_pbkdf2 runs (2^24, RFC 6070's largest count; the device serves nothing else meanwhile); 0 or more than this is bad_argument. */
+#define ML_PBKDF2_ITERATIONS_MAX 16777216u
+/* Longest PBKDF2 output kdf_pbkdf2 gives, in bytes (each digest-size block costs all the iterations again); more is bad_argument, more than a response frame carries is too_large. */
+#define ML_PBKDF2_LENGTH_MAX 1024u
 
 enum ml_op {
     ML_OP_HELLO = 0, /* Open a session: returns protocol/firmware/Mbed TLS versions, board, MTU, window, limits, boot id and entropy source. Optional host seed bytes are mixed into the device DRBG. */
@@ -85,10 +89,16 @@ enum ml_op {
     ML_OP_KEX_SECRET = 91, /* Compute the shared secret: returned as big-endian bytes, or kept on the device as a symmetric key under a new handle. */
     ML_OP_OBJ_WRAP = 96, /* Swap an object out: its state wrapped (AES-256-GCM under a per-boot device key, spec.md 7.6) as the result, then the handle is freed; on any failure the handle stays as it was. Digest, HMAC, pk and symmetric key objects only. */
     ML_OP_OBJ_UNWRAP = 97, /* Swap an object back in under a new host-chosen handle from a blob obj_wrap returned in this boot; another boot's, another type's or an altered blob is bad_argument. */
+    ML_OP_CMAC_NEW = 100, /* Create a CMAC context (NIST SP 800-38B) for a cipher ("AES" with a 16, 24 or 32-byte key, "DES3" with a 24-byte key) and a key given as bytes or as a device key handle, under a host-chosen handle. */
+    ML_OP_CMAC_UPDATE = 101, /* Feed bytes into a CMAC context. */
+    ML_OP_CMAC_DIGEST = 102, /* Return the CMAC of everything fed so far (the cipher's block size); the context stays usable. */
+    ML_OP_CMAC_ONESHOT = 103, /* CMAC of one byte string under a cipher and key, without a context. */
     ML_OP_KEYWRAP_WRAP = 104, /* NIST key wrap (SP 800-38F, RFC 3394 KW / RFC 5649 KWP) of key bytes under an AES-128/192/256 KEK given as bytes or as a device key handle. */
     ML_OP_KEYWRAP_UNWRAP = 105, /* Unwrap a KW or KWP wrap: the key bytes only when the integrity check passes, else auth_failed and nothing. */
     ML_OP_KEYWRAP_UNWRAP_KEY = 106, /* Unwrap into a new device-held symmetric key under a host-chosen handle (the key never crosses the line); returns its length. A failed integrity check is auth_failed and creates nothing. */
     ML_OP_KEYWRAP_UNWRAP_PK = 107, /* Unwrap a wrapped private key DER (PKCS#8, SEC1, PKCS#1) into a new pk object under a host-chosen handle with the given flags; returns its pk-info. A failed integrity check is auth_failed and creates nothing. */
+    ML_OP_KDF_PBKDF2 = 108, /* PBKDF2 with HMAC (PKCS #5 v2.1, RFC 8018) over a digest: iterations 1..pbkdf2_iterations_max, length 0..pbkdf2_length_max (and within a response frame); sends busy events while it runs. */
+    ML_OP_CMAC_COPY = 109, /* Clone a CMAC context (key and state) into a new host-chosen handle. */
 };
 
 enum ml_status {

@@ -58,9 +58,15 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_KEX_SECRET, 2, 2, ml_op_kex_secret},
     {ML_OP_OBJ_WRAP, 1, 1, ml_op_obj_wrap},
     {ML_OP_OBJ_UNWRAP, 2, 2, ml_op_obj_unwrap},
+    {ML_OP_CMAC_NEW, 3, 3, ml_op_cmac_new},
+    {ML_OP_CMAC_UPDATE, 2, 2, ml_op_cmac_update},
+    {ML_OP_CMAC_DIGEST, 1, 1, ml_op_cmac_digest},
+    {ML_OP_CMAC_ONESHOT, 3, 3, ml_op_cmac_oneshot},
     {ML_OP_KEYWRAP_WRAP, 3, 3, ml_op_keywrap_wrap},
     {ML_OP_KEYWRAP_UNWRAP, 3, 3, ml_op_keywrap_unwrap},
     {ML_OP_KEYWRAP_UNWRAP_KEY, 4, 4, ml_op_keywrap_unwrap_key},
     {ML_OP_KEYWRAP_UNWRAP_PK, 5, 5, ml_op_keywrap_unwrap_pk},
+    {ML_OP_KDF_PBKDF2, 5, 5, ml_op_kdf_pbkdf2},
+    {ML_OP_CMAC_COPY, 2, 2, ml_op_cmac_copy},
 };
 const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];

@@ -83,10 +83,22 @@ int ml_op_kex_secret(struct ml_call *call, CborValue *args, CborEncoder *result)
 int ml_op_obj_wrap(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_obj_unwrap(struct ml_call *call, CborValue *args, CborEncoder *result);
 
+/* cmac */
+int ml_op_cmac_new(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_cmac_update(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_cmac_digest(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_cmac_oneshot(struct ml_call *call, CborValue *args, CborEncoder *result);
+
 /* keywrap */
 int ml_op_keywrap_wrap(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_keywrap_unwrap(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_keywrap_unwrap_key(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_keywrap_unwrap_pk(struct ml_call *call, CborValue *args, CborEncoder *result);
+
+/* kdf */
+int ml_op_kdf_pbkdf2(struct ml_call *call, CborValue *args, CborEncoder *result);
+
+/* cmac */
+int ml_op_cmac_copy(struct ml_call *call, CborValue *args, CborEncoder *result);
 
 #endif /* ML_OPS_H */

@@ -1,8 +1,8 @@
 /*
  * obj module: swapping an object's state out to the host and back
  * (spec.md 7.6), so a host can keep more objects than the handle table
- * holds. obj_wrap serialises a digest, HMAC, pk or symmetric key object,
- * wraps it and frees the handle; obj_unwrap re-creates it under a new handle.
+ * holds. obj_wrap serialises a digest, HMAC, CMAC, pk or symmetric key
+ * object, wraps it and frees the handle; obj_unwrap re-creates it under a new handle.
  *
  *   blob      = type (1, in the clear) || nonce (12) || ciphertext || tag (16)
  *   AAD       = boot id (8) || type (1)
@@ -24,6 +24,7 @@
 #include "core/ml_device.h"
 #include "core/ml_handles.h"
 #include "core/ml_rng.h"
+#include "ops/ml_cmac.h"
 #include "ops/ml_obj.h"
 #include "ops/ml_ops.h"
 #include "ops/ml_pk.h"
@@ -112,6 +113,7 @@ static const struct kind {
 } kinds[] = {
     {ML_HT_HASH, ML_MD_STATE_MAX, ml_hash_state_save, ml_hash_state_restore},
     {ML_HT_HMAC, ML_HMAC_STATE_MAX, ml_hmac_state_save, ml_hmac_state_restore},
+    {ML_HT_CMAC, ML_CMAC_STATE_MAX, ml_cmac_state_save, ml_cmac_state_restore},
     {ML_HT_PK, PK_FLAGS_LEN + ML_SLOT_RECORD_MAX, pk_save, pk_restore},
     {ML_HT_SYMKEY, 1 + ML_SYMKEY_MAX, symkey_save, symkey_restore},
 };

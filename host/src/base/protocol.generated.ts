@@ -29,6 +29,10 @@ export const Limits = {
   slotRecordMax: 2560,
   /** A request running longer than this sends a busy event about this often, so the host can extend its timeout. */
   busyIntervalMs: 500,
+  /** Most PBKDF2 iterations kdf_pbkdf2 runs (2^24, RFC 6070's largest count; the device serves nothing else meanwhile); 0 or more than this is bad_argument. */
+  pbkdf2IterationsMax: 16777216,
+  /** Longest PBKDF2 output kdf_pbkdf2 gives, in bytes (each digest-size block costs all the iterations again); more is bad_argument, more than a response frame carries is too_large. */
+  pbkdf2LengthMax: 1024,
 } as const;
 
 export const Op = {
@@ -138,6 +142,14 @@ export const Op = {
   objWrap: 96,
   /** Swap an object back in under a new host-chosen handle from a blob obj_wrap returned in this boot; another boot's, another type's or an altered blob is bad_argument. */
   objUnwrap: 97,
+  /** Create a CMAC context (NIST SP 800-38B) for a cipher ("AES" with a 16, 24 or 32-byte key, "DES3" with a 24-byte key) and a key given as bytes or as a device key handle, under a host-chosen handle. */
+  cmacNew: 100,
+  /** Feed bytes into a CMAC context. */
+  cmacUpdate: 101,
+  /** Return the CMAC of everything fed so far (the cipher's block size); the context stays usable. */
+  cmacDigest: 102,
+  /** CMAC of one byte string under a cipher and key, without a context. */
+  cmacOneshot: 103,
   /** NIST key wrap (SP 800-38F, RFC 3394 KW / RFC 5649 KWP) of key bytes under an AES-128/192/256 KEK given as bytes or as a device key handle. */
   keywrapWrap: 104,
   /** Unwrap a KW or KWP wrap: the key bytes only when the integrity check passes, else auth_failed and nothing. */
@@ -146,6 +158,10 @@ export const Op = {
   keywrapUnwrapKey: 106,
   /** Unwrap a wrapped private key DER (PKCS#8, SEC1, PKCS#1) into a new pk object under a host-chosen handle with the given flags; returns its pk-info. A failed integrity check is auth_failed and creates nothing. */
   keywrapUnwrapPk: 107,
+  /** PBKDF2 with HMAC (PKCS #5 v2.1, RFC 8018) over a digest: iterations 1..pbkdf2_iterations_max, length 0..pbkdf2_length_max (and within a response frame); sends busy events while it runs. */
+  kdfPbkdf2: 108,
+  /** Clone a CMAC context (key and state) into a new host-chosen handle. */
+  cmacCopy: 109,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -414,10 +430,16 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [91, { name: "kex_secret", module: "kex", resend: "ordered", minArgs: 2, maxArgs: 2 }],
   [96, { name: "obj_wrap", module: "obj", resend: "record", minArgs: 1, maxArgs: 1 }],
   [97, { name: "obj_unwrap", module: "obj", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [100, { name: "cmac_new", module: "cmac", resend: "ordered", minArgs: 3, maxArgs: 3 }],
+  [101, { name: "cmac_update", module: "cmac", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [102, { name: "cmac_digest", module: "cmac", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [103, { name: "cmac_oneshot", module: "cmac", resend: "record", minArgs: 3, maxArgs: 3 }],
   [104, { name: "keywrap_wrap", module: "keywrap", resend: "record", minArgs: 3, maxArgs: 3 }],
   [105, { name: "keywrap_unwrap", module: "keywrap", resend: "record", minArgs: 3, maxArgs: 3 }],
   [106, { name: "keywrap_unwrap_key", module: "keywrap", resend: "ordered", minArgs: 4, maxArgs: 4 }],
   [107, { name: "keywrap_unwrap_pk", module: "keywrap", resend: "ordered", minArgs: 5, maxArgs: 5 }],
+  [108, { name: "kdf_pbkdf2", module: "kdf", resend: "record", minArgs: 5, maxArgs: 5 }],
+  [109, { name: "cmac_copy", module: "cmac", resend: "ordered", minArgs: 2, maxArgs: 2 }],
 ]);
 
 export interface HashAlgInfo {
