@@ -65,6 +65,9 @@ enum ml_op {
     ML_OP_CIPHER_BUF_UPDATE = 55, /* Append bytes to a buffered cipher context's device-side buffer (out_of_memory when the heap cannot hold them; the context is then unusable). */
     ML_OP_CIPHER_BUF_FINISH = 56, /* Run the one-shot cipher over the whole buffer: [length, tag or null]; on decryption a bad tag is auth_failed and the output is zeroised. */
     ML_OP_CIPHER_BUF_READ = 57, /* Read `len` bytes at `offset` of a finished buffered cipher context's output. */
+    ML_OP_AEAD_NEW = 112, /* Create an AEAD stream (GCM, CCM, ChaCha20-Poly1305) for a message of any length in constant device memory: family, mode, key, IV, direction, additional data, tag length and the exact data length (CCM needs it first) under a host-chosen handle. */
+    ML_OP_AEAD_UPDATE = 113, /* Feed data bytes through an AEAD stream; returns as many output bytes. Decryption output is unauthenticated until aead_finish verifies the tag: the host holds it and discards it on auth_failed. */
+    ML_OP_AEAD_FINISH = 114, /* Finish an AEAD stream after the announced length: encryption returns the tag; decryption takes the expected tag, compares it in constant time and returns null, or auth_failed. */
     ML_OP_MPI_PRIME = 60, /* A random prime of `bytes` bytes from the device DRBG (top bit set), optionally a safe prime; big-endian bytes. */
     ML_OP_MPI_RANDOM = 61, /* A uniformly random big number in [min, max) from the device DRBG; big-endian bytes. */
     ML_OP_PK_GENERATE = 64, /* Generate an RSA key (bits, public exponent) or an EC key (curve) on the device under a host-chosen handle; flags say whether the private part may ever leave. Sends busy events while it runs. */

@@ -68,5 +68,8 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_KEYWRAP_UNWRAP_PK, 5, 5, ml_op_keywrap_unwrap_pk},
     {ML_OP_KDF_PBKDF2, 5, 5, ml_op_kdf_pbkdf2},
     {ML_OP_CMAC_COPY, 2, 2, ml_op_cmac_copy},
+    {ML_OP_AEAD_NEW, 9, 9, ml_op_aead_new},
+    {ML_OP_AEAD_UPDATE, 2, 2, ml_op_aead_update},
+    {ML_OP_AEAD_FINISH, 1, 2, ml_op_aead_finish},
 };
 const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/ml_handles.h"
 #include "ops/ml_symkey.h"
 
 struct cipher_alg {
@@ -95,10 +96,18 @@ static void list_sizes(char *out, size_t cap, const unsigned *lens, size_t nlens
     }
 }
 
+/* The block cipher under a family's modes (CCM and GCM streams set it up). */
+static mbedtls_cipher_id_t block_of(const char *family)
+{
+    return family[0] == 'A'   ? (family[1] == 'E' ? MBEDTLS_CIPHER_ID_AES : MBEDTLS_CIPHER_ID_ARIA)
+           : family[0] == 'C' ? (family[1] == 'A' ? MBEDTLS_CIPHER_ID_CAMELLIA : MBEDTLS_CIPHER_ID_CHACHA20)
+                              : MBEDTLS_CIPHER_ID_DES;
+}
+
 /* Reads the family and mode names (two args from `pos`) and picks the cipher
  * for a key of key_len bytes. */
 static int lookup(struct ml_call *call, CborValue *args, unsigned pos, size_t key_len,
-                  const mbedtls_cipher_info_t **info, const char **mode_out)
+                  const mbedtls_cipher_info_t **info, const struct cipher_alg **alg_out)
 {
     char fam[24], mode[16], sizes[32];
     size_t fam_len = 0, mode_len = 0;
@@ -124,7 +133,7 @@ static int lookup(struct ml_call *call, CborValue *args, unsigned pos, size_t ke
             continue;
         }
         mode_known = true;
-        *mode_out = a->mode;
+        *alg_out = a;
         if (a->key_len == key_len) {
             found = a;
         } else if (nlens < sizeof lens / sizeof lens[0]) {
@@ -202,6 +211,20 @@ cleanup:
     return st;
 }
 
+int ml_cipher_obj_get(struct ml_call *call, CborValue *args, uint8_t kind, uint32_t *handle, void **obj)
+{
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, 1, handle));
+    ML_CHK(ml_handle_get(call, *handle, ML_HT_CIPHER_BUF, obj));
+    if (*(const uint8_t *)*obj != kind) {
+        ML_FAIL(call, ML_STATUS_WRONG_HANDLE_TYPE, "handle %lu is %s", (unsigned long)*handle,
+                kind == ML_CIPHER_OBJ_STREAM ? "a buffered cipher context: use cipher_buf_update/finish/read"
+                                             : "an AEAD stream: use aead_update/aead_finish");
+    }
+cleanup:
+    return st;
+}
+
 void ml_cipher_init(struct ml_cipher *c)
 {
     memset(c, 0, sizeof *c);
@@ -228,6 +251,7 @@ int ml_cipher_open(struct ml_call *call, CborValue *args, unsigned pos, enum ml_
     const uint8_t *key = NULL;
     size_t key_len = 0;
     const mbedtls_cipher_info_t *info = NULL;
+    const struct cipher_alg *alg = NULL;
     const char *mode = NULL;
     mbedtls_cipher_mode_t m = MBEDTLS_MODE_NONE;
     int st = ML_STATUS_OK;
@@ -235,6 +259,9 @@ int ml_cipher_open(struct ml_call *call, CborValue *args, unsigned pos, enum ml_
     (void)cbor_value_advance(args);
     a->iv = NULL;
     a->iv_len = 0;
+    a->key = NULL;
+    a->key_len = 0;
+    a->block = MBEDTLS_CIPHER_ID_NONE;
     a->encrypt = dir == ML_CIPHER_DIR_ENCRYPT;
     /* Argument types first, in order. */
     if (!cbor_value_is_text_string(&names)) {
@@ -245,7 +272,11 @@ int ml_cipher_open(struct ml_call *call, CborValue *args, unsigned pos, enum ml_
     if (dir == ML_CIPHER_DIR_ARG) {
         ML_CHK(ml_arg_bool(call, args, pos + 4, &a->encrypt));
     }
-    ML_CHK(lookup(call, &names, pos, key_len, &info, &mode));
+    ML_CHK(lookup(call, &names, pos, key_len, &info, &alg));
+    mode = alg->mode;
+    a->key = key;
+    a->key_len = key_len;
+    a->block = block_of(alg->family);
     m = mbedtls_cipher_info_get_mode(info);
     if (kind == ML_CIPHER_BUFFERED && !is_aead(m) && m != MBEDTLS_MODE_XTS) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "%s streams: use cipher_new or cipher_crypt", mode);

@@ -13,11 +13,15 @@
  *                     unauthenticated mode (XTS: one data unit);
  *   op_cipher_aead.c  cipher_auth_encrypt / cipher_auth_decrypt, one frame
  *                     of an AEAD mode;
- *   op_cipher_buf.c   buffered contexts (cipher_buf_*) for AEAD and XTS
- *                     messages of any size: the device collects the whole
- *                     message, runs the same one-shot call over it and only
- *                     then lets the host read the output, so no
- *                     unauthenticated plaintext ever leaves the device.
+ *   op_cipher_buf.c   buffered contexts (cipher_buf_*) for XTS (and AEAD)
+ *                     messages the heap can hold twice: the device collects
+ *                     the whole message, runs the same one-shot call over
+ *                     it and only then lets the host read the output;
+ *   op_aead_stream.c  AEAD streams (aead_new / aead_update / aead_finish):
+ *                     GCM, CCM and ChaCha20-Poly1305 messages of any length
+ *                     in constant device memory, each update answering
+ *                     with its output (decryption: plaintext the host must
+ *                     hold until aead_finish verified the tag).
  *
  * This header is their shared part (ops/ml_cipher.c): reading the cipher
  * arguments and setting a context up, the update/finish engine (ECB's
@@ -57,8 +61,15 @@ enum ml_cipher_dir { ML_CIPHER_DIR_ARG, ML_CIPHER_DIR_ENCRYPT, ML_CIPHER_DIR_DEC
 struct ml_cipher_args {
     const uint8_t *iv; /* into the rx buffer: valid for the current call */
     size_t iv_len;
+    const uint8_t *key; /* the key bytes (a held key's too): valid for the current call */
+    size_t key_len;
+    mbedtls_cipher_id_t block; /* the block cipher (MBEDTLS_CIPHER_ID_CHACHA20 for ChaCha20) */
     bool encrypt;
 };
+
+/* Objects of handle type ML_HT_CIPHER_BUF start with one of these bytes:
+ * a buffered context (op_cipher_buf.c) or an AEAD stream (op_aead_stream.c). */
+enum ml_cipher_obj_kind { ML_CIPHER_OBJ_BUFFERED = 1, ML_CIPHER_OBJ_STREAM = 2 };
 
 /* The inputs of a one-shot AEAD call besides the data. */
 struct ml_aead_params {
@@ -68,6 +79,10 @@ struct ml_aead_params {
     size_t ad_len;
     size_t tag_len;
 };
+
+/* Reads the handle (arg 1) of a live ML_HT_CIPHER_BUF object of `kind`:
+ * bad_handle, or wrong_handle_type naming the ops the other kind takes. */
+int ml_cipher_obj_get(struct ml_call *call, CborValue *args, uint8_t kind, uint32_t *handle, void **obj);
 
 /* An empty context (ml_cipher_free is then safe). */
 void ml_cipher_init(struct ml_cipher *c);

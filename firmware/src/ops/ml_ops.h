@@ -46,6 +46,9 @@ int ml_op_cipher_buf_new(struct ml_call *call, CborValue *args, CborEncoder *res
 int ml_op_cipher_buf_update(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_cipher_buf_finish(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_cipher_buf_read(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_aead_new(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_aead_update(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_aead_finish(struct ml_call *call, CborValue *args, CborEncoder *result);
 
 /* mpi */
 int ml_op_mpi_prime(struct ml_call *call, CborValue *args, CborEncoder *result);

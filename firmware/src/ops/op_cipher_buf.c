@@ -20,11 +20,12 @@ enum buf_state {
 };
 
 struct cipher_buf_obj {
-    struct ml_cipher c; /* the set-up context (XTS: key and IV set) */
+    uint8_t kind; /* ML_CIPHER_OBJ_BUFFERED (ml_cipher.h) */
     bool encrypt;
     uint8_t state; /* enum buf_state */
     uint8_t tag_len;
     uint8_t iv_len;
+    struct ml_cipher c; /* the set-up context (XTS: key and IV set) */
     uint8_t iv[128];
     uint8_t *ad;
     size_t ad_len;
@@ -152,6 +153,7 @@ int ml_op_cipher_buf_new(struct ml_call *call, CborValue *args, CborEncoder *res
     }
     ML_CHK(ml_handle_create(call, handle, ML_HT_CIPHER_BUF, sizeof(struct cipher_buf_obj), cipher_buf_dtor, &p));
     b = p;
+    b->kind = ML_CIPHER_OBJ_BUFFERED;
     ml_cipher_move(&b->c, &tmp);
     b->encrypt = a.encrypt;
     b->state = BUF_FILLING;
@@ -182,11 +184,8 @@ cleanup:
 static int get_buf(struct ml_call *call, CborValue *args, uint32_t *handle, struct cipher_buf_obj **b)
 {
     void *p = NULL;
-    int st = ML_STATUS_OK;
-    ML_CHK(ml_arg_handle(call, args, 1, handle));
-    ML_CHK(ml_handle_get(call, *handle, ML_HT_CIPHER_BUF, &p));
+    int st = ml_cipher_obj_get(call, args, ML_CIPHER_OBJ_BUFFERED, handle, &p);
     *b = p;
-cleanup:
     return st;
 }
 

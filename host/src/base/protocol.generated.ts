@@ -94,6 +94,12 @@ export const Op = {
   cipherBufFinish: 56,
   /** Read `len` bytes at `offset` of a finished buffered cipher context's output. */
   cipherBufRead: 57,
+  /** Create an AEAD stream (GCM, CCM, ChaCha20-Poly1305) for a message of any length in constant device memory: family, mode, key, IV, direction, additional data, tag length and the exact data length (CCM needs it first) under a host-chosen handle. */
+  aeadNew: 112,
+  /** Feed data bytes through an AEAD stream; returns as many output bytes. Decryption output is unauthenticated until aead_finish verifies the tag: the host holds it and discards it on auth_failed. */
+  aeadUpdate: 113,
+  /** Finish an AEAD stream after the announced length: encryption returns the tag; decryption takes the expected tag, compares it in constant time and returns null, or auth_failed. */
+  aeadFinish: 114,
   /** A random prime of `bytes` bytes from the device DRBG (top bit set), optionally a safe prime; big-endian bytes. */
   mpiPrime: 60,
   /** A uniformly random big number in [min, max) from the device DRBG; big-endian bytes. */
@@ -406,6 +412,9 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [55, { name: "cipher_buf_update", module: "cipher", resend: "ordered", minArgs: 2, maxArgs: 2 }],
   [56, { name: "cipher_buf_finish", module: "cipher", resend: "ordered", minArgs: 1, maxArgs: 2 }],
   [57, { name: "cipher_buf_read", module: "cipher", resend: "record", minArgs: 3, maxArgs: 3 }],
+  [112, { name: "aead_new", module: "cipher", resend: "ordered", minArgs: 9, maxArgs: 9 }],
+  [113, { name: "aead_update", module: "cipher", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [114, { name: "aead_finish", module: "cipher", resend: "ordered", minArgs: 1, maxArgs: 2 }],
   [60, { name: "mpi_prime", module: "mpi", resend: "record", minArgs: 2, maxArgs: 2 }],
   [61, { name: "mpi_random", module: "mpi", resend: "record", minArgs: 2, maxArgs: 2 }],
   [64, { name: "pk_generate", module: "pk", resend: "ordered", minArgs: 5, maxArgs: 5 }],

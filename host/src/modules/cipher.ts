@@ -6,12 +6,15 @@
 // one frame goes in one request (cipher_crypt); bigger data streams through
 // a temporary device context (cipher_new, pipelined cipher_update chunks,
 // cipher_finish, free). XTS (one data unit) and the AEAD modes (GCM, CCM,
-// ChaCha20-Poly1305) are one request when the message fits one frame;
-// bigger messages go through a device-side buffered context (spec.md 7.1:
-// cipher_buf_new, pipelined cipher_buf_update chunks, cipher_buf_finish,
-// then pipelined cipher_buf_read slices, free): the device runs the same
-// one-shot call over the whole message and releases AEAD plaintext only
-// after the tag verified, so the size limit is the device heap.
+// ChaCha20-Poly1305) are one request when the message fits one frame.
+// Bigger AEAD messages, of any length, stream through a device-side AEAD
+// stream (spec.md 7.1: aead_new, pipelined aead_update chunks, each
+// answering its output, aead_finish, free) in constant device memory; on
+// decryption the SDK holds the plaintext chunks and returns them only after
+// aead_finish verified the tag (on a forged tag it zeroes them and throws
+// AuthFailedError). Bigger XTS data units go through a buffered context
+// (cipher_buf_new, cipher_buf_update chunks, cipher_buf_finish, then
+// cipher_buf_read slices), limited by the device heap.
 //
 // The key is either bytes (sent with every request, as python-mbedtls keeps
 // it) or a device-held SymmetricKey (dev.keys), whose handle is sent instead.
@@ -86,11 +89,32 @@ function concat(parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** The answers of pipelined requests; the first failure in sending order (the cause: e.g. the context's create) when any failed. */
-async function allInOrder(calls: Promise<unknown>[]): Promise<unknown[]> {
+/**
+ * The answers of pipelined requests; the first failure in sending order (the cause: e.g. the context's create) when any
+ * failed. `secret`: byte-string answers are zeroed before a failure is thrown (unauthenticated plaintext).
+ */
+async function allInOrder(calls: Promise<unknown>[], secret = false): Promise<unknown[]> {
   const settled = await Promise.allSettled(calls);
-  for (const r of settled) if (r.status === "rejected") throw r.reason;
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) {
+    if (secret) for (const r of settled) if (r.status === "fulfilled" && r.value instanceof Uint8Array) r.value.fill(0);
+    throw failed.reason;
+  }
   return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value);
+}
+
+/** One pipelined `op [handle, chunk]` request per `chunk` bytes of data. */
+function chunkCalls(
+  ctx: SessionContext,
+  op: number,
+  handle: number,
+  data: Uint8Array,
+  chunk: number,
+  opts: CallOptions,
+): Promise<unknown>[] {
+  const calls: Promise<unknown>[] = [];
+  for (let off = 0; off < data.length; off += chunk) calls.push(ctx.call(op, [handle, data.slice(off, off + chunk)], opts));
+  return calls;
 }
 
 function bytesResult(r: unknown, op: string): Uint8Array {
@@ -167,11 +191,43 @@ abstract class CipherBase {
   }
 
   /**
-   * Runs XTS or an AEAD mode over a message too big for one frame through a
-   * temporary buffered device context; every request is pipelined and the
-   * handle is freed afterwards. Returns the output and (AEAD encryption) the tag.
+   * Runs XTS over a data unit too big for one frame through a temporary
+   * buffered device context; every request is pipelined and the handle is
+   * freed afterwards.
    */
-  protected buffered(
+  protected buffered(data: Uint8Array, encrypt: boolean, opts: CallOptions): Promise<Uint8Array> {
+    const ctx = this.ctx;
+    const chunk = ctx.streamChunk;
+    return this.withKey((key) =>
+      withTemporaryHandle(ctx, async (handle) => {
+        const calls = [
+          // The length lets the device reserve input and output at once: a message
+          // its heap cannot hold fails here, before the data travels.
+          ctx.call(Op.cipherBufNew, [handle, ...this.wire, key, this.iv, encrypt, new Uint8Array(0), 0, data.length], opts),
+          ...chunkCalls(ctx, Op.cipherBufUpdate, handle, data, chunk, opts),
+          ctx.call(Op.cipherBufFinish, [handle], opts),
+        ];
+        const results = await allInOrder(calls);
+        const fin = results[results.length - 1];
+        if (!Array.isArray(fin) || fin.length !== 2 || fin[0] !== data.length || fin[1] !== null)
+          throw new ProtocolError("cipher_buf_finish: result is not [length, null]");
+        const reads: Promise<unknown>[] = [];
+        for (let off = 0; off < data.length; off += chunk) {
+          reads.push(ctx.call(Op.cipherBufRead, [handle, off, Math.min(chunk, data.length - off)], opts));
+        }
+        return concat((await allInOrder(reads)).map((r) => bytesResult(r, "cipher_buf_read")));
+      }),
+    );
+  }
+
+  /**
+   * Runs an AEAD mode over a message too big for one frame through a temporary
+   * device AEAD stream (constant device memory, any length); every request is
+   * pipelined and the handle is freed afterwards. Decryption: the plaintext
+   * chunks are returned only when aead_finish verified the tag, else they are
+   * zeroed and the failure (AuthFailedError) is thrown.
+   */
+  protected streamed(
     data: Uint8Array,
     encrypt: boolean,
     ad: Uint8Array,
@@ -183,26 +239,23 @@ abstract class CipherBase {
     const chunk = ctx.streamChunk;
     return this.withKey((key) =>
       withTemporaryHandle(ctx, async (handle) => {
-        const calls: Promise<unknown>[] = [
-          // The length lets the device reserve input and output at once: a message
-          // its heap cannot hold fails here, before the data travels.
-          ctx.call(Op.cipherBufNew, [handle, ...this.wire, key, this.iv, encrypt, Uint8Array.from(ad), tagLength, data.length], opts),
+        const calls = [
+          ctx.call(Op.aeadNew, [handle, ...this.wire, key, this.iv, encrypt, Uint8Array.from(ad), tagLength, data.length], opts),
+          ...chunkCalls(ctx, Op.aeadUpdate, handle, data, chunk, opts),
+          ctx.call(Op.aeadFinish, tag === null ? [handle] : [handle, Uint8Array.from(tag)], opts),
         ];
-        for (let off = 0; off < data.length; off += chunk) {
-          calls.push(ctx.call(Op.cipherBufUpdate, [handle, data.slice(off, off + chunk)], opts));
-        }
-        calls.push(ctx.call(Op.cipherBufFinish, tag === null ? [handle] : [handle, Uint8Array.from(tag)], opts));
-        const results = await allInOrder(calls);
+        const results = await allInOrder(calls, !encrypt);
+        const parts = results.slice(1, -1).map((r) => (r instanceof Uint8Array ? r : new Uint8Array(0)));
         const fin = results[results.length - 1];
-        if (!Array.isArray(fin) || fin.length !== 2 || typeof fin[0] !== "number" || fin[0] !== data.length)
-          throw new ProtocolError("cipher_buf_finish: result is not [length, tag]");
-        const outTag = fin[1] === null ? null : bytesResult(fin[1], "cipher_buf_finish");
-        const reads: Promise<unknown>[] = [];
-        for (let off = 0; off < data.length; off += chunk) {
-          reads.push(ctx.call(Op.cipherBufRead, [handle, off, Math.min(chunk, data.length - off)], opts));
+        try {
+          if (parts.reduce((n, p) => n + p.length, 0) !== data.length)
+            throw new ProtocolError("aead_update: output length differs from input");
+          if (encrypt ? !(fin instanceof Uint8Array) || fin.length !== tagLength : fin !== null)
+            throw new ProtocolError(`aead_finish: result is not ${encrypt ? "the tag" : "null"}`);
+          return { out: concat(parts), tag: encrypt ? Uint8Array.from(fin as Uint8Array) : null };
+        } finally {
+          for (const p of parts) p.fill(0);
         }
-        const parts = (await allInOrder(reads)).map((r) => bytesResult(r, "cipher_buf_read"));
-        return { out: concat(parts), tag: outTag };
       }),
     );
   }
@@ -236,18 +289,18 @@ export class Cipher extends CipherBase {
     }
     if (this.mode === MODE_XTS) {
       // One data unit: the device buffers it whole and runs XTS at once.
-      return (await this.buffered(data, encrypt, new Uint8Array(0), 0, null, opts)).out;
+      return this.buffered(data, encrypt, opts);
     }
     // Stream through a temporary context; every request is pipelined.
     const ctx = this.ctx;
     const chunk = ctx.streamChunk - 16;
     return this.withKey((key) =>
       withTemporaryHandle(ctx, async (handle) => {
-        const calls: Promise<unknown>[] = [ctx.call(Op.cipherNew, [handle, ...this.wire, key, this.iv, encrypt])];
-        for (let off = 0; off < data.length; off += chunk) {
-          calls.push(ctx.call(Op.cipherUpdate, [handle, data.slice(off, off + chunk)], opts));
-        }
-        calls.push(ctx.call(Op.cipherFinish, [handle], opts));
+        const calls = [
+          ctx.call(Op.cipherNew, [handle, ...this.wire, key, this.iv, encrypt]),
+          ...chunkCalls(ctx, Op.cipherUpdate, handle, data, chunk, opts),
+          ctx.call(Op.cipherFinish, [handle], opts),
+        ];
         const results = await allInOrder(calls);
         return concat(results.slice(1).map((r) => bytesResult(r, "cipher_update")));
       }),
@@ -278,8 +331,8 @@ export class AEADCipher extends CipherBase {
 
   /**
    * Largest message (with this additional data) one AEAD request carries on
-   * this device; bigger messages go through a buffered device context
-   * (limited by the device heap, OutOfMemoryError beyond).
+   * this device; bigger messages, of any length, stream through the device
+   * (an AEAD stream) in constant device memory.
    */
   maxMessageSize(aad: Uint8Array = this.ad): number {
     return this.oneShotMax(aad.length + this.tagLength);
@@ -291,8 +344,8 @@ export class AEADCipher extends CipherBase {
     const ad = aad === undefined ? this.ad : checkBytes(aad, "encrypt() aad");
     if (data.length > this.maxMessageSize(ad)) {
       this.checkAdSize(ad);
-      const r = await this.buffered(data, true, ad, this.tagLength, null, opts);
-      if (r.tag === null) throw new ProtocolError("cipher_buf_finish: no tag");
+      const r = await this.streamed(data, true, ad, this.tagLength, null, opts);
+      if (r.tag === null) throw new ProtocolError("aead_finish: no tag");
       return [r.out, r.tag];
     }
     const r = await this.withKey((key) =>
@@ -309,8 +362,8 @@ export class AEADCipher extends CipherBase {
     const ad = aad === undefined ? this.ad : checkBytes(aad, "decrypt() aad");
     if (data.length > this.maxMessageSize(ad)) {
       this.checkAdSize(ad);
-      // The device releases nothing unless finish verified the tag.
-      return (await this.buffered(data, false, ad, tag.length, tag, opts)).out;
+      // The plaintext is returned only once aead_finish verified the tag.
+      return (await this.streamed(data, false, ad, tag.length, tag, opts)).out;
     }
     const r = await this.withKey((key) =>
       this.ctx.call(
@@ -322,7 +375,7 @@ export class AEADCipher extends CipherBase {
     return bytesResult(r, "cipher_auth_decrypt");
   }
 
-  /** The additional data travels in one request (cipher_buf_new), whatever the message size. */
+  /** The additional data travels in one request (aead_new), whatever the message size. */
   private checkAdSize(ad: Uint8Array): void {
     const max = this.oneShotMax(this.tagLength);
     if (ad.length > max) {
@@ -330,7 +383,7 @@ export class AEADCipher extends CipherBase {
         Status.tooLarge,
         0,
         `${this.name} takes at most ${max} bytes of additional data on this device (one frame), got ${ad.length}`,
-        "cipher_buf_new",
+        "aead_new",
       );
     }
   }
@@ -425,9 +478,12 @@ export class CipherModule {
   readonly DES3: CipherFamily;
   /** Two-key triple DES (16-byte key). */
   readonly DES3dbl: CipherFamily;
-  /** ChaCha20 stream cipher (32-byte key, 12-byte nonce, counter from 0). */
+  /**
+   * ChaCha20 (32-byte key, 12-byte nonce): the stream cipher (MODE_STREAM, the default, counter from 0) and, as in
+   * python-mbedtls, ChaCha20-Poly1305 with `CHACHA20.new(key, MODE_CHACHAPOLY, nonce)`.
+   */
   readonly CHACHA20: CipherFamily;
-  /** ChaCha20-Poly1305 AEAD (RFC 8439). */
+  /** ChaCha20-Poly1305 AEAD (RFC 8439); an alias of `CHACHA20.new(key, MODE_CHACHAPOLY, nonce)`. */
   readonly CHACHA20_POLY1305: CipherFamily;
   /** Removed from Mbed TLS 3: new() throws UnsupportedAlgorithmError. */
   readonly ARC4 = new RemovedCipherFamily("ARC4");
@@ -444,7 +500,7 @@ export class CipherModule {
     this.DES = fam("DES", 8, 8, [MODE_ECB, MODE_CBC]);
     this.DES3 = fam("DES3", 8, 24, [MODE_ECB, MODE_CBC]);
     this.DES3dbl = fam("DES3DBL", 8, 16, [MODE_ECB, MODE_CBC]);
-    this.CHACHA20 = fam("CHACHA20", 1, 32, [MODE_STREAM], MODE_STREAM);
+    this.CHACHA20 = fam("CHACHA20", 1, 32, [MODE_STREAM, MODE_CHACHAPOLY], MODE_STREAM);
     this.CHACHA20_POLY1305 = fam("CHACHA20", 1, 32, [MODE_CHACHAPOLY], MODE_CHACHAPOLY);
   }
 }
