@@ -2,7 +2,7 @@
 // how results are checked, and the adoption hooks other modules build key
 // objects with, against an in-memory device that answers as told.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { ArgumentError, BadArgumentError, NotExportableError, ProtocolError } from "../base/errors.js";
+import { ArgumentError, BadArgumentError, NotExportableError, ProtocolError, UnsupportedAlgorithmError } from "../base/errors.js";
 import { Op, Status } from "../base/protocol.generated.js";
 import { hex } from "../base/util.js";
 import { Device } from "../device.js";
@@ -142,6 +142,78 @@ describe("use", () => {
       [k.handle, d, 1, 2],
     ]);
     expect(t.sentOp(Op.pkDecrypt)).toEqual([[k.handle, d, 1, 4]]);
+  });
+
+  it("PSS salt length: [.., scheme, salt] on sign and verify, null for any; nothing extra by default", async () => {
+    const digest = new Uint8Array(32).fill(3);
+    t.answers.set(Op.pkImport, () => RSA_INFO);
+    t.answers.set(Op.pkSign, () => Uint8Array.of(1));
+    t.answers.set(Op.pkVerify, () => true);
+    const k = await dev.pk.RSA.fromDER(Uint8Array.of(0x30, 0));
+    const sig = Uint8Array.of(1);
+    await k.signDigest(digest, "sha256", { padding: "pss" });
+    await k.signDigest(digest, "sha256", { padding: "pss", saltLength: 0 });
+    await k.signDigest(digest, "sha256", { scheme: "pss", saltLength: "digest" });
+    expect(t.sentOp(Op.pkSign)).toEqual([
+      [k.handle, 4, digest, 1],
+      [k.handle, 4, digest, 1, 0],
+      [k.handle, 4, digest, 1],
+    ]);
+    await k.verifyDigest(digest, sig, "sha256", { padding: "pss", saltLength: 20 });
+    await k.verifyDigest(digest, sig, "sha256", { padding: "pss", saltLength: "any" });
+    expect(t.sentOp(Op.pkVerify)).toEqual([
+      [k.handle, 4, digest, sig, 1, 20],
+      [k.handle, 4, digest, sig, 1, null],
+    ]);
+    for (const opts of [
+      { padding: "pss", saltLength: "any" },
+      { padding: "pss", saltLength: -1 },
+      { padding: "pss", saltLength: 1.5 },
+      { saltLength: 20 },
+      { scheme: "pss", padding: "pkcs1v15" },
+      { padding: "oaep" },
+      { format: "raw" },
+    ] as const) {
+      await expect(k.signDigest(digest, "sha256", opts as never), JSON.stringify(opts)).rejects.toBeInstanceOf(ArgumentError);
+    }
+    expect(t.sentOp(Op.pkSign)).toHaveLength(3);
+  });
+
+  it('ECDSA format "raw": DER from the device becomes r||s; r||s goes out as canonical DER; a wrong length is false unsent', async () => {
+    t.answers.set(Op.pkImport, () => EC_INFO);
+    // r = 0x80 (needs a sign byte), s = 0x01
+    t.answers.set(Op.pkSign, () => Uint8Array.of(0x30, 0x07, 0x02, 0x02, 0x00, 0x80, 0x02, 0x01, 0x01));
+    t.answers.set(Op.pkVerify, () => true);
+    const k = await dev.pk.ECC.fromDER(Uint8Array.of(0x30, 0));
+    const digest = new Uint8Array(32);
+    const raw = await k.signDigest(digest, "sha256", { format: "raw" });
+    expect(hex(raw)).toBe(`${"00".repeat(31)}80${"00".repeat(31)}01`);
+    expect(await k.verifyDigest(digest, raw, "sha256", { format: "raw" })).toBe(true);
+    expect(hex(t.sentOp(Op.pkVerify)[0]?.[3] as Uint8Array)).toBe("300702020080020101");
+    expect(await k.verifyDigest(digest, raw.subarray(1), "sha256", { format: "raw" })).toBe(false);
+    expect(t.sentOp(Op.pkVerify)).toHaveLength(1);
+    t.answers.set(Op.pkSign, () => Uint8Array.of(0x30, 0x06, 0x02, 0x01, 0x80, 0x02, 0x01, 0x01)); // negative r
+    await expect(k.signDigest(digest, "sha256", { format: "raw" })).rejects.toBeInstanceOf(ProtocolError);
+  });
+
+  it("OAEP: hash (or digestmod) and label go out as [.., 1, alg, label]; mgf1Hash other than hash is refused unsent", async () => {
+    t.answers.set(Op.pkImport, () => RSA_INFO);
+    t.answers.set(Op.pkEncrypt, () => Uint8Array.of(5));
+    t.answers.set(Op.pkDecrypt, () => Uint8Array.of(6));
+    const k = await dev.pk.RSA.fromDER(Uint8Array.of(0x30, 0));
+    const d = Uint8Array.of(1);
+    const label = Uint8Array.of(7, 7);
+    await k.encrypt(d, { padding: "oaep", hash: "sha512", mgf1Hash: "sha512", label });
+    await k.decrypt(d, { padding: "oaep", hash: "sha256", digestmod: "sha256", label: new Uint8Array() });
+    expect(t.sentOp(Op.pkEncrypt)).toEqual([[k.handle, d, 1, 6, label]]);
+    expect(t.sentOp(Op.pkDecrypt)).toEqual([[k.handle, d, 1, 4]]);
+    await expect(k.encrypt(d, { padding: "oaep", hash: "sha256", mgf1Hash: "sha1" })).rejects.toBeInstanceOf(UnsupportedAlgorithmError);
+    await expect(k.decrypt(d, { padding: "oaep", mgf1Hash: "sha256" })).rejects.toBeInstanceOf(UnsupportedAlgorithmError);
+    await expect(k.encrypt(d, { padding: "oaep", hash: "sha256", digestmod: "sha1" })).rejects.toBeInstanceOf(ArgumentError);
+    await expect(k.encrypt(d, { label })).rejects.toBeInstanceOf(ArgumentError);
+    await expect(k.encrypt(d, { padding: "oaep", label: "x" as never })).rejects.toBeInstanceOf(ArgumentError);
+    expect(t.sentOp(Op.pkEncrypt)).toHaveLength(1);
+    expect(t.sentOp(Op.pkDecrypt)).toHaveLength(1);
   });
 
   it("exports: format numbers and PEM labels (SEC1, PKCS#1, PKCS#8 for x25519, SPKI)", async () => {
