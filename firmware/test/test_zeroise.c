@@ -443,6 +443,63 @@ ML_TEST(rsa_and_dh_objects)
     expect_gone("DH shared secret", secret, secret_len);
 }
 
+ML_TEST(keywrap_unwrapped_keys)
+{
+    /* Keys unwrapped (KWP, under a device-held KEK) into a symmetric key, to
+     * bytes, and into an EC private key leave nothing once freed: the unwrap
+     * buffers are zeroised, the objects wiped. */
+    boot();
+    uint8_t secret[24], der[160], wrapped[200];
+    for (size_t i = 0; i < sizeof secret; i++) {
+        secret[i] = (uint8_t)(0x3c ^ (i * 53));
+    }
+    size_t der_len = ml_unhex(ec_der_hex, der, sizeof der);
+    uint8_t d[32];
+    CHECK_EQ(ml_unhex(ec_d_hex, d, sizeof d), sizeof d);
+    rq_begin(ML_OP_KEY_IMPORT, 2); /* 1: the KEK */
+    rq_uint(1);
+    rq_bytes(key32, sizeof key32);
+    rq_ok();
+    rq_begin(ML_OP_KEYWRAP_WRAP, 3);
+    rq_uint(1);
+    rq_uint(ML_KEYWRAP_MODE_KWP);
+    rq_bytes(secret, sizeof secret);
+    rq_ok();
+    size_t wrapped_len = result_bytes(wrapped, sizeof wrapped);
+    rq_begin(ML_OP_KEYWRAP_UNWRAP_KEY, 4); /* 2: the unwrapped key */
+    rq_uint(2);
+    rq_uint(1);
+    rq_uint(ML_KEYWRAP_MODE_KWP);
+    rq_bytes(wrapped, wrapped_len);
+    rq_ok();
+    expect_present("unwrapped key", secret, sizeof secret);
+    free_handle(2);
+    expect_gone("key unwrapped into a device key", secret, sizeof secret);
+    rq_begin(ML_OP_KEYWRAP_UNWRAP, 3);
+    rq_uint(1);
+    rq_uint(ML_KEYWRAP_MODE_KWP);
+    rq_bytes(wrapped, wrapped_len);
+    rq_ok();
+    expect_gone("key unwrapped to bytes", secret, sizeof secret);
+    rq_begin(ML_OP_KEYWRAP_WRAP, 3);
+    rq_uint(1);
+    rq_uint(ML_KEYWRAP_MODE_KWP);
+    rq_bytes(der, der_len);
+    rq_ok();
+    wrapped_len = result_bytes(wrapped, sizeof wrapped);
+    rq_begin(ML_OP_KEYWRAP_UNWRAP_PK, 5); /* 3: the unwrapped EC key */
+    rq_uint(3);
+    rq_uint(1);
+    rq_uint(ML_KEYWRAP_MODE_KWP);
+    rq_bytes(wrapped, wrapped_len);
+    rq_uint(0);
+    rq_ok();
+    free_handle(3);
+    free_handle(1);
+    CHECK_EQ(th_heap_used(), boot_heap);
+    expect_gone("unwrapped EC private scalar", d, sizeof d);
+}
+
 static size_t hook_calls, hook_nonzero;
 
 static void check_zero(const void *obj, size_t size)
@@ -523,10 +580,9 @@ ML_TEST(every_object_type_zeroised_on_free)
 int main(int argc, char **argv)
 {
     static const struct ml_test_case cases[] = {
-        ML_CASE(symmetric_objects),
-        ML_CASE(pk_and_kex_objects),
-        ML_CASE(rsa_and_dh_objects),
-        ML_CASE(every_object_type_zeroised_on_free),
+        ML_CASE(symmetric_objects),      ML_CASE(pk_and_kex_objects),
+        ML_CASE(rsa_and_dh_objects),     ML_CASE(every_object_type_zeroised_on_free),
+        ML_CASE(keywrap_unwrapped_keys),
     };
     return ml_test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }
