@@ -8,6 +8,7 @@
 // modules exist as soon as a Device does.
 import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Op } from "../host/src/base/protocol.generated.js";
 import type { Device as DeviceT } from "../host/src/device.js";
 import * as sdk from "../host/src/index.js";
 import { ScriptedDevice } from "../host/src/link/testing/scripted-device.js";
@@ -20,13 +21,15 @@ const table = loadParity();
 const rows = parityRows(table);
 const exports = sdk as unknown as Record<string, unknown>;
 
+let scripted: ScriptedDevice;
 let dev: DeviceT;
 /** An object of each class the table names members of (`Class#member`): own fields are only on instances. */
 let samples: Map<string, object>;
 
 beforeAll(async () => {
   // hello lists md5..ripemd160 (ids 1..7), as the firmware does.
-  dev = await sdk.Device.connect(new ScriptedDevice({ hashes: [1, 2, 3, 4, 5, 6, 7] }), { timeoutMs: 2000 });
+  scripted = new ScriptedDevice({ hashes: [1, 2, 3, 4, 5, 6, 7] });
+  dev = await sdk.Device.connect(scripted, { timeoutMs: 2000 });
   const k16 = new Uint8Array(16);
   const p = (1n << 511n) + 187n; // a 64-byte modulus; kex_new is answered, not checked
   samples = new Map<string, object>([
@@ -212,8 +215,14 @@ describe("every TypeScript name resolves in the SDK", () => {
   it("hmac's named constructors and algorithm sets match hash's", async () => {
     expect([...dev.hmac.algorithmsAvailable]).toEqual([...dev.hash.algorithmsAvailable]);
     expect([...dev.hmac.algorithmsGuaranteed]).toEqual(["md5", "sha1", "sha224", "sha256", "sha384", "sha512"]);
-    const m = dev.hmac.sha384(new Uint8Array(8), new Uint8Array(3));
+    const key = Uint8Array.of(1, 2, 3);
+    const msg = Uint8Array.of(4, 5);
+    const m = dev.hmac.sha384(key, msg);
     expect([m.name, m.digestSize, m.blockSize]).toEqual(["hmac-sha384", 48, 128]);
+    // It is new(key, { digestmod: "sha384", msg }): one hmac_oneshot of sha384 (id 5) over key and msg.
+    scripted.answers.set(Op.hmacOneshot, () => new Uint8Array(48));
+    await m.digest();
+    expect(scripted.sentOp(Op.hmacOneshot)).toEqual([[5, key, msg]]);
     await m.close();
   });
 });

@@ -145,27 +145,17 @@ export class HmacModule {
     return m;
   }
 
-  // python-mbedtls's named constructors: hmac.sha256(key, buffer) is new(key, { digestmod: "sha256", msg: buffer }).
-  md5(key: Uint8Array | SymmetricKey, msg?: Uint8Array): Hmac {
-    return this.new(key, { digestmod: "md5", msg });
-  }
-  sha1(key: Uint8Array | SymmetricKey, msg?: Uint8Array): Hmac {
-    return this.new(key, { digestmod: "sha1", msg });
-  }
-  sha224(key: Uint8Array | SymmetricKey, msg?: Uint8Array): Hmac {
-    return this.new(key, { digestmod: "sha224", msg });
-  }
-  sha256(key: Uint8Array | SymmetricKey, msg?: Uint8Array): Hmac {
-    return this.new(key, { digestmod: "sha256", msg });
-  }
-  sha384(key: Uint8Array | SymmetricKey, msg?: Uint8Array): Hmac {
-    return this.new(key, { digestmod: "sha384", msg });
-  }
-  sha512(key: Uint8Array | SymmetricKey, msg?: Uint8Array): Hmac {
-    return this.new(key, { digestmod: "sha512", msg });
-  }
-  ripemd160(key: Uint8Array | SymmetricKey, msg?: Uint8Array): Hmac {
-    return this.new(key, { digestmod: "ripemd160", msg });
+  /** python-mbedtls's named constructors: `dev.hmac.sha256(key, msg?)` is `new(key, { digestmod: "sha256", msg })`. */
+  readonly md5 = this.named("md5");
+  readonly sha1 = this.named("sha1");
+  readonly sha224 = this.named("sha224");
+  readonly sha256 = this.named("sha256");
+  readonly sha384 = this.named("sha384");
+  readonly sha512 = this.named("sha512");
+  readonly ripemd160 = this.named("ripemd160");
+
+  private named(digestmod: string): (key: Uint8Array | SymmetricKey, msg?: Uint8Array) => Hmac {
+    return (key, msg) => this.new(key, { digestmod, msg });
   }
 
   /**
