@@ -217,10 +217,16 @@ describe("ECDSA: canonical DER only", () => {
     });
   });
 
-  it('format "raw" is for EC keys; an unknown format is ArgumentError', async () => {
+  it("a non-exportable key verifies the same way; an unknown format is ArgumentError", async () => {
     const k = dev.pk.ECC();
-    await k.generate();
-    await expect(k.sign(rand(8), "sha256", { format: "p1363" as "raw" })).rejects.toBeInstanceOf(ArgumentError);
+    await k.generate({ exportable: false });
+    const msg = rand(32);
+    const sig = await k.sign(msg);
+    const [r, s] = rsOf(sig);
+    expect(await k.verify(msg, sig)).toBe(true);
+    expect(await k.verify(msg, seq(cat(int(cat([0], intBody(r))), int(intBody(s)))))).toBe(false);
+    expect(await k.verify(msg, await k.sign(msg, "sha256", { format: "raw" }), "sha256", { format: "raw" })).toBe(true);
+    await expect(k.sign(msg, "sha256", { format: "p1363" as "raw" })).rejects.toBeInstanceOf(ArgumentError);
     await k.close();
   });
 });
