@@ -72,17 +72,17 @@ function counts(rows: readonly ParityRow[]): { named: number; pending: number; n
 export function renderParity(t: ParityTable): string {
   const all = parityRows(t);
   const total = counts(all);
+  const adding = total.pending > 0; // the "being added" column only while something is
   const out: string[] = [
-    `${all.length} public names of ${t.python.package} 2.x (package version ${t.python.version}; read from ${t.python.repository}; files and commits in \`docs/python-mbedtls-parity.json\`): ${total.named} have a TypeScript name, ${total.pending} ${total.pending === 1 ? "is" : "are"} being added, ${total.none} have none.`,
+    `${all.length} public names of ${t.python.package} 2.x (package version ${t.python.version}; read from ${t.python.repository}; files and commits in \`docs/python-mbedtls-parity.json\`): ${total.named} have a TypeScript name, ${adding ? `${total.pending} ${total.pending === 1 ? "is" : "are"} being added, ` : ""}${total.none} have none.`,
     "",
-    "| python-mbedtls module | names | TypeScript name | being added | none |",
-    "|---|--:|--:|--:|--:|",
+    `| python-mbedtls module | names | TypeScript name |${adding ? " being added |" : ""} none |`,
+    `|---|--:|--:|${adding ? "--:|" : ""}--:|`,
   ];
   for (const g of t.groups) {
     const c = counts(g.rows);
-    out.push(
-      `| \`${g.module === "mbedtls" ? "mbedtls" : `mbedtls.${g.module}`}\` | ${g.rows.length} | ${c.named} | ${c.pending} | ${c.none} |`,
-    );
+    const name = g.module === "mbedtls" ? "mbedtls" : `mbedtls.${g.module}`;
+    out.push(`| \`${name}\` | ${g.rows.length} | ${c.named} |${adding ? ` ${c.pending} |` : ""} ${c.none} |`);
   }
   for (const g of t.groups) {
     const title = g.module === "mbedtls" ? "mbedtls (the package)" : `mbedtls.${g.module}`;
