@@ -253,7 +253,9 @@ ML_TEST(stats)
     CHECK(strcmp(keys,
                  "heap_size,heap_used,heap_peak,heap_blocks,handles_used,max_handles,rx_frames,rx_dropped,"
                  "rx_bad_crc,rx_bad_escape,rx_oversize,rx_too_short,rx_bad_message,rx_replayed,tx_frames,tx_dropped,"
-                 "stack_peak") == 0);
+                 "stack_peak,oom_answers") == 0);
+    static const uint8_t no_oom[] = {0x6b, 'o', 'o', 'm', '_', 'a', 'n', 's', 'w', 'e', 'r', 's', 0x00};
+    CHECK(memmem(r.result, r.result_len, no_oom, sizeof no_oom) != NULL);
     static const uint8_t counters[] = {0x69, 'r', 'x', '_', 'f', 'r', 'a', 'm', 'e', 's', 0x01, 0x6a,
                                        'r',  'x', '_', 'd', 'r', 'o', 'p', 'p', 'e', 'd', 0x01, 0x6a,
                                        'r',  'x', '_', 'b', 'a', 'd', '_', 'c', 'r', 'c', 0x01};
