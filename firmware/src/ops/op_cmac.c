@@ -135,6 +135,19 @@ cleanup:
 
 static mbedtls_cmac_context_t *state_of(const struct cmac_obj *c) { return c->ctx.MBEDTLS_PRIVATE(cmac_ctx); }
 
+/* The live CMAC context whose handle is argument `pos`. */
+static int arg_cmac(struct ml_call *call, CborValue *args, unsigned pos, struct cmac_obj **out)
+{
+    uint32_t handle = 0;
+    void *p = NULL;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, pos, &handle));
+    ML_CHK(ml_handle_get(call, handle, ML_HT_CMAC, &p));
+    *out = p;
+cleanup:
+    return st;
+}
+
 /* [handle, cipher, key] */
 int ml_op_cmac_new(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
@@ -156,16 +169,14 @@ cleanup:
 /* [handle, data] */
 int ml_op_cmac_update(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
-    uint32_t handle = 0;
+    struct cmac_obj *c = NULL;
     const uint8_t *data = NULL;
     size_t len = 0;
-    void *p = NULL;
     int st = ML_STATUS_OK;
-    ML_CHK(ml_arg_handle(call, args, 1, &handle));
+    ML_CHK(arg_cmac(call, args, 1, &c));
     ML_CHK(ml_arg_bytes(call, args, 2, &data, &len));
-    ML_CHK(ml_handle_get(call, handle, ML_HT_CMAC, &p));
     if (len > 0) { /* Mbed TLS refuses a NULL input even when empty */
-        ML_CHK_TLS(call, mbedtls_cipher_cmac_update(&((struct cmac_obj *)p)->ctx, data, len), "cipher_cmac_update");
+        ML_CHK_TLS(call, mbedtls_cipher_cmac_update(&c->ctx, data, len), "cipher_cmac_update");
     }
     (void)cbor_encode_null(result);
 cleanup:
@@ -175,17 +186,13 @@ cleanup:
 /* [handle] -> the MAC of everything fed so far; the context goes on. */
 int ml_op_cmac_digest(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
-    uint32_t handle = 0;
-    void *p = NULL;
     struct cmac_obj *c = NULL;
     mbedtls_cmac_context_t saved;
     uint8_t mac[MBEDTLS_CMAC_MAX_BLOCK_SIZE];
     int ret = 0;
     int st = ML_STATUS_OK;
     memset(&saved, 0, sizeof saved);
-    ML_CHK(ml_arg_handle(call, args, 1, &handle));
-    ML_CHK(ml_handle_get(call, handle, ML_HT_CMAC, &p));
-    c = p;
+    ML_CHK(arg_cmac(call, args, 1, &c));
     saved = *state_of(c);
     ret = mbedtls_cipher_cmac_finish(&c->ctx, mac);
     *state_of(c) = saved; /* finish cleared it */
@@ -200,16 +207,12 @@ cleanup:
 /* [source handle, new handle]: the same key and state under a new handle. */
 int ml_op_cmac_copy(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
-    uint32_t src_handle = 0;
-    uint32_t dst_handle = 0;
-    void *p = NULL;
-    const struct cmac_obj *src = NULL;
+    struct cmac_obj *src = NULL;
     struct cmac_obj *dst = NULL;
+    uint32_t dst_handle = 0;
     int st = ML_STATUS_OK;
-    ML_CHK(ml_arg_handle(call, args, 1, &src_handle));
+    ML_CHK(arg_cmac(call, args, 1, &src));
     ML_CHK(ml_arg_handle(call, args, 2, &dst_handle));
-    ML_CHK(ml_handle_get(call, src_handle, ML_HT_CMAC, &p));
-    src = p;
     ML_CHK(create(call, dst_handle, src->family, cipher_of(src->family, src->key_len), src->key, src->key_len, &dst));
     *state_of(dst) = *state_of(src);
     (void)cbor_encode_null(result);
