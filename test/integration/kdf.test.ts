@@ -82,7 +82,7 @@ describe("long runs", () => {
     dev.on("busy", onBusy);
     try {
       const timeoutMs = 1500;
-      // seconds on either target: 1,000,000 SHA-256 iterations take about 8 s on the emulated M4
+      // seconds on either target: 1,000,000 SHA-256 iterations take about 7 s on the emulated M4
       // and 0.7 s natively, which gets five times as many
       const c = bulk(5_000_000, 1_000_000);
       const [pw, salt] = [rand(12), rand(16)];
