@@ -72,7 +72,7 @@
 #define MBEDTLS_CHACHA20_C
 #define MBEDTLS_POLY1305_C
 #define MBEDTLS_CHACHAPOLY_C
-#define MBEDTLS_CMAC_C   /* AES/Camellia/ARIA-CMAC (cmac module) */
+#define MBEDTLS_CMAC_C    /* AES and DES-EDE3 CMAC (cmac module; 3.6 has no Camellia/ARIA CMAC) */
 #define MBEDTLS_NIST_KW_C /* RFC 3394/5649 key wrap (keywrap module) */
 
 /* ------------------------------------------------------------ public key */
