@@ -20,29 +20,22 @@ const replayed = (s: DeviceStats) => s.rxReplayed as number;
 type NodeAead = ReturnType<typeof createCipheriv> & { setAAD(b: Uint8Array): void; getAuthTag(): Buffer };
 
 describe.runIf(TARGET !== "port")(`AEAD streams under resends (${TARGET})`, () => {
-  let target: NativeTarget | QemuTarget;
+  // The device behind the fault relay, one boot for the file.
+  let rig: { target: NativeTarget | QemuTarget; relay: Relay; dev: Device; baseline: DeviceStats } | undefined;
   let relay: Relay;
   let dev: Device;
-  let baseline: DeviceStats;
-
   beforeAll(async () => {
-    target = TARGET === "qemu" ? await startQemu() : await startNative();
+    const target = TARGET === "qemu" ? await startQemu() : await startNative();
     relay = await startRelay({ devicePath: target.path, seed: 15 });
-    dev = await open(relay.hostPath, { timeoutMs: TIMEOUT_MS });
-    baseline = await dev.stats();
+    dev = await open(relay.hostPath, { timeoutMs: TIMEOUT_MS }).catch(async (e: unknown) => {
+      await Promise.all([relay.stop(), target.stop()]);
+      throw e;
+    });
+    rig = { target, relay, dev, baseline: await dev.stats() };
   }, 120_000);
   afterAll(async () => {
-    try {
-      if (dev) {
-        const st = await dev.stats();
-        expect(st.handlesUsed).toBe(baseline.handlesUsed);
-        expect(st.heapUsed).toBe(baseline.heapUsed);
-      }
-    } finally {
-      await dev?.close();
-      await relay?.stop();
-      await target?.stop();
-    }
+    await rig?.dev.close();
+    await Promise.all([rig?.relay.stop(), rig?.target.stop()]);
   });
 
   /** Node's AES-256-GCM or ChaCha20-Poly1305 of `pt`. */
@@ -101,5 +94,11 @@ describe.runIf(TARGET !== "port")(`AEAD streams under resends (${TARGET})`, () =
     await dropped;
     expect(hex(tag)).toBe(hex(want.tag));
     expect(Buffer.compare(ct, want.ct)).toBe(0);
+  });
+
+  it("ends at its handle and heap baseline", async () => {
+    const st = await dev.stats();
+    expect(st.handlesUsed).toBe(rig?.baseline.handlesUsed);
+    expect(st.heapUsed).toBe(rig?.baseline.heapUsed);
   });
 });
