@@ -37,6 +37,14 @@ const char *ml_handle_type_name(uint8_t type)
         return "key-exchange context";
     case ML_HT_CMAC:
         return "CMAC context";
+    case ML_HT_X509_CRT:
+        return "certificate chain";
+    case ML_HT_X509_CSR:
+        return "certificate request";
+    case ML_HT_X509_CRL:
+        return "CRL";
+    case ML_HT_X509_TRUST:
+        return "trust store";
     default:
         return "object";
     }

@@ -16,11 +16,15 @@ enum ml_handle_type {
     ML_HT_HASH = 1,
     ML_HT_HMAC = 2,
     ML_HT_CIPHER = 3,
-    ML_HT_SYMKEY = 4,     /* device-held symmetric key (ops/op_key.c) */
-    ML_HT_CIPHER_BUF = 5, /* buffered one-shot AEAD/XTS context (ops/op_cipher_buf.c) */
-    ML_HT_PK = 6,         /* RSA or EC key, public or private (ops/op_pk.c, ml_pk.h) */
-    ML_HT_KEX = 7,        /* ECDH or DH key-exchange context (ops/op_kex.c) */
-    ML_HT_CMAC = 8,       /* CMAC context (ops/op_cmac.c) */
+    ML_HT_SYMKEY = 4,      /* device-held symmetric key (ops/op_key.c) */
+    ML_HT_CIPHER_BUF = 5,  /* buffered one-shot AEAD/XTS context (ops/op_cipher_buf.c) */
+    ML_HT_PK = 6,          /* RSA or EC key, public or private (ops/op_pk.c, ml_pk.h) */
+    ML_HT_KEX = 7,         /* ECDH or DH key-exchange context (ops/op_kex.c) */
+    ML_HT_CMAC = 8,        /* CMAC context (ops/op_cmac.c) */
+    ML_HT_X509_CRT = 9,    /* parsed certificate chain (ops/op_x509_crt.c, ml_x509.h) */
+    ML_HT_X509_CSR = 10,   /* parsed certificate request (ops/op_x509_csr.c) */
+    ML_HT_X509_CRL = 11,   /* parsed certificate revocation list (ops/op_x509_crt.c) */
+    ML_HT_X509_TRUST = 12, /* trust store: CA certificates and CRLs (ops/op_x509_trust.c) */
 };
 
 typedef void (*ml_destructor_fn)(void *obj);
