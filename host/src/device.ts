@@ -20,6 +20,7 @@ import { MpiModule } from "./modules/mpi.js";
 import { PkModule } from "./modules/pk.js";
 import { RandomModule } from "./modules/random.js";
 import { SlotsModule } from "./modules/slots.js";
+import { X509Module } from "./modules/x509.js";
 import type { CallOptions, ResetInfo, SessionEventMap } from "./rpc/rpc.js";
 import { DEFAULT_TIMEOUT_MS, Rpc } from "./rpc/rpc.js";
 import { RpcSession, type SessionContext } from "./session/context.js";
@@ -189,6 +190,8 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
   readonly pk: PkModule;
   /** Primes and random big numbers from the device DRBG (python-mbedtls's mbedtls.mpi). */
   readonly mpi: MpiModule;
+  /** X.509 certificates, CRLs (and requests, trust stores) on the device (spec.md 7.x). */
+  readonly x509: X509Module;
   /** @internal What the modules use of this session. */
   readonly _context: SessionContext;
   private _info: DeviceInfo | undefined;
@@ -226,6 +229,7 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.slots = new SlotsModule(ctx);
     this.pk = new PkModule(ctx);
     this.mpi = new MpiModule(ctx);
+    this.x509 = new X509Module(ctx);
     this.rpc.on("frameDropped", (info) => this.emit("frameDropped", info));
     this.rpc.on("disconnected", (err) => this.emit("disconnected", err));
     this.rpc.on("busy", (info) => this.emit("busy", info));
