@@ -102,6 +102,14 @@ enum ml_op {
     ML_OP_KEYWRAP_UNWRAP_PK = 107, /* Unwrap a wrapped private key DER (PKCS#8, SEC1, PKCS#1) into a new pk object under a host-chosen handle with the given flags; returns its pk-info. A failed integrity check is auth_failed and creates nothing. */
     ML_OP_KDF_PBKDF2 = 108, /* PBKDF2 with HMAC (PKCS #5 v2.1, RFC 8018) over a digest: iterations 1..pbkdf2_iterations_max, length 0..pbkdf2_length_max (and within a response frame); sends busy events while it runs. */
     ML_OP_CMAC_COPY = 109, /* Clone a CMAC context (key and state) into a new host-chosen handle. */
+    ML_OP_X509_CRT_PARSE = 120, /* Append certificates (one DER certificate, or NUL-terminated PEM text) to the chain under a handle, created when not live; input longer than a frame comes in pieces naming the total length. */
+    ML_OP_X509_CRT_INFO = 121, /* Describe one certificate of a chain: version, serial, names, validity, digest, public key, key usage, extended key usage, subjectAltNames, basic constraints, the tbs and signature ranges. */
+    ML_OP_X509_CRT_TEXT = 122, /* One certificate of a chain as Mbed TLS's mbedtls_x509_crt_info text. */
+    ML_OP_X509_CRT_VERIFY_SIG = 123, /* Whether one certificate's signature verifies under another certificate's public key (one signature, no path validation). */
+    ML_OP_X509_CRL_PARSE = 124, /* Append CRLs (one DER CRL, or NUL-terminated PEM text) to the CRL object under a handle, created when not live; input longer than a frame comes in pieces naming the total length. */
+    ML_OP_X509_CRL_INFO = 125, /* Describe one CRL: version, issuer, this/next update, digest, revoked serials with their dates, the tbs and signature ranges. */
+    ML_OP_X509_CRL_TEXT = 126, /* One CRL as Mbed TLS's mbedtls_x509_crl_info text. */
+    ML_OP_X509_CRT_IS_REVOKED = 127, /* Whether a CRL lists a certificate's serial number (mbedtls_x509_crt_is_revoked). */
 };
 
 enum ml_status {
@@ -124,6 +132,7 @@ enum ml_status {
     ML_STATUS_SLOT_IN_USE = 16, /* The slot already holds a key; delete it first or ask to overwrite. */
     ML_STATUS_STORAGE_FULL = 17, /* The key store has no room for this record even after compaction. */
     ML_STATUS_STORAGE_ERROR = 18, /* The key store's medium failed (read, write or erase error, or a corrupt record). */
+    ML_STATUS_BAD_CERTIFICATE = 19, /* A certificate, CRL or request does not parse (truncated, malformed, unsupported); Mbed TLS's code is in the response. */
 };
 
 enum ml_event {
@@ -244,7 +253,7 @@ enum ml_keywrap_mode {
     X(ML_HASH_SHA3_384, MBEDTLS_MD_SHA3_384, 48, 104) \
     X(ML_HASH_SHA3_512, MBEDTLS_MD_SHA3_512, 64, 72)
 
-#define ML_STATUS_COUNT 19u
+#define ML_STATUS_COUNT 20u
 #define ML_DROP_REASON_COUNT 6u
 
 /* Default message for each status, indexed by status id. */
@@ -269,6 +278,7 @@ enum ml_keywrap_mode {
         [16] = "The slot already holds a key; delete it first or ask to overwrite.", \
         [17] = "The key store has no room for this record even after compaction.", \
         [18] = "The key store's medium failed (read, write or erase error, or a corrupt record).", \
+        [19] = "A certificate, CRL or request does not parse (truncated, malformed, unsupported); Mbed TLS's code is in the response.", \
     }
 
 #endif /* MBEDLINK_PROTOCOL_IDS_H */

@@ -71,5 +71,13 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_AEAD_NEW, 9, 9, ml_op_aead_new},
     {ML_OP_AEAD_UPDATE, 2, 2, ml_op_aead_update},
     {ML_OP_AEAD_FINISH, 1, 2, ml_op_aead_finish},
+    {ML_OP_X509_CRT_PARSE, 3, 3, ml_op_x509_crt_parse},
+    {ML_OP_X509_CRT_INFO, 2, 2, ml_op_x509_crt_info},
+    {ML_OP_X509_CRT_TEXT, 2, 2, ml_op_x509_crt_text},
+    {ML_OP_X509_CRT_VERIFY_SIG, 4, 4, ml_op_x509_crt_verify_sig},
+    {ML_OP_X509_CRL_PARSE, 3, 3, ml_op_x509_crl_parse},
+    {ML_OP_X509_CRL_INFO, 2, 2, ml_op_x509_crl_info},
+    {ML_OP_X509_CRL_TEXT, 2, 2, ml_op_x509_crl_text},
+    {ML_OP_X509_CRT_IS_REVOKED, 4, 4, ml_op_x509_crt_is_revoked},
 };
 const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];

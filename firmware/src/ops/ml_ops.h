@@ -104,4 +104,14 @@ int ml_op_kdf_pbkdf2(struct ml_call *call, CborValue *args, CborEncoder *result)
 /* cmac */
 int ml_op_cmac_copy(struct ml_call *call, CborValue *args, CborEncoder *result);
 
+/* x509 */
+int ml_op_x509_crt_parse(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_x509_crt_info(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_x509_crt_text(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_x509_crt_verify_sig(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_x509_crl_parse(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_x509_crl_info(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_x509_crl_text(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_x509_crt_is_revoked(struct ml_call *call, CborValue *args, CborEncoder *result);
+
 #endif /* ML_OPS_H */

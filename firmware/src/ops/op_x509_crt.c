@@ -1,23 +1,38 @@
 /*
- * x509 module, certificates and CRLs (spec.md 7.x): parsed chains behind
- * ML_HT_X509_CRT handles and CRLs behind ML_HT_X509_CRL handles.
+ * x509 module, certificates (spec.md 7.13): parsed chains behind
+ * ML_HT_X509_CRT handles, their accessors, and one signature check.
+ *
+ * A certificate (or a CRL, op_x509_crl.c) larger than one frame arrives in
+ * pieces: each x509_crt_parse names the total length of the input; the
+ * first piece of a longer input allocates a buffer of that length in the
+ * object, later pieces fill it, and the last one parses it. Mbed TLS copies
+ * what it parses, so the buffer is freed right after: a parse peaks at the
+ * input plus its parsed copy.
  */
+#include <mbedtls/md.h>
+#include <mbedtls/oid.h>
 #include <mbedtls/platform_util.h>
 #include <string.h>
 
 #include "core/ml_handles.h"
 #include "ops/ml_ops.h"
 #include "ops/ml_x509.h"
+#include "ops/ml_x509_util.h"
 
 struct crt_obj {
     mbedtls_x509_crt chain; /* first: ml_x509_crt_lookup hands out its address */
+    struct ml_x509_input in;
 };
 
-struct crl_obj {
-    mbedtls_x509_crl crl;
-};
+/* Largest mbedtls_x509_crt_info text x509_crt_text answers (the Mbed TLS suite's buffer). */
+#define CRT_TEXT_MAX 2000u
 
-static void crt_dtor(void *obj) { mbedtls_x509_crt_free(&((struct crt_obj *)obj)->chain); }
+static void crt_dtor(void *obj)
+{
+    struct crt_obj *c = obj;
+    mbedtls_x509_crt_free(&c->chain);
+    ml_x509_input_drop(&c->in);
+}
 
 int ml_x509_crt_lookup(struct ml_call *call, uint32_t handle, mbedtls_x509_crt **chain)
 {
@@ -29,35 +44,55 @@ cleanup:
     return st;
 }
 
-int ml_x509_crl_lookup(struct ml_call *call, uint32_t handle, mbedtls_x509_crl **crl)
+/* The object under `handle`, created (empty) when the handle is not live; *created says so. */
+static int crt_get_or_create(struct ml_call *call, uint32_t handle, struct crt_obj **out, bool *created)
 {
     void *p = NULL;
+    uint8_t type = ML_HT_NONE;
     int st = ML_STATUS_OK;
-    ML_CHK(ml_handle_get(call, handle, ML_HT_X509_CRL, &p));
-    *crl = &((struct crl_obj *)p)->crl;
+    *created = false;
+    if (ml_handle_lookup(call, handle, &type, &p) != ML_STATUS_OK) {
+        ML_CHK(ml_handle_create(call, handle, ML_HT_X509_CRT, sizeof(struct crt_obj), crt_dtor, &p));
+        mbedtls_x509_crt_init(&((struct crt_obj *)p)->chain);
+        *created = true;
+    } else {
+        ML_CHK(ml_handle_get(call, handle, ML_HT_X509_CRT, &p)); /* wrong_handle_type */
+    }
+    *out = p;
 cleanup:
+    return st;
+}
+
+static size_t chain_len(const mbedtls_x509_crt *c)
+{
+    size_t n = 0;
+    for (; c != NULL && c->version != 0; c = c->next) {
+        n++;
+    }
+    return n;
+}
+
+/* Parses DER or NUL-terminated PEM into the chain; *failed: PEM certificates skipped. */
+static int crt_parse(struct ml_call *call, mbedtls_x509_crt *chain, const uint8_t *data, size_t len, int *failed)
+{
+    static const uint8_t empty = 0;
+    int st = ML_STATUS_OK;
+    int ret = mbedtls_x509_crt_parse(chain, len > 0 ? data : &empty, len);
+    *failed = ret > 0 ? ret : 0;
+    if (ret < 0) {
+        st = ml_x509_fail(call, ret, "x509_crt_parse");
+    }
     return st;
 }
 
 int ml_x509_crt_add_der(struct ml_call *call, uint32_t handle, const uint8_t *der, size_t len)
 {
-    void *p = NULL;
-    uint8_t type = ML_HT_NONE;
+    struct crt_obj *c = NULL;
     bool created = false;
-    int ret = 0;
+    int failed = 0;
     int st = ML_STATUS_OK;
-    if (ml_handle_lookup(call, handle, &type, &p) != ML_STATUS_OK) {
-        ML_CHK(ml_handle_create(call, handle, ML_HT_X509_CRT, sizeof(struct crt_obj), crt_dtor, &p));
-        mbedtls_x509_crt_init(&((struct crt_obj *)p)->chain);
-        created = true;
-    } else if (type != ML_HT_X509_CRT) {
-        ML_CHK(ml_handle_get(call, handle, ML_HT_X509_CRT, &p)); /* wrong_handle_type */
-    }
-    ret = mbedtls_x509_crt_parse(&((struct crt_obj *)p)->chain, der, len);
-    if (ret < 0) {
-        st = ml_fail_mbedtls(call, ret, "x509_crt_parse");
-        goto cleanup;
-    }
+    ML_CHK(crt_get_or_create(call, handle, &c, &created));
+    ML_CHK(crt_parse(call, &c->chain, der, len, &failed));
 cleanup:
     if (st != ML_STATUS_OK && created) {
         (void)ml_handle_free(call, handle);
@@ -65,14 +100,229 @@ cleanup:
     return st;
 }
 
+int ml_op_x509_crt_parse(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    uint32_t handle = 0;
+    const uint8_t *data = NULL;
+    size_t len = 0;
+    uint64_t total = 0;
+    struct crt_obj *c = NULL;
+    bool created = false;
+    const uint8_t *whole = NULL;
+    size_t whole_len = 0;
+    int failed = 0;
+    CborEncoder arr;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, 1, &handle));
+    ML_CHK(ml_arg_bytes(call, args, 2, &data, &len));
+    ML_CHK(ml_arg_uint(call, args, 3, &total));
+    ML_CHK(crt_get_or_create(call, handle, &c, &created));
+    ML_CHK(ml_x509_input_take(call, &c->in, data, len, total, &whole, &whole_len));
+    if (whole == NULL) {
+        (void)cbor_encode_null(result); /* more pieces to come */
+        goto cleanup;
+    }
+    st = crt_parse(call, &c->chain, whole, whole_len, &failed);
+    ml_x509_input_drop(&c->in);
+    ML_CHK(st);
+    (void)cbor_encoder_create_array(result, &arr, 2);
+    (void)cbor_encode_uint(&arr, chain_len(&c->chain));
+    (void)cbor_encode_uint(&arr, (uint64_t)failed);
+    (void)cbor_encoder_close_container(result, &arr);
+cleanup:
+    /* A handle left without a certificate and without pending input is freed again. */
+    if (st != ML_STATUS_OK && c != NULL && chain_len(&c->chain) == 0 && c->in.buf == NULL) {
+        (void)ml_handle_free(call, handle);
+    }
+    return st;
+}
+
+int ml_x509_crt_args(struct ml_call *call, CborValue *args, unsigned pos, const mbedtls_x509_crt **out)
+{
+    uint32_t handle = 0;
+    uint64_t index = 0;
+    mbedtls_x509_crt *c = NULL;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, pos, &handle));
+    ML_CHK(ml_arg_uint(call, args, pos + 1, &index));
+    ML_CHK(ml_x509_crt_lookup(call, handle, &c));
+    for (uint64_t i = 0; i < index && c != NULL; i++) {
+        c = c->next;
+    }
+    if (c == NULL || c->version == 0) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg %u: the chain has %lu certificate(s), no index %llu", pos + 1,
+                (unsigned long)chain_len(c), (unsigned long long)index);
+    }
+    *out = c;
+cleanup:
+    return st;
+}
+
+/* [tag, bytes] per subjectAltName entry (tag: the GeneralName choice). */
+static CborError encode_sans(CborEncoder *map, const mbedtls_x509_crt *crt)
+{
+    CborEncoder arr, pair;
+    size_t n = 0;
+    CborError err = CborNoError;
+    for (const mbedtls_x509_sequence *s = &crt->subject_alt_names; s != NULL && s->buf.p != NULL; s = s->next) {
+        n++;
+    }
+    err |= cbor_encoder_create_array(map, &arr, n);
+    for (const mbedtls_x509_sequence *s = &crt->subject_alt_names; s != NULL && s->buf.p != NULL; s = s->next) {
+        err |= cbor_encoder_create_array(&arr, &pair, 2);
+        err |= cbor_encode_uint(&pair, (uint64_t)(s->buf.tag & MBEDTLS_ASN1_TAG_VALUE_MASK));
+        err |= cbor_encode_byte_string(&pair, s->buf.p, s->buf.len);
+        err |= cbor_encoder_close_container(&arr, &pair);
+    }
+    err |= cbor_encoder_close_container(map, &arr);
+    return err;
+}
+
+/* extendedKeyUsage OIDs in dotted form. */
+static CborError encode_eku(CborEncoder *map, const mbedtls_x509_crt *crt)
+{
+    CborEncoder arr;
+    char oid[64];
+    size_t n = 0;
+    CborError err = CborNoError;
+    for (const mbedtls_x509_sequence *s = &crt->ext_key_usage; s != NULL && s->buf.p != NULL; s = s->next) {
+        n++;
+    }
+    err |= cbor_encoder_create_array(map, &arr, n);
+    for (const mbedtls_x509_sequence *s = &crt->ext_key_usage; s != NULL && s->buf.p != NULL; s = s->next) {
+        int k = mbedtls_oid_get_numeric_string(oid, sizeof oid, &s->buf);
+        err |= cbor_encode_text_stringz(&arr, k > 0 ? oid : "?");
+    }
+    err |= cbor_encoder_close_container(map, &arr);
+    return err;
+}
+
+static CborError encode_opt_bytes(CborEncoder *map, const char *key, const mbedtls_x509_buf *b)
+{
+    CborError err = cbor_encode_text_stringz(map, key);
+    err |= b->p != NULL ? cbor_encode_byte_string(map, b->p, b->len) : cbor_encode_null(map);
+    return err;
+}
+
+static const char *sig_pk_name(mbedtls_pk_type_t t)
+{
+    return t == MBEDTLS_PK_RSA          ? "rsa"
+           : t == MBEDTLS_PK_ECDSA      ? "ecdsa"
+           : t == MBEDTLS_PK_RSASSA_PSS ? "rsassa-pss"
+                                        : "?";
+}
+
 int ml_x509_crt_encode_info(struct ml_call *call, const mbedtls_x509_crt *crt, CborEncoder *map_parent)
 {
     (void)call;
+    const int bc = MBEDTLS_X509_EXT_BASIC_CONSTRAINTS;
+    const int max_pathlen = crt->MBEDTLS_PRIVATE(max_pathlen);
     CborEncoder map;
-    CborError err = cbor_encoder_create_map(map_parent, &map, 1);
+    char dn[MBEDTLS_X509_MAX_DN_NAME_SIZE * 2];
+    CborError err = cbor_encoder_create_map(map_parent, &map, 21);
     err |= cbor_encode_text_stringz(&map, "version");
-    err |= cbor_encode_int(&map, crt->version);
+    err |= cbor_encode_uint(&map, (uint64_t)crt->version);
+    err |= cbor_encode_text_stringz(&map, "serial");
+    err |= cbor_encode_byte_string(&map, crt->serial.p, crt->serial.len);
+    err |= cbor_encode_text_stringz(&map, "issuer");
+    err |= cbor_encode_text_stringz(&map, mbedtls_x509_dn_gets(dn, sizeof dn, &crt->issuer) >= 0 ? dn : "");
+    err |= cbor_encode_text_stringz(&map, "issuer_attrs");
+    err |= ml_x509_encode_name(&map, &crt->issuer);
+    err |= cbor_encode_text_stringz(&map, "subject");
+    err |= cbor_encode_text_stringz(&map, mbedtls_x509_dn_gets(dn, sizeof dn, &crt->subject) >= 0 ? dn : "");
+    err |= cbor_encode_text_stringz(&map, "subject_attrs");
+    err |= ml_x509_encode_name(&map, &crt->subject);
+    err |= cbor_encode_text_stringz(&map, "not_before");
+    err |= ml_x509_encode_time(&map, &crt->valid_from);
+    err |= cbor_encode_text_stringz(&map, "not_after");
+    err |= ml_x509_encode_time(&map, &crt->valid_to);
+    err |= cbor_encode_text_stringz(&map, "sig_md");
+    err |= ml_x509_encode_md(&map, crt->MBEDTLS_PRIVATE(sig_md));
+    err |= cbor_encode_text_stringz(&map, "sig_pk");
+    err |= cbor_encode_text_stringz(&map, sig_pk_name(crt->MBEDTLS_PRIVATE(sig_pk)));
+    err |= cbor_encode_text_stringz(&map, "public_key");
+    err |= cbor_encode_byte_string(&map, crt->pk_raw.p, crt->pk_raw.len);
+    err |= cbor_encode_text_stringz(&map, "key_usage");
+    err |= mbedtls_x509_crt_has_ext_type(crt, MBEDTLS_X509_EXT_KEY_USAGE)
+               ? cbor_encode_uint(&map, crt->MBEDTLS_PRIVATE(key_usage))
+               : cbor_encode_null(&map);
+    err |= cbor_encode_text_stringz(&map, "ext_key_usage");
+    err |= mbedtls_x509_crt_has_ext_type(crt, MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE) ? encode_eku(&map, crt)
+                                                                                   : cbor_encode_null(&map);
+    err |= cbor_encode_text_stringz(&map, "san");
+    err |= mbedtls_x509_crt_has_ext_type(crt, MBEDTLS_X509_EXT_SUBJECT_ALT_NAME) ? encode_sans(&map, crt)
+                                                                                 : cbor_encode_null(&map);
+    err |= cbor_encode_text_stringz(&map, "ca");
+    err |= mbedtls_x509_crt_has_ext_type(crt, bc) ? cbor_encode_boolean(&map, crt->MBEDTLS_PRIVATE(ca_istrue) != 0)
+                                                  : cbor_encode_null(&map);
+    /* Mbed TLS keeps pathLenConstraint + 1 (0: no constraint). */
+    err |= cbor_encode_text_stringz(&map, "max_pathlen");
+    err |= mbedtls_x509_crt_has_ext_type(crt, bc) && max_pathlen > 0 ? cbor_encode_uint(&map, (uint64_t)max_pathlen - 1)
+                                                                     : cbor_encode_null(&map);
+    err |= encode_opt_bytes(&map, "ski", &crt->subject_key_id);
+    err |= encode_opt_bytes(&map, "aki", &crt->authority_key_id.keyIdentifier);
+    err |= cbor_encode_text_stringz(&map, "tbs");
+    err |= ml_x509_encode_range(&map, &crt->raw, &crt->tbs);
+    err |= cbor_encode_text_stringz(&map, "sig");
+    err |= ml_x509_encode_range(&map, &crt->raw, &crt->MBEDTLS_PRIVATE(sig));
+    err |= cbor_encode_text_stringz(&map, "der_len");
+    err |= cbor_encode_uint(&map, crt->raw.len);
     err |= cbor_encoder_close_container(map_parent, &map);
     (void)err; /* the dispatcher checks the encoder (too_large) */
     return ML_STATUS_OK;
+}
+
+int ml_op_x509_crt_info(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    const mbedtls_x509_crt *crt = NULL;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_x509_crt_args(call, args, 1, &crt));
+    ML_CHK(ml_x509_crt_encode_info(call, crt, result));
+cleanup:
+    return st;
+}
+
+int ml_op_x509_crt_text(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    const mbedtls_x509_crt *crt = NULL;
+    char *text = NULL;
+    int n = 0;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_x509_crt_args(call, args, 1, &crt));
+    text = ml_buf_alloc(CRT_TEXT_MAX);
+    if (text == NULL) {
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "x509_crt_text: %u bytes", CRT_TEXT_MAX);
+    }
+    n = mbedtls_x509_crt_info(text, CRT_TEXT_MAX, "", crt);
+    if (n < 0) {
+        ML_CHK(ml_x509_fail(call, n, "x509_crt_info"));
+    }
+    (void)cbor_encode_text_string(result, text, (size_t)n);
+cleanup:
+    ml_buf_free(text, CRT_TEXT_MAX);
+    return st;
+}
+
+int ml_op_x509_crt_verify_sig(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    const mbedtls_x509_crt *parent = NULL;
+    const mbedtls_x509_crt *child = NULL;
+    const mbedtls_md_info_t *md = NULL;
+    uint8_t hash[MBEDTLS_MD_MAX_SIZE];
+    bool ok = false;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_x509_crt_args(call, args, 1, &parent));
+    ML_CHK(ml_x509_crt_args(call, args, 3, &child));
+    md = mbedtls_md_info_from_type(child->MBEDTLS_PRIVATE(sig_md));
+    /* As Mbed TLS's own check (x509_crt_check_signature): the parent's key must do the child's signature scheme. */
+    if (md != NULL && mbedtls_pk_can_do(&parent->pk, child->MBEDTLS_PRIVATE(sig_pk))) {
+        ML_CHK_TLS(call, mbedtls_md(md, child->tbs.p, child->tbs.len, hash), "md");
+        ok = mbedtls_pk_verify_ext(child->MBEDTLS_PRIVATE(sig_pk), child->MBEDTLS_PRIVATE(sig_opts),
+                                   (mbedtls_pk_context *)&parent->pk, child->MBEDTLS_PRIVATE(sig_md), hash,
+                                   mbedtls_md_get_size(md), child->MBEDTLS_PRIVATE(sig).p,
+                                   child->MBEDTLS_PRIVATE(sig).len) == 0;
+    }
+    (void)cbor_encode_boolean(result, ok);
+cleanup:
+    return st;
 }

@@ -134,6 +134,10 @@ export class StorageFullError extends DeviceError {
 export class StorageError extends DeviceError {
   override name = "StorageError";
 }
+/** bad_certificate: a certificate, CRL or request does not parse; `mbedtlsCode` says why (e.g. -0x2180 invalid format). */
+export class CertificateError extends DeviceError {
+  override name = "CertificateError";
+}
 
 type DeviceErrorClass = new (status: number, mbedtlsCode: number, message: string, op?: string) => DeviceError;
 
@@ -156,6 +160,7 @@ const BY_STATUS: ReadonlyMap<number, DeviceErrorClass> = new Map<number, DeviceE
   [Status.slotInUse, SlotInUseError],
   [Status.storageFull, StorageFullError],
   [Status.storageError, StorageError],
+  [Status.badCertificate, CertificateError],
 ]);
 
 /** Builds the most specific DeviceError subclass for a device status. */

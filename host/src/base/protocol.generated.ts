@@ -168,6 +168,22 @@ export const Op = {
   kdfPbkdf2: 108,
   /** Clone a CMAC context (key and state) into a new host-chosen handle. */
   cmacCopy: 109,
+  /** Append certificates (one DER certificate, or NUL-terminated PEM text) to the chain under a handle, created when not live; input longer than a frame comes in pieces naming the total length. */
+  x509CrtParse: 120,
+  /** Describe one certificate of a chain: version, serial, names, validity, digest, public key, key usage, extended key usage, subjectAltNames, basic constraints, the tbs and signature ranges. */
+  x509CrtInfo: 121,
+  /** One certificate of a chain as Mbed TLS's mbedtls_x509_crt_info text. */
+  x509CrtText: 122,
+  /** Whether one certificate's signature verifies under another certificate's public key (one signature, no path validation). */
+  x509CrtVerifySig: 123,
+  /** Append CRLs (one DER CRL, or NUL-terminated PEM text) to the CRL object under a handle, created when not live; input longer than a frame comes in pieces naming the total length. */
+  x509CrlParse: 124,
+  /** Describe one CRL: version, issuer, this/next update, digest, revoked serials with their dates, the tbs and signature ranges. */
+  x509CrlInfo: 125,
+  /** One CRL as Mbed TLS's mbedtls_x509_crl_info text. */
+  x509CrlText: 126,
+  /** Whether a CRL lists a certificate's serial number (mbedtls_x509_crt_is_revoked). */
+  x509CrtIsRevoked: 127,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -210,6 +226,8 @@ export const Status = {
   storageFull: 17,
   /** The key store's medium failed (read, write or erase error, or a corrupt record). */
   storageError: 18,
+  /** A certificate, CRL or request does not parse (truncated, malformed, unsupported); Mbed TLS's code is in the response. */
+  badCertificate: 19,
 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
 
@@ -262,6 +280,7 @@ export const STATUS_INFO: ReadonlyMap<number, StatusInfo> = new Map([
   [16, { name: "slot_in_use", doc: "The slot already holds a key; delete it first or ask to overwrite." }],
   [17, { name: "storage_full", doc: "The key store has no room for this record even after compaction." }],
   [18, { name: "storage_error", doc: "The key store's medium failed (read, write or erase error, or a corrupt record)." }],
+  [19, { name: "bad_certificate", doc: "A certificate, CRL or request does not parse (truncated, malformed, unsupported); Mbed TLS's code is in the response." }],
 ]);
 
 export const DROP_REASON_NAMES: ReadonlyMap<number, string> = new Map([
@@ -449,6 +468,14 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [107, { name: "keywrap_unwrap_pk", module: "keywrap", resend: "ordered", minArgs: 5, maxArgs: 5 }],
   [108, { name: "kdf_pbkdf2", module: "kdf", resend: "record", minArgs: 5, maxArgs: 5 }],
   [109, { name: "cmac_copy", module: "cmac", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [120, { name: "x509_crt_parse", module: "x509", resend: "ordered", minArgs: 3, maxArgs: 3 }],
+  [121, { name: "x509_crt_info", module: "x509", resend: "record", minArgs: 2, maxArgs: 2 }],
+  [122, { name: "x509_crt_text", module: "x509", resend: "record", minArgs: 2, maxArgs: 2 }],
+  [123, { name: "x509_crt_verify_sig", module: "x509", resend: "record", minArgs: 4, maxArgs: 4 }],
+  [124, { name: "x509_crl_parse", module: "x509", resend: "ordered", minArgs: 3, maxArgs: 3 }],
+  [125, { name: "x509_crl_info", module: "x509", resend: "record", minArgs: 2, maxArgs: 2 }],
+  [126, { name: "x509_crl_text", module: "x509", resend: "record", minArgs: 2, maxArgs: 2 }],
+  [127, { name: "x509_crt_is_revoked", module: "x509", resend: "record", minArgs: 4, maxArgs: 4 }],
 ]);
 
 export interface HashAlgInfo {
