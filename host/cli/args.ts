@@ -183,6 +183,55 @@ export const COMMANDS: readonly CommandSpec[] = [
     },
     device: true,
   },
+  {
+    name: "provision",
+    usage:
+      "provision --slot N (--ca-cert PEM --ca-key PEM | --ca-port PATH --ca-slot N) [--cn TEMPLATE] [--key-type ec:secp256r1] [--manifest F --station-key PEM] [--ports A,B,C] [--force]",
+    summary: "give devices a non-exportable key and a certificate in a slot, with a signed manifest line each",
+    details:
+      "On each device: a key made on the device (non-exportable), a CSR with CN=<--cn template> signed on the device, a certificate\n" +
+      "from the CA (PEM files: signed on this host with openssl; or a key in a slot of another mbedlink device: signed there), the key\n" +
+      "and the chain written into the slot, read back and verified by the device's trust store and by node:crypto. An occupied slot\n" +
+      "is refused unless --force. --cn placeholders: {bootid} (hello's boot id), {board}, {slot}, {serial} (the certificate's serial,\n" +
+      "hex), {keyid} (16 hex digits of the SHA-256 of the device's public key), {n} (the device's position in --ports).\n" +
+      "--manifest appends one signed JSON line per device (README: Provisioning); `mbedlink manifest verify` checks them.\n" +
+      "--ports runs several devices at once with a progress line each; one failing does not stop the others (exit 1 if any failed).",
+    options: {
+      slot: SLOT,
+      "key-type": { type: "string", arg: "ec:C|rsa:B", help: "the device key: ec:CURVE (default ec:secp256r1) or rsa:BITS (rsa:2048)" },
+      "keep-key": { type: "boolean", help: "certify the key already in the slot instead of making one" },
+      cn: { type: "string", arg: "TEMPLATE", help: "the subject's CN, with placeholders (default mbedlink-{bootid})" },
+      days: { type: "string", arg: "N", help: "validity of the certificate in days (default 365)" },
+      label: { type: "string", arg: "L", help: "the slot's label (default provisioned)" },
+      "ca-cert": { type: "string", arg: "PEM", help: "the CA's certificate (then its issuers), PEM" },
+      "ca-key": { type: "string", arg: "PEM", help: "the CA's private key, PEM: signs on this host with openssl" },
+      "ca-port": { type: "string", arg: "PATH", help: "the mbedlink device holding the CA key (with --ca-slot)" },
+      "ca-target": {
+        type: "string",
+        arg: "native|qemu",
+        help: "a target the CLI starts holding the CA key (--ca-store DIR, default <store>-ca)",
+      },
+      "ca-store": { type: "string", arg: "DIR", help: "key store of --ca-target" },
+      "ca-slot": { type: "string", arg: "N", help: "the CA key's slot; its certificate chain is read from the slot unless --ca-cert" },
+      manifest: { type: "string", arg: "FILE", help: "append a signed JSON line per provisioned device" },
+      "station-key": { type: "string", arg: "PEM", help: "the station's private key (EC, RSA or Ed25519) signing manifest lines" },
+      "station-slot": { type: "string", arg: "N", help: "or a slot of the station's device (--station-port, default the CA's device)" },
+      "station-port": { type: "string", arg: "PATH", help: "the station's own mbedlink device" },
+      ports: { type: "string", arg: "A,B,C", help: "provision the devices on these ports, in parallel" },
+      force: { type: "boolean", help: "replace what the slot holds" },
+    },
+    device: true,
+  },
+  {
+    name: "manifest",
+    usage: "manifest verify FILE --pubkey PEM",
+    summary: "check every line of a provisioning manifest (exit 1 naming the first bad line)",
+    details:
+      "Each line must be canonical JSON, signed by the station key of --pubkey (a public key, certificate or private key PEM),\n" +
+      'and chained to the line before it ("prev"). See README: Provisioning.',
+    options: { pubkey: { type: "string", arg: "PEM", help: "the station's public key" } },
+    device: false,
+  },
 ];
 
 export interface CommonOptions {

@@ -10,6 +10,8 @@ import { parse } from "./args.js";
 import { hash, hmac } from "./commands/digest.js";
 import { info, ports } from "./commands/info.js";
 import { keygen, pubkey, slots } from "./commands/keys.js";
+import { manifest } from "./commands/manifest.js";
+import { provision } from "./commands/provision.js";
 import { random } from "./commands/random.js";
 import { selftest } from "./commands/selftest.js";
 import { sign, verify } from "./commands/sign.js";
@@ -29,6 +31,8 @@ const HANDLERS: Record<string, (ctx: Context) => Promise<number>> = {
   verify,
   pubkey,
   selftest,
+  provision,
+  manifest,
 };
 
 function version(): string {
