@@ -94,9 +94,9 @@ struct model_slot {
     uint8_t kind, flags;
     size_t label_len, data_len;
     uint8_t label[ML_SLOT_LABEL_MAX];
-    uint8_t data[ML_SLOT_RECORD_MAX];
+    uint8_t data[ML_KS_DATA_MAX];
 };
-static struct model_slot model[ML_KS_SLOTS_MAX];
+static struct model_slot model[ML_KS_RECORDS_MAX];
 
 static void fill(uint8_t *p, size_t n, uint32_t seed)
 {
@@ -122,8 +122,8 @@ static int model_put(uint32_t slot, size_t label_len, size_t data_len, uint32_t 
 
 static void check_model(void)
 {
-    static uint8_t label[ML_SLOT_LABEL_MAX], data[ML_SLOT_RECORD_MAX];
-    for (uint32_t s = 0; s < ML_KS_SLOTS_MAX; s++) {
+    static uint8_t label[ML_SLOT_LABEL_MAX], data[ML_KS_DATA_MAX];
+    for (uint32_t s = 0; s < ML_KS_RECORDS_MAX; s++) {
         struct ml_ks_info info;
         int st = ml_keystore_info(s, &info);
         if (!model[s].used) {
@@ -180,8 +180,8 @@ ML_TEST(bad_arguments)
     start(1024, 2);
     uint8_t buf[ML_SLOT_LABEL_MAX + 1] = {0};
     struct ml_ks_info info;
-    CHECK_EQ(ml_keystore_put(ML_KS_SLOTS_MAX, 2, 0, buf, 1, buf, 16, false), ML_STATUS_BAD_ARGUMENT);
-    CHECK_EQ(ml_keystore_info(ML_KS_SLOTS_MAX, &info), ML_STATUS_BAD_ARGUMENT);
+    CHECK_EQ(ml_keystore_put(ML_KS_RECORDS_MAX, 2, 0, buf, 1, buf, 16, false), ML_STATUS_BAD_ARGUMENT);
+    CHECK_EQ(ml_keystore_info(ML_KS_RECORDS_MAX, &info), ML_STATUS_BAD_ARGUMENT);
     CHECK_EQ(ml_keystore_delete(0xFFFFFFFFu), ML_STATUS_BAD_ARGUMENT);
     CHECK_EQ(ml_keystore_put(1, 2, 0, buf, ML_SLOT_LABEL_MAX + 1, buf, 16, false), ML_STATUS_BAD_ARGUMENT);
     CHECK_EQ(ml_keystore_put(1, 2, 0, buf, 0, buf, 0, false), ML_STATUS_BAD_ARGUMENT);
@@ -248,7 +248,7 @@ static uint8_t snapshot[SIM_MAX];
  * once the op could complete) after it, with every other record intact. */
 static void torn_sweep(int (*op)(void), void (*apply)(void), const char *what)
 {
-    struct model_slot before[ML_KS_SLOTS_MAX];
+    static struct model_slot before[ML_KS_RECORDS_MAX];
     memcpy(before, model, sizeof model);
     memcpy(snapshot, flash, sizeof flash);
     uint32_t erases_before[8];
@@ -275,7 +275,7 @@ static void torn_sweep(int (*op)(void), void (*apply)(void), const char *what)
             struct ml_ks_info info;
             (void)info;
             bool as_before = true;
-            for (uint32_t s = 0; s < ML_KS_SLOTS_MAX && as_before; s++) {
+            for (uint32_t s = 0; s < ML_KS_RECORDS_MAX && as_before; s++) {
                 as_before = (ml_keystore_info(s, &info) == ML_STATUS_OK) == model[s].used;
             }
             if (as_before) {
@@ -339,7 +339,7 @@ ML_TEST(torn_compaction_every_byte)
     /* Fill the active sector up to the point where the next put compacts. */
     for (;;) {
         memcpy(snapshot, flash, sizeof flash);
-        struct model_slot keep[ML_KS_SLOTS_MAX];
+        static struct model_slot keep[ML_KS_RECORDS_MAX];
         memcpy(keep, model, sizeof model);
         uint32_t a = ml_keystore_active_sector();
         CHECK_EQ(model_put(2, 4, 40, 99, true), ML_STATUS_OK);
@@ -403,7 +403,7 @@ ML_TEST(corrupt_header_skipped)
 ML_TEST(storage_full)
 {
     start(512, 2);
-    uint8_t big[ML_SLOT_RECORD_MAX + 1025] = {0};
+    static uint8_t big[ML_KS_DATA_MAX + 1];
     CHECK_EQ(ml_keystore_put(0, 1, 0, big, 1, big, sizeof big, false), ML_STATUS_STORAGE_FULL);
     CHECK_EQ(ml_keystore_put(0, 1, 0, big, 1, big, 600, false), ML_STATUS_STORAGE_FULL);
     int full_at = -1;
@@ -448,13 +448,47 @@ ML_TEST(medium_failures)
     check_model();
 }
 
+/* The record ids beyond the key slots (each slot's certificate chain, the
+ * trust anchors) live in the same log: up to ML_KS_DATA_MAX bytes each,
+ * through compaction, reboots and deletions; ids past them are refused. */
+ML_TEST(chain_and_trust_records)
+{
+    start(SIM_MAX / 2, 2);
+    CHECK_EQ(ML_KS_CHAIN(ML_KS_SLOTS_MAX - 1) + 1, ML_KS_TRUST);
+    CHECK_EQ(ml_keystore_records(), ML_KS_RECORDS_MAX);
+    CHECK_EQ(model_put(2, 4, 100, 1, false), ML_STATUS_OK);
+    CHECK_EQ(model_put(ML_KS_CHAIN(2), 0, ML_KS_DATA_MAX, 2, false), ML_STATUS_OK);
+    CHECK_EQ(model_put(ML_KS_TRUST, 0, 3000, 3, false), ML_STATUS_OK);
+    CHECK_EQ(model_put(ML_KS_CHAIN(15), 0, 10, 4, false), ML_STATUS_OK);
+    check_model();
+    static uint8_t big[ML_KS_DATA_MAX + 1];
+    CHECK_EQ(ml_keystore_put(ML_KS_CHAIN(3), 3, 0, big, 0, big, sizeof big, false), ML_STATUS_STORAGE_FULL);
+    CHECK_EQ(ml_keystore_put(ML_KS_RECORDS_MAX, 3, 0, big, 0, big, 16, false), ML_STATUS_BAD_ARGUMENT);
+    reboot();
+    check_model();
+    /* Rewrites until the log compacts several times: every record moves along. */
+    uint32_t a = ml_keystore_active_sector();
+    int moves = 0;
+    for (uint32_t i = 0; i < 40; i++) {
+        CHECK_EQ(model_put(ML_KS_CHAIN(2), 0, 4000 + i * 97, 10 + i, true), ML_STATUS_OK);
+        moves += ml_keystore_active_sector() != a;
+        a = ml_keystore_active_sector();
+        check_model();
+    }
+    CHECK(moves >= 2);
+    CHECK_EQ(ml_keystore_delete(ML_KS_TRUST), ML_STATUS_OK);
+    model[ML_KS_TRUST].used = false;
+    reboot();
+    check_model();
+}
+
 int main(int argc, char **argv)
 {
     static const struct ml_test_case cases[] = {
-        ML_CASE(put_get_delete_overwrite), ML_CASE(bad_arguments),          ML_CASE(labels),
-        ML_CASE(compaction_wear_spread),   ML_CASE(torn_append_every_byte), ML_CASE(torn_compaction_every_byte),
-        ML_CASE(corrupt_record_skipped),   ML_CASE(corrupt_header_skipped), ML_CASE(storage_full),
-        ML_CASE(medium_failures),
+        ML_CASE(put_get_delete_overwrite), ML_CASE(bad_arguments),           ML_CASE(labels),
+        ML_CASE(compaction_wear_spread),   ML_CASE(torn_append_every_byte),  ML_CASE(torn_compaction_every_byte),
+        ML_CASE(corrupt_record_skipped),   ML_CASE(corrupt_header_skipped),  ML_CASE(storage_full),
+        ML_CASE(medium_failures),          ML_CASE(chain_and_trust_records),
     };
     return ml_test_main(argc, argv, cases, sizeof cases / sizeof cases[0]);
 }

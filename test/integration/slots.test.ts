@@ -69,6 +69,8 @@ describe("store, list, load", () => {
       info: undefined,
       size: 32,
       publicKey: undefined,
+      chain: 0,
+      certificate: undefined,
     });
     await using loaded = await dev.slots.load(1);
     expect(loaded).toBeInstanceOf(SymmetricKey);

@@ -28,6 +28,8 @@
 #define ML_SLOT_LABEL_MAX 32u
 /* Largest serialised key a slot holds (an RSA-4096 private key in DER is about 2.4 KB). */
 #define ML_SLOT_RECORD_MAX 2560u
+/* Most bytes of DER a slot's certificate chain holds (all its certificates, leaf first), and likewise the trust-anchor set; more is storage_full. */
+#define ML_SLOT_CHAIN_MAX 8192u
 /* A request running longer than this sends a busy event about this often, so the host can extend its timeout. */
 #define ML_BUSY_INTERVAL_MS 500u
 /* Most PBKDF2 iterations kdf_pbkdf2 runs (2^24, RFC 6070's largest count; the device serves nothing else meanwhile); 0 or more than this is bad_argument. */
@@ -84,8 +86,14 @@ enum ml_op {
     ML_OP_KEY_GENERATE = 81, /* Draw a symmetric key of `length` bytes (1..64) from the device DRBG under a host-chosen handle; no op ever returns its bytes (non-exportable). */
     ML_OP_SLOT_STORE = 84, /* Store a key object (pk or symmetric, exportable or not) in a persistent slot with a label; the private part is written only to the device's own store. */
     ML_OP_SLOT_LOAD = 85, /* Load a slot's key into a new host-chosen handle; returns the slot's description. */
-    ML_OP_SLOT_LIST = 86, /* Describe every occupied slot: number, label, kind, flags, key info and public key. */
+    ML_OP_SLOT_LIST = 86, /* Describe every occupied slot (or only the slot given): number, label, kind, flags, key info, public key, and the certificate chain's length with the leaf's subject, serial and expiry. */
     ML_OP_SLOT_DELETE = 87, /* Erase a slot (its record is invalidated and, at the next compaction, overwritten). */
+    ML_OP_SLOT_CHAIN_STORE = 148, /* Store a certificate chain (DER certificates and/or certificate handles, leaf first, at most slot_chain_max bytes) beside a slot's pk key; the leaf must certify that key. An occupied chain is slot_in_use unless overwrite; an empty list removes the chain. */
+    ML_OP_SLOT_CHAIN_READ = 149, /* Return certificate `index` (0 = leaf) of a slot's chain as DER, with the chain's length. */
+    ML_OP_SLOT_CHAIN_LOAD = 150, /* Load a slot's chain into a new certificate-chain handle (x509, leaf first: what TLS presents with the slot's key); returns the number of certificates. */
+    ML_OP_SLOT_TRUST_STORE = 151, /* Store the trust-anchor set (DER certificates and/or certificate handles, at most slot_chain_max bytes) in the key store; an existing set is slot_in_use unless overwrite; an empty list removes it. */
+    ML_OP_SLOT_TRUST_READ = 152, /* Return trust anchor `index` as DER, with the set's size. */
+    ML_OP_SLOT_TRUST_LOAD = 153, /* Load the trust-anchor set into a new certificate-chain handle (for x509_trust_add); returns the number of certificates. */
     ML_OP_KEX_NEW = 88, /* Create an ECDH (curve, optionally a static EC key handle) or DH (P, G) key-exchange context as server or client under a host-chosen handle. */
     ML_OP_KEX_GENERATE = 89, /* Make this side's key-exchange payload: ServerKeyExchange (server) or ClientKeyExchange (client), TLS formats as python-mbedtls. */
     ML_OP_KEX_IMPORT = 90, /* Read the peer's payload: ServerKeyExchange (client) or ClientKeyExchange (server). */

@@ -50,7 +50,7 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_KEY_GENERATE, 2, 2, ml_op_key_generate},
     {ML_OP_SLOT_STORE, 4, 4, ml_op_slot_store},
     {ML_OP_SLOT_LOAD, 2, 2, ml_op_slot_load},
-    {ML_OP_SLOT_LIST, 0, 0, ml_op_slot_list},
+    {ML_OP_SLOT_LIST, 0, 1, ml_op_slot_list},
     {ML_OP_SLOT_DELETE, 1, 1, ml_op_slot_delete},
     {ML_OP_KEX_NEW, 5, 5, ml_op_kex_new},
     {ML_OP_KEX_GENERATE, 1, 1, ml_op_kex_generate},
@@ -79,5 +79,11 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_X509_CRL_INFO, 2, 2, ml_op_x509_crl_info},
     {ML_OP_X509_CRL_TEXT, 2, 2, ml_op_x509_crl_text},
     {ML_OP_X509_CRT_IS_REVOKED, 4, 4, ml_op_x509_crt_is_revoked},
+    {ML_OP_SLOT_CHAIN_STORE, 3, 3, ml_op_slot_chain_store},
+    {ML_OP_SLOT_CHAIN_READ, 2, 2, ml_op_slot_chain_read},
+    {ML_OP_SLOT_CHAIN_LOAD, 2, 2, ml_op_slot_chain_load},
+    {ML_OP_SLOT_TRUST_STORE, 2, 2, ml_op_slot_trust_store},
+    {ML_OP_SLOT_TRUST_READ, 1, 1, ml_op_slot_trust_read},
+    {ML_OP_SLOT_TRUST_LOAD, 1, 1, ml_op_slot_trust_load},
 };
 const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];

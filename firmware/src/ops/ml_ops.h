@@ -75,6 +75,12 @@ int ml_op_slot_store(struct ml_call *call, CborValue *args, CborEncoder *result)
 int ml_op_slot_load(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_slot_list(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_slot_delete(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_slot_chain_store(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_slot_chain_read(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_slot_chain_load(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_slot_trust_store(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_slot_trust_read(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_slot_trust_load(struct ml_call *call, CborValue *args, CborEncoder *result);
 
 /* kex */
 int ml_op_kex_new(struct ml_call *call, CborValue *args, CborEncoder *result);

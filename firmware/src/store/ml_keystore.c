@@ -14,9 +14,7 @@
 #define TYPE_KEY      1u
 #define TYPE_TOMB     2u
 #define CHUNK         64u
-/* A record's data: the key (slot_record_max) plus what op_slot keeps beside
- * it (public key, key description). */
-#define DATA_MAX (ML_SLOT_RECORD_MAX + 1024u)
+#define DATA_MAX      ML_KS_DATA_MAX
 
 /* Weak defaults: a target without a medium has no key slots. */
 __attribute__((weak)) const struct ml_store_medium *ml_hal_store(void) { return NULL; }
@@ -52,7 +50,7 @@ static uint32_t active = NONE;
 static uint32_t generation;
 static uint32_t write_off; /* next free byte in the active sector */
 static uint32_t next_seq;
-static struct entry table[ML_KS_SLOTS_MAX];
+static struct entry table[ML_KS_RECORDS_MAX];
 static uint32_t erase_count[SECTORS_MAX];
 
 static void put_u16(uint8_t *p, uint32_t v)
@@ -172,7 +170,7 @@ static int decode_header(const uint8_t in[ML_KS_RECORD_HEADER], struct rec_heade
     h->info.data_len = (uint16_t)get_u16(in + 14);
     bool key = h->type == TYPE_KEY && h->info.label_len <= ML_SLOT_LABEL_MAX && h->info.data_len <= DATA_MAX;
     bool tomb = h->type == TYPE_TOMB && h->info.label_len == 0 && h->info.data_len == 0;
-    return h->slot < ML_KS_SLOTS_MAX && (key || tomb) ? 1 : -1;
+    return h->slot < ML_KS_RECORDS_MAX && (key || tomb) ? 1 : -1;
 }
 
 /* Checks a record's body CRC. */
@@ -362,6 +360,8 @@ const struct ml_store_medium *ml_keystore_medium(void) { return medium; }
 
 uint32_t ml_keystore_slots(void) { return medium != NULL ? ML_KS_SLOTS_MAX : 0; }
 
+uint32_t ml_keystore_records(void) { return medium != NULL ? ML_KS_RECORDS_MAX : 0; }
+
 uint32_t ml_keystore_erases(uint32_t sector) { return sector < SECTORS_MAX ? erase_count[sector] : 0; }
 
 uint32_t ml_keystore_active_sector(void) { return active; }
@@ -386,7 +386,7 @@ static int copy_bytes(uint32_t from, uint32_t to, uint32_t len)
 static int compact(uint32_t skip, const struct new_record *rec)
 {
     uint32_t need = ML_KS_SECTOR_HEADER + (rec != NULL ? record_size(&rec->info) : 0);
-    for (uint32_t s = 0; s < ML_KS_SLOTS_MAX; s++) {
+    for (uint32_t s = 0; s < ML_KS_RECORDS_MAX; s++) {
         if (table[s].used && s != skip) {
             need += record_size(&table[s].info);
         }
@@ -398,9 +398,9 @@ static int compact(uint32_t skip, const struct new_record *rec)
     if (erase_blank(dst) != 0) {
         return ML_STATUS_STORAGE_ERROR;
     }
-    uint32_t offsets[ML_KS_SLOTS_MAX];
+    uint32_t offsets[ML_KS_RECORDS_MAX];
     uint32_t off = ML_KS_SECTOR_HEADER;
-    for (uint32_t s = 0; s < ML_KS_SLOTS_MAX; s++) {
+    for (uint32_t s = 0; s < ML_KS_RECORDS_MAX; s++) {
         offsets[s] = 0;
         if (table[s].used && s != skip) {
             uint32_t len = record_size(&table[s].info);
@@ -434,7 +434,7 @@ static int compact(uint32_t skip, const struct new_record *rec)
     if (rec != NULL) {
         next_seq++;
     }
-    for (uint32_t s = 0; s < ML_KS_SLOTS_MAX; s++) {
+    for (uint32_t s = 0; s < ML_KS_RECORDS_MAX; s++) {
         table[s].offset = offsets[s];
         if (s == skip) {
             table[s].used = false;
@@ -477,7 +477,7 @@ static int append(const struct new_record *rec)
 
 static int check_slot(uint32_t slot)
 {
-    if (slot >= ml_keystore_slots()) {
+    if (slot >= ml_keystore_records()) {
         return ML_STATUS_BAD_ARGUMENT;
     }
     return usable ? ML_STATUS_OK : ML_STATUS_STORAGE_ERROR;

@@ -11,6 +11,13 @@
  *                  flags u8 | label_len u8 | data_len u16 | CRC-32 of the 16
  *     label, data, 0xFF padding to 4, CRC-32 of header + label + data
  *   type 1 = key record, 2 = tombstone (no label, no data).
+ * The header's "slot" is a record id: key slots 0..ML_KS_SLOTS_MAX-1, then
+ * each slot's certificate chain (ML_KS_CHAIN(slot)), then the trust-anchor
+ * set (ML_KS_TRUST); what a record's data means is its writer's business
+ * (ops/op_slot.c). Stores written before the chain ids existed hold only
+ * ids below ML_KS_SLOTS_MAX and read unchanged (version 1 still); a firmware
+ * from before them skips records with higher ids as corrupt (and drops them
+ * at its next compaction), keeping the keys.
  * The active sector is the valid header with the highest generation; the
  * newest record (highest seq) of a slot is its state. A record whose body
  * CRC fails is skipped; after a header that fails its CRC (a torn write, or
@@ -29,11 +36,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/protocol_ids.h"
 #include "store/ml_store_hal.h"
 
 /* Most slots any target has; the store offers as many as fit in one sector
  * with room to compact (ml_keystore_slots()). */
 #define ML_KS_SLOTS_MAX 16u
+
+/* Record ids: a slot's key, a slot's certificate chain, the trust anchors. */
+#define ML_KS_CHAIN(slot) (ML_KS_SLOTS_MAX + (uint32_t)(slot))
+#define ML_KS_TRUST       (2u * ML_KS_SLOTS_MAX)
+#define ML_KS_RECORDS_MAX (2u * ML_KS_SLOTS_MAX + 1u)
+/* Largest record data: a chain or anchor set (slot_chain_max) or a key with
+ * what op_slot keeps beside it (slot_record_max + 1024). */
+#define ML_KS_DATA_MAX (ML_SLOT_CHAIN_MAX > ML_SLOT_RECORD_MAX + 1024u ? ML_SLOT_CHAIN_MAX : ML_SLOT_RECORD_MAX + 1024u)
 
 #define ML_KS_SECTOR_HEADER 16u
 #define ML_KS_RECORD_HEADER 20u
@@ -53,15 +69,16 @@ struct ml_ks_info {
  * every operation answers storage_error). */
 int ml_keystore_init(void);
 
-/* The medium (NULL when the target has none), and the number of slots (0
- * without a medium). */
+/* The medium (NULL when the target has none), the number of key slots and
+ * of record ids (0 without a medium). */
 const struct ml_store_medium *ml_keystore_medium(void);
 uint32_t ml_keystore_slots(void);
+uint32_t ml_keystore_records(void);
 
-/* Each returns a status (ML_STATUS_*): bad_argument for a slot number out of
- * range or a label/data too long (storage_full for data above
- * slot_record_max), slot_empty, slot_in_use (put without overwrite),
- * storage_full, storage_error. */
+/* Each takes a record id (`slot`: 0..ml_keystore_records()-1) and returns a
+ * status (ML_STATUS_*): bad_argument for an id out of range or a label too
+ * long (storage_full for data above ML_KS_DATA_MAX), slot_empty,
+ * slot_in_use (put without overwrite), storage_full, storage_error. */
 int ml_keystore_info(uint32_t slot, struct ml_ks_info *info);
 /* Reads the label (label_len bytes) and the data (data_len bytes) into the
  * given buffers (either may be NULL to skip it). */

@@ -27,6 +27,8 @@ export const Limits = {
   slotLabelMax: 32,
   /** Largest serialised key a slot holds (an RSA-4096 private key in DER is about 2.4 KB). */
   slotRecordMax: 2560,
+  /** Most bytes of DER a slot's certificate chain holds (all its certificates, leaf first), and likewise the trust-anchor set; more is storage_full. */
+  slotChainMax: 8192,
   /** A request running longer than this sends a busy event about this often, so the host can extend its timeout. */
   busyIntervalMs: 500,
   /** Most PBKDF2 iterations kdf_pbkdf2 runs (2^24, RFC 6070's largest count; the device serves nothing else meanwhile); 0 or more than this is bad_argument. */
@@ -132,10 +134,22 @@ export const Op = {
   slotStore: 84,
   /** Load a slot's key into a new host-chosen handle; returns the slot's description. */
   slotLoad: 85,
-  /** Describe every occupied slot: number, label, kind, flags, key info and public key. */
+  /** Describe every occupied slot (or only the slot given): number, label, kind, flags, key info, public key, and the certificate chain's length with the leaf's subject, serial and expiry. */
   slotList: 86,
   /** Erase a slot (its record is invalidated and, at the next compaction, overwritten). */
   slotDelete: 87,
+  /** Store a certificate chain (DER certificates and/or certificate handles, leaf first, at most slot_chain_max bytes) beside a slot's pk key; the leaf must certify that key. An occupied chain is slot_in_use unless overwrite; an empty list removes the chain. */
+  slotChainStore: 148,
+  /** Return certificate `index` (0 = leaf) of a slot's chain as DER, with the chain's length. */
+  slotChainRead: 149,
+  /** Load a slot's chain into a new certificate-chain handle (x509, leaf first: what TLS presents with the slot's key); returns the number of certificates. */
+  slotChainLoad: 150,
+  /** Store the trust-anchor set (DER certificates and/or certificate handles, at most slot_chain_max bytes) in the key store; an existing set is slot_in_use unless overwrite; an empty list removes it. */
+  slotTrustStore: 151,
+  /** Return trust anchor `index` as DER, with the set's size. */
+  slotTrustRead: 152,
+  /** Load the trust-anchor set into a new certificate-chain handle (for x509_trust_add); returns the number of certificates. */
+  slotTrustLoad: 153,
   /** Create an ECDH (curve, optionally a static EC key handle) or DH (P, G) key-exchange context as server or client under a host-chosen handle. */
   kexNew: 88,
   /** Make this side's key-exchange payload: ServerKeyExchange (server) or ClientKeyExchange (client), TLS formats as python-mbedtls. */
@@ -450,8 +464,14 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [81, { name: "key_generate", module: "key", resend: "ordered", minArgs: 2, maxArgs: 2 }],
   [84, { name: "slot_store", module: "slot", resend: "ordered", minArgs: 4, maxArgs: 4 }],
   [85, { name: "slot_load", module: "slot", resend: "ordered", minArgs: 2, maxArgs: 2 }],
-  [86, { name: "slot_list", module: "slot", resend: "record", minArgs: 0, maxArgs: 0 }],
+  [86, { name: "slot_list", module: "slot", resend: "record", minArgs: 0, maxArgs: 1 }],
   [87, { name: "slot_delete", module: "slot", resend: "ordered", minArgs: 1, maxArgs: 1 }],
+  [148, { name: "slot_chain_store", module: "slot", resend: "ordered", minArgs: 3, maxArgs: 3 }],
+  [149, { name: "slot_chain_read", module: "slot", resend: "record", minArgs: 2, maxArgs: 2 }],
+  [150, { name: "slot_chain_load", module: "slot", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [151, { name: "slot_trust_store", module: "slot", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [152, { name: "slot_trust_read", module: "slot", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [153, { name: "slot_trust_load", module: "slot", resend: "ordered", minArgs: 1, maxArgs: 1 }],
   [88, { name: "kex_new", module: "kex", resend: "ordered", minArgs: 5, maxArgs: 5 }],
   [89, { name: "kex_generate", module: "kex", resend: "ordered", minArgs: 1, maxArgs: 1 }],
   [90, { name: "kex_import", module: "kex", resend: "ordered", minArgs: 2, maxArgs: 2 }],

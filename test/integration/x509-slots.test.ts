@@ -1,0 +1,221 @@
+// Certificates in the key store: a slot keeps its pk key's certificate chain
+// (leaf first) and the store a trust-anchor set. Certificates are made by the
+// OpenSSL CLI in a temporary directory; what slot_list reports (subject,
+// serial, expiry) is checked against Node's crypto.X509Certificate, what
+// comes back against the bytes OpenSSL wrote. The limit (slot_chain_max
+// bytes of DER) is tested on both sides; refusals are typed and leave the
+// slot as it was; everything survives a restart. One boot (plus a restart)
+// per target.
+import { execFileSync } from "node:child_process";
+import { X509Certificate } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Limits, Op } from "../../host/src/base/protocol.generated.js";
+import {
+  BadArgumentError,
+  type Device,
+  type ECC,
+  HandleInUseError,
+  hex,
+  SlotEmptyError,
+  SlotInUseError,
+  StorageFullError,
+  utf8,
+} from "../../host/src/index.js";
+import type { SlotCertificate, StoredCertificate } from "../../host/src/modules/slots.js";
+import { useSession } from "./session.js";
+
+const session = useSession({ keepStore: true, endsAt: { heap: "open", handles: true } });
+let dev: Device;
+
+const dir = mkdtempSync(join(tmpdir(), "mbedlink-x509-slots-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const openssl = (...args: string[]) => execFileSync("openssl", args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+const der = (name: string) => new Uint8Array(openssl("x509", "-in", `${name}.pem`, "-outform", "DER"));
+const keyDer = (name: string) => new Uint8Array(openssl("pkcs8", "-topk8", "-nocrypt", "-in", `${name}.key`, "-outform", "DER"));
+
+/** A key (EC P-256) and a certificate for it, signed by `ca` (self-signed without). */
+function makeCert(name: string, subject: string, ca?: string, ext = "basicConstraints=critical,CA:TRUE"): void {
+  openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", `${name}.key`);
+  openssl("req", "-new", "-key", `${name}.key`, "-subj", subject, "-out", `${name}.csr`);
+  const extFile = join(dir, `${name}.ext`);
+  execFileSync("sh", ["-c", `printf '%s\\n' '${ext}' > '${extFile}'`]);
+  const sign = ca ? ["-CA", `${ca}.pem`, "-CAkey", `${ca}.key`, "-CAcreateserial"] : ["-signkey", `${name}.key`];
+  openssl("x509", "-req", "-in", `${name}.csr`, ...sign, "-days", "400", "-sha256", "-extfile", extFile, "-out", `${name}.pem`);
+}
+
+/** What slot_list should say of a certificate, from Node's parser. */
+function summary(d: Uint8Array): SlotCertificate {
+  const x = new X509Certificate(d);
+  return { subject: x.subject.split("\n").join(", "), serialNumber: BigInt(`0x${x.serialNumber}`), notAfter: new Date(x.validTo) };
+}
+
+let root: Uint8Array;
+let inter: Uint8Array;
+let leaf: Uint8Array;
+let other: Uint8Array; // certifies a key that is in no slot
+beforeAll(async () => {
+  dev = session.dev;
+  makeCert("root", "/C=NL/O=mbedlink test/CN=Test Root CA");
+  makeCert("inter", "/C=NL/O=mbedlink test/CN=Test Intermediate", "root");
+  makeCert("leaf", "/C=NL/O=mbedlink test/OU=factory 1/CN=device-0001", "inter", "basicConstraints=CA:FALSE");
+  makeCert("other", "/CN=someone else", "inter", "basicConstraints=CA:FALSE");
+  [root, inter, leaf, other] = ["root", "inter", "leaf", "other"].map(der) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+  // The device key the leaf certifies, non-exportable, in slot 2; a symmetric key in slot 5.
+  await using key = await dev.pk.ECC.fromDER(keyDer("leaf"), { exportable: false });
+  await dev.slots.store(key, 2, { label: "device identity" });
+  await using sym = dev.keys.generateSymmetric(16);
+  await dev.slots.store(sym, 5, { label: "hmac" });
+}, 60_000);
+
+/** A raw certificate-chain handle made by slot_chain_load, usable in storeChain's list. */
+const RAW_BASE = 0x7fff0000;
+let rawNext = RAW_BASE;
+async function loadRaw(slot: number): Promise<{ handle: number; count: number; holder: StoredCertificate }> {
+  const handle = rawNext++;
+  const count = (await dev.rpc.call(Op.slotChainLoad, [slot, handle])) as number;
+  return { handle, count, holder: { _use: (_s, fn) => fn(handle) } };
+}
+const freeRaw = (handle: number) => dev.rpc.call(Op.free, [handle]);
+
+describe("a slot's certificate chain", () => {
+  it("stored beside the key: list() shows its length and the leaf's subject, serial and expiry as Node reads them", async () => {
+    await dev.slots.storeChain(2, [leaf, inter]);
+    const entry = (await dev.slots.list()).find((s) => s.slot === 2);
+    expect([entry?.label, entry?.kind, entry?.chain]).toEqual(["device identity", "pk", 2]);
+    expect(entry?.certificate).toEqual(summary(leaf));
+    expect(entry?.certificate?.subject).toBe("C=NL, O=mbedlink test, OU=factory 1, CN=device-0001");
+    // the single-slot form of slot_list, and slot_load, say the same
+    expect(((await dev.rpc.call(Op.slotList, [2])) as unknown[]).length).toBe(1);
+    expect(await dev.rpc.call(Op.slotList, [7])).toEqual([]);
+    const symEntry = (await dev.slots.list()).find((s) => s.slot === 5);
+    expect([symEntry?.chain, symEntry?.certificate]).toEqual([0, undefined]);
+  });
+
+  it("reads back byte for byte, and loads on the device as a chain object", async () => {
+    const back = await dev.slots.loadChainDER(2);
+    expect(back.map(hex)).toEqual([leaf, inter].map(hex));
+    const raw = await loadRaw(2);
+    expect(raw.count).toBe(2);
+    await expect(dev.rpc.call(Op.slotChainLoad, [2, raw.handle])).rejects.toBeInstanceOf(HandleInUseError);
+    await freeRaw(raw.handle);
+    await expect(dev.rpc.call(Op.slotChainLoad, [5, rawNext])).rejects.toBeInstanceOf(SlotEmptyError);
+    await expect(dev.slots.loadChainDER(5)).resolves.toEqual([]);
+  });
+
+  it("overwrite rules like keys: SlotInUseError without overwrite; an empty list removes the chain", async () => {
+    await expect(dev.slots.storeChain(2, [leaf])).rejects.toBeInstanceOf(SlotInUseError);
+    expect((await dev.slots.loadChainDER(2)).length).toBe(2);
+    await dev.slots.storeChain(2, [leaf], { overwrite: true });
+    expect((await dev.slots.list()).find((s) => s.slot === 2)?.chain).toBe(1);
+    await dev.slots.storeChain(2, [], { overwrite: true });
+    expect((await dev.slots.list()).find((s) => s.slot === 2)?.chain).toBe(0);
+    await dev.slots.storeChain(2, [leaf, inter, root]);
+    expect((await dev.slots.loadChainDER(2)).map(hex)).toEqual([leaf, inter, root].map(hex));
+  });
+
+  it("refusals are typed and leave the slot as it was; the device keeps serving", async () => {
+    const before = (await dev.slots.loadChainDER(2)).map(hex);
+    // a leaf for another key, a CA certificate first, garbage, truncated DER
+    await expect(dev.slots.storeChain(2, [other, inter], { overwrite: true })).rejects.toThrow(/not slot 2's key/);
+    await expect(dev.slots.storeChain(2, [inter], { overwrite: true })).rejects.toBeInstanceOf(BadArgumentError);
+    await expect(dev.slots.storeChain(2, [utf8("not a certificate")], { overwrite: true })).rejects.toBeInstanceOf(BadArgumentError);
+    await expect(dev.slots.storeChain(2, [leaf.subarray(0, leaf.length - 10)], { overwrite: true })).rejects.toBeInstanceOf(
+      BadArgumentError,
+    );
+    const corrupt = leaf.slice();
+    corrupt[4] = 0x31; // the TBSCertificate is a SET now
+    await expect(dev.slots.storeChain(2, [corrupt, inter], { overwrite: true })).rejects.toBeInstanceOf(BadArgumentError);
+    // no pk key: a symmetric key's slot, an empty slot, a slot out of range
+    await expect(dev.slots.storeChain(5, [leaf])).rejects.toThrow(/symmetric key/);
+    await expect(dev.slots.storeChain(7, [leaf])).rejects.toBeInstanceOf(SlotEmptyError);
+    await expect(dev.slots.storeChain(dev.info.slots, [leaf])).rejects.toBeInstanceOf(BadArgumentError);
+    expect((await dev.slots.loadChainDER(2)).map(hex)).toEqual(before);
+  });
+
+  it(`holds at most slot_chain_max (${Limits.slotChainMax}) bytes of DER: one certificate more is StorageFullError, the slot unchanged`, async () => {
+    // Chains bigger than a 4 KiB frame go by handle: copies of slot 2's
+    // chain (leaf, intermediate, root) loaded as device objects.
+    const chainBytes = leaf.length + inter.length + root.length;
+    const fit = Math.floor(Limits.slotChainMax / chainBytes);
+    const raws = [];
+    for (let i = 0; i <= fit; i++) raws.push(await loadRaw(2));
+    const before = (await dev.slots.list()).find((s) => s.slot === 2);
+    try {
+      const tooMany = raws.map((r) => r.holder);
+      expect(chainBytes * tooMany.length).toBeGreaterThan(Limits.slotChainMax);
+      await expect(dev.slots.storeChain(2, tooMany, { overwrite: true })).rejects.toThrow(StorageFullError);
+      expect((await dev.slots.list()).find((s) => s.slot === 2)).toEqual(before);
+      // `fit` copies are at most the limit: stored, listed and read back whole.
+      await dev.slots.storeChain(
+        2,
+        raws.slice(0, fit).map((r) => r.holder),
+        { overwrite: true },
+      );
+      expect((await dev.slots.list()).find((s) => s.slot === 2)?.chain).toBe(3 * fit);
+      const back = await dev.slots.loadChainDER(2);
+      expect(hex(Buffer.concat(back))).toBe(hex(Buffer.concat(Array(fit).fill([leaf, inter, root]).flat())));
+    } finally {
+      for (const r of raws) await freeRaw(r.handle);
+    }
+    await dev.slots.storeChain(2, [leaf, inter], { overwrite: true });
+  }, 120_000);
+});
+
+describe("the trust-anchor set", () => {
+  it("stored, read back, loaded on the device; overwrite rules; an empty list removes it", async () => {
+    await expect(dev.slots.trustAnchorsDER()).resolves.toEqual([]);
+    await dev.slots.storeTrustAnchors([root]);
+    await expect(dev.slots.storeTrustAnchors([inter])).rejects.toBeInstanceOf(SlotInUseError);
+    await dev.slots.storeTrustAnchors([root, inter], { overwrite: true });
+    expect((await dev.slots.trustAnchorsDER()).map(hex)).toEqual([root, inter].map(hex));
+    const handle = rawNext++;
+    expect(await dev.rpc.call(Op.slotTrustLoad, [handle])).toBe(2);
+    await freeRaw(handle);
+    await expect(dev.slots.storeTrustAnchors([utf8("junk")], { overwrite: true })).rejects.toBeInstanceOf(BadArgumentError);
+    await dev.slots.storeTrustAnchors([], { overwrite: true });
+    await expect(dev.slots.trustAnchorsDER()).resolves.toEqual([]);
+    await dev.slots.storeTrustAnchors([root]);
+  });
+});
+
+describe("keys and chains together", () => {
+  it("a key stored over a slot's key drops its chain; delete empties key and chain", async () => {
+    await using k = dev.pk.ECC("secp256r1");
+    await k.generate();
+    await dev.slots.store(k, 3, { label: "temp" });
+    await expect(dev.slots.storeChain(3, [leaf])).rejects.toThrow(/not slot 3's key/);
+    await dev.slots.store(k, 6, { label: "to delete" });
+    // slot 6: the leaf's key (a copy), with its chain; then deleted
+    await using same = await dev.slots.load(2);
+    await dev.slots.store(same as ECC, 6, { overwrite: true });
+    await dev.slots.storeChain(6, [leaf, inter]);
+    await dev.slots.store(same as ECC, 6, { label: "again", overwrite: true });
+    expect((await dev.slots.list()).find((s) => s.slot === 6)?.chain).toBe(0);
+    await dev.slots.storeChain(6, [leaf]);
+    await dev.slots.delete(6);
+    await expect(dev.slots.loadChainDER(6)).resolves.toEqual([]);
+    await dev.slots.delete(3);
+    expect((await dev.slots.list()).map((s) => s.slot)).toEqual([2, 5]);
+  });
+});
+
+describe("persistence", () => {
+  it("after a restart with the same store the chain, its summary and the anchors are there", async () => {
+    const listed = (await dev.slots.list()).find((s) => s.slot === 2);
+    await session.restart();
+    dev = session.dev;
+    expect((await dev.slots.list()).find((s) => s.slot === 2)).toEqual(listed);
+    expect((await dev.slots.loadChainDER(2)).map(hex)).toEqual([leaf, inter].map(hex));
+    expect((await dev.slots.trustAnchorsDER()).map(hex)).toEqual([hex(root)]);
+    // the key still signs, and the leaf's public key is the key's
+    await using key = (await dev.slots.load(2)) as ECC;
+    expect(hex(await key.exportPublicKey())).toBe(hex(new X509Certificate(leaf).publicKey.export({ format: "der", type: "spki" })));
+    await dev.slots.delete(2);
+    await dev.slots.delete(5);
+    await dev.slots.storeTrustAnchors([], { overwrite: true });
+  }, 120_000);
+});
