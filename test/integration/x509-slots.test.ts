@@ -24,7 +24,7 @@ import {
   StorageFullError,
   utf8,
 } from "../../host/src/index.js";
-import type { SlotCertificate, StoredCertificate } from "../../host/src/modules/slots.js";
+import type { SlotCertificate, SlotInfo, StoredCertificate } from "../../host/src/modules/slots.js";
 import { useSession } from "./session.js";
 
 const session = useSession({ keepStore: true, endsAt: { heap: "open", handles: true } });
@@ -106,6 +106,25 @@ describe("a slot's certificate chain", () => {
     await expect(dev.slots.loadChainDER(5)).resolves.toEqual([]);
   });
 
+  it("takes and gives dev.x509.CRT objects: stored by handle, loaded back with the same accessors", async () => {
+    await using leafCrt = await dev.x509.CRT.fromDER(leaf);
+    await using interCrt = await dev.x509.CRT.fromDER(inter);
+    await dev.slots.storeChain(2, [leafCrt, interCrt], { overwrite: true });
+    const chain = await dev.slots.loadChain(2);
+    try {
+      expect(chain.map((c) => hex(c.der))).toEqual([leaf, inter].map(hex));
+      const [first] = chain;
+      expect([first?.subject, first?.serialNumber, first?.notAfter]).toEqual([leafCrt.subject, leafCrt.serialNumber, leafCrt.notAfter]);
+      expect((await dev.slots.list()).find((s) => s.slot === 2)?.certificate).toEqual({
+        subject: leafCrt.subject,
+        serialNumber: leafCrt.serialNumber,
+        notAfter: leafCrt.notAfter,
+      });
+    } finally {
+      await Promise.all(chain.map((c) => c.close()));
+    }
+  });
+
   it("overwrite rules like keys: SlotInUseError without overwrite; an empty list removes the chain", async () => {
     await expect(dev.slots.storeChain(2, [leaf])).rejects.toBeInstanceOf(SlotInUseError);
     expect((await dev.slots.loadChainDER(2)).length).toBe(2);
@@ -165,6 +184,72 @@ describe("a slot's certificate chain", () => {
   }, 120_000);
 });
 
+describe("the store's capacity", () => {
+  // Every record lives in one sector of the store (64 KiB native, 128 KiB
+  // on the STM32 and in QEMU): 16-byte sector header, then per record a
+  // 20-byte header, label + data padded to 4, a 4-byte CRC. A key record's
+  // data is the private DER (slot-info size) + 8 + the public DER.
+  const sectorSize = () => (dev.info.keyStore === "file" ? 64 * 1024 : 128 * 1024);
+  const recordSize = (labelAndData: number) => 20 + Math.ceil(labelAndData / 4) * 4 + 4;
+
+  it("slots fill with full-size chains until the sector is full: StorageFullError exactly where the arithmetic says", async () => {
+    await dev.slots.storeChain(2, [leaf, inter, root], { overwrite: true });
+    const chainBytes = leaf.length + inter.length + root.length;
+    const fit = Math.floor(Limits.slotChainMax / chainBytes);
+    const raws = [];
+    for (let i = 0; i < fit; i++) raws.push(await loadRaw(2));
+    const full = raws.map((r) => r.holder);
+    const chainRecord = recordSize(chainBytes * fit);
+    await using key = await dev.slots.load(2);
+    const filled: number[] = [];
+    let refused: number | undefined;
+    try {
+      for (let slot = 0; slot < dev.info.slots && refused === undefined; slot++) {
+        if (slot === 2 || slot === 5) continue;
+        try {
+          await dev.slots.store(key as ECC, slot, { label: `s${slot}` });
+        } catch (e) {
+          expect(e).toBeInstanceOf(StorageFullError);
+          refused = slot;
+          break;
+        }
+        try {
+          await dev.slots.storeChain(slot, full);
+          filled.push(slot);
+        } catch (e) {
+          expect(e).toBeInstanceOf(StorageFullError);
+          refused = slot;
+        }
+      }
+      const list = await dev.slots.list();
+      const keyRecord = (e: SlotInfo, label = e.label) =>
+        recordSize(utf8(label).length + e.size + (e.publicKey ? 8 + e.publicKey.length : 0));
+      // what the live records take: keys, then chains (slot 2's is one copy)
+      const used =
+        16 + list.reduce((n, e) => n + keyRecord(e) + (e.chain > 0 ? recordSize(e.slot === 2 ? chainBytes : chainBytes * fit) : 0), 0);
+      expect(used).toBeLessThanOrEqual(sectorSize());
+      const msg = `${filled.length + 1} slots with a P-256 key and a chain (${filled.length} of ${chainBytes * fit} B, slot 2's of ${chainBytes} B)`;
+      if (refused === undefined) {
+        // every slot got its chain (the STM32's 128 KiB sector): nothing was refused that fits
+        expect(filled.length + 2).toBe(dev.info.slots);
+        console.log(`${dev.info.keyStore}: ${msg} fit one ${sectorSize() / 1024} KiB sector: ${used} B`);
+      } else {
+        // what was refused would not have fitted
+        const twin = list.find((e) => e.slot === 2) as SlotInfo;
+        const refusedEntry = list.find((e) => e.slot === refused);
+        expect(refusedEntry?.chain ?? 0).toBe(0); // the refused chain left nothing behind
+        expect(used + (refusedEntry ? chainRecord : keyRecord(twin, `s${refused}`))).toBeGreaterThan(sectorSize());
+        console.log(`${dev.info.keyStore}: ${msg} fit one ${sectorSize() / 1024} KiB sector (${used} B); slot ${refused} refused`);
+      }
+    } finally {
+      for (const r of raws) await freeRaw(r.handle);
+      for (const e of await dev.slots.list()) if (e.slot !== 2 && e.slot !== 5) await dev.slots.delete(e.slot);
+    }
+    expect((await dev.slots.list()).map((e) => e.slot)).toEqual([2, 5]);
+    await dev.slots.storeChain(2, [leaf, inter], { overwrite: true });
+  }, 120_000);
+});
+
 describe("the trust-anchor set", () => {
   it("stored, read back, loaded on the device; overwrite rules; an empty list removes it", async () => {
     await expect(dev.slots.trustAnchorsDER()).resolves.toEqual([]);
@@ -172,6 +257,9 @@ describe("the trust-anchor set", () => {
     await expect(dev.slots.storeTrustAnchors([inter])).rejects.toBeInstanceOf(SlotInUseError);
     await dev.slots.storeTrustAnchors([root, inter], { overwrite: true });
     expect((await dev.slots.trustAnchorsDER()).map(hex)).toEqual([root, inter].map(hex));
+    const anchors = await dev.slots.trustAnchors();
+    expect(anchors.map((c) => c.subject)).toEqual([summary(root).subject, summary(inter).subject]);
+    await Promise.all(anchors.map((c) => c.close()));
     const handle = rawNext++;
     expect(await dev.rpc.call(Op.slotTrustLoad, [handle])).toBe(2);
     await freeRaw(handle);

@@ -16,6 +16,7 @@ import type { HandleHolder } from "../session/device-object.js";
 import { _adoptSymmetric, SymmetricKey } from "./keys.js";
 import { _adoptKey } from "./pk.js";
 import { type ECC, type PkInfo, PkKey, parsePkInfo, type RSA } from "./pk-key.js";
+import { _parseCrt, type CRT } from "./x509-crt.js";
 
 /** The leaf certificate of a slot's chain in brief (slot_list's cert-summary). */
 export interface SlotCertificate {
@@ -203,10 +204,25 @@ export class SlotsModule {
     await this.withCerts(chain, (list) => this.ctx.call(Op.slotChainStore, [slot, list, opts.overwrite ?? false], opts));
   }
 
-  /** The certificates (DER, leaf first) of a slot's chain; [] when the slot has a key but no chain. */
+  /** The certificates (DER, leaf first) of a slot's chain; [] when the slot has no chain. */
   async loadChainDER(slot: number, opts: CallOptions = {}): Promise<Uint8Array[]> {
     this.checkSlot(slot);
     return this.readAll((i) => this.ctx.call(Op.slotChainRead, [slot, i], opts));
+  }
+
+  /** A slot's chain as certificate objects (leaf first; `dev.x509.CRT`); [] when the slot has no chain. */
+  async loadChain(slot: number, opts: CallOptions = {}): Promise<CRT[]> {
+    return this.toCrts(await this.loadChainDER(slot, opts), opts);
+  }
+
+  private async toCrts(ders: readonly Uint8Array[], opts: CallOptions): Promise<CRT[]> {
+    const out: CRT[] = [];
+    const closeAll = async (e: unknown): Promise<never> => {
+      await Promise.all(out.map((c) => c.close()));
+      throw e;
+    };
+    for (const der of ders) out.push(await _parseCrt(this.ctx, der, opts).catch(closeAll));
+    return out;
   }
 
   /**
@@ -220,6 +236,11 @@ export class SlotsModule {
   /** The trust anchors (DER) in the store; [] when none are stored. */
   async trustAnchorsDER(opts: CallOptions = {}): Promise<Uint8Array[]> {
     return this.readAll((i) => this.ctx.call(Op.slotTrustRead, [i], opts));
+  }
+
+  /** The trust anchors as certificate objects (for `dev.x509.TrustStore#add`); [] when none are stored. */
+  async trustAnchors(opts: CallOptions = {}): Promise<CRT[]> {
+    return this.toCrts(await this.trustAnchorsDER(opts), opts);
   }
 
   private async readAll(read: (index: number) => Promise<unknown>): Promise<Uint8Array[]> {
