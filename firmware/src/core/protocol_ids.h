@@ -118,6 +118,7 @@ enum ml_op {
     ML_OP_X509_CRL_INFO = 125, /* Describe one CRL: version, issuer, this/next update, digest, revoked serials with their dates, the tbs and signature ranges. */
     ML_OP_X509_CRL_TEXT = 126, /* One CRL as Mbed TLS's mbedtls_x509_crl_info text. */
     ML_OP_X509_CRT_IS_REVOKED = 127, /* Whether a CRL lists a certificate's serial number (mbedtls_x509_crt_is_revoked). */
+    ML_OP_X509_CRT_SAN = 128, /* One page of a certificate's subjectAltName entries (type and byte range in the DER), for certificates with more than x509_crt_info carries. */
 };
 
 enum ml_status {

@@ -79,6 +79,7 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_X509_CRL_INFO, 2, 2, ml_op_x509_crl_info},
     {ML_OP_X509_CRL_TEXT, 2, 2, ml_op_x509_crl_text},
     {ML_OP_X509_CRT_IS_REVOKED, 4, 4, ml_op_x509_crt_is_revoked},
+    {ML_OP_X509_CRT_SAN, 3, 3, ml_op_x509_crt_san},
     {ML_OP_SLOT_CHAIN_STORE, 3, 3, ml_op_slot_chain_store},
     {ML_OP_SLOT_CHAIN_READ, 2, 2, ml_op_slot_chain_read},
     {ML_OP_SLOT_CHAIN_LOAD, 2, 2, ml_op_slot_chain_load},

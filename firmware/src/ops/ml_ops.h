@@ -119,5 +119,6 @@ int ml_op_x509_crl_parse(struct ml_call *call, CborValue *args, CborEncoder *res
 int ml_op_x509_crl_info(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_x509_crl_text(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_x509_crt_is_revoked(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_x509_crt_san(struct ml_call *call, CborValue *args, CborEncoder *result);
 
 #endif /* ML_OPS_H */

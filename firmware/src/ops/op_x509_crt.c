@@ -19,9 +19,17 @@
 #include "ops/ml_x509.h"
 #include "ops/ml_x509_util.h"
 
+/* A buffer a certificate of the chain was parsed from in place (its raw DER). */
+struct owned_der {
+    struct owned_der *next;
+    uint8_t *buf;
+    size_t len;
+};
+
 struct crt_obj {
     mbedtls_x509_crt chain; /* first: ml_x509_crt_lookup hands out its address */
     struct ml_x509_input in;
+    struct owned_der *owned; /* DER buffers of certificates parsed in place */
 };
 
 /* Largest mbedtls_x509_crt_info text x509_crt_text answers (the Mbed TLS suite's buffer). */
@@ -32,6 +40,12 @@ static void crt_dtor(void *obj)
     struct crt_obj *c = obj;
     mbedtls_x509_crt_free(&c->chain);
     ml_x509_input_drop(&c->in);
+    while (c->owned != NULL) {
+        struct owned_der *o = c->owned;
+        c->owned = o->next;
+        ml_buf_free(o->buf, o->len);
+        ml_buf_free(o, sizeof *o);
+    }
 }
 
 int ml_x509_crt_lookup(struct ml_call *call, uint32_t handle, mbedtls_x509_crt **chain)
@@ -85,6 +99,36 @@ static int crt_parse(struct ml_call *call, mbedtls_x509_crt *chain, const uint8_
     return st;
 }
 
+/* Whether the input is PEM text as mbedtls_x509_crt_parse sees it (NUL-terminated). */
+static bool is_pem(const uint8_t *data, size_t len) { return len > 0 && data[len - 1] == 0; }
+
+/* Parses the DER collected from pieces where it lies (mbedtls_x509_crt_parse_der_nocopy), the object
+ * keeping the buffer: a certificate larger than a frame then costs its DER once, not twice. */
+static int crt_parse_in_place(struct ml_call *call, struct crt_obj *c)
+{
+    struct owned_der *o = ml_buf_alloc(sizeof *o);
+    int ret = 0;
+    int st = ML_STATUS_OK;
+    if (o == NULL) {
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "x509_crt_parse: no room for the buffer's record");
+    }
+    ret = mbedtls_x509_crt_parse_der_nocopy(&c->chain, c->in.buf, c->in.len);
+    if (ret != 0) {
+        ML_CHK(ml_x509_fail(call, ret, "x509_crt_parse"));
+    }
+    o->buf = c->in.buf;
+    o->len = c->in.total;
+    o->next = c->owned;
+    c->owned = o;
+    o = NULL;
+    c->in.buf = NULL; /* the chain owns it now */
+    c->in.len = 0;
+    c->in.total = 0;
+cleanup:
+    ml_buf_free(o, sizeof *o);
+    return st;
+}
+
 int ml_x509_crt_add_der(struct ml_call *call, uint32_t handle, const uint8_t *der, size_t len)
 {
     struct crt_obj *c = NULL;
@@ -122,7 +166,11 @@ int ml_op_x509_crt_parse(struct ml_call *call, CborValue *args, CborEncoder *res
         (void)cbor_encode_null(result); /* more pieces to come */
         goto cleanup;
     }
-    st = crt_parse(call, &c->chain, whole, whole_len, &failed);
+    if (whole == c->in.buf && !is_pem(whole, whole_len)) {
+        st = crt_parse_in_place(call, c);
+    } else {
+        st = crt_parse(call, &c->chain, whole, whole_len, &failed);
+    }
     ml_x509_input_drop(&c->in);
     ML_CHK(st);
     (void)cbor_encoder_create_array(result, &arr, 2);
@@ -158,23 +206,42 @@ cleanup:
     return st;
 }
 
-/* [tag, bytes] per subjectAltName entry (tag: the GeneralName choice). */
-static CborError encode_sans(CborEncoder *map, const mbedtls_x509_crt *crt)
+/* subjectAltName entries the info map carries; x509_crt_san pages through the rest. */
+#define INFO_SANS 16u
+/* subjectAltName entries per x509_crt_san answer (about 12 bytes each: within the smallest MTU). */
+#define PAGE_SANS 256u
+
+static size_t san_count(const mbedtls_x509_crt *crt)
 {
-    CborEncoder arr, pair;
     size_t n = 0;
-    CborError err = CborNoError;
-    for (const mbedtls_x509_sequence *s = &crt->subject_alt_names; s != NULL && s->buf.p != NULL; s = s->next) {
-        n++;
+    if (mbedtls_x509_crt_has_ext_type(crt, MBEDTLS_X509_EXT_SUBJECT_ALT_NAME)) {
+        for (const mbedtls_x509_sequence *s = &crt->subject_alt_names; s != NULL && s->buf.p != NULL; s = s->next) {
+            n++;
+        }
     }
-    err |= cbor_encoder_create_array(map, &arr, n);
-    for (const mbedtls_x509_sequence *s = &crt->subject_alt_names; s != NULL && s->buf.p != NULL; s = s->next) {
-        err |= cbor_encoder_create_array(&arr, &pair, 2);
-        err |= cbor_encode_uint(&pair, (uint64_t)(s->buf.tag & MBEDTLS_ASN1_TAG_VALUE_MASK));
-        err |= cbor_encode_byte_string(&pair, s->buf.p, s->buf.len);
-        err |= cbor_encoder_close_container(&arr, &pair);
+    return n;
+}
+
+/* [tag, offset, length] per subjectAltName entry from `from`, at most `max`
+ * (tag: the GeneralName choice; the range: its content in the DER). */
+static CborError encode_sans(CborEncoder *enc, const mbedtls_x509_crt *crt, size_t from, size_t max)
+{
+    CborEncoder arr, entry;
+    const size_t total = san_count(crt);
+    const size_t n = from < total ? (total - from < max ? total - from : max) : 0;
+    const mbedtls_x509_sequence *s = &crt->subject_alt_names;
+    CborError err = cbor_encoder_create_array(enc, &arr, n);
+    for (size_t i = 0; i < from && s != NULL; i++) {
+        s = s->next;
     }
-    err |= cbor_encoder_close_container(map, &arr);
+    for (size_t i = 0; i < n && s != NULL; i++, s = s->next) {
+        err |= cbor_encoder_create_array(&arr, &entry, 3);
+        err |= cbor_encode_uint(&entry, (uint64_t)(s->buf.tag & MBEDTLS_ASN1_TAG_VALUE_MASK));
+        err |= cbor_encode_uint(&entry, (uint64_t)(s->buf.p - crt->raw.p));
+        err |= cbor_encode_uint(&entry, s->buf.len);
+        err |= cbor_encoder_close_container(&arr, &entry);
+    }
+    err |= cbor_encoder_close_container(enc, &arr);
     return err;
 }
 
@@ -219,7 +286,7 @@ int ml_x509_crt_encode_info(struct ml_call *call, const mbedtls_x509_crt *crt, C
     const int max_pathlen = crt->MBEDTLS_PRIVATE(max_pathlen);
     CborEncoder map;
     char dn[MBEDTLS_X509_MAX_DN_NAME_SIZE * 2];
-    CborError err = cbor_encoder_create_map(map_parent, &map, 21);
+    CborError err = cbor_encoder_create_map(map_parent, &map, 22);
     err |= cbor_encode_text_stringz(&map, "version");
     err |= cbor_encode_uint(&map, (uint64_t)crt->version);
     err |= cbor_encode_text_stringz(&map, "serial");
@@ -250,8 +317,10 @@ int ml_x509_crt_encode_info(struct ml_call *call, const mbedtls_x509_crt *crt, C
     err |= mbedtls_x509_crt_has_ext_type(crt, MBEDTLS_X509_EXT_EXTENDED_KEY_USAGE) ? encode_eku(&map, crt)
                                                                                    : cbor_encode_null(&map);
     err |= cbor_encode_text_stringz(&map, "san");
-    err |= mbedtls_x509_crt_has_ext_type(crt, MBEDTLS_X509_EXT_SUBJECT_ALT_NAME) ? encode_sans(&map, crt)
+    err |= mbedtls_x509_crt_has_ext_type(crt, MBEDTLS_X509_EXT_SUBJECT_ALT_NAME) ? encode_sans(&map, crt, 0, INFO_SANS)
                                                                                  : cbor_encode_null(&map);
+    err |= cbor_encode_text_stringz(&map, "san_count");
+    err |= cbor_encode_uint(&map, san_count(crt));
     err |= cbor_encode_text_stringz(&map, "ca");
     err |= mbedtls_x509_crt_has_ext_type(crt, bc) ? cbor_encode_boolean(&map, crt->MBEDTLS_PRIVATE(ca_istrue) != 0)
                                                   : cbor_encode_null(&map);
@@ -323,6 +392,18 @@ int ml_op_x509_crt_verify_sig(struct ml_call *call, CborValue *args, CborEncoder
                                    child->MBEDTLS_PRIVATE(sig).len) == 0;
     }
     (void)cbor_encode_boolean(result, ok);
+cleanup:
+    return st;
+}
+
+int ml_op_x509_crt_san(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    const mbedtls_x509_crt *crt = NULL;
+    uint64_t from = 0;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_x509_crt_args(call, args, 1, &crt));
+    ML_CHK(ml_arg_uint(call, args, 3, &from));
+    (void)encode_sans(result, crt, from > SIZE_MAX ? SIZE_MAX : (size_t)from, PAGE_SANS);
 cleanup:
     return st;
 }

@@ -198,6 +198,8 @@ export const Op = {
   x509CrlText: 126,
   /** Whether a CRL lists a certificate's serial number (mbedtls_x509_crt_is_revoked). */
   x509CrtIsRevoked: 127,
+  /** One page of a certificate's subjectAltName entries (type and byte range in the DER), for certificates with more than x509_crt_info carries. */
+  x509CrtSan: 128,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -496,6 +498,7 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [125, { name: "x509_crl_info", module: "x509", resend: "record", minArgs: 2, maxArgs: 2 }],
   [126, { name: "x509_crl_text", module: "x509", resend: "record", minArgs: 2, maxArgs: 2 }],
   [127, { name: "x509_crt_is_revoked", module: "x509", resend: "record", minArgs: 4, maxArgs: 4 }],
+  [128, { name: "x509_crt_san", module: "x509", resend: "record", minArgs: 3, maxArgs: 3 }],
 ]);
 
 export interface HashAlgInfo {

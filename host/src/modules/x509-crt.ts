@@ -11,7 +11,7 @@
 // certificate, in the file's order; the single-certificate factories refuse
 // it (ArgumentError naming chainFromPEM).
 
-import { ArgumentError } from "../base/errors.js";
+import { ArgumentError, ProtocolError } from "../base/errors.js";
 import { pemEncode } from "../base/pem.js";
 import { Op } from "../base/protocol.generated.js";
 import type { CallOptions, SessionContext } from "../session/context.js";
@@ -95,12 +95,8 @@ function ipText(b: Uint8Array): string {
   return `${hexes.slice(0, best).join(":")}::${hexes.slice(best + bestLen).join(":")}`;
 }
 
-function sanOf(v: unknown): SubjectAlternativeName {
-  if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== "number" || !(v[1] instanceof Uint8Array)) {
-    throw new ArgumentError("x509-crt-info: a subjectAltName entry is not [tag, bytes]");
-  }
-  const raw = v[1];
-  const type = SAN_TYPES[v[0]] ?? "otherName";
+function sanDecode(tag: number, raw: Uint8Array): SubjectAlternativeName {
+  const type = SAN_TYPES[tag] ?? "otherName";
   const text =
     type === "ip"
       ? ipText(raw)
@@ -108,6 +104,30 @@ function sanOf(v: unknown): SubjectAlternativeName {
         ? Buffer.from(raw).toString("latin1")
         : Buffer.from(raw).toString("hex");
   return { type, value: text, raw };
+}
+
+/** @internal A subjectAltName entry given as [tag, bytes], decoded (CSR info maps). */
+export function sanOf(v: unknown): SubjectAlternativeName {
+  if (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== "number" || !(v[1] instanceof Uint8Array)) {
+    throw new ProtocolError("a subjectAltName entry is not [tag, bytes]");
+  }
+  return sanDecode(v[0], v[1].slice());
+}
+
+/** A subjectAltName entry of x509-crt-info ([tag, offset, length] in the certificate's DER), decoded. */
+function sanAt(v: unknown, der: Uint8Array): SubjectAlternativeName {
+  const [tag, off, len] = Array.isArray(v) ? v : [];
+  if (
+    !Array.isArray(v) ||
+    v.length !== 3 ||
+    typeof tag !== "number" ||
+    typeof off !== "number" ||
+    typeof len !== "number" ||
+    off + len > der.length
+  ) {
+    throw new ProtocolError("x509-crt-info: a subjectAltName entry is not [tag, offset, length] within the DER");
+  }
+  return sanDecode(tag, der.slice(off, off + len));
 }
 
 /** What the device says about a certificate (x509-crt-info), decoded. */
@@ -133,8 +153,12 @@ interface CrtInfo {
   signatureValue: Uint8Array;
 }
 
-/** @internal Decodes an x509-crt-info map; `der`: the certificate's DER (for the tbs and signature ranges). */
-export function parseCrtInfo(r: unknown, der: Uint8Array): CrtInfo {
+/**
+ * @internal Decodes an x509-crt-info map; `der`: the certificate's DER (the
+ * tbs, signature and subjectAltName ranges point into it); `moreSans`: the
+ * entries past the map's first ones (x509_crt_san pages).
+ */
+export function parseCrtInfo(r: unknown, der: Uint8Array, moreSans: readonly unknown[] = []): CrtInfo {
   const m = InfoReader.of(r, "x509-crt-info");
   const ca = m.optBool("ca");
   const sigMd = m.optUint("sig_md");
@@ -152,7 +176,10 @@ export function parseCrtInfo(r: unknown, der: Uint8Array): CrtInfo {
     publicKeyDER: m.bytes("public_key"),
     keyUsageBits: m.optUint("key_usage"),
     extendedKeyUsage: m.optArray("ext_key_usage")?.map(String),
-    subjectAlternativeNames: m.optArray("san")?.map(sanOf),
+    subjectAlternativeNames: m
+      .optArray("san")
+      ?.concat(moreSans)
+      .map((v) => sanAt(v, der)),
     basicConstraints: ca === undefined ? undefined : { ca, maxPathLength: m.optUint("max_pathlen") },
     subjectKeyIdentifier: m.optBytes("ski"),
     authorityKeyIdentifier: m.optBytes("aki"),
@@ -168,10 +195,10 @@ export class CRT extends DeviceObject {
   #key: Promise<RSA | ECC> | undefined;
 
   /** @internal Made by dev.x509.CRT's factories. */
-  constructor(ctx: SessionContext, adopted: AdoptedHandle, der: Uint8Array, info: unknown) {
+  constructor(ctx: SessionContext, adopted: AdoptedHandle, der: Uint8Array, info: unknown, moreSans: readonly unknown[] = []) {
     super(ctx, { adopted, pinned: true });
     this.#der = der;
-    this.#info = parseCrtInfo(info, der);
+    this.#info = parseCrtInfo(info, der, moreSans);
   }
 
   protected get what(): string {
@@ -361,8 +388,31 @@ export function _parseCrt(ctx: SessionContext, der: Uint8Array, opts: CallOption
     ctx,
     async (h) => {
       await sendInPieces(ctx, Op.x509CrtParse, h, copy, opts);
-      return ctx.call(Op.x509CrtInfo, [h, 0], opts);
+      return _describeCrt(ctx, h, 0, opts);
     },
-    (adopted, info) => new CRT(ctx, adopted, copy, info),
+    (adopted, r) => {
+      const d = r as Awaited<ReturnType<typeof _describeCrt>>;
+      return new CRT(ctx, adopted, copy, d.info, d.moreSans);
+    },
   );
+}
+
+/** @internal x509_crt_info of one certificate of a chain, and the subjectAltName entries past the ones it carries (x509_crt_san). */
+export async function _describeCrt(
+  ctx: SessionContext,
+  handle: number,
+  index: number,
+  opts: CallOptions = {},
+): Promise<{ info: unknown; moreSans: unknown[] }> {
+  const info = await ctx.call(Op.x509CrtInfo, [handle, index], opts);
+  const m = InfoReader.of(info, "x509-crt-info");
+  const total = m.uint("san_count");
+  const moreSans: unknown[] = [];
+  for (let have = m.optArray("san")?.length ?? 0; have < total; ) {
+    const page = await ctx.call(Op.x509CrtSan, [handle, index, have], opts);
+    if (!Array.isArray(page) || page.length === 0) throw new ProtocolError("x509_crt_san: an empty page before the last entry");
+    moreSans.push(...page);
+    have += page.length;
+  }
+  return { info, moreSans };
 }
