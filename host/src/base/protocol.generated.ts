@@ -198,8 +198,18 @@ export const Op = {
   x509CrlText: 126,
   /** Whether a CRL lists a certificate's serial number (mbedtls_x509_crt_is_revoked). */
   x509CrtIsRevoked: 127,
-  /** One page of a certificate's subjectAltName entries (type and byte range in the DER), for certificates with more than x509_crt_info carries. */
-  x509CrtSan: 128,
+  /** Write a PKCS#10 certificate request signed by a device key (mbedtls_x509write_csr; non-exportable and slot keys work) for a subject string and the requested extensions (SAN, key usage, extended key usage) into a new CSR handle; returns its length and its DER when it fits the answer. */
+  x509CsrWrite: 130,
+  /** Parse a DER certificate request into a new CSR handle; input longer than a frame comes in pieces naming the total length. Returns the request's description (x509-csr-info) after the last piece. */
+  x509CsrParse: 131,
+  /** Describe a certificate request: version, subject, digest, public key, requested key usage, extended key usage and subjectAltNames. */
+  x509CsrInfo: 132,
+  /** Whether a certificate request's signature verifies under its own public key (proof of possession). */
+  x509CsrVerify: 133,
+  /** Issue a certificate for a CSR handle, signed by a device key: self-signed, or under an issuer certificate handle whose subject becomes the issuer name and whose key must be the signing key (mbedtls_x509write_crt). Validity, serial, digest, basic constraints, key usage, extended key usage, subjectAltNames (by default those the CSR requests), subject and authority key identifiers. The certificate lands under a new certificate handle; returns its length and its DER when it fits the answer. */
+  x509CrtSign: 134,
+  /** Read bytes of the DER of a certificate request or of a certificate (the first of a chain) under a handle: the way out for one larger than a frame. */
+  x509DerRead: 135,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -498,7 +508,12 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [125, { name: "x509_crl_info", module: "x509", resend: "record", minArgs: 2, maxArgs: 2 }],
   [126, { name: "x509_crl_text", module: "x509", resend: "record", minArgs: 2, maxArgs: 2 }],
   [127, { name: "x509_crt_is_revoked", module: "x509", resend: "record", minArgs: 4, maxArgs: 4 }],
-  [128, { name: "x509_crt_san", module: "x509", resend: "record", minArgs: 3, maxArgs: 3 }],
+  [130, { name: "x509_csr_write", module: "x509", resend: "ordered", minArgs: 5, maxArgs: 5 }],
+  [131, { name: "x509_csr_parse", module: "x509", resend: "ordered", minArgs: 3, maxArgs: 3 }],
+  [132, { name: "x509_csr_info", module: "x509", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [133, { name: "x509_csr_verify", module: "x509", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [134, { name: "x509_crt_sign", module: "x509", resend: "ordered", minArgs: 9, maxArgs: 9 }],
+  [135, { name: "x509_der_read", module: "x509", resend: "record", minArgs: 3, maxArgs: 3 }],
 ]);
 
 export interface HashAlgInfo {
