@@ -118,6 +118,7 @@ enum ml_op {
     ML_OP_X509_CRL_INFO = 125, /* Describe one CRL: version, issuer, this/next update, digest, revoked serials with their dates, the tbs and signature ranges. */
     ML_OP_X509_CRL_TEXT = 126, /* One CRL as Mbed TLS's mbedtls_x509_crl_info text. */
     ML_OP_X509_CRT_IS_REVOKED = 127, /* Whether a CRL lists a certificate's serial number (mbedtls_x509_crt_is_revoked). */
+    ML_OP_X509_CRT_SAN = 128, /* One page of a certificate's subjectAltName entries (type and byte range in the DER), for certificates with more than x509_crt_info carries. */
     ML_OP_X509_CSR_WRITE = 130, /* Write a PKCS#10 certificate request signed by a device key (mbedtls_x509write_csr; non-exportable and slot keys work) for a subject string and the requested extensions (SAN, key usage, extended key usage) into a new CSR handle; returns its length and its DER when it fits the answer. */
     ML_OP_X509_CSR_PARSE = 131, /* Parse a DER certificate request into a new CSR handle; input longer than a frame comes in pieces naming the total length. Returns the request's description (x509-csr-info) after the last piece. */
     ML_OP_X509_CSR_INFO = 132, /* Describe a certificate request: version, subject, digest, public key, requested key usage, extended key usage and subjectAltNames. */

@@ -79,6 +79,7 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_X509_CRL_INFO, 2, 2, ml_op_x509_crl_info},
     {ML_OP_X509_CRL_TEXT, 2, 2, ml_op_x509_crl_text},
     {ML_OP_X509_CRT_IS_REVOKED, 4, 4, ml_op_x509_crt_is_revoked},
+    {ML_OP_X509_CRT_SAN, 3, 3, ml_op_x509_crt_san},
     {ML_OP_X509_CSR_WRITE, 5, 5, ml_op_x509_csr_write},
     {ML_OP_X509_CSR_PARSE, 3, 3, ml_op_x509_csr_parse},
     {ML_OP_X509_CSR_INFO, 1, 1, ml_op_x509_csr_info},

@@ -119,6 +119,7 @@ int ml_op_x509_crl_parse(struct ml_call *call, CborValue *args, CborEncoder *res
 int ml_op_x509_crl_info(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_x509_crl_text(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_x509_crt_is_revoked(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_x509_crt_san(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_x509_csr_write(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_x509_csr_parse(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_x509_csr_info(struct ml_call *call, CborValue *args, CborEncoder *result);

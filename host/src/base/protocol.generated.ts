@@ -198,6 +198,8 @@ export const Op = {
   x509CrlText: 126,
   /** Whether a CRL lists a certificate's serial number (mbedtls_x509_crt_is_revoked). */
   x509CrtIsRevoked: 127,
+  /** One page of a certificate's subjectAltName entries (type and byte range in the DER), for certificates with more than x509_crt_info carries. */
+  x509CrtSan: 128,
   /** Write a PKCS#10 certificate request signed by a device key (mbedtls_x509write_csr; non-exportable and slot keys work) for a subject string and the requested extensions (SAN, key usage, extended key usage) into a new CSR handle; returns its length and its DER when it fits the answer. */
   x509CsrWrite: 130,
   /** Parse a DER certificate request into a new CSR handle; input longer than a frame comes in pieces naming the total length. Returns the request's description (x509-csr-info) after the last piece. */
@@ -508,6 +510,7 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [125, { name: "x509_crl_info", module: "x509", resend: "record", minArgs: 2, maxArgs: 2 }],
   [126, { name: "x509_crl_text", module: "x509", resend: "record", minArgs: 2, maxArgs: 2 }],
   [127, { name: "x509_crt_is_revoked", module: "x509", resend: "record", minArgs: 4, maxArgs: 4 }],
+  [128, { name: "x509_crt_san", module: "x509", resend: "record", minArgs: 3, maxArgs: 3 }],
   [130, { name: "x509_csr_write", module: "x509", resend: "ordered", minArgs: 5, maxArgs: 5 }],
   [131, { name: "x509_csr_parse", module: "x509", resend: "ordered", minArgs: 3, maxArgs: 3 }],
   [132, { name: "x509_csr_info", module: "x509", resend: "record", minArgs: 1, maxArgs: 1 }],
