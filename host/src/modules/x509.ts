@@ -6,6 +6,8 @@
 import type { SessionContext } from "../session/context.js";
 import { CrlFactory } from "./x509-crl.js";
 import { CrtFactory } from "./x509-crt.js";
+import { CsrFactory } from "./x509-csr.js";
+import "./x509-write.js"; // CRT.selfsign and crt.sign
 
 /** `dev.x509`. */
 export class X509Module {
@@ -13,10 +15,13 @@ export class X509Module {
   readonly CRT: CrtFactory;
   /** Certificate revocation lists (python-mbedtls's `x509.CRL`). */
   readonly CRL: CrlFactory;
+  /** Certificate signing requests (python-mbedtls's `x509.CSR`). */
+  readonly CSR: CsrFactory;
 
   /** @internal */
   constructor(ctx: SessionContext) {
     this.CRT = new CrtFactory(ctx);
     this.CRL = new CrlFactory(ctx);
+    this.CSR = new CsrFactory(ctx);
   }
 }
