@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Limits, Op } from "../../host/src/base/protocol.generated.js";
 import {
   BadArgumentError,
+  CertificateError,
   type Device,
   type ECC,
   HandleInUseError,
@@ -141,13 +142,13 @@ describe("a slot's certificate chain", () => {
     // a leaf for another key, a CA certificate first, garbage, truncated DER
     await expect(dev.slots.storeChain(2, [other, inter], { overwrite: true })).rejects.toThrow(/not slot 2's key/);
     await expect(dev.slots.storeChain(2, [inter], { overwrite: true })).rejects.toBeInstanceOf(BadArgumentError);
-    await expect(dev.slots.storeChain(2, [utf8("not a certificate")], { overwrite: true })).rejects.toBeInstanceOf(BadArgumentError);
+    await expect(dev.slots.storeChain(2, [utf8("not a certificate")], { overwrite: true })).rejects.toBeInstanceOf(CertificateError);
     await expect(dev.slots.storeChain(2, [leaf.subarray(0, leaf.length - 10)], { overwrite: true })).rejects.toBeInstanceOf(
-      BadArgumentError,
+      CertificateError,
     );
     const corrupt = leaf.slice();
     corrupt[4] = 0x31; // the TBSCertificate is a SET now
-    await expect(dev.slots.storeChain(2, [corrupt, inter], { overwrite: true })).rejects.toBeInstanceOf(BadArgumentError);
+    await expect(dev.slots.storeChain(2, [corrupt, inter], { overwrite: true })).rejects.toBeInstanceOf(CertificateError);
     // no pk key: a symmetric key's slot, an empty slot, a slot out of range
     await expect(dev.slots.storeChain(5, [leaf])).rejects.toThrow(/symmetric key/);
     await expect(dev.slots.storeChain(7, [leaf])).rejects.toBeInstanceOf(SlotEmptyError);
@@ -263,7 +264,7 @@ describe("the trust-anchor set", () => {
     const handle = rawNext++;
     expect(await dev.rpc.call(Op.slotTrustLoad, [handle])).toBe(2);
     await freeRaw(handle);
-    await expect(dev.slots.storeTrustAnchors([utf8("junk")], { overwrite: true })).rejects.toBeInstanceOf(BadArgumentError);
+    await expect(dev.slots.storeTrustAnchors([utf8("junk")], { overwrite: true })).rejects.toBeInstanceOf(CertificateError);
     await dev.slots.storeTrustAnchors([], { overwrite: true });
     await expect(dev.slots.trustAnchorsDER()).resolves.toEqual([]);
     await dev.slots.storeTrustAnchors([root]);

@@ -588,7 +588,7 @@ static int certs_check(struct ml_call *call, const struct certs *c, const uint8_
     int st = ML_STATUS_OK;
     mbedtls_x509_crt_init(&crt);
     if (!certs_at(c->buf, c->len, 0, &count, &der, &len)) {
-        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "certificate %lu is not DER (a SEQUENCE within the bytes given)",
+        ML_FAIL(call, ML_STATUS_BAD_CERTIFICATE, "certificate %lu is not DER (a SEQUENCE within the bytes given)",
                 (unsigned long)count);
     }
     for (uint32_t i = 0; i < count; i++) {
@@ -598,7 +598,7 @@ static int certs_check(struct ml_call *call, const struct certs *c, const uint8_
         ret = mbedtls_x509_crt_parse_der_nocopy(&crt, der, len);
         if (ret != 0) {
             call->mbedtls_code = ret;
-            ML_FAIL(call, ret == MBEDTLS_ERR_X509_ALLOC_FAILED ? ML_STATUS_OUT_OF_MEMORY : ML_STATUS_BAD_ARGUMENT,
+            ML_FAIL(call, ret == MBEDTLS_ERR_X509_ALLOC_FAILED ? ML_STATUS_OUT_OF_MEMORY : ML_STATUS_BAD_CERTIFICATE,
                     "certificate %lu does not parse (-0x%04x)", (unsigned long)i, (unsigned)-ret);
         }
         if (i == 0 && key != NULL) {

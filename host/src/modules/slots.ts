@@ -193,8 +193,8 @@ export class SlotsModule {
 
   /**
    * Stores a certificate chain (leaf first) beside the pk key in `slot`; the
-   * leaf must certify that key (BadArgumentError otherwise, and for a
-   * certificate that does not parse). A chain already there is
+   * leaf must certify that key (BadArgumentError otherwise; CertificateError
+   * for a certificate that does not parse). A chain already there is
    * SlotInUseError unless `overwrite`; above slot_chain_max bytes of DER in
    * all, or without room in the store, StorageFullError; the slot is then
    * as it was. An empty list removes the chain.
