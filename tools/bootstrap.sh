@@ -30,6 +30,8 @@ for cmd in "${!want[@]}"; do command -v "$cmd" >/dev/null 2>&1 || optional+=("${
 # debian-archive-keyring signs the temporary deb-src list used by the fetch;
 # newlib (the STM32 image's C library) has no command to look for.
 [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+# test/integration/x509-crt.test.ts parses every certificate of Debian's CA bundle.
+[ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 [ -f /usr/lib/arm-none-eabi/newlib/libc_nano.a ] || optional+=(libnewlib-arm-none-eabi)
 # libFuzzer's runtime for `npm run fuzz` (tools/fuzz.sh), a separate package.
 compgen -G '/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a' >/dev/null || optional+=(libclang-rt-14-dev)
