@@ -82,6 +82,12 @@ interface Made {
 }
 const made: Made[] = [];
 
+/** Signs `name`.csr with the CA `ca` (its .pem and .key) and the extensions section `name` of ext.cnf into `name`.pem. */
+function issue(name: string, ca: string, serial: string, days: string, md: string): void {
+  const caArgs = ["-CA", `${ca}.pem`, "-CAkey", `${ca}.key`, "-set_serial", serial, "-days", days, `-${md}`];
+  ossl(["x509", "-req", "-in", `${name}.csr`, ...caArgs, "-extfile", "ext.cnf", "-extensions", name, "-out", `${name}.pem`]);
+}
+
 function makeFixtures(): void {
   writeFileSync(path("ext.cnf"), EXT);
   writeFileSync(path("ca.cnf"), CA_CNF);
@@ -113,51 +119,11 @@ function makeFixtures(): void {
   // Intermediate: P-384 key, signed by the root with SHA-384.
   ossl(["ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", "inter.key"]);
   ossl(["req", "-new", "-key", "inter.key", "-out", "inter.csr", "-subj", "/C=NL/O=mbedlink test/CN=Test Intermediate CA"]);
-  ossl([
-    "x509",
-    "-req",
-    "-in",
-    "inter.csr",
-    "-CA",
-    "root.pem",
-    "-CAkey",
-    "root.key",
-    "-set_serial",
-    "0x00F1E2D3C4B5A69788",
-    "-days",
-    "1000",
-    "-sha384",
-    "-extfile",
-    "ext.cnf",
-    "-extensions",
-    "inter",
-    "-out",
-    "inter.pem",
-  ]);
+  issue("inter", "root", "0x00F1E2D3C4B5A69788", "1000", "sha384");
   // EC P-256 leaf, signed by the intermediate (ECDSA with SHA-384): SANs of every kind.
   ossl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ecleaf.key"]);
   ossl(["req", "-new", "-key", "ecleaf.key", "-out", "ecleaf.csr", "-subj", "/C=DE/ST=Berlin/L=Berlin/O=Fleet GmbH/CN=device-42"]);
-  ossl([
-    "x509",
-    "-req",
-    "-in",
-    "ecleaf.csr",
-    "-CA",
-    "inter.pem",
-    "-CAkey",
-    "inter.key",
-    "-set_serial",
-    "4242",
-    "-days",
-    "90",
-    "-sha384",
-    "-extfile",
-    "ext.cnf",
-    "-extensions",
-    "ecleaf",
-    "-out",
-    "ecleaf.pem",
-  ]);
+  issue("ecleaf", "inter", "4242", "90", "sha384");
   // RSA-3072 leaf signed by the root (SHA-512), UTF-8 subject, other EKUs.
   ossl([
     "req",
@@ -173,27 +139,7 @@ function makeFixtures(): void {
     "-subj",
     "/O=Grüße & Co/CN=Zoë Müller",
   ]);
-  ossl([
-    "x509",
-    "-req",
-    "-in",
-    "rsaleaf.csr",
-    "-CA",
-    "root.pem",
-    "-CAkey",
-    "root.key",
-    "-set_serial",
-    "0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
-    "-days",
-    "30",
-    "-sha512",
-    "-extfile",
-    "ext.cnf",
-    "-extensions",
-    "rsaleaf",
-    "-out",
-    "rsaleaf.pem",
-  ]);
+  issue("rsaleaf", "root", "0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF", "30", "sha512");
   // Self-signed RSASSA-PSS (SHA-256, MGF1-SHA-256), v3 without pathlen.
   ossl([
     "req",

@@ -63,6 +63,24 @@ int ml_x509_fail(struct ml_call *call, int code, const char *what)
     return st == ML_STATUS_OUT_OF_MEMORY ? st : ML_STATUS_BAD_CERTIFICATE;
 }
 
+int ml_x509_encode_text(struct ml_call *call, CborEncoder *result, ml_x509_info_fn info, const void *obj)
+{
+    char *text = ml_buf_alloc(ML_X509_TEXT_MAX);
+    int n = 0;
+    int st = ML_STATUS_OK;
+    if (text == NULL) {
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no room for %u bytes of text", ML_X509_TEXT_MAX);
+    }
+    n = info(text, ML_X509_TEXT_MAX, obj);
+    if (n < 0) {
+        ML_CHK(ml_x509_fail(call, n, "x509 info text"));
+    }
+    (void)cbor_encode_text_string(result, text, (size_t)n);
+cleanup:
+    ml_buf_free(text, ML_X509_TEXT_MAX);
+    return st;
+}
+
 CborError ml_x509_encode_name(CborEncoder *enc, const mbedtls_x509_name *name)
 {
     CborEncoder arr, attr;

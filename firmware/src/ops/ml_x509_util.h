@@ -35,6 +35,13 @@ void ml_x509_input_drop(struct ml_x509_input *in);
 /* An Mbed TLS parse error: out_of_memory for an allocation failure, else bad_certificate with its code. */
 int ml_x509_fail(struct ml_call *call, int code, const char *what);
 
+/* Mbed TLS's description of an object (mbedtls_x509_crt_info / _crl_info
+ * through `info`, at most ML_X509_TEXT_MAX bytes, the Mbed TLS suite's
+ * buffer) as a text string into result. */
+#define ML_X509_TEXT_MAX 2000u
+typedef int (*ml_x509_info_fn)(char *buf, size_t size, const void *obj);
+int ml_x509_encode_text(struct ml_call *call, CborEncoder *result, ml_x509_info_fn info, const void *obj);
+
 /* [* [name, value, tag]]: each attribute of a distinguished name in DER order
  * (name: Mbed TLS's short name, e.g. "CN", or the dotted OID; value: the raw
  * string bytes; tag: its ASN.1 string type). */

@@ -17,9 +17,6 @@ struct crl_obj {
     struct ml_x509_input in;
 };
 
-/* Largest mbedtls_x509_crl_info text x509_crl_text answers (the Mbed TLS suite's buffer). */
-#define CRL_TEXT_MAX 2000u
-
 static void crl_dtor(void *obj)
 {
     struct crl_obj *c = obj;
@@ -166,24 +163,15 @@ cleanup:
     return st;
 }
 
+static int crl_info_text(char *buf, size_t size, const void *obj) { return mbedtls_x509_crl_info(buf, size, "", obj); }
+
 int ml_op_x509_crl_text(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
-    const mbedtls_x509_crl *crl = NULL;
-    char *text = NULL;
-    int n = 0;
+    const mbedtls_x509_crl *obj = NULL;
     int st = ML_STATUS_OK;
-    ML_CHK(args_crl_at(call, args, 1, &crl));
-    text = ml_buf_alloc(CRL_TEXT_MAX);
-    if (text == NULL) {
-        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "x509_crl_text: %u bytes", CRL_TEXT_MAX);
-    }
-    n = mbedtls_x509_crl_info(text, CRL_TEXT_MAX, "", crl);
-    if (n < 0) {
-        ML_CHK(ml_x509_fail(call, n, "x509_crl_info"));
-    }
-    (void)cbor_encode_text_string(result, text, (size_t)n);
+    ML_CHK(args_crl_at(call, args, 1, &obj));
+    ML_CHK(ml_x509_encode_text(call, result, crl_info_text, obj));
 cleanup:
-    ml_buf_free(text, CRL_TEXT_MAX);
     return st;
 }
 

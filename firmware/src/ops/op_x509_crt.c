@@ -32,9 +32,6 @@ struct crt_obj {
     struct owned_der *owned; /* DER buffers of certificates parsed in place */
 };
 
-/* Largest mbedtls_x509_crt_info text x509_crt_text answers (the Mbed TLS suite's buffer). */
-#define CRT_TEXT_MAX 2000u
-
 static void crt_dtor(void *obj)
 {
     struct crt_obj *c = obj;
@@ -351,24 +348,15 @@ cleanup:
     return st;
 }
 
+static int crt_info_text(char *buf, size_t size, const void *obj) { return mbedtls_x509_crt_info(buf, size, "", obj); }
+
 int ml_op_x509_crt_text(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
-    const mbedtls_x509_crt *crt = NULL;
-    char *text = NULL;
-    int n = 0;
+    const mbedtls_x509_crt *obj = NULL;
     int st = ML_STATUS_OK;
-    ML_CHK(ml_x509_crt_args(call, args, 1, &crt));
-    text = ml_buf_alloc(CRT_TEXT_MAX);
-    if (text == NULL) {
-        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "x509_crt_text: %u bytes", CRT_TEXT_MAX);
-    }
-    n = mbedtls_x509_crt_info(text, CRT_TEXT_MAX, "", crt);
-    if (n < 0) {
-        ML_CHK(ml_x509_fail(call, n, "x509_crt_info"));
-    }
-    (void)cbor_encode_text_string(result, text, (size_t)n);
+    ML_CHK(ml_x509_crt_args(call, args, 1, &obj));
+    ML_CHK(ml_x509_encode_text(call, result, crt_info_text, obj));
 cleanup:
-    ml_buf_free(text, CRT_TEXT_MAX);
     return st;
 }
 
