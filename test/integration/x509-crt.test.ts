@@ -445,8 +445,9 @@ describe("certificates larger than one frame, and the heap a parse takes", () =>
       expect(c.toDER()).toEqual(u8(n.raw));
       expect(nodeSan(c)).toBe(n.subjectAltName);
       expect(c.subjectAlternativeNames?.length).toBe(n.subjectAltName?.split(", ").length);
+      const peak = after.heapPeak > before.heapPeak ? `${after.heapPeak - before.heapUsed} B` : "not above";
       console.log(
-        `[x509-crt ${TARGET}] a ${n.raw.length}-byte certificate (${c.subjectAlternativeNames?.length} SANs, MTU ${mtu}) keeps ${after.heapUsed - before.heapUsed} B of heap, peak during the parse ${after.heapPeak - before.heapUsed} B above the heap before`,
+        `[x509-crt ${TARGET}] a ${n.raw.length}-byte certificate (${c.subjectAlternativeNames?.length} SANs, MTU ${mtu}) keeps ${after.heapUsed - before.heapUsed} B of heap; the parse's peak: ${peak} the heap before`,
       );
     } finally {
       await c.close();
@@ -478,6 +479,30 @@ describe("certificates larger than one frame, and the heap a parse takes", () =>
     const again = await dev.x509.CRT.fromPEM(pemOf("root"));
     expect(again.subject).toContain("Test Root CA");
     await again.close();
+  }, 120_000);
+});
+
+describe("the largest chain", () => {
+  it("one chain handle takes RSA-2048 certificates until the heap is full (STM32: 25 and more), then OutOfMemoryError", async () => {
+    const der = u8(nodeOf("root").raw);
+    const before = await dev.stats();
+    let n = 0;
+    let err: unknown;
+    await withTemporaryHandle(dev._context, async (h) => {
+      try {
+        for (; n < 1000; n++) await dev._context.call(Op.x509CrtParse, [h, der, der.length]);
+      } catch (e) {
+        err = e;
+      }
+      const full = await dev.stats();
+      console.log(
+        `[x509-crt ${TARGET}] one chain took ${n} ${der.length}-byte RSA-2048 certificates (${full.heapUsed - before.heapUsed} B of heap, ${Math.round((full.heapUsed - before.heapUsed) / n)} B each)`,
+      );
+      expect(await dev._context.call(Op.x509CrtInfo, [h, n - 1])).toMatchObject({ serial: new Uint8Array([1]) });
+    });
+    expect(err).toBeInstanceOf(OutOfMemoryError);
+    expect(n).toBeGreaterThanOrEqual(bulk(150, 25));
+    expect((await dev.stats()).heapUsed).toBe(before.heapUsed);
   }, 120_000);
 });
 
