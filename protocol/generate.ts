@@ -162,13 +162,13 @@ export function cddlArity(items: string[]): [number, number] | string {
   return [min, max];
 }
 
-/** Problems of one id table: names, ids (unique, in 0..255), docs. */
-function validateTable(table: string, entries: Entry[], problems: string[]): void {
+/** Problems of one id table: names, ids (unique, in 0..maxId: 255, or 2^30 for flag bits), docs. */
+function validateTable(table: string, entries: Entry[], problems: string[], maxId = 255): void {
   const byId = new Map<number, string>();
   const byName = new Set<string>();
   for (const e of entries) {
     if (!/^[a-z][a-z0-9_]*$/.test(e.name)) problems.push(`${table}: bad name ${JSON.stringify(e.name)}`);
-    if (!Number.isInteger(e.id) || e.id < 0 || e.id > 255) problems.push(`${table}.${e.name}: id ${e.id} is not in 0..255`);
+    if (!Number.isInteger(e.id) || e.id < 0 || e.id > maxId) problems.push(`${table}.${e.name}: id ${e.id} is not in 0..${maxId}`);
     const clash = byId.get(e.id);
     if (clash !== undefined) problems.push(`${table}: id ${e.id} used by both ${clash} and ${e.name}`);
     byId.set(e.id, e.name);
@@ -214,7 +214,7 @@ function validateEnums(enums: Record<string, EnumDef>, problems: string[]): void
       problems.push(`enums.${name}: no values`);
       continue;
     }
-    validateTable(`enums.${name}`, def.values, problems);
+    validateTable(`enums.${name}`, def.values, problems, def.flags ? 2 ** 30 : 255);
     if (def.flags) {
       for (const v of def.values) {
         if (!(v.id > 0 && (v.id & (v.id - 1)) === 0))

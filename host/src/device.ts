@@ -52,6 +52,10 @@ export interface DeviceInfo {
   persistent: boolean;
   /** Number of key slots (dev.slots). */
   slots: number;
+  /** Most CA certificates one dev.x509.TrustStore holds (0 from firmware without trust stores). */
+  trustCasMax: number;
+  /** Most CRLs one dev.x509.TrustStore holds. */
+  trustCrlsMax: number;
 }
 
 /** python-mbedtls's `mbedtls.version`, of the device's Mbed TLS. */
@@ -146,7 +150,15 @@ export function parseHello(r: unknown): DeviceInfo {
     keyStore: s(m.key_store, "key_store"),
     persistent: bool(m.persistent, "persistent"),
     slots: u(m.slots, "slots"),
+    trustCasMax: m.trust_cas_max === undefined ? 0 : u(m.trust_cas_max, "trust_cas_max"),
+    trustCrlsMax: m.trust_crls_max === undefined ? 0 : u(m.trust_crls_max, "trust_crls_max"),
   };
+}
+
+function clockOf(r: unknown): Date {
+  const s = typeof r === "bigint" ? Number(r) : r;
+  if (typeof s !== "number" || !Number.isInteger(s) || s < 0) throw new ProtocolError("time_set: result is not an unsigned integer");
+  return new Date(s);
 }
 
 function parseVersion(mbedtls: string): VersionInfo {
@@ -292,6 +304,22 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     return Uint8Array.from(r);
   }
 
+  /** The device clock (time_set without an argument), by which certificate and CRL validity are judged. */
+  async time(opts: CallOptions = {}): Promise<Date> {
+    return clockOf(await this.rpc.call(Op.timeSet, [], opts));
+  }
+
+  /**
+   * Sets the device clock (the SDK already sets it to the host's time after
+   * every hello, so this lasts until the next reset or reconnect); resolves
+   * with the clock's new time.
+   */
+  async setTime(at: Date, opts: CallOptions = {}): Promise<Date> {
+    if (!(at instanceof Date) || Number.isNaN(at.getTime()) || at.getTime() < 0)
+      throw new ArgumentError("setTime() takes a valid Date from 1970 on");
+    return clockOf(await this.rpc.call(Op.timeSet, [BigInt(at.getTime())], opts));
+  }
+
   /** Heap, handle and link counters of the device. */
   async stats(opts: CallOptions = {}): Promise<DeviceStats> {
     const r = await this.rpc.call(Op.stats, [], opts);
@@ -357,6 +385,29 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.rpc.mtu = info.mtu;
     this.transport.setMaxFrame(info.mtu);
     this.rpc.noteBootId(Buffer.from(info.bootId, "hex"));
+    await this.setClock(deadline);
+  }
+
+  /**
+   * Sets the device clock (time_set) to the host's time after every hello:
+   * at open, after a reset and on a new link, before any queued call goes
+   * on, so certificate validity is judged by the right date (a board keeps
+   * no calendar across a restart). It goes ahead of queued calls like hello;
+   * ordered (spec 6), so a lost request is resent only while nothing sent
+   * after it can depend on it, and each try carries the time of its own
+   * sending (a new request, never a stale resend).
+   */
+  private async setClock(deadline: number): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      const left = deadline - performance.now();
+      const timeoutMs = Math.max(1, Math.min(left, HELLO_RETRY_MS * attempt));
+      try {
+        await this.rpc.callPriority(Op.timeSet, [BigInt(Date.now())], { timeoutMs });
+        return;
+      } catch (e) {
+        if (!(e instanceof TimeoutError) || performance.now() >= deadline) throw e;
+      }
+    }
   }
 
   /**

@@ -2,6 +2,7 @@
 
 #include <string.h>
 
+#include "core/ml_clock.h"
 #include "core/ml_device.h"
 #include "core/ml_handles.h"
 #include "core/ml_heap.h"
@@ -15,6 +16,7 @@ int ml_core_init(void)
     ml_heap_init();
     ml_device.oom_answers = 0; /* the heap's counters start again too */
     ml_handles_init();
+    ml_clock_init(); /* 1970 until the host sets it (time_set) */
     ml_link_init(ml_hal_board()->mtu);
     /* A medium failure leaves the slots answering storage_error; the rest serves. */
     (void)ml_keystore_init();

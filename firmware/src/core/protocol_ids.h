@@ -42,6 +42,7 @@ enum ml_op {
     ML_OP_ECHO = 1, /* Return the byte string it was given (link test and baseline). */
     ML_OP_STATS = 2, /* Return heap usage, handle usage and link counters. */
     ML_OP_FREE = 3, /* Free any live handle; its context is zeroised. */
+    ML_OP_TIME_SET = 4, /* Set the device clock (Unix time in milliseconds), which the board then keeps with its millisecond counter; returns the clock's time (ms). Without an argument it only reads the clock. Certificate and CRL validity are judged against it (spec.md 7.9). */
     ML_OP_HASH_NEW = 16, /* Create a digest context under a host-chosen handle. */
     ML_OP_HASH_UPDATE = 17, /* Feed bytes into a digest context. */
     ML_OP_HASH_DIGEST = 18, /* Return the digest of everything fed so far; the context stays usable (PEP 452). */
@@ -125,6 +126,10 @@ enum ml_op {
     ML_OP_X509_CSR_VERIFY = 133, /* Whether a certificate request's signature verifies under its own public key (proof of possession). */
     ML_OP_X509_CRT_SIGN = 134, /* Issue a certificate for a CSR handle, signed by a device key: self-signed, or under an issuer certificate handle whose subject becomes the issuer name and whose key must be the signing key (mbedtls_x509write_crt). Validity, serial, digest, basic constraints, key usage, extended key usage, subjectAltNames (by default those the CSR requests), subject and authority key identifiers. The certificate lands under a new certificate handle; returns its length and its DER when it fits the answer. */
     ML_OP_X509_DER_READ = 135, /* Read bytes of the DER of a certificate request or of a certificate (the first of a chain) under a handle: the way out for one larger than a frame. */
+    ML_OP_X509_TRUST_NEW = 140, /* Create an empty trust store (CA certificates and CRLs) under a host-chosen handle. */
+    ML_OP_X509_TRUST_ADD = 141, /* Add every certificate of a certificate handle's chain to a trust store as a trusted CA (the store keeps its own copy); returns the store's CA count. */
+    ML_OP_X509_TRUST_ADD_CRL = 142, /* Add the CRLs of a CRL handle to a trust store (its own copy), consulted by every verify; returns the store's CRL count. */
+    ML_OP_X509_TRUST_VERIFY = 143, /* Verify a chain (leaf first) against a trust store with Mbed TLS's full path validation: validity as of the device clock or a given time, signatures, CA flag, path length, key usage of issuers, CRL revocation, host name, the TLS purpose's key usage and extended key usage on the leaf, the algorithm profile. Returns the flags (x509_verify_flag bits) and the path with each certificate's flags. */
 };
 
 enum ml_status {
@@ -252,6 +257,44 @@ enum ml_keywrap_mode {
     ML_KEYWRAP_MODE_KW = 0, /* KW (RFC 3394): a multiple of 8 bytes, at least 16; ICV A6A6A6A6A6A6A6A6. */
     ML_KEYWRAP_MODE_KWP = 1, /* KWP (RFC 5649): 1 byte or more, padded; ICV A65959A6 and the length. */
 };
+
+/* x509_trust_verify's purpose argument: what the leaf must allow (keyUsage and extendedKeyUsage, when present, as OpenSSL's -purpose). */
+enum ml_x509_purpose {
+    ML_X509_PURPOSE_ANY = 0, /* No purpose check. */
+    ML_X509_PURPOSE_SERVER = 1, /* A TLS server: extendedKeyUsage serverAuth; keyUsage digitalSignature, keyEncipherment or keyAgreement. */
+    ML_X509_PURPOSE_CLIENT = 2, /* A TLS client: extendedKeyUsage clientAuth; keyUsage digitalSignature or keyAgreement. */
+};
+
+/* x509_trust_verify's profile argument: the hashes, key types, curves and RSA sizes acceptable in signatures. */
+enum ml_x509_profile {
+    ML_X509_PROFILE_DEFAULT = 0, /* Mbed TLS's default: SHA-256 and up, RSA of 2048 bits and up, NIST P-256/384/521 and Brainpool curves. */
+    ML_X509_PROFILE_NEXT = 1, /* Mbed TLS's next: the default with secp256k1 too. */
+    ML_X509_PROFILE_SUITEB = 2, /* NSA Suite B: ECDSA with SHA-256/384 on P-256 or P-384 only. */
+    ML_X509_PROFILE_COMPAT = 3, /* The default with SHA-1, RIPEMD-160 and SHA-224, any curve, RSA of 1024 bits and up (Mbed TLS's test suite's compat profile). */
+};
+
+/* x509_trust_verify's flag bits: Mbed TLS's MBEDTLS_X509_BADCERT_* / BADCRL_* verification flags, the same bit values. */
+#define ML_X509_VERIFY_FLAG_EXPIRED 0x1u /* The certificate's validity ended (notAfter is before the verification time): MBEDTLS_X509_BADCERT_EXPIRED. */
+#define ML_X509_VERIFY_FLAG_REVOKED 0x2u /* A CRL of the issuer lists the certificate: MBEDTLS_X509_BADCERT_REVOKED. */
+#define ML_X509_VERIFY_FLAG_CN_MISMATCH 0x4u /* The host name matches neither a subjectAltName nor (without SANs) the CN: MBEDTLS_X509_BADCERT_CN_MISMATCH. */
+#define ML_X509_VERIFY_FLAG_NOT_TRUSTED 0x8u /* No acceptable issuer leads to the trust store (unknown root, bad signature, an issuer that is not a CA, lacks keyCertSign, or whose pathLenConstraint the path exceeds): MBEDTLS_X509_BADCERT_NOT_TRUSTED. */
+#define ML_X509_VERIFY_FLAG_CRL_NOT_TRUSTED 0x10u /* A CRL of the issuer is not correctly signed by it: MBEDTLS_X509_BADCRL_NOT_TRUSTED. */
+#define ML_X509_VERIFY_FLAG_CRL_EXPIRED 0x20u /* A CRL of the issuer is past its nextUpdate: MBEDTLS_X509_BADCRL_EXPIRED. */
+#define ML_X509_VERIFY_FLAG_MISSING 0x40u /* A certificate was missing: MBEDTLS_X509_BADCERT_MISSING. */
+#define ML_X509_VERIFY_FLAG_SKIP_VERIFY 0x80u /* Verification was skipped: MBEDTLS_X509_BADCERT_SKIP_VERIFY. */
+#define ML_X509_VERIFY_FLAG_OTHER 0x100u /* Another reason: MBEDTLS_X509_BADCERT_OTHER. */
+#define ML_X509_VERIFY_FLAG_FUTURE_VALIDITY 0x200u /* The certificate's validity starts after the verification time: MBEDTLS_X509_BADCERT_FUTURE. */
+#define ML_X509_VERIFY_FLAG_CRL_FUTURE 0x400u /* A CRL of the issuer is from the future (thisUpdate after the verification time): MBEDTLS_X509_BADCRL_FUTURE. */
+#define ML_X509_VERIFY_FLAG_BAD_KEY_USAGE 0x800u /* The leaf's keyUsage does not allow the purpose: MBEDTLS_X509_BADCERT_KEY_USAGE. */
+#define ML_X509_VERIFY_FLAG_BAD_EXT_KEY_USAGE 0x1000u /* The leaf's extendedKeyUsage does not allow the purpose: MBEDTLS_X509_BADCERT_EXT_KEY_USAGE. */
+#define ML_X509_VERIFY_FLAG_BAD_NS_CERT_TYPE 0x2000u /* The nsCertType extension does not allow the usage: MBEDTLS_X509_BADCERT_NS_CERT_TYPE. */
+#define ML_X509_VERIFY_FLAG_BAD_MD 0x4000u /* Signed with a hash the profile does not accept: MBEDTLS_X509_BADCERT_BAD_MD. */
+#define ML_X509_VERIFY_FLAG_BAD_PK 0x8000u /* Signed with a public-key algorithm the profile does not accept: MBEDTLS_X509_BADCERT_BAD_PK. */
+#define ML_X509_VERIFY_FLAG_BAD_KEY 0x10000u /* Signed with a key the profile does not accept (curve, RSA too short): MBEDTLS_X509_BADCERT_BAD_KEY. */
+#define ML_X509_VERIFY_FLAG_CRL_BAD_MD 0x20000u /* A CRL signed with a hash the profile does not accept: MBEDTLS_X509_BADCRL_BAD_MD. */
+#define ML_X509_VERIFY_FLAG_CRL_BAD_PK 0x40000u /* A CRL signed with a public-key algorithm the profile does not accept: MBEDTLS_X509_BADCRL_BAD_PK. */
+#define ML_X509_VERIFY_FLAG_CRL_BAD_KEY 0x80000u /* A CRL signed with a key the profile does not accept: MBEDTLS_X509_BADCRL_BAD_KEY. */
+#define ML_X509_VERIFY_FLAGS_MASK 0xfffffu /* every x509_verify_flag bit */
 
 /* The hash_algs table: X(id, Mbed TLS md type, digest size, block size in bytes),
  * once per algorithm in id order. Mbed TLS keeps the block size private; HMAC pads keys to it. */

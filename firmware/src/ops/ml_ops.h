@@ -11,6 +11,7 @@ int ml_op_hello(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_echo(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_stats(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_free(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_time_set(struct ml_call *call, CborValue *args, CborEncoder *result);
 
 /* hash */
 int ml_op_hash_new(struct ml_call *call, CborValue *args, CborEncoder *result);
@@ -126,5 +127,9 @@ int ml_op_x509_csr_info(struct ml_call *call, CborValue *args, CborEncoder *resu
 int ml_op_x509_csr_verify(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_x509_crt_sign(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_x509_der_read(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_x509_trust_new(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_x509_trust_add(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_x509_trust_add_crl(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_x509_trust_verify(struct ml_call *call, CborValue *args, CborEncoder *result);
 
 #endif /* ML_OPS_H */

@@ -10,6 +10,7 @@
 #include "ops/ml_hash.h"
 #include "ops/ml_ops.h"
 #include "ops/ml_pk.h"
+#include "ops/ml_x509_trust.h"
 #include "store/ml_keystore.h"
 
 #define HELLO_SEED_MAX 64
@@ -48,6 +49,14 @@ static CborError put_store(CborEncoder *map)
     return err | put_uint(map, "slots", ml_keystore_slots());
 }
 
+/* hello's trust_cas_max, trust_crls_max (spec.md 7.9). */
+#define HELLO_TRUST_FIELDS 2
+static CborError put_trust(CborEncoder *map)
+{
+    CborError err = put_uint(map, "trust_cas_max", ML_CFG_TRUST_CAS_MAX);
+    return err | put_uint(map, "trust_crls_max", ML_CFG_TRUST_CRLS_MAX);
+}
+
 /* hello's result (spec.md 7.4); the dispatcher checks the encoder (too_large). */
 static void encode_hello(CborEncoder *result)
 {
@@ -61,7 +70,7 @@ static void encode_hello(CborEncoder *result)
     mbedtls_version_get_string(mbedtls_version); /* writes at most 9 bytes */
 
     CborEncoder map;
-    CborError err = cbor_encoder_create_map(result, &map, 14 + HELLO_STORE_FIELDS);
+    CborError err = cbor_encoder_create_map(result, &map, 14 + HELLO_STORE_FIELDS + HELLO_TRUST_FIELDS);
     err |= put_uint(&map, "proto", ML_PROTOCOL_VERSION);
     err |= put_text(&map, "fw", ML_FW_VERSION);
     err |= put_text(&map, "mbedtls", mbedtls_version);
@@ -78,6 +87,7 @@ static void encode_hello(CborEncoder *result)
     err |= put_uint_list(&map, "hashes", hashes, nhashes);
     err |= put_uint_list(&map, "curves", curves, ncurves);
     err |= put_store(&map);
+    err |= put_trust(&map);
     err |= cbor_encoder_close_container(result, &map);
     (void)err;
 }

@@ -46,6 +46,8 @@ export const Op = {
   stats: 2,
   /** Free any live handle; its context is zeroised. */
   free: 3,
+  /** Set the device clock (Unix time in milliseconds), which the board then keeps with its millisecond counter; returns the clock's time (ms). Without an argument it only reads the clock. Certificate and CRL validity are judged against it (spec.md 7.9). */
+  timeSet: 4,
   /** Create a digest context under a host-chosen handle. */
   hashNew: 16,
   /** Feed bytes into a digest context. */
@@ -212,6 +214,14 @@ export const Op = {
   x509CrtSign: 134,
   /** Read bytes of the DER of a certificate request or of a certificate (the first of a chain) under a handle: the way out for one larger than a frame. */
   x509DerRead: 135,
+  /** Create an empty trust store (CA certificates and CRLs) under a host-chosen handle. */
+  x509TrustNew: 140,
+  /** Add every certificate of a certificate handle's chain to a trust store as a trusted CA (the store keeps its own copy); returns the store's CA count. */
+  x509TrustAdd: 141,
+  /** Add the CRLs of a CRL handle to a trust store (its own copy), consulted by every verify; returns the store's CRL count. */
+  x509TrustAddCrl: 142,
+  /** Verify a chain (leaf first) against a trust store with Mbed TLS's full path validation: validity as of the device clock or a given time, signatures, CA flag, path length, key usage of issuers, CRL revocation, host name, the TLS purpose's key usage and extended key usage on the leaf, the algorithm profile. Returns the flags (x509_verify_flag bits) and the path with each certificate's flags. */
+  x509TrustVerify: 143,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -411,6 +421,75 @@ export const KeywrapMode = {
 } as const;
 export type KeywrapMode = (typeof KeywrapMode)[keyof typeof KeywrapMode];
 
+/** x509_trust_verify's purpose argument: what the leaf must allow (keyUsage and extendedKeyUsage, when present, as OpenSSL's -purpose). */
+export const X509Purpose = {
+  /** No purpose check. */
+  any: 0,
+  /** A TLS server: extendedKeyUsage serverAuth; keyUsage digitalSignature, keyEncipherment or keyAgreement. */
+  server: 1,
+  /** A TLS client: extendedKeyUsage clientAuth; keyUsage digitalSignature or keyAgreement. */
+  client: 2,
+} as const;
+export type X509Purpose = (typeof X509Purpose)[keyof typeof X509Purpose];
+
+/** x509_trust_verify's profile argument: the hashes, key types, curves and RSA sizes acceptable in signatures. */
+export const X509Profile = {
+  /** Mbed TLS's default: SHA-256 and up, RSA of 2048 bits and up, NIST P-256/384/521 and Brainpool curves. */
+  default: 0,
+  /** Mbed TLS's next: the default with secp256k1 too. */
+  next: 1,
+  /** NSA Suite B: ECDSA with SHA-256/384 on P-256 or P-384 only. */
+  suiteb: 2,
+  /** The default with SHA-1, RIPEMD-160 and SHA-224, any curve, RSA of 1024 bits and up (Mbed TLS's test suite's compat profile). */
+  compat: 3,
+} as const;
+export type X509Profile = (typeof X509Profile)[keyof typeof X509Profile];
+
+/** x509_trust_verify's flag bits: Mbed TLS's MBEDTLS_X509_BADCERT_* / BADCRL_* verification flags, the same bit values. */
+export const X509VerifyFlag = {
+  /** The certificate's validity ended (notAfter is before the verification time): MBEDTLS_X509_BADCERT_EXPIRED. */
+  expired: 1,
+  /** A CRL of the issuer lists the certificate: MBEDTLS_X509_BADCERT_REVOKED. */
+  revoked: 2,
+  /** The host name matches neither a subjectAltName nor (without SANs) the CN: MBEDTLS_X509_BADCERT_CN_MISMATCH. */
+  cnMismatch: 4,
+  /** No acceptable issuer leads to the trust store (unknown root, bad signature, an issuer that is not a CA, lacks keyCertSign, or whose pathLenConstraint the path exceeds): MBEDTLS_X509_BADCERT_NOT_TRUSTED. */
+  notTrusted: 8,
+  /** A CRL of the issuer is not correctly signed by it: MBEDTLS_X509_BADCRL_NOT_TRUSTED. */
+  crlNotTrusted: 16,
+  /** A CRL of the issuer is past its nextUpdate: MBEDTLS_X509_BADCRL_EXPIRED. */
+  crlExpired: 32,
+  /** A certificate was missing: MBEDTLS_X509_BADCERT_MISSING. */
+  missing: 64,
+  /** Verification was skipped: MBEDTLS_X509_BADCERT_SKIP_VERIFY. */
+  skipVerify: 128,
+  /** Another reason: MBEDTLS_X509_BADCERT_OTHER. */
+  other: 256,
+  /** The certificate's validity starts after the verification time: MBEDTLS_X509_BADCERT_FUTURE. */
+  futureValidity: 512,
+  /** A CRL of the issuer is from the future (thisUpdate after the verification time): MBEDTLS_X509_BADCRL_FUTURE. */
+  crlFuture: 1024,
+  /** The leaf's keyUsage does not allow the purpose: MBEDTLS_X509_BADCERT_KEY_USAGE. */
+  badKeyUsage: 2048,
+  /** The leaf's extendedKeyUsage does not allow the purpose: MBEDTLS_X509_BADCERT_EXT_KEY_USAGE. */
+  badExtKeyUsage: 4096,
+  /** The nsCertType extension does not allow the usage: MBEDTLS_X509_BADCERT_NS_CERT_TYPE. */
+  badNsCertType: 8192,
+  /** Signed with a hash the profile does not accept: MBEDTLS_X509_BADCERT_BAD_MD. */
+  badMd: 16384,
+  /** Signed with a public-key algorithm the profile does not accept: MBEDTLS_X509_BADCERT_BAD_PK. */
+  badPk: 32768,
+  /** Signed with a key the profile does not accept (curve, RSA too short): MBEDTLS_X509_BADCERT_BAD_KEY. */
+  badKey: 65536,
+  /** A CRL signed with a hash the profile does not accept: MBEDTLS_X509_BADCRL_BAD_MD. */
+  crlBadMd: 131072,
+  /** A CRL signed with a public-key algorithm the profile does not accept: MBEDTLS_X509_BADCRL_BAD_PK. */
+  crlBadPk: 262144,
+  /** A CRL signed with a key the profile does not accept: MBEDTLS_X509_BADCRL_BAD_KEY. */
+  crlBadKey: 524288,
+} as const;
+export type X509VerifyFlag = (typeof X509VerifyFlag)[keyof typeof X509VerifyFlag];
+
 /**
  * Whether a lost request may be resent (spec.md 6), under the same id, byte
  * for byte, the device answering a request it already ran from its record of
@@ -434,6 +513,7 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [1, { name: "echo", module: "sys", resend: "record", minArgs: 1, maxArgs: 1 }],
   [2, { name: "stats", module: "sys", resend: "record", minArgs: 0, maxArgs: 0 }],
   [3, { name: "free", module: "sys", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [4, { name: "time_set", module: "sys", resend: "ordered", minArgs: 0, maxArgs: 1 }],
   [16, { name: "hash_new", module: "hash", resend: "ordered", minArgs: 2, maxArgs: 2 }],
   [17, { name: "hash_update", module: "hash", resend: "ordered", minArgs: 2, maxArgs: 2 }],
   [18, { name: "hash_digest", module: "hash", resend: "record", minArgs: 1, maxArgs: 1 }],
@@ -517,6 +597,10 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [133, { name: "x509_csr_verify", module: "x509", resend: "record", minArgs: 1, maxArgs: 1 }],
   [134, { name: "x509_crt_sign", module: "x509", resend: "ordered", minArgs: 9, maxArgs: 9 }],
   [135, { name: "x509_der_read", module: "x509", resend: "record", minArgs: 3, maxArgs: 3 }],
+  [140, { name: "x509_trust_new", module: "x509", resend: "ordered", minArgs: 1, maxArgs: 1 }],
+  [141, { name: "x509_trust_add", module: "x509", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [142, { name: "x509_trust_add_crl", module: "x509", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [143, { name: "x509_trust_verify", module: "x509", resend: "record", minArgs: 7, maxArgs: 7 }],
 ]);
 
 export interface HashAlgInfo {
