@@ -12,8 +12,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { type Device, type ECC, pemDecode, pemEncode, type RSA, SymmetricKey } from "../../src/index.js";
+import { type CRT, type Device, type ECC, pemDecode, pemEncode, type RSA, SymmetricKey } from "../../src/index.js";
 import { lookupCurve } from "../../src/modules/curves.js";
+import type { KeyUsage } from "../../src/modules/x509-crt.js";
 import { intArg, UsageError } from "../args.js";
 import type { Context } from "../context.js";
 import { fileSigner, keyId, type ManifestRecord, type ManifestSigner, ManifestWriter, sha256Hex } from "../manifest.js";
@@ -222,9 +223,9 @@ export interface DeviceName {
 }
 
 /**
- * Checks the chain on the host as the CA sees it: each certificate issued
- * by the next (names, signature), the last one by a self-signed anchor in
- * the CA's chain (or it is one), all valid now, and the leaf holding the
+ * Checks the chain on the host (node:crypto), as the device did: each
+ * certificate issued by the next (names, signature) up to one of `anchors`
+ * (the CA's last certificate), all valid now, and the leaf holding the
  * device's public key.
  */
 export function verifyOnHost(chain: readonly Uint8Array[], anchors: readonly Uint8Array[], devicePublicKey: Uint8Array): void {
@@ -241,11 +242,10 @@ export function verifyOnHost(chain: readonly Uint8Array[], anchors: readonly Uin
       throw new CliError(`certificate ${i} of the chain is not valid now (${c.validFrom} .. ${c.validTo})`);
     if (trusted.some((t) => t.raw.equals(c.raw))) return; // reached an anchor
     const issuer = certs[i + 1] ?? trusted.find((t) => c.checkIssued(t));
-    if (!issuer)
-      throw new CliError(`no issuer for certificate ${i} (${c.issuer.replace(/\n/g, ", ")}) in the chain or the CA's certificates`);
+    if (!issuer) throw new CliError(`no issuer for certificate ${i} (${c.issuer.replace(/\n/g, ", ")}) in the chain or the trust anchors`);
     if (!c.checkIssued(issuer) || !c.verify(issuer.publicKey)) throw new CliError(`certificate ${i} is not signed by the next one`);
   }
-  throw new CliError("the chain does not end at one of the CA's certificates");
+  throw new CliError("the chain does not end at a trust anchor (the CA's last certificate)");
 }
 
 /** "CN=a, O=b" from node's one-attribute-per-line form. */
@@ -277,13 +277,12 @@ export async function provisionDevice(
     throw new CliError(`slot ${s.slot} is out of range: ${name.label} has ${info.slots} slots (0..${info.slots - 1})`);
   step("checking the slot");
   const taken = (await dev.slots.list()).find((e) => e.slot === s.slot);
-  const chainBefore = taken ? await slotChain(dev, s.slot) : [];
   if (s.keepKey) {
     if (taken?.kind !== "pk") throw new CliError(`--keep-key: slot ${s.slot} holds no RSA or EC key`);
-    if (chainBefore.length > 0 && !s.force)
+    if ((taken?.chain ?? 0) > 0 && !s.force)
       throw new CliError(`slot ${s.slot} is provisioned already (it holds a certificate); use --force to replace the certificate`);
   } else if (taken && !s.force) {
-    const what = chainBefore.length > 0 ? "is provisioned already (a key and a certificate)" : `holds a key (${keyText(taken.info)})`;
+    const what = (taken?.chain ?? 0) > 0 ? "is provisioned already (a key and a certificate)" : `holds a key (${keyText(taken.info)})`;
     throw new CliError(`slot ${s.slot} ${what}; use --force to replace it`);
   }
 
@@ -320,15 +319,15 @@ export async function provisionDevice(
 
     step(`writing the key and ${written.length} certificates into slot ${s.slot}`);
     if (!s.keepKey) await dev.slots.store(key, s.slot, { label: s.label, overwrite: s.force });
-    await storeChain(dev, s.slot, written, s.force || s.keepKey);
+    await dev.slots.storeChain(s.slot, written, { overwrite: s.force || s.keepKey });
 
     step("reading the chain back and verifying it");
-    const back = await slotChain(dev, s.slot);
+    const back = await dev.slots.loadChainDER(s.slot);
     if (back.length !== written.length || back.some((d, i) => !Buffer.from(d).equals(written[i] as Uint8Array)))
       throw new CliError(`slot ${s.slot}: the chain read back differs from the chain written`);
     const anchors = s.ca.chain.length > 0 ? [s.ca.chain.at(-1) as Uint8Array] : [];
     await verifyOnDevice(dev, back, anchors);
-    verifyOnHost(back, s.ca.chain, publicKey);
+    verifyOnHost(back, anchors, publicKey);
 
     const x = new X509Certificate(leaf);
     const result: ProvisionResult = {
@@ -377,53 +376,51 @@ export function manifestRecord(r: ProvisionResult, name: DeviceName, publicKey: 
 
 // ---- The device side of X.509 (dev.x509, certificate chains in slots) ----
 
-// The members of dev.x509 and dev.slots this command uses, as issue 16's plan
-// fixes them (parts A-D of the issue add them in parallel).
-interface DeviceCertificate extends AsyncDisposable {
-  toDER(): Uint8Array;
-  close(): Promise<void>;
-  sign(csr: DeviceCertificate, key: RSA | ECC, notBefore: Date, notAfter: Date, serial: bigint, opts: object): Promise<DeviceCertificate>;
-}
-interface X509Api {
-  CSR: {
-    new: (key: RSA | ECC, subject: string, digest: string) => Promise<DeviceCertificate>;
-    fromDER(der: Uint8Array): Promise<DeviceCertificate>;
-  };
-  CRT: { fromDER(der: Uint8Array): Promise<DeviceCertificate> };
-  TrustStore: {
-    fromDER(
-      der: readonly Uint8Array[],
-    ): Promise<AsyncDisposable & { verify(chain: readonly Uint8Array[]): Promise<{ ok: boolean; flags: string[] }> }>;
-  };
-}
-interface ChainSlots {
-  loadChain(slot: number): Promise<{ der: Uint8Array }[]>;
-  storeChain(slot: number, chain: readonly Uint8Array[], opts: { overwrite: boolean }): Promise<void>;
-}
-const x509Of = (dev: Device) => (dev as unknown as { x509: X509Api }).x509;
-const chainSlots = (dev: Device) => dev.slots as unknown as ChainSlots;
-
 /** The CSR for `subject` (RFC 4514 text), made and signed on the device with its key: DER. */
 async function makeCsr(dev: Device, key: RSA | ECC, subject: string): Promise<Uint8Array> {
-  await using csr = await x509Of(dev).CSR.new(key, subject, "sha256");
-  return csr.toDER();
+  const csr = await dev.x509.CSR.new(key, subject, "sha256");
+  try {
+    return csr.toDER();
+  } finally {
+    await csr.close().catch(() => {});
+  }
 }
 
-/** The certificate chain in a slot, leaf first; [] when the slot holds none. */
-async function slotChain(dev: Device, slot: number): Promise<Uint8Array[]> {
-  return (await chainSlots(dev).loadChain(slot)).map((c) => c.der);
+/** Parses DER certificates on the device, closing those made when one fails. */
+async function crtsOf(dev: Device, ders: readonly Uint8Array[]): Promise<CRT[]> {
+  const out: CRT[] = [];
+  try {
+    for (const d of ders) out.push(await dev.x509.CRT.fromDER(d));
+    return out;
+  } catch (e) {
+    await closeAll(out);
+    throw e;
+  }
 }
 
-/** Writes `chain` (DER, leaf first) into the slot next to its key. */
-async function storeChain(dev: Device, slot: number, chain: readonly Uint8Array[], overwrite: boolean): Promise<void> {
-  await chainSlots(dev).storeChain(slot, chain, { overwrite });
+async function closeAll(objects: readonly { close(): Promise<void> }[]): Promise<void> {
+  await Promise.all(objects.map((o) => o.close().catch(() => {})));
 }
 
-/** Mbed TLS's path validation of `chain` on the device, with `anchors` as its trust store; a CliError naming the flags. */
+/**
+ * Mbed TLS's path validation of `chain` (DER, leaf first) on the device,
+ * with `anchors` as its trust store and the device's clock; a CliError
+ * naming the flags.
+ */
 async function verifyOnDevice(dev: Device, chain: readonly Uint8Array[], anchors: readonly Uint8Array[]): Promise<void> {
-  await using trust = await x509Of(dev).TrustStore.fromDER(anchors);
-  const r = await trust.verify(chain);
-  if (!r.ok) throw new CliError(`the device's trust store refused the chain: ${r.flags.join(", ")}`);
+  const crts = await crtsOf(dev, chain);
+  const cas = await crtsOf(dev, anchors).catch(async (e) => {
+    await closeAll(crts);
+    throw e;
+  });
+  const trust = new dev.x509.TrustStore();
+  try {
+    await trust.add(cas);
+    const r = await trust.verify(crts);
+    if (!r.valid) throw new CliError(`the device's trust store refused the chain read back: ${r.flags.join(", ")}`);
+  } finally {
+    await closeAll([trust, ...crts, ...cas]);
+  }
 }
 
 /** A CA whose key is in a slot of another mbedlink device: the certificate is signed there (dev.x509 CRT.sign). */
@@ -433,22 +430,29 @@ export async function slotCa(caDev: Device, caSlot: number, label: string, certF
     await key.close();
     throw new CliError(`--ca-slot ${caSlot} holds a symmetric key, not a CA key`);
   }
-  const chain = certFile ? certsOfPem(readFileSync(certFile, "utf8"), certFile) : await slotChain(caDev, caSlot);
+  const chain = certFile ? certsOfPem(readFileSync(certFile, "utf8"), certFile) : await caDev.slots.loadChainDER(caSlot);
   if (chain.length === 0) throw new CliError(`--ca-slot ${caSlot} holds no certificate: give the CA's certificate with --ca-cert`);
-  const issuer = await x509Of(caDev).CRT.fromDER(chain[0] as Uint8Array);
+  const issuer = await caDev.x509.CRT.fromDER(chain[0] as Uint8Array);
   return {
     chain,
     description: `slot ${caSlot} of ${label}`,
     async issue(csrDer, req) {
-      await using csr = await x509Of(caDev).CSR.fromDER(csrDer);
-      await using crt = await issuer.sign(csr, key, req.notBefore, req.notAfter, BigInt(`0x${req.serial}`), {
-        basicConstraints: { ca: false },
-        keyUsage: keyUsageOf(req.keyType),
-        extendedKeyUsage: ["clientAuth"],
-        subjectKeyIdentifier: true,
-        authorityKeyIdentifier: true,
-      });
-      return crt.toDER();
+      const csr = await caDev.x509.CSR.fromDER(csrDer);
+      try {
+        const crt = await issuer.sign(csr, key, req.notBefore, req.notAfter, BigInt(`0x${req.serial}`), {
+          basicConstraints: { ca: false },
+          keyUsage: keyUsageOf(req.keyType) as KeyUsage[],
+          extendedKeyUsage: ["clientAuth"],
+          subjectKeyIdentifier: true,
+          authorityKeyIdentifier: true,
+          digestmod: "sha256",
+        });
+        const der = crt.toDER();
+        await crt.close();
+        return der;
+      } finally {
+        await csr.close().catch(() => {});
+      }
     },
     async close() {
       await issuer.close().catch(() => {});
