@@ -19,10 +19,12 @@
  * bad_handle / wrong_handle_type. */
 int ml_x509_crt_lookup(struct ml_call *call, uint32_t handle, mbedtls_x509_crt **chain);
 
-/* Appends DER certificates (one or more concatenated, or one PEM text ending
- * in '\0') to the chain of `handle`, creating the handle when it is not live.
- * bad_certificate (with Mbed TLS's code) when the input does not parse; the
- * chain is then unchanged and a handle created here is freed again. */
+/* Appends one DER certificate (bytes after it are ignored), or every
+ * certificate of a PEM text ending in '\0' (those that fail are skipped when
+ * others parse), to the chain of `handle`, creating the handle when it is not
+ * live; the DER is copied. bad_certificate (with Mbed TLS's code) when
+ * nothing parses; the chain is then unchanged and a handle created here is
+ * freed again. */
 int ml_x509_crt_add_der(struct ml_call *call, uint32_t handle, const uint8_t *der, size_t len);
 
 /* The object behind an ML_HT_X509_CRL handle (possibly several CRLs chained
