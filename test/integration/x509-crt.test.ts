@@ -88,34 +88,19 @@ function issue(name: string, ca: string, serial: string, days: string, md: strin
   ossl(["x509", "-req", "-in", `${name}.csr`, ...caArgs, "-extfile", "ext.cnf", "-extensions", name, "-out", `${name}.pem`]);
 }
 
+/** A self-signed RSA-2048 certificate `name`.pem (key `name`.key, SHA-256) with the extensions section `name` of ext.cnf. */
+function selfSigned(name: string, days: string, subj: string, extra: string[]): void {
+  const out = ["-keyout", `${name}.key`, "-out", `${name}.pem`, "-days", days, "-sha256", ...extra, "-subj", subj];
+  ossl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", ...out, "-extensions", name, "-config", path("ext.cnf")]);
+}
+
 function makeFixtures(): void {
   writeFileSync(path("ext.cnf"), EXT);
   writeFileSync(path("ca.cnf"), CA_CNF);
   writeFileSync(path("index.txt"), "");
   writeFileSync(path("crlnumber"), "1000\n");
   // Root: RSA-2048, SHA-256.
-  ossl([
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "root.key",
-    "-out",
-    "root.pem",
-    "-days",
-    "3650",
-    "-sha256",
-    "-subj",
-    "/C=NL/O=mbedlink test/OU=x509/CN=Test Root CA",
-    "-extensions",
-    "root",
-    "-config",
-    path("ext.cnf"),
-    "-set_serial",
-    "0x01",
-  ]);
+  selfSigned("root", "3650", "/C=NL/O=mbedlink test/OU=x509/CN=Test Root CA", ["-set_serial", "0x01"]);
   // Intermediate: P-384 key, signed by the root with SHA-384.
   ossl(["ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", "inter.key"]);
   ossl(["req", "-new", "-key", "inter.key", "-out", "inter.csr", "-subj", "/C=NL/O=mbedlink test/CN=Test Intermediate CA"]);
@@ -141,30 +126,7 @@ function makeFixtures(): void {
   ]);
   issue("rsaleaf", "root", "0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF", "30", "sha512");
   // Self-signed RSASSA-PSS (SHA-256, MGF1-SHA-256), v3 without pathlen.
-  ossl([
-    "req",
-    "-x509",
-    "-newkey",
-    "rsa:2048",
-    "-nodes",
-    "-keyout",
-    "pss.key",
-    "-out",
-    "pss.pem",
-    "-days",
-    "10",
-    "-sha256",
-    "-sigopt",
-    "rsa_padding_mode:pss",
-    "-sigopt",
-    "rsa_pss_saltlen:32",
-    "-subj",
-    "/CN=PSS self-signed",
-    "-extensions",
-    "pss",
-    "-config",
-    path("ext.cnf"),
-  ]);
+  selfSigned("pss", "10", "/CN=PSS self-signed", ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:32"]);
   // v1 certificate (no extensions).
   ossl(["req", "-new", "-key", "ecleaf.key", "-out", "v1.csr", "-subj", "/CN=v1 cert"]);
   ossl(["x509", "-req", "-in", "v1.csr", "-signkey", "ecleaf.key", "-days", "5", "-out", "v1.pem"]);
