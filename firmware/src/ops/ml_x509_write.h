@@ -28,6 +28,13 @@ int ml_x509_signing_key(struct ml_call *call, CborValue *args, unsigned pos, mbe
  * when no signature algorithm exists for the key and digest. */
 int ml_x509_write_error(struct ml_call *call, int ret, const char *what);
 
+/* Runs an mbedtls_x509write_*_der call into a heap buffer of *cap bytes
+ * (doubled while too small, up to half the heap): *buf is the buffer (the
+ * caller frees *cap bytes of it), *der and *len the DER at its end. */
+typedef int (*ml_x509_der_writer)(void *wctx, unsigned char *buf, size_t size, mbedtls_f_rng_t *f_rng, void *p_rng);
+int ml_x509_write_der(struct ml_call *call, ml_x509_der_writer write, void *wctx, uint8_t **buf, size_t *cap,
+                      const uint8_t **der, size_t *len);
+
 /* Encodes [length, DER or null]: the DER when it fits an answer (with
  * ML_X509_ANSWER_SLACK bytes around it), else null (x509_der_read). */
 #define ML_X509_ANSWER_SLACK 48u

@@ -538,6 +538,39 @@ int ml_x509_write_error(struct ml_call *call, int ret, const char *what)
     return ml_fail_mbedtls(call, ret, what);
 }
 
+int ml_x509_write_der(struct ml_call *call, ml_x509_der_writer write, void *wctx, uint8_t **buf, size_t *cap,
+                      const uint8_t **der, size_t *len)
+{
+    int ret = 0;
+    int st = ML_STATUS_OK;
+    for (;;) {
+        *buf = ml_buf_alloc(*cap);
+        if (*buf == NULL) {
+            ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for %lu bytes of DER", (unsigned long)*cap);
+        }
+        ret = write(wctx, *buf, *cap, ml_busy_rng, NULL);
+        if (ret != MBEDTLS_ERR_ASN1_BUF_TOO_SMALL || *cap > ML_CFG_HEAP_SIZE / 2) {
+            break;
+        }
+        ml_buf_free(*buf, *cap);
+        *buf = NULL;
+        *cap *= 2;
+    }
+    if (ret < 0) {
+        st = ml_x509_write_error(call, ret, "x509write");
+        goto cleanup;
+    }
+    *der = *buf + *cap - (size_t)ret;
+    *len = (size_t)ret;
+cleanup:
+    return st;
+}
+
+static int csr_der(void *wctx, unsigned char *buf, size_t size, mbedtls_f_rng_t *f_rng, void *p_rng)
+{
+    return mbedtls_x509write_csr_der(wctx, buf, size, f_rng, p_rng);
+}
+
 /* Creates a CSR handle from the DER; bad_certificate (and no handle) when it does not parse. */
 static int csr_create(struct ml_call *call, uint32_t handle, const uint8_t *der, size_t len, struct csr_obj **out)
 {
@@ -588,7 +621,8 @@ int ml_op_x509_csr_write(struct ml_call *call, CborValue *args, CborEncoder *res
     size_t subject_cap = 0;
     uint64_t alg = 0;
     uint8_t *buf = NULL;
-    size_t cap = 0;
+    const uint8_t *der = NULL;
+    size_t cap = 0, der_len = 0;
     unsigned named = 0;
     int ret = 0;
     int st = ML_STATUS_OK;
@@ -613,24 +647,8 @@ int ml_op_x509_csr_write(struct ml_call *call, CborValue *args, CborEncoder *res
     mbedtls_x509write_csr_set_md_alg(&w, mbedtls_md_get_type(info));
     /* The subject, the extensions and the key, with room for a signature. */
     cap = subject_cap + ext_size + 2 * MBEDTLS_PK_SIGNATURE_MAX_SIZE + 256;
-    for (;;) {
-        buf = ml_buf_alloc(cap);
-        if (buf == NULL) {
-            ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %lu-byte CSR", (unsigned long)cap);
-        }
-        ret = mbedtls_x509write_csr_der(&w, buf, cap, ml_busy_rng, NULL);
-        if (ret != MBEDTLS_ERR_ASN1_BUF_TOO_SMALL || cap > ML_CFG_HEAP_SIZE / 2) {
-            break;
-        }
-        ml_buf_free(buf, cap);
-        buf = NULL;
-        cap *= 2;
-    }
-    if (ret < 0) {
-        st = ml_x509_write_error(call, ret, "x509write_csr_der");
-        goto cleanup;
-    }
-    ML_CHK(csr_create(call, handle, buf + cap - (size_t)ret, (size_t)ret, &c));
+    ML_CHK(ml_x509_write_der(call, csr_der, &w, &buf, &cap, &der, &der_len));
+    ML_CHK(csr_create(call, handle, der, der_len, &c));
     ML_CHK(ml_x509_encode_der(c->csr.raw.p, c->csr.raw.len, result));
 cleanup:
     mbedtls_x509write_csr_free(&w);

@@ -117,6 +117,11 @@ cleanup:
     return st;
 }
 
+static int crt_der(void *wctx, unsigned char *buf, size_t size, mbedtls_f_rng_t *f_rng, void *p_rng)
+{
+    return mbedtls_x509write_crt_der(wctx, buf, size, f_rng, p_rng);
+}
+
 /* The extensions a CSR requests that the map does not name: copied as they are. */
 static int copy_requested(struct ml_call *call, const mbedtls_x509_csr *csr, unsigned named, mbedtls_x509write_cert *w)
 {
@@ -198,7 +203,8 @@ int ml_op_x509_crt_sign(struct ml_call *call, CborValue *args, CborEncoder *resu
     mbedtls_x509_crt *issuer = NULL;
     mbedtls_pk_context *key = NULL;
     uint8_t *buf = NULL;
-    size_t cap = 0;
+    const uint8_t *der = NULL;
+    size_t cap = 0, der_len = 0;
     unsigned named = 0;
     bool ski = false, aki = false;
     void *live = NULL;
@@ -252,26 +258,9 @@ int ml_op_x509_crt_sign(struct ml_call *call, CborValue *args, CborEncoder *resu
      * add the issuer's name, the extensions named here and one signature. */
     cap = csr->raw.len + (issuer != NULL ? issuer->subject_raw.len : csr->subject_raw.len) +
           MBEDTLS_PK_SIGNATURE_MAX_SIZE + 512;
-    for (;;) {
-        buf = ml_buf_alloc(cap);
-        if (buf == NULL) {
-            ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %lu-byte certificate", (unsigned long)cap);
-        }
-        ret = mbedtls_x509write_crt_der(&w, buf, cap, ml_busy_rng, NULL);
-        if (ret != MBEDTLS_ERR_ASN1_BUF_TOO_SMALL || cap > ML_CFG_HEAP_SIZE / 2) {
-            break;
-        }
-        ml_buf_free(buf, cap);
-        buf = NULL;
-        cap *= 2;
-    }
-    if (ret < 0) {
-        st = ml_x509_write_error(call, ret, "x509write_crt_der");
-        goto cleanup;
-    }
-    const uint8_t *der = buf + cap - (size_t)ret;
-    ML_CHK(ml_x509_crt_add_der(call, dst, der, (size_t)ret));
-    ML_CHK(ml_x509_encode_der(der, (size_t)ret, result));
+    ML_CHK(ml_x509_write_der(call, crt_der, &w, &buf, &cap, &der, &der_len));
+    ML_CHK(ml_x509_crt_add_der(call, dst, der, der_len));
+    ML_CHK(ml_x509_encode_der(der, der_len, result));
 cleanup:
     mbedtls_x509write_crt_free(&w);
     ml_buf_free(buf, cap);

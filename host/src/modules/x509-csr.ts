@@ -205,10 +205,12 @@ interface CsrInfo {
   subjectAttributes: NameAttribute[];
   digestmod: string | undefined;
   publicKeyDER: Uint8Array;
-  keyUsageBits: number | undefined;
+  keyUsage: KeyUsage[] | undefined;
   extendedKeyUsage: string[] | undefined;
   subjectAlternativeNames: SubjectAlternativeName[] | undefined;
 }
+
+const KEY_USAGE_NAMES = Object.keys(KEY_USAGE_BITS) as KeyUsage[];
 
 /** A requested subjectAltName: [tag, offset, length] into the request's DER. */
 function sanIn(der: Uint8Array) {
@@ -223,13 +225,14 @@ function sanIn(der: Uint8Array) {
 function parseCsrInfo(r: unknown, der: Uint8Array): CsrInfo {
   const m = InfoReader.of(r, "x509-csr-info");
   const md = m.optUint("sig_md");
+  const ku = m.optUint("key_usage");
   return {
     version: m.uint("version"),
     subject: m.text("subject"),
     subjectAttributes: m.name("subject_attrs"),
     digestmod: md === undefined ? undefined : (hashNameOf(md) ?? `alg${md}`),
     publicKeyDER: m.bytes("public_key"),
-    keyUsageBits: m.optUint("key_usage"),
+    keyUsage: ku === undefined ? undefined : KEY_USAGE_NAMES.filter((name) => (ku & KEY_USAGE_BITS[name]) !== 0),
     extendedKeyUsage: m.optArray("ext_key_usage")?.map(String),
     subjectAlternativeNames: m.optArray("san")?.map(sanIn(der)),
   };
@@ -286,17 +289,17 @@ export class CSR extends DeviceObject {
   get subjectPublicKeyInfo(): Uint8Array {
     return this.#info.publicKeyDER.slice();
   }
-  /** The requested public key as a dev.pk key (imported once; closed with the request). */
+  /** The requested public key as a dev.pk key (imported once, public only; closed with the request). */
   get subjectPublicKey(): Promise<RSA | ECC> {
-    const spki = this.#info.publicKeyDER;
-    this.#key ??= _adoptKey(this.ctx, (h) => this.ctx.call(Op.pkImport, [h, spki, null, 0]));
+    if (!this.#key) {
+      const [ctx, spki] = [this.ctx, this.#info.publicKeyDER];
+      this.#key = _adoptKey(ctx, (handle) => ctx.call(Op.pkImport, [handle, spki, null, 0]));
+    }
     return this.#key;
   }
-  /** Requested keyUsage bits by name; undefined when not requested. */
+  /** Requested keyUsage bits by name (RFC 5280 order); undefined when not requested. */
   get keyUsage(): KeyUsage[] | undefined {
-    const bits = this.#info.keyUsageBits;
-    if (bits === undefined) return undefined;
-    return (Object.keys(KEY_USAGE_BITS) as KeyUsage[]).filter((k) => (bits & KEY_USAGE_BITS[k]) !== 0);
+    return this.#info.keyUsage?.slice();
   }
   /** Requested extendedKeyUsage OIDs (dotted); undefined when not requested. */
   get extendedKeyUsage(): string[] | undefined {
