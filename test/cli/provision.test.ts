@@ -124,6 +124,10 @@ describe(`provision on ${TARGET} with a CA in PEM files`, () => {
     const x = new X509Certificate(readFileSync(leaf as string));
     expect(x.fingerprint256.replace(/:/g, "").toLowerCase()).toBe(first.fingerprint);
     expect(x.serialNumber.toLowerCase()).toBe(first.serial);
+    // Valid from a minute back (a device clock a little behind still accepts it), for --days (365 by default).
+    const from = Date.parse(x.validFrom);
+    expect(Date.now() - from).toBeGreaterThan(55_000);
+    expect(Date.parse(x.validTo) - from).toBe(365 * 86_400_000);
     // The slot's key, non-exportable, is the one in the certificate.
     const slots = JSON.parse((await run(["slots", "list", "--json", ...at])).stdout);
     const slot3 = slots.keys.find((k: { slot: number }) => k.slot === 3);

@@ -8,7 +8,7 @@
 // line; one device's failure does not stop the others.
 import { execFile } from "node:child_process";
 import { randomBytes, X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -115,7 +115,19 @@ function certsOfPem(text: string, file: string): Uint8Array[] {
   return blocks.map((b) => pemDecode(b).der);
 }
 
-/** A CA given as PEM files: the CSR is signed on the station by `openssl x509 -req`; the CA key never goes to a device. */
+/** An ASN.1 time as `openssl ca -startdate` takes it: UTCTime until 2049, GeneralizedTime after. */
+function opensslTime(d: Date): string {
+  const iso = d.toISOString().replace(/[-:T]/g, "").slice(0, 14); // YYYYMMDDHHMMSS
+  return `${d.getUTCFullYear() < 2050 ? iso.slice(2) : iso}Z`;
+}
+
+/**
+ * A CA given as PEM files: the CSR is signed on the station by `openssl ca`
+ * (which checks the request's signature and takes the validity dates and the
+ * serial number given); the CA key never goes to a device. Each certificate
+ * gets a directory of its own (openssl ca's database), so devices provisioned
+ * in parallel do not share one.
+ */
 export function fileCa(certFile: string, keyFile: string): CertificateAuthority {
   const chain = certsOfPem(readFileSync(certFile, "utf8"), certFile);
   const work = mkdtempSync(join(tmpdir(), "mbedlink-provision-ca-"));
@@ -125,54 +137,64 @@ export function fileCa(certFile: string, keyFile: string): CertificateAuthority 
     chain,
     description: `${certFile} (signed with openssl)`,
     async issue(csr, req) {
-      const id = n++;
-      const csrFile = join(work, `req${id}.pem`);
-      const extFile = join(work, `ext${id}.cnf`);
-      const out = join(work, `crt${id}.der`);
-      writeFileSync(csrFile, pemEncode("CERTIFICATE REQUEST", csr));
-      writeFileSync(
-        extFile,
-        [
-          "[ext]",
-          "basicConstraints = critical, CA:FALSE",
-          `keyUsage = critical, ${keyUsageOf(req.keyType).join(", ")}`,
-          "extendedKeyUsage = clientAuth",
-          "subjectKeyIdentifier = hash",
-          "authorityKeyIdentifier = keyid",
-          "",
-        ].join("\n"),
-      );
-      const days = Math.max(1, Math.round((req.notAfter.getTime() - Date.now()) / 86_400_000));
+      const dir = join(work, String(n++));
+      mkdirSync(dir);
+      const file = (name: string) => join(dir, name);
+      writeFileSync(file("req.pem"), pemEncode("CERTIFICATE REQUEST", csr));
+      writeFileSync(file("index.txt"), "");
+      writeFileSync(file("serial"), `${req.serial}\n`);
+      const config = [
+        "[station]",
+        `database = ${file("index.txt")}`,
+        `new_certs_dir = ${dir}`,
+        `serial = ${file("serial")}`,
+        "policy = policy",
+        "unique_subject = no",
+        "[policy]",
+        "commonName = supplied",
+        "[ext]",
+        "basicConstraints = critical, CA:FALSE",
+        `keyUsage = critical, ${keyUsageOf(req.keyType).join(", ")}`,
+        "extendedKeyUsage = clientAuth",
+        "subjectKeyIdentifier = hash",
+        "authorityKeyIdentifier = keyid",
+        "",
+      ];
+      writeFileSync(file("ca.cnf"), config.join("\n"));
       try {
         await run("openssl", [
-          "x509",
-          "-req",
-          "-in",
-          csrFile,
-          "-CA",
-          join(work, "ca.pem"),
-          "-CAkey",
-          keyFile,
-          "-set_serial",
-          `0x${req.serial}`,
-          "-days",
-          String(days),
-          "-sha256",
-          "-extfile",
-          extFile,
+          "ca",
+          "-batch",
+          "-config",
+          file("ca.cnf"),
+          "-name",
+          "station",
           "-extensions",
           "ext",
-          "-outform",
-          "DER",
+          "-in",
+          file("req.pem"),
+          "-cert",
+          join(work, "ca.pem"),
+          "-keyfile",
+          keyFile,
+          "-startdate",
+          opensslTime(req.notBefore),
+          "-enddate",
+          opensslTime(req.notAfter),
+          "-md",
+          "sha256",
+          "-preserveDN",
+          "-notext",
           "-out",
-          out,
+          file("crt.pem"),
         ]);
       } catch (e) {
         const err = e as NodeJS.ErrnoException & { stderr?: string };
         if (err.code === "ENOENT") throw new CliError("--ca-key signs with the openssl command, which is not installed");
-        throw new CliError(`openssl could not sign the request: ${(err.stderr ?? err.message).trim().split("\n")[0]}`);
+        const lines = (err.stderr ?? err.message).trim().split("\n");
+        throw new CliError(`openssl could not sign the request: ${lines.filter((l) => !/^Using configuration/.test(l)).join(" ")}`);
       }
-      return new Uint8Array(readFileSync(out));
+      return pemDecode(readFileSync(file("crt.pem"), "utf8")).der;
     },
     async close() {
       rmSync(work, { recursive: true, force: true });
@@ -417,7 +439,10 @@ async function verifyOnDevice(dev: Device, chain: readonly Uint8Array[], anchors
   try {
     await trust.add(cas);
     const r = await trust.verify(crts);
-    if (!r.valid) throw new CliError(`the device's trust store refused the chain read back: ${r.flags.join(", ")}`);
+    if (!r.valid) {
+      const which = r.path.filter((c) => c.flags.length > 0).map((c) => `${c.subject}: ${c.flags.join(", ")}`);
+      throw new CliError(`the device's trust store refused the chain read back (${which.join("; ") || r.flags.join(", ")})`);
+    }
   } finally {
     await closeAll([trust, ...crts, ...cas]);
   }
