@@ -20,6 +20,7 @@ export class DeviceBoard {
   private drawn = 0;
   private frame = 0;
   private timer: ReturnType<typeof setInterval> | undefined;
+  private stopped = false;
 
   constructor(
     private readonly stream: NodeJS.WriteStream = process.stderr,
@@ -61,7 +62,7 @@ export class DeviceBoard {
 
   /** Redraws every line in place. */
   draw(): void {
-    if (!this.enabled || this.rows.length === 0) return;
+    if (!this.enabled || this.stopped || this.rows.length === 0) return;
     this.frame++;
     const columns = this.stream.columns && this.stream.columns > 1 ? this.stream.columns - 1 : 79;
     const up = this.drawn > 0 ? `\x1b[${this.drawn}F` : "";
@@ -72,10 +73,12 @@ export class DeviceBoard {
     this.drawn = this.rows.length;
   }
 
-  /** A last redraw (every line final), then no more. */
+  /** A last redraw (every line final), then no more; later calls do nothing. */
   stop(): void {
+    if (this.stopped) return;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     this.draw();
+    this.stopped = true;
   }
 }

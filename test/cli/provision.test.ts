@@ -359,6 +359,8 @@ describe("--ports: several native devices in parallel", () => {
     board.draw();
     board.step(a, "signing the certificate");
     board.stop();
+    board.stop(); // once only: output written after it stays
+    board.draw();
     expect(written).toHaveLength(2);
     expect(written[1]?.startsWith("\x1b[2F")).toBe(true); // back up over the two lines drawn before
     const [l1, l2] = board.lines();
