@@ -136,24 +136,28 @@ export function makePki(dir: string): Pki {
   const made = new Date(Math.floor(Date.now() / 1000) * 1000);
   rootCert("root", "Test Root");
   rootCert("other", "Other Root");
-  csr("inter", "Test Intermediate");
-  signBy("root", "inter", "inter", 2);
-  csr("subca", "Sub CA");
-  signBy("inter", "subca", "subca", 3);
-  csr("server", "device.example");
-  signBy("inter", "server", "server", 10);
-  csr("client", "device.example");
-  signBy("inter", "client", "client", 11);
-  csr("badku", "device.example");
-  signBy("inter", "badku", "badku", 12);
-  csr("deep", "device.example");
-  signBy("subca", "deep", "server", 13);
-  csr("expired", "device.example");
-  caIssue("expired", "server", "20200101000000Z", "20210101000000Z");
-  csr("future", "device.example");
-  caIssue("future", "server", "20900101000000Z", "20910101000000Z");
-  csr("revoked", "device.example");
-  caIssue("revoked", "server", "20240101000000Z", "20400101000000Z");
+  // name, subject CN, issuer, extensions section, serial
+  const issued: [string, string, string, string, number][] = [
+    ["inter", "Test Intermediate", "root", "inter", 2],
+    ["subca", "Sub CA", "inter", "subca", 3],
+    ["server", "device.example", "inter", "server", 10],
+    ["client", "device.example", "inter", "client", 11],
+    ["badku", "device.example", "inter", "badku", 12],
+    ["deep", "device.example", "subca", "server", 13],
+  ];
+  for (const [name, cn, ca, ext, serial] of issued) {
+    csr(name, cn);
+    signBy(ca, name, ext, serial);
+  }
+  // openssl ca for the dated ones (YYYYMMDDHHMMSSZ)
+  for (const [name, start, end] of [
+    ["expired", "20200101000000Z", "20210101000000Z"],
+    ["future", "20900101000000Z", "20910101000000Z"],
+    ["revoked", "20240101000000Z", "20400101000000Z"],
+  ] as const) {
+    csr(name, "device.example");
+    caIssue(name, "server", start, end);
+  }
   run(["ca", "-config", "ca.cnf", "-revoke", "revoked.crt"]);
   run(["ca", "-config", "ca.cnf", "-gencrl", "-out", "inter.crl"]);
   return {

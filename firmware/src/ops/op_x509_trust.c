@@ -90,105 +90,45 @@ cleanup:
     return st;
 }
 
-/* Drops what a failed add appended after the first `keep` entries. */
-static void cas_truncate(mbedtls_x509_crt *head, uint32_t keep)
-{
-    if (keep == 0) {
-        mbedtls_x509_crt_free(head);
-        mbedtls_x509_crt_init(head);
-        return;
+/* Helpers over a list of Mbed TLS's certificates or CRLs (chained through
+ * `next`, an empty list being one entry of version 0): NAME_count, the
+ * entries; NAME_tail, the last entry; NAME_truncate, drops what a failed add
+ * appended after the first `keep` entries (mbedtls_*_free frees every entry
+ * after the one it is given, which is ours to free). */
+#define LIST_HELPERS(NAME, TYPE, FREE, INIT)                \
+    static uint32_t NAME##_count(const TYPE *c)             \
+    {                                                       \
+        uint32_t n = 0;                                     \
+        for (; c != NULL && c->version != 0; c = c->next) { \
+            n++;                                            \
+        }                                                   \
+        return n;                                           \
+    }                                                       \
+    static TYPE *NAME##_tail(TYPE *c)                       \
+    {                                                       \
+        while (c->next != NULL) {                           \
+            c = c->next;                                    \
+        }                                                   \
+        return c;                                           \
+    }                                                       \
+    static void NAME##_truncate(TYPE *head, uint32_t keep)  \
+    {                                                       \
+        if (keep == 0) {                                    \
+            FREE(head);                                     \
+            INIT(head);                                     \
+            return;                                         \
+        }                                                   \
+        TYPE *tail = head;                                  \
+        for (uint32_t i = 1; i < keep; i++) {               \
+            tail = tail->next;                              \
+        }                                                   \
+        TYPE *rest = tail->next;                            \
+        tail->next = NULL;                                  \
+        FREE(rest);                                         \
+        mbedtls_free(rest);                                 \
     }
-    mbedtls_x509_crt *tail = head;
-    for (uint32_t i = 1; i < keep; i++) {
-        tail = tail->next;
-    }
-    mbedtls_x509_crt *rest = tail->next;
-    tail->next = NULL;
-    mbedtls_x509_crt_free(rest); /* frees every entry after the first, which is ours to free */
-    mbedtls_free(rest);
-}
-
-static void crls_truncate(mbedtls_x509_crl *head, uint32_t keep)
-{
-    if (keep == 0) {
-        mbedtls_x509_crl_free(head);
-        mbedtls_x509_crl_init(head);
-        return;
-    }
-    mbedtls_x509_crl *tail = head;
-    for (uint32_t i = 1; i < keep; i++) {
-        tail = tail->next;
-    }
-    mbedtls_x509_crl *rest = tail->next;
-    tail->next = NULL;
-    mbedtls_x509_crl_free(rest);
-    mbedtls_free(rest);
-}
-
-static uint32_t crt_count(const mbedtls_x509_crt *c)
-{
-    uint32_t n = 0;
-    for (; c != NULL && c->version != 0; c = c->next) {
-        n++;
-    }
-    return n;
-}
-
-static uint32_t crl_count(const mbedtls_x509_crl *c)
-{
-    uint32_t n = 0;
-    for (; c != NULL && c->version != 0; c = c->next) {
-        n++;
-    }
-    return n;
-}
-
-static int add_cas(struct ml_call *call, struct trust_obj *t, const mbedtls_x509_crt *src, const uint8_t *der,
-                   size_t len)
-{
-    uint32_t n = src != NULL ? crt_count(src) : 1;
-    uint32_t before = t->ncas;
-    int st = ML_STATUS_OK;
-    if (n > ML_CFG_TRUST_CAS_MAX - t->ncas) {
-        ML_FAIL(call, ML_STATUS_TOO_LARGE, "a trust store holds at most %u CA certificates (%lu now, %lu more)",
-                (unsigned)ML_CFG_TRUST_CAS_MAX, (unsigned long)t->ncas, (unsigned long)n);
-    }
-    if (src == NULL) {
-        ML_CHK_TLS(call, mbedtls_x509_crt_parse_der(&t->cas, der, len), "x509_crt_parse_der");
-        t->ncas++;
-    }
-    for (const mbedtls_x509_crt *c = src; c != NULL && c->version != 0; c = c->next) {
-        ML_CHK_TLS(call, mbedtls_x509_crt_parse_der(&t->cas, c->raw.p, c->raw.len), "x509_crt_parse_der");
-        t->ncas++;
-    }
-cleanup:
-    if (st != ML_STATUS_OK && t->ncas != before) {
-        cas_truncate(&t->cas, before);
-        t->ncas = before;
-    }
-    return st;
-}
-
-int ml_x509_trust_add_der(struct ml_call *call, uint32_t handle, const uint8_t *der, size_t len)
-{
-    void *p = NULL;
-    uint8_t type = ML_HT_NONE;
-    bool created = false;
-    int st = ML_STATUS_OK;
-    if (ml_handle_lookup(call, handle, &type, &p) != ML_STATUS_OK) {
-        ML_CHK(ml_handle_create(call, handle, ML_HT_X509_TRUST, sizeof(struct trust_obj), trust_dtor, &p));
-        trust_init(p);
-        created = true;
-    } else {
-        ML_CHK(ml_handle_get(call, handle, ML_HT_X509_TRUST, &p)); /* wrong_handle_type */
-    }
-    ML_CHK(add_cas(call, p, NULL, der, len));
-cleanup:
-    if (st != ML_STATUS_OK && created) {
-        (void)ml_handle_free(call, handle);
-    }
-    return st;
-}
+LIST_HELPERS(crt, mbedtls_x509_crt, mbedtls_x509_crt_free, mbedtls_x509_crt_init)
+LIST_HELPERS(crl, mbedtls_x509_crl, mbedtls_x509_crl_free, mbedtls_x509_crl_init)
 
 int ml_op_x509_trust_new(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
@@ -203,56 +143,61 @@ cleanup:
     return st;
 }
 
-int ml_op_x509_trust_add(struct ml_call *call, CborValue *args, CborEncoder *result)
+/* The certificates (or CRLs) of a source list appended to the store's list
+ * `DST`, its count `N` kept, at most `MAX` in all: too_large, or (the heap
+ * running out midway) the store rolled back to what it held. */
+#define ADD_ALL(NAME, SRC, DST, N, MAX, PARSE, WHAT)                                                              \
+    do {                                                                                                          \
+        uint32_t before_ = (N), n_ = NAME##_count(SRC);                                                           \
+        if (n_ == 0) {                                                                                            \
+            ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: handle %lu holds no " WHAT, (unsigned long)src_handle); \
+        }                                                                                                         \
+        if (n_ > (MAX) - (N)) {                                                                                   \
+            ML_FAIL(call, ML_STATUS_TOO_LARGE, "a trust store holds at most %u " WHAT "s (%lu now, %lu more)",    \
+                    (unsigned)(MAX), (unsigned long)(N), (unsigned long)n_);                                      \
+        }                                                                                                         \
+        for (const __typeof__(*(SRC)) *c_ = (SRC); c_ != NULL && c_->version != 0; c_ = c_->next) {               \
+            int ret_ = PARSE(DST, c_->raw.p, c_->raw.len);                                                        \
+            if (ret_ != 0) {                                                                                      \
+                NAME##_truncate(DST, before_);                                                                    \
+                (N) = before_;                                                                                    \
+                ML_CHK_TLS(call, ret_, #PARSE);                                                                   \
+            }                                                                                                     \
+            (N)++;                                                                                                \
+        }                                                                                                         \
+    } while (0)
+
+/* x509_trust_add (`crl` false) and x509_trust_add_crl: [handle, source handle]. */
+static int trust_add(struct ml_call *call, CborValue *args, CborEncoder *result, bool crl)
 {
-    uint32_t handle = 0, crt_handle = 0;
+    uint32_t handle = 0, src_handle = 0;
     struct trust_obj *t = NULL;
-    mbedtls_x509_crt *chain = NULL;
+    mbedtls_x509_crt *crts = NULL;
+    mbedtls_x509_crl *crls = NULL;
     int st = ML_STATUS_OK;
     ML_CHK(ml_arg_handle(call, args, 1, &handle));
-    ML_CHK(ml_arg_handle(call, args, 2, &crt_handle));
+    ML_CHK(ml_arg_handle(call, args, 2, &src_handle));
     ML_CHK(trust_get(call, handle, &t));
-    ML_CHK(ml_x509_crt_lookup(call, crt_handle, &chain));
-    if (chain->version == 0) {
-        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: handle %lu holds no certificate", (unsigned long)crt_handle);
+    if (crl) {
+        ML_CHK(ml_x509_crl_lookup(call, src_handle, &crls));
+        ADD_ALL(crl, crls, &t->crls, t->ncrls, ML_CFG_TRUST_CRLS_MAX, mbedtls_x509_crl_parse_der, "CRL");
+    } else {
+        ML_CHK(ml_x509_crt_lookup(call, src_handle, &crts));
+        ADD_ALL(crt, crts, &t->cas, t->ncas, ML_CFG_TRUST_CAS_MAX, mbedtls_x509_crt_parse_der, "CA certificate");
     }
-    ML_CHK(add_cas(call, t, chain, NULL, 0));
-    (void)cbor_encode_uint(result, t->ncas);
+    (void)cbor_encode_uint(result, crl ? t->ncrls : t->ncas);
 cleanup:
     return st;
 }
 
+int ml_op_x509_trust_add(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    return trust_add(call, args, result, false);
+}
+
 int ml_op_x509_trust_add_crl(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
-    uint32_t handle = 0, crl_handle = 0;
-    struct trust_obj *t = NULL;
-    mbedtls_x509_crl *src = NULL;
-    uint32_t n = 0, before = 0;
-    int st = ML_STATUS_OK;
-    ML_CHK(ml_arg_handle(call, args, 1, &handle));
-    ML_CHK(ml_arg_handle(call, args, 2, &crl_handle));
-    ML_CHK(trust_get(call, handle, &t));
-    ML_CHK(ml_x509_crl_lookup(call, crl_handle, &src));
-    before = t->ncrls;
-    n = crl_count(src);
-    if (n == 0) {
-        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: handle %lu holds no CRL", (unsigned long)crl_handle);
-    }
-    if (n > ML_CFG_TRUST_CRLS_MAX - t->ncrls) {
-        ML_FAIL(call, ML_STATUS_TOO_LARGE, "a trust store holds at most %u CRLs (%lu now, %lu more)",
-                (unsigned)ML_CFG_TRUST_CRLS_MAX, (unsigned long)t->ncrls, (unsigned long)n);
-    }
-    for (const mbedtls_x509_crl *c = src; c != NULL && c->version != 0; c = c->next) {
-        ML_CHK_TLS(call, mbedtls_x509_crl_parse_der(&t->crls, c->raw.p, c->raw.len), "x509_crl_parse_der");
-        t->ncrls++;
-    }
-    (void)cbor_encode_uint(result, t->ncrls);
-cleanup:
-    if (t != NULL && st != ML_STATUS_OK && t->ncrls != before) {
-        crls_truncate(&t->crls, before);
-        t->ncrls = before;
-    }
-    return st;
+    return trust_add(call, args, result, true);
 }
 
 /* [* handle] at `pos`: between `min` and LISTS_MAX distinct handles. */
@@ -428,22 +373,6 @@ static void encode_verdict(CborEncoder *result, uint32_t flags, const struct pat
     err |= cbor_encoder_close_container(&map, &list);
     err |= cbor_encoder_close_container(result, &map);
     (void)err; /* the dispatcher checks the encoder (too_large) */
-}
-
-static mbedtls_x509_crt *crt_tail(mbedtls_x509_crt *c)
-{
-    while (c->next != NULL) {
-        c = c->next;
-    }
-    return c;
-}
-
-static mbedtls_x509_crl *crl_tail(mbedtls_x509_crl *c)
-{
-    while (c->next != NULL) {
-        c = c->next;
-    }
-    return c;
 }
 
 int ml_op_x509_trust_verify(struct ml_call *call, CborValue *args, CborEncoder *result)

@@ -112,9 +112,9 @@ function withHandles<T>(ctx: SessionContext, objs: readonly (CRT | CRL)[], fn: (
   return step(0, []);
 }
 
-function listOf<T>(v: T | readonly T[], cls: abstract new (...a: never[]) => T, what: string, min: number): T[] {
+function listOf<T>(v: T | readonly T[], cls: abstract new (...a: never[]) => T, what: string, min: number, max = MAX_LISTS): T[] {
   const list = Array.isArray(v) ? [...(v as readonly T[])] : [v as T];
-  if (list.length < min || list.length > MAX_LISTS) throw new ArgumentError(`${what}: ${min} to ${MAX_LISTS} objects, got ${list.length}`);
+  if (list.length < min || list.length > max) throw new ArgumentError(`${what}: ${min} to ${max} objects, got ${list.length}`);
   for (const x of list) if (!(x instanceof cls)) throw new ArgumentError(`${what}: expected ${cls.name} objects`);
   if (new Set(list).size !== list.length) throw new ArgumentError(`${what}: an object is named twice`);
   return list;
@@ -153,24 +153,24 @@ export class TrustStore extends DeviceObject {
 
   /** Trusts `cas` (a certificate, or each of a list); resolves with the store's CA count. */
   async add(cas: CRT | readonly CRT[], opts: CallOptions = {}): Promise<number> {
-    const list = Array.isArray(cas) ? [...(cas as readonly CRT[])] : [cas as CRT];
-    for (const crt of list) {
-      if (!(crt instanceof CRT)) throw new ArgumentError("add() takes CRT objects");
-      const r = await this.use((h) => crt._use(this.ctx, (c) => this.ctx.call(Op.x509TrustAdd, [h, c], opts)));
-      this.#cas = uint(r, "x509_trust_add: result");
-    }
+    this.#cas = await this.addEach(listOf(cas, CRT, "add()", 1, Number.POSITIVE_INFINITY), Op.x509TrustAdd, opts);
     return this.#cas;
   }
 
   /** Consults `crls` in every verify; resolves with the store's CRL count. */
   async addCRL(crls: CRL | readonly CRL[], opts: CallOptions = {}): Promise<number> {
-    const list = Array.isArray(crls) ? [...(crls as readonly CRL[])] : [crls as CRL];
-    for (const crl of list) {
-      if (!(crl instanceof CRL)) throw new ArgumentError("addCRL() takes CRL objects");
-      const r = await this.use((h) => crl._use(this.ctx, (c) => this.ctx.call(Op.x509TrustAddCrl, [h, c], opts)));
-      this.#crls = uint(r, "x509_trust_add_crl: result");
-    }
+    this.#crls = await this.addEach(listOf(crls, CRL, "addCRL()", 1, Number.POSITIVE_INFINITY), Op.x509TrustAddCrl, opts);
     return this.#crls;
+  }
+
+  /** Sends `op` [store, object] for each object in turn; the last answer (the store's count). */
+  private async addEach(objs: readonly (CRT | CRL)[], op: number, opts: CallOptions): Promise<number> {
+    let count = 0;
+    for (const obj of objs) {
+      const r = await this.use((h) => obj._use(this.ctx, (o) => this.ctx.call(op, [h, o], opts)));
+      count = uint(r, `${op === Op.x509TrustAdd ? "x509_trust_add" : "x509_trust_add_crl"}: result`);
+    }
+    return count;
   }
 
   /**
