@@ -291,6 +291,16 @@ describe(`the private key never leaves ${TARGET}`, () => {
       await ca.close();
       await dev.close();
     }
+    // Through the CLI: --keep-key on a slot with a certificate is refused unless --force, which certifies the same key again.
+    const kept = await run(["provision", "--slot", "5", "--keep-key", ...caFiles(), ...at]);
+    expect(lines(kept.stderr)).toEqual([
+      "mbedlink: slot 5 is provisioned already (it holds a certificate); use --force to replace the certificate",
+    ]);
+    const again = await run(["provision", "--slot", "5", "--keep-key", "--force", ...caFiles(), "--json", ...at]);
+    expect(again.code, again.stderr).toBe(0);
+    const doc = JSON.parse(again.stdout);
+    expect(doc).toMatchObject({ keyMade: false, deviceVerified: true });
+    expect(new X509Certificate(doc.chainPem).publicKey.equals(known.publicKey)).toBe(true);
   });
 });
 

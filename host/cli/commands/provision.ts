@@ -12,9 +12,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
-import { type CRT, type Device, type ECC, pemDecode, pemEncode, type RSA, SymmetricKey } from "../../src/index.js";
+import { type CRT, type Device, type ECC, type KeyUsage, pemDecode, pemEncode, type RSA, SymmetricKey } from "../../src/index.js";
 import { lookupCurve } from "../../src/modules/curves.js";
-import type { KeyUsage } from "../../src/modules/x509-crt.js";
 import { intArg, UsageError } from "../args.js";
 import type { Context } from "../context.js";
 import { fileSigner, keyId, type ManifestRecord, type ManifestSigner, ManifestWriter, sha256Hex } from "../manifest.js";
@@ -105,7 +104,7 @@ export interface IssueRequest {
 }
 
 /** The extensions of an end-entity device certificate. */
-function keyUsageOf(kt: KeyType): string[] {
+function keyUsageOf(kt: KeyType): KeyUsage[] {
   return kt.type === "rsa" ? ["digitalSignature", "keyEncipherment"] : ["digitalSignature", "keyAgreement"];
 }
 
@@ -209,6 +208,8 @@ export interface ProvisionResult {
   bootId: string;
   slot: number;
   keyType: string;
+  /** The key was made on the device by this run (false with --keep-key). */
+  keyMade: boolean;
   subject: string;
   issuer: string;
   serial: string;
@@ -358,6 +359,7 @@ export async function provisionDevice(
       bootId: info.bootId,
       slot: s.slot,
       keyType: keyText(key.info),
+      keyMade: !s.keepKey,
       subject: dnText(x.subject),
       issuer: dnText(x.issuer),
       serial: x.serialNumber.toLowerCase(),
@@ -466,7 +468,7 @@ export async function slotCa(caDev: Device, caSlot: number, label: string, certF
       try {
         const crt = await issuer.sign(csr, key, req.notBefore, req.notAfter, BigInt(`0x${req.serial}`), {
           basicConstraints: { ca: false },
-          keyUsage: keyUsageOf(req.keyType) as KeyUsage[],
+          keyUsage: keyUsageOf(req.keyType),
           extendedKeyUsage: ["clientAuth"],
           subjectKeyIdentifier: true,
           authorityKeyIdentifier: true,
@@ -540,7 +542,7 @@ function devicesToProvision(ctx: Context): { name: DeviceName; choice: DeviceCho
 }
 
 function resultLine(r: ProvisionResult): string {
-  return `slot ${r.slot}: ${r.keyType} key made on the device, certificate ${r.subject}, serial ${r.serial}, SHA-256 ${r.fingerprint}, verified on the device and the host`;
+  return `slot ${r.slot}: ${r.keyType} key ${r.keyMade ? "made on the device" : "kept from the slot"}, certificate ${r.subject}, serial ${r.serial}, SHA-256 ${r.fingerprint}, verified on the device and the host`;
 }
 
 export async function provision(ctx: Context): Promise<number> {
