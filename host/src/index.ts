@@ -62,6 +62,7 @@ export { CRT, CrtFactory, KEY_USAGE_BITS } from "./modules/x509-crt.js";
 export type {
   TrustStoreClass,
   VerifiedCertificate,
+  VerifyCause,
   VerifyFlag,
   VerifyOptions,
   VerifyProfile,

@@ -71,6 +71,8 @@ export interface Pki {
   future: string;
   revoked: string;
   deep: string;
+  /** Issued by the server leaf, which is no CA. */
+  evil: string;
   /** The intermediate's CRL (openssl ca -gencrl), listing `revoked`. */
   crl: string;
   /** notBefore of the chain's certificates made today (the root's), for `at` before it. */
@@ -144,6 +146,7 @@ export function makePki(dir: string): Pki {
     ["client", "device.example", "inter", "client", 11],
     ["badku", "device.example", "inter", "badku", 12],
     ["deep", "device.example", "subca", "server", 13],
+    ["evil", "device.example", "server", "server", 14],
   ];
   for (const [name, cn, ca, ext, serial] of issued) {
     csr(name, cn);
@@ -173,6 +176,7 @@ export function makePki(dir: string): Pki {
     future: p("future.crt"),
     revoked: p("revoked.crt"),
     deep: p("deep.crt"),
+    evil: p("evil.crt"),
     crl: p("inter.crl"),
     made,
   };

@@ -52,6 +52,7 @@ beforeAll(async () => {
     "future",
     "revoked",
     "deep",
+    "evil",
   ] as const) {
     crt[name] = await dev.x509.CRT.fromFile(pki[name]);
   }
@@ -127,8 +128,14 @@ const CASES: Case[] = [
   {
     name: "path too long (a CA under the pathlen:0 intermediate)",
     chain: ["deep", "subca", "inter"],
-    flags: ["notTrusted"],
+    flags: ["notTrusted", "badPathLength"],
     openssl: "path length constraint exceeded",
+  },
+  {
+    name: "issued by a certificate that is no CA",
+    chain: ["evil", "server", "inter"],
+    flags: ["notTrusted", "notCA"],
+    openssl: "invalid CA certificate",
   },
   {
     name: "untrusted root",
@@ -165,7 +172,8 @@ describe("TrustStore.verify agrees with openssl verify", () => {
     expect(r.path.map((p) => p.subject)).toEqual(["CN=device.example", "CN=Test Intermediate", "O=mbedlink test, CN=Test Root"]);
     expect(r.path.map((p) => p.serialNumber)).toEqual([10n, 2n, c("root").serialNumber]);
     const bad = await trust.verify([c("deep"), c("subca"), c("inter")]);
-    expect(bad.path.map((p) => p.flags)).toEqual([[], ["notTrusted"]]);
+    expect(bad.path.map((p) => p.flags)).toEqual([[], ["notTrusted", "badPathLength"]]);
+    expect(bad.bits).toBe(0x08); // Mbed TLS's own flags: not_trusted alone
   });
 
   it("a CRL added to the store revokes in every verify", async () => {

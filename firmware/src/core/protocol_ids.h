@@ -296,6 +296,12 @@ enum ml_x509_profile {
 #define ML_X509_VERIFY_FLAG_CRL_BAD_KEY 0x80000u /* A CRL signed with a key the profile does not accept: MBEDTLS_X509_BADCRL_BAD_KEY. */
 #define ML_X509_VERIFY_FLAGS_MASK 0xfffffu /* every x509_verify_flag bit */
 
+/* x509_trust_verify's causes bits: why the top of a path that ends not_trusted found no issuer, when a certificate named as its issuer is at hand (Mbed TLS reports each as not_trusted alone). Zero when no such certificate is there (an unknown root) or the reason is another (a bad signature). */
+#define ML_X509_VERIFY_CAUSE_BAD_PATH_LENGTH 0x1u /* A certificate named as the issuer is a CA whose pathLenConstraint the path exceeds (a CA under a pathlen:0 intermediate, ...). */
+#define ML_X509_VERIFY_CAUSE_NOT_CA 0x2u /* A certificate named as the issuer is not a CA (no basicConstraints cA; trusted v1/v2 roots excepted). */
+#define ML_X509_VERIFY_CAUSE_BAD_ISSUER_KEY_USAGE 0x4u /* A certificate named as the issuer is a CA whose keyUsage lacks keyCertSign. */
+#define ML_X509_VERIFY_CAUSES_MASK 0x7u /* every x509_verify_cause bit */
+
 /* The hash_algs table: X(id, Mbed TLS md type, digest size, block size in bytes),
  * once per algorithm in id order. Mbed TLS keeps the block size private; HMAC pads keys to it. */
 #define ML_HASH_ALG_TABLE(X) \

@@ -347,14 +347,61 @@ static int record_path(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *fl
     return 0;
 }
 
-/* {"flags": uint, "path": [* [flags, subject, serial]]}, leaf first. */
-static void encode_verdict(CborEncoder *result, uint32_t flags, const struct path *path)
+static bool same_name(const mbedtls_x509_buf *a, const mbedtls_x509_buf *b)
+{
+    return a->len == b->len && memcmp(a->p, b->p, a->len) == 0;
+}
+
+/* Why the top of a path that ends not_trusted found no issuer, when a
+ * certificate named as its issuer is at hand (in the store or later in the
+ * chain), by the rules of Mbed TLS's x509_crt_check_parent and its path
+ * length check, which report all of them as not_trusted alone: the
+ * x509_verify_cause bits. */
+static uint32_t no_issuer_causes(const struct path *path, const mbedtls_x509_crt *cas)
+{
+    uint32_t causes = 0;
+    size_t self_issued = 0;
+    if (path->len == 0) {
+        return 0;
+    }
+    size_t top = path->len - 1;
+    const mbedtls_x509_crt *child = path->crt[top];
+    if (child == NULL || (path->flags[top] & MBEDTLS_X509_BADCERT_NOT_TRUSTED) == 0) {
+        return 0;
+    }
+    for (size_t d = 1; d <= top; d++) {
+        self_issued += path->crt[d] != NULL && same_name(&path->crt[d]->issuer_raw, &path->crt[d]->subject_raw);
+    }
+    const mbedtls_x509_crt *lists[2] = {cas, child->next};
+    for (size_t l = 0; l < 2; l++) {
+        for (const mbedtls_x509_crt *p = lists[l]; p != NULL && p->version != 0; p = p->next) {
+            if (p == child || !same_name(&child->issuer_raw, &p->subject_raw)) {
+                continue;
+            }
+            bool need_ca = !(l == 0 && p->version < 3); /* a trusted v1/v2 root is taken as it is */
+            if (need_ca && !p->MBEDTLS_PRIVATE(ca_istrue)) {
+                causes |= ML_X509_VERIFY_CAUSE_NOT_CA;
+            } else if (need_ca && mbedtls_x509_crt_check_key_usage(p, MBEDTLS_X509_KU_KEY_CERT_SIGN) != 0) {
+                causes |= ML_X509_VERIFY_CAUSE_BAD_ISSUER_KEY_USAGE;
+            } else if (p->MBEDTLS_PRIVATE(max_pathlen) > 0 &&
+                       (size_t)p->MBEDTLS_PRIVATE(max_pathlen) < 1 + top - self_issued) {
+                causes |= ML_X509_VERIFY_CAUSE_BAD_PATH_LENGTH;
+            }
+        }
+    }
+    return causes;
+}
+
+/* {"flags": uint, "causes": uint, "path": [* [flags, subject, serial]]}, leaf first. */
+static void encode_verdict(CborEncoder *result, uint32_t flags, uint32_t causes, const struct path *path)
 {
     CborEncoder map, list, item;
     char subject[SUBJECT_MAX];
-    CborError err = cbor_encoder_create_map(result, &map, 2);
+    CborError err = cbor_encoder_create_map(result, &map, 3);
     err |= cbor_encode_text_stringz(&map, "flags");
     err |= cbor_encode_uint(&map, flags);
+    err |= cbor_encode_text_stringz(&map, "causes");
+    err |= cbor_encode_uint(&map, causes);
     err |= cbor_encode_text_stringz(&map, "path");
     err |= cbor_encoder_create_array(&map, &list, path->len);
     for (size_t i = 0; i < path->len; i++) {
@@ -435,7 +482,7 @@ int ml_op_x509_trust_verify(struct ml_call *call, CborValue *args, CborEncoder *
     usage = purpose_flags(chain[0], purpose);
     flags |= usage;
     path.flags[0] |= usage;
-    encode_verdict(result, flags, &path);
+    encode_verdict(result, flags, no_issuer_causes(&path, &t->cas), &path); /* the chain still linked */
 cleanup:
     if (pinned) {
         ml_clock_unpin();

@@ -490,6 +490,17 @@ export const X509VerifyFlag = {
 } as const;
 export type X509VerifyFlag = (typeof X509VerifyFlag)[keyof typeof X509VerifyFlag];
 
+/** x509_trust_verify's causes bits: why the top of a path that ends not_trusted found no issuer, when a certificate named as its issuer is at hand (Mbed TLS reports each as not_trusted alone). Zero when no such certificate is there (an unknown root) or the reason is another (a bad signature). */
+export const X509VerifyCause = {
+  /** A certificate named as the issuer is a CA whose pathLenConstraint the path exceeds (a CA under a pathlen:0 intermediate, ...). */
+  badPathLength: 1,
+  /** A certificate named as the issuer is not a CA (no basicConstraints cA; trusted v1/v2 roots excepted). */
+  notCa: 2,
+  /** A certificate named as the issuer is a CA whose keyUsage lacks keyCertSign. */
+  badIssuerKeyUsage: 4,
+} as const;
+export type X509VerifyCause = (typeof X509VerifyCause)[keyof typeof X509VerifyCause];
+
 /**
  * Whether a lost request may be resent (spec.md 6), under the same id, byte
  * for byte, the device answering a request it already ran from its record of

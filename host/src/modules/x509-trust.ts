@@ -12,15 +12,27 @@
 // raised (ids.json x509_verify_flag), never just false.
 
 import { ArgumentError, ProtocolError } from "../base/errors.js";
-import { Op, X509Profile, X509Purpose, X509VerifyFlag } from "../base/protocol.generated.js";
+import { Op, X509Profile, X509Purpose, X509VerifyCause, X509VerifyFlag } from "../base/protocol.generated.js";
 import type { CallOptions, SessionContext } from "../session/context.js";
 import { DeviceObject } from "../session/device-object.js";
 import { bigintOf } from "./x509-common.js";
 import { CRL } from "./x509-crl.js";
 import { CRT } from "./x509-crt.js";
 
-/** A verification flag's name (Mbed TLS's MBEDTLS_X509_BADCERT_* / BADCRL_*, camelCase): "expired", "notTrusted", ... */
-export type VerifyFlag = keyof typeof X509VerifyFlag;
+/**
+ * Why a path's top found no issuer although a certificate named as its issuer
+ * was at hand (Mbed TLS says `notTrusted` alone; the device tells these apart).
+ */
+export type VerifyCause = "badPathLength" | "notCA" | "badIssuerKeyUsage";
+
+/** A verification flag's name: Mbed TLS's MBEDTLS_X509_BADCERT_* / BADCRL_* in camelCase ("expired", "notTrusted", ...), or a VerifyCause next to `notTrusted`. */
+export type VerifyFlag = keyof typeof X509VerifyFlag | VerifyCause;
+
+const CAUSES: [VerifyCause, number][] = [
+  ["badPathLength", X509VerifyCause.badPathLength],
+  ["notCA", X509VerifyCause.notCa],
+  ["badIssuerKeyUsage", X509VerifyCause.badIssuerKeyUsage],
+];
 
 /** TLS purposes a leaf can be checked for (keyUsage and extendedKeyUsage, as OpenSSL's -purpose sslserver / sslclient). */
 export type VerifyPurpose = "server" | "client";
@@ -57,7 +69,7 @@ export interface VerifiedCertificate {
 /** A verification's verdict: valid, or every reason it is not. */
 export interface VerifyResult {
   valid: boolean;
-  /** Names of every flag raised over the chain (empty when valid). */
+  /** Names of every flag raised over the chain (empty when valid), and after `notTrusted` the causes the device found. */
   flags: VerifyFlag[];
   /** The flags as Mbed TLS's bits (MBEDTLS_X509_BADCERT_* | BADCRL_*). */
   bits: number;
@@ -66,12 +78,15 @@ export interface VerifyResult {
 
 const FLAG_ENTRIES = Object.entries(X509VerifyFlag) as [VerifyFlag, number][];
 
-/** The names of Mbed TLS verification flag bits, in bit order; a bit this SDK does not know throws ProtocolError. */
-export function verifyFlagNames(bits: number): VerifyFlag[] {
-  const names = FLAG_ENTRIES.filter(([, bit]) => (bits & bit) !== 0).map(([name]) => name);
+/** The names of Mbed TLS verification flag bits, in bit order (then those of x509_verify_cause bits); a bit this SDK does not know throws ProtocolError. */
+export function verifyFlagNames(bits: number, causes = 0): VerifyFlag[] {
+  const names: VerifyFlag[] = FLAG_ENTRIES.filter(([, bit]) => (bits & bit) !== 0).map(([name]) => name);
   const known = FLAG_ENTRIES.reduce((m, [, bit]) => m | bit, 0);
   if ((bits & ~known) !== 0) throw new ProtocolError(`x509_trust_verify: unknown flag bits 0x${(bits & ~known).toString(16)}`);
-  return names;
+  const knownCauses = CAUSES.reduce((m, [, bit]) => m | bit, 0);
+  if ((causes & ~knownCauses) !== 0)
+    throw new ProtocolError(`x509_trust_verify: unknown cause bits 0x${(causes & ~knownCauses).toString(16)}`);
+  return [...names, ...CAUSES.filter(([, bit]) => (causes & bit) !== 0).map(([name]) => name)];
 }
 
 const MAX_LISTS = 8;
@@ -92,15 +107,23 @@ function parseVerdict(r: unknown): VerifyResult {
     throw new ProtocolError("x509_trust_verify: result is not a map");
   const m = r as Record<string, unknown>;
   const bits = uint(m.flags, "x509_trust_verify: flags");
+  const causes = m.causes === undefined ? 0 : uint(m.causes, "x509_trust_verify: causes");
   if (!Array.isArray(m.path)) throw new ProtocolError("x509_trust_verify: path is not an array");
-  const path = m.path.map((e): VerifiedCertificate => {
+  const top = m.path.length - 1;
+  const path = m.path.map((e, i): VerifiedCertificate => {
     if (!Array.isArray(e) || e.length !== 3 || typeof e[1] !== "string" || !(e[2] instanceof Uint8Array))
       throw new ProtocolError("x509_trust_verify: a path entry is not [flags, subject, serial]");
     const b = uint(e[0], "x509_trust_verify: a path entry's flags");
     const serial = Uint8Array.from(e[2]);
-    return { subject: e[1], serialNumber: bigintOf(serial), serialBytes: serial, flags: verifyFlagNames(b), bits: b };
+    return {
+      subject: e[1],
+      serialNumber: bigintOf(serial),
+      serialBytes: serial,
+      flags: verifyFlagNames(b, i === top ? causes : 0),
+      bits: b,
+    };
   });
-  return { valid: bits === 0, flags: verifyFlagNames(bits), bits, path };
+  return { valid: bits === 0, flags: verifyFlagNames(bits, causes), bits, path };
 }
 
 /** Runs `fn` with the handles of `objs`, each object used in turn (they stay resident meanwhile). */
