@@ -1,17 +1,27 @@
 // Mbed TLS's own chain verification cases, run through the device: the
-// x509_verify and x509_verify_callback lines of
-// tests/suites/test_suite_x509parse.data with the data files they name
-// (framework/data_files/, fetched with Mbed TLS by the build). Each case's
-// certificates, CA certificates and CRLs are parsed on the device, the CAs
-// and CRLs go into a dev.x509.TrustStore, and verify() must give the flags the
-// suite expects (x509_verify: the bits; x509_verify_callback: the text its
-// verify_print callback writes, rebuilt from the verdict's path). The cases
-// this wire API cannot express are listed with the reason.
+// x509_verify, x509_verify_callback, mbedtls_x509_crt_verify_chain and
+// mbedtls_x509_crt_verify_max lines of tests/suites/test_suite_x509parse.data
+// with the data files they name (framework/data_files/, fetched with Mbed TLS
+// by the build). Each case's certificates, CA certificates and CRLs are
+// parsed on the device, the CAs and CRLs go into a dev.x509.TrustStore, and
+// verify() must give what the suite expects (the flag bits; for
+// x509_verify_callback the text its verify_print callback writes, rebuilt
+// from the verdict's path; MBEDTLS_ERR_X509_FATAL_ERROR as a CryptoError with
+// that code). The suite's other verify functions and the cases this wire API
+// cannot express are listed with the reason.
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CRL, CRT, Device, VerifyOptions, VerifyProfile, VerifyResult } from "../../host/src/index.js";
+import {
+  type CRL,
+  type CRT,
+  CryptoError,
+  type Device,
+  type VerifyOptions,
+  type VerifyProfile,
+  type VerifyResult,
+} from "../../host/src/index.js";
 import { derBlocksOfFile } from "../../host/src/modules/x509-common.js";
 import { useSession } from "./session.js";
 import { TARGET } from "./target.js";
@@ -22,7 +32,7 @@ const SUITE = join(TESTS, "suites/test_suite_x509parse.data");
 
 interface SuiteCase {
   title: string;
-  fn: "x509_verify" | "x509_verify_callback";
+  fn: string;
   deps: string[];
   args: string[];
 }
@@ -37,13 +47,13 @@ function suiteCases(): SuiteCase[] {
   const out: SuiteCase[] = [];
   for (const b of blocks) {
     const lines = b.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("#"));
-    const call = lines.find((l) => /^x509_verify(_callback)?:/.test(l));
+    const call = lines.find((l) => /^(mbedtls_)?x509_(crt_)?verify\w*:/.test(l));
     if (!call || lines.length < 2) continue;
     const dep = lines.find((l) => l.startsWith("depends_on:"));
     const [fn, ...args] = fields(call);
     out.push({
       title: lines[0] as string,
-      fn: fn as SuiteCase["fn"],
+      fn: fn as string,
       deps: dep ? dep.slice("depends_on:".length).split(":") : [],
       args,
     });
@@ -75,20 +85,48 @@ function flagValues(): Map<string, number> {
   );
 }
 
-const PROFILES: Record<string, VerifyProfile> = { "": "default", next: "next", suite_b: "suiteb", compat: "compat" };
+const PROFILES: Record<string, VerifyProfile> = { "": "default", next: "next", suite_b: "suiteb", suiteb: "suiteb", compat: "compat" };
+
+/** The suite's verify functions this file does not run, and why. */
+const OTHER_FUNCTIONS: Record<string, string> = {
+  x509_verify_info: "formats flags as Mbed TLS's text (mbedtls_x509_crt_verify_info): no device operation; the SDK names the flags itself",
+  x509_verify_restart: "restartable ECC verification (MBEDTLS_ECP_RESTARTABLE, not in the firmware: a verification runs to its end)",
+  x509_verify_ca_cb_failure: "a trusted-CA callback (MBEDTLS_X509_TRUSTED_CERTIFICATE_CALLBACK, C code the wire does not carry)",
+};
 
 /** Why a case cannot run through the wire API (undefined: it runs). */
 function leftOut(k: SuiteCase, have: Set<string>): string | undefined {
+  const other = OTHER_FUNCTIONS[k.fn];
+  if (other !== undefined) return `${k.fn}: ${other}`;
   const missing = k.deps.filter((d) => !have.has(d));
   if (missing.length > 0) return `the firmware lacks ${missing.join(", ")}`;
-  if (k.fn === "x509_verify") {
-    const [, , , , , , profile, callback] = k.args;
-    if (callback !== "NULL")
-      return `verify callback ${callback} (C code run inside the verification; the wire reports the flags, it takes no callback)`;
-    if (!(String(profile) in PROFILES))
-      return `profile "${profile}" (a test-only profile allowing every digest, MD5 included; the device offers default, next, suiteb, compat)`;
-  }
+  let profile = "";
+  let callback = "NULL";
+  if (k.fn === "x509_verify") [profile = "", callback = "NULL"] = [k.args[6], k.args[7]];
+  if (k.fn === "mbedtls_x509_crt_verify_chain")
+    [profile = "", callback = "NULL"] = [k.args[4], k.args[5] === "0" ? "NULL" : "verify_fatal"];
+  if (callback !== "NULL")
+    return `verify callback ${callback} (C code run inside the verification; the wire reports the flags, it takes no callback)`;
+  if (!(profile in PROFILES))
+    return `profile "${profile}" (a test-only profile of the suite; the device offers default, next, suiteb, compat)`;
   return undefined;
+}
+
+/** A number x509.h defines (MBEDTLS_X509_MAX_INTERMEDIATE_CA, MBEDTLS_ERR_X509_FATAL_ERROR, ...). */
+function headerValue(name: string): number {
+  const m = readFileSync(join(MBEDTLS, "src/include/mbedtls/x509.h"), "utf8").match(
+    new RegExp(`#define\\s+${name}\\s+(-?(?:0x[0-9A-Fa-f]+|\\d+))`),
+  );
+  if (!m) throw new Error(`no ${name} in x509.h`);
+  return Number.parseInt(m[1] as string, (m[1] as string).includes("0x") ? 16 : 10);
+}
+
+/** The suite's intermediate count: "MBEDTLS_X509_MAX_INTERMEDIATE_CA", "+1" or "-1" after it. */
+function intermediates(expr: string): number {
+  const m = expr.match(/^(\w+)\s*(?:([+-])\s*(\d+))?$/);
+  if (!m) throw new Error(`intermediate count ${expr}`);
+  const base = /^\d+$/.test(m[1] as string) ? Number(m[1]) : headerValue(m[1] as string);
+  return m[2] === undefined ? base : m[2] === "+" ? base + Number(m[3]) : base - Number(m[3]);
 }
 
 /** mbedtls_x509_serial_gets's text. */
@@ -127,7 +165,7 @@ beforeAll(() => {
 afterAll(() => {
   const skipped = all.filter((k) => leftOut(k, have) !== undefined);
   console.log(
-    `[x509-suite-verify] ${TARGET}: ${results.length} of ${all.length} x509_verify / x509_verify_callback cases ran` +
+    `[x509-suite-verify] ${TARGET}: ${results.length} of ${all.length} verify cases ran (${[...new Set(all.map((k) => k.fn))].join(", ")})` +
       "; left out:\n" +
       skipped.map((k) => `  ${k.title}: ${leftOut(k, have)}`).join("\n"),
   );
@@ -135,8 +173,9 @@ afterAll(() => {
 
 const file = (f: string) => join(TESTS, f);
 
-async function verifyCase(crtFile: string, caFile: string, crlFile: string, name: string, profile: VerifyProfile): Promise<VerifyResult> {
-  const chain: CRT[] = await dev.x509.CRT.chainFromFile(file(crtFile));
+async function verifyCase(crtFiles: string, caFile: string, crlFile: string, name: string, profile: VerifyProfile): Promise<VerifyResult> {
+  const chain: CRT[] = [];
+  for (const f of crtFiles.split(" ")) chain.push(...(await dev.x509.CRT.chainFromFile(file(f))));
   const cas: CRT[] = await dev.x509.CRT.chainFromFile(file(caFile));
   const crls: CRL[] = [];
   const trust = new dev.x509.TrustStore();
@@ -155,11 +194,12 @@ async function verifyCase(crtFile: string, caFile: string, crlFile: string, name
   }
 }
 
-describe("Mbed TLS's x509_verify and x509_verify_callback cases, through the device", () => {
+describe("Mbed TLS's chain verification cases (test_suite_x509parse), through the device", () => {
   it("the suite has the cases this file expects", () => {
     expect(all.filter((k) => k.fn === "x509_verify").length).toBeGreaterThanOrEqual(100);
     expect(all.filter((k) => k.fn === "x509_verify_callback").length).toBeGreaterThanOrEqual(20);
-    expect(runnable.length).toBeGreaterThanOrEqual(all.length - 10);
+    expect(all.filter((k) => k.fn === "mbedtls_x509_crt_verify_chain").length).toBeGreaterThanOrEqual(20);
+    expect(runnable.length).toBeGreaterThanOrEqual(150);
   });
 
   const bits = flagValues();
@@ -180,11 +220,32 @@ describe("Mbed TLS's x509_verify and x509_verify_callback cases, through the dev
       const r = await verifyCase(crtFile, caFile, crlFile, name, PROFILES[profile] as VerifyProfile);
       expect(r.bits.toString(16)).toBe(expectedBits(flags).toString(16));
       expect(r.valid).toBe(result === "0");
-    } else {
+    } else if (k.fn === "x509_verify_callback") {
       const [crtFile, caFile, name, result, text] = k.args as [string, string, string, string, string];
       const r = await verifyCase(crtFile, caFile, "", name, "compat");
       expect(printed(r)).toBe(text);
       expect(r.valid).toBe(result === "0");
+    } else if (k.fn === "mbedtls_x509_crt_verify_chain") {
+      const [chainFiles, caFile, flags, result, profile] = k.args as [string, string, string, string, string];
+      const r = await verifyCase(chainFiles, caFile, "", "NULL", PROFILES[profile] as VerifyProfile);
+      expect(r.bits.toString(16)).toBe(expectedBits(flags).toString(16));
+      expect(r.valid).toBe(result === "0");
+    } else {
+      // mbedtls_x509_crt_verify_max: the default profile, nb_int intermediates (chain_dir/cNN.pem, NN = nb_int + 1)
+      const [caFile, dir, nbInt, result, flags] = k.args as [string, string, string, string, string];
+      const run = verifyCase(`${dir}/c${String(intermediates(nbInt) + 1).padStart(2, "0")}.pem`, caFile, "", "NULL", "default");
+      if (result === "MBEDTLS_ERR_X509_FATAL_ERROR") {
+        const e = await run.then(
+          () => undefined,
+          (x: unknown) => x,
+        );
+        expect(e).toBeInstanceOf(CryptoError);
+        expect((e as CryptoError).mbedtlsCode).toBe(headerValue("MBEDTLS_ERR_X509_FATAL_ERROR"));
+      } else {
+        const r = await run;
+        expect(r.bits.toString(16)).toBe(expectedBits(flags).toString(16));
+        expect(r.valid).toBe(result === "0");
+      }
     }
     results.push(k.title);
   });

@@ -17,6 +17,7 @@ import {
   BadArgumentError,
   type CRL,
   type CRT,
+  CryptoError,
   type Device,
   TooLargeError,
   type TrustStore,
@@ -198,6 +199,26 @@ describe("TrustStore.verify agrees with openssl verify", () => {
     expect(opensslVerify(pki.root, pki.server, { untrusted: [pki.inter], at: later }).ok).toBe(true);
     expect((await trust.verify([c("server"), c("inter")])).valid).toBe(true);
     expect(Math.abs((await dev.time()).getTime() - Date.now())).toBeLessThan(5000);
+  });
+
+  it("a verification the device refuses with `at` (a chain past Mbed TLS's 8 intermediates) leaves the clock running", async () => {
+    const data = join(__dirname, "../../firmware/lib/mbedtls/src/framework/data_files/dir-maxpath");
+    const long = await dev.x509.CRT.chainFromFile(join(data, "c10.pem")); // a leaf and 9 intermediates
+    const root = await dev.x509.CRT.fromFile(join(data, "00.crt"));
+    const t = new dev.x509.TrustStore();
+    try {
+      await t.add(root);
+      const e = await t.verify(long, { at: new Date(Date.UTC(2001, 0, 1)) }).then(
+        () => undefined,
+        (x: unknown) => x,
+      );
+      expect(e).toBeInstanceOf(CryptoError);
+      expect((e as CryptoError).mbedtlsCode).toBe(-0x3000); // MBEDTLS_ERR_X509_FATAL_ERROR
+      expect(Math.abs((await dev.time()).getTime() - Date.now())).toBeLessThan(5000);
+    } finally {
+      await t.close();
+      for (const c of [root, ...long]) await c.close();
+    }
   });
 
   it("the intermediate may be in the store instead of the chain", async () => {

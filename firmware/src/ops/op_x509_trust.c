@@ -43,7 +43,8 @@ SAME_BIT(ML_X509_VERIFY_FLAG_CRL_BAD_MD, MBEDTLS_X509_BADCRL_BAD_MD);
 SAME_BIT(ML_X509_VERIFY_FLAG_CRL_BAD_PK, MBEDTLS_X509_BADCRL_BAD_PK);
 SAME_BIT(ML_X509_VERIFY_FLAG_CRL_BAD_KEY, MBEDTLS_X509_BADCRL_BAD_KEY);
 
-#define LISTS_MAX    8   /* chain and CRL handles one verify names */
+#define CHAIN_MAX    16  /* certificate handles one verify names (Mbed TLS takes 8 intermediates) */
+#define CRLS_MAX     8   /* CRL handles one verify names */
 #define HOSTNAME_MAX 255 /* bytes of a DNS name (253) or an IP literal, with room */
 #define PATH_LEN     (MBEDTLS_X509_MAX_INTERMEDIATE_CA + 2)
 #define SUBJECT_MAX  256 /* a path entry's subject as Mbed TLS prints it, cut there */
@@ -200,8 +201,8 @@ int ml_op_x509_trust_add_crl(struct ml_call *call, CborValue *args, CborEncoder 
     return trust_add(call, args, result, true);
 }
 
-/* [* handle] at `pos`: between `min` and LISTS_MAX distinct handles. */
-static int arg_handle_list(struct ml_call *call, CborValue *args, unsigned pos, size_t min, uint32_t *out,
+/* [* handle] at `pos`: between `min` and `max` distinct handles. */
+static int arg_handle_list(struct ml_call *call, CborValue *args, unsigned pos, size_t min, size_t max, uint32_t *out,
                            size_t *count)
 {
     size_t n = 0;
@@ -212,9 +213,9 @@ static int arg_handle_list(struct ml_call *call, CborValue *args, unsigned pos, 
         cbor_value_enter_container(args, &inner) != CborNoError) {
         ML_FAIL(call, ML_STATUS_BAD_REQUEST, "arg %u: expected an array of handles", pos);
     }
-    if (n < min || n > LISTS_MAX) {
+    if (n < min || n > max) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg %u: %lu handles, expected %lu to %u", pos, (unsigned long)n,
-                (unsigned long)min, LISTS_MAX);
+                (unsigned long)min, (unsigned)max);
     }
     for (size_t i = 0; i < n; i++) {
         ML_CHK(ml_arg_handle(call, &inner, pos, &out[i]));
@@ -424,12 +425,12 @@ static void encode_verdict(CborEncoder *result, uint32_t flags, uint32_t causes,
 
 int ml_op_x509_trust_verify(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
-    uint32_t handle = 0, chain_h[LISTS_MAX], crl_h[LISTS_MAX];
+    uint32_t handle = 0, chain_h[CHAIN_MAX], crl_h[CRLS_MAX];
     size_t nchain = 0, ncrl = 0, nlinked = 0, ncrl_linked = 0;
-    mbedtls_x509_crt *chain[LISTS_MAX];
-    mbedtls_x509_crt *crt_joints[LISTS_MAX];
-    mbedtls_x509_crl *crls[LISTS_MAX];
-    mbedtls_x509_crl *crl_joints[LISTS_MAX];
+    mbedtls_x509_crt *chain[CHAIN_MAX];
+    mbedtls_x509_crt *crt_joints[CHAIN_MAX];
+    mbedtls_x509_crl *crls[CRLS_MAX];
+    mbedtls_x509_crl *crl_joints[CRLS_MAX];
     struct trust_obj *t = NULL;
     char host_buf[HOSTNAME_MAX + 1];
     const char *hostname = NULL;
@@ -443,14 +444,14 @@ int ml_op_x509_trust_verify(struct ml_call *call, CborValue *args, CborEncoder *
     int st = ML_STATUS_OK;
     memset(&path, 0, sizeof path);
     ML_CHK(ml_arg_handle(call, args, 1, &handle));
-    ML_CHK(arg_handle_list(call, args, 2, 1, chain_h, &nchain));
+    ML_CHK(arg_handle_list(call, args, 2, 1, CHAIN_MAX, chain_h, &nchain));
     ML_CHK(arg_hostname(call, args, 3, host_buf, &hostname));
     ML_CHK(ml_arg_uint(call, args, 4, &purpose));
     if (purpose != ML_X509_PURPOSE_ANY && purpose != ML_X509_PURPOSE_SERVER && purpose != ML_X509_PURPOSE_CLIENT) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 4: purpose must be 0 (any), 1 (server) or 2 (client)");
     }
     ML_CHK(arg_time(call, args, 5, &pinned, &at));
-    ML_CHK(arg_handle_list(call, args, 6, 0, crl_h, &ncrl));
+    ML_CHK(arg_handle_list(call, args, 6, 0, CRLS_MAX, crl_h, &ncrl));
     ML_CHK(arg_profile(call, args, 7, &profile));
     ML_CHK(trust_get(call, handle, &t));
     for (size_t i = 0; i < nchain; i++) {

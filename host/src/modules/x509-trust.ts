@@ -47,7 +47,7 @@ export interface VerifyOptions extends CallOptions {
   purpose?: VerifyPurpose;
   /** Verify as of this time instead of the device clock. */
   at?: Date;
-  /** CRLs to consult besides the store's (at most 8). */
+  /** CRLs to consult besides the store's (at most 8 objects). */
   crls?: CRL | readonly CRL[];
   /** Acceptable signature hashes, keys and curves; "default" (Mbed TLS's default profile) unless given. */
   profile?: VerifyProfile;
@@ -89,7 +89,9 @@ export function verifyFlagNames(bits: number, causes = 0): VerifyFlag[] {
   return [...names, ...CAUSES.filter(([, bit]) => (causes & bit) !== 0).map(([name]) => name)];
 }
 
-const MAX_LISTS = 8;
+/** Certificate handles one verify names (Mbed TLS takes 8 intermediates), CRL handles. */
+const MAX_CHAIN = 16;
+const MAX_CRLS = 8;
 
 /** Unix seconds of `at` as the wire carries them (an unsigned integer: a bigint past 2^32 - 1, which cbor-x would write as a float). */
 function wireSeconds(at: Date): number | bigint {
@@ -135,7 +137,7 @@ function withHandles<T>(ctx: SessionContext, objs: readonly (CRT | CRL)[], fn: (
   return step(0, []);
 }
 
-function listOf<T>(v: T | readonly T[], cls: abstract new (...a: never[]) => T, what: string, min: number, max = MAX_LISTS): T[] {
+function listOf<T>(v: T | readonly T[], cls: abstract new (...a: never[]) => T, what: string, min: number, max: number): T[] {
   const list = Array.isArray(v) ? [...(v as readonly T[])] : [v as T];
   if (list.length < min || list.length > max) throw new ArgumentError(`${what}: ${min} to ${max} objects, got ${list.length}`);
   for (const x of list) if (!(x instanceof cls)) throw new ArgumentError(`${what}: expected ${cls.name} objects`);
@@ -203,8 +205,8 @@ export class TrustStore extends DeviceObject {
    * and `crls`), `hostname`, `purpose`, the `profile`'s algorithms.
    */
   async verify(chain: CRT | readonly CRT[], opts: VerifyOptions = {}): Promise<VerifyResult> {
-    const crts = listOf(chain, CRT, "verify() chain", 1);
-    const crls = opts.crls === undefined ? [] : listOf(opts.crls, CRL, "verify() crls", 0);
+    const crts = listOf(chain, CRT, "verify() chain", 1, MAX_CHAIN);
+    const crls = opts.crls === undefined ? [] : listOf(opts.crls, CRL, "verify() crls", 0, MAX_CRLS);
     const { hostname, purpose, at, profile = "default" } = opts;
     if (hostname !== undefined && (typeof hostname !== "string" || hostname.length === 0))
       throw new ArgumentError("hostname must be a non-empty string");
