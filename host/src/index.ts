@@ -59,6 +59,8 @@ export type { RevokedCertificate } from "./modules/x509-crl.js";
 export { CRL, CrlFactory } from "./modules/x509-crl.js";
 export type { BasicConstraints, KeyUsage, SubjectAlternativeName } from "./modules/x509-crt.js";
 export { CRT, CrtFactory, KEY_USAGE_BITS } from "./modules/x509-crt.js";
+export type { CsrOptions, ExtensionOptions, SanInput } from "./modules/x509-csr.js";
+export { CSR, CsrFactory, EXTENDED_KEY_USAGE_OIDS } from "./modules/x509-csr.js";
 export type {
   TrustStoreClass,
   VerifiedCertificate,
@@ -70,8 +72,6 @@ export type {
   VerifyResult,
 } from "./modules/x509-trust.js";
 export { TrustStore, verifyFlagNames } from "./modules/x509-trust.js";
-export type { CsrOptions, ExtensionOptions, SanInput } from "./modules/x509-csr.js";
-export { CSR, CsrFactory, EXTENDED_KEY_USAGE_OIDS } from "./modules/x509-csr.js";
 export type { CertificateOptions, SelfSignOptions } from "./modules/x509-write.js";
 export { setDebug } from "./rpc/debug.js";
 export type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo, SessionEventMap } from "./rpc/rpc.js";

@@ -6,9 +6,9 @@
 import type { SessionContext } from "../session/context.js";
 import { CrlFactory } from "./x509-crl.js";
 import { CrtFactory } from "./x509-crt.js";
-import { type TrustStoreClass, trustStoreClass } from "./x509-trust.js";
 import { CsrFactory } from "./x509-csr.js";
 import "./x509-write.js"; // CRT.selfsign and crt.sign
+import { type TrustStoreClass, trustStoreClass } from "./x509-trust.js";
 
 /** `dev.x509`. */
 export class X509Module {
@@ -16,16 +16,16 @@ export class X509Module {
   readonly CRT: CrtFactory;
   /** Certificate revocation lists (python-mbedtls's `x509.CRL`). */
   readonly CRL: CrlFactory;
-  /** Trust stores and chain verification: `new dev.x509.TrustStore()` (python-mbedtls's `tls.TrustStore`). */
-  readonly TrustStore: TrustStoreClass;
   /** Certificate signing requests (python-mbedtls's `x509.CSR`). */
   readonly CSR: CsrFactory;
+  /** Trust stores and chain verification: `new dev.x509.TrustStore()` (python-mbedtls's `tls.TrustStore`). */
+  readonly TrustStore: TrustStoreClass;
 
   /** @internal */
   constructor(ctx: SessionContext) {
     this.CRT = new CrtFactory(ctx);
     this.CRL = new CrlFactory(ctx);
-    this.TrustStore = trustStoreClass(ctx);
     this.CSR = new CsrFactory(ctx);
+    this.TrustStore = trustStoreClass(ctx);
   }
 }
