@@ -22,10 +22,10 @@ void *_sbrk(ptrdiff_t incr)
     return (void *)-1;
 }
 
-/* time(): Mbed TLS's default mbedtls_time (MBEDTLS_HAVE_TIME_DATE). There is
- * no calendar clock: seconds since boot, counted from 1970-01-01, so
- * certificate validity checks see 1970 until the time is set some other way
- * (mbedtls_platform_set_time). */
+/* time(): newlib's, seconds since boot counted from 1970-01-01. Mbed TLS
+ * does not read it: its mbedtls_time is the core's device clock
+ * (core/ml_clock.c, installed with mbedtls_platform_set_time at boot), which
+ * the host sets with time_set and the millisecond counter keeps. */
 int _gettimeofday(struct timeval *tv, void *tz);
 int _gettimeofday(struct timeval *tv, void *tz)
 {
