@@ -1,5 +1,5 @@
 /*
- * x509 module, certificate revocation lists (spec.md 7.13): CRLs behind
+ * x509 module, certificate revocation lists (spec.md 7.10): CRLs behind
  * ML_HT_X509_CRL handles (one or more, chained), their accessors, and the
  * revocation check of one certificate. Input arrives in pieces as
  * certificates do (op_x509_crt.c).

@@ -1,5 +1,5 @@
 /*
- * x509 module, certificates (spec.md 7.13): parsed chains behind
+ * x509 module, certificates (spec.md 7.10): parsed chains behind
  * ML_HT_X509_CRT handles, their accessors, and one signature check.
  *
  * A certificate (or a CRL, op_x509_crl.c) larger than one frame arrives in

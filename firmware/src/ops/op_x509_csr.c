@@ -1,5 +1,5 @@
 /*
- * x509 module, certificate requests (spec.md 7.9): x509_csr_write signs a
+ * x509 module, certificate requests (spec.md 7.11): x509_csr_write signs a
  * PKCS#10 request with a device key (mbedtls_x509write_csr, so a
  * non-exportable key works) into a new ML_HT_X509_CSR handle,
  * x509_csr_parse loads one (in pieces when it is larger than a frame,

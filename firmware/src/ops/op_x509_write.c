@@ -1,5 +1,5 @@
 /*
- * x509 module, certificates made on the device (spec.md 7.9):
+ * x509 module, certificates made on the device (spec.md 7.11):
  * x509_crt_sign issues a certificate for a CSR (ML_HT_X509_CSR handle),
  * signed by a device key (mbedtls_x509write_crt, so a non-exportable key
  * or one loaded from a slot works), either self-signed or under an issuer

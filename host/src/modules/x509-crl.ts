@@ -1,5 +1,5 @@
 // dev.x509.CRL: certificate revocation lists parsed on the device (spec.md
-// 7.13), python-mbedtls's mbedtls.x509.CRL in TypeScript style. As with
+// 7.10), python-mbedtls's mbedtls.x509.CRL in TypeScript style. As with
 // certificates (x509-crt.ts), the DER stays on the host and the device
 // parses the CRL under a handle and describes it once (x509_crl_info).
 // crt.checkRevocation(crl) asks the device whether a CRL lists a certificate.

@@ -1,4 +1,4 @@
-// dev.x509.CRT: X.509 certificates parsed on the device (spec.md 7.13),
+// dev.x509.CRT: X.509 certificates parsed on the device (spec.md 7.10),
 // python-mbedtls's mbedtls.x509.CRT in TypeScript style.
 //
 // A CRT is one certificate: its DER stays on the host (toDER, toPEM,

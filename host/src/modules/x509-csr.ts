@@ -1,4 +1,4 @@
-// dev.x509.CSR: PKCS#10 certificate signing requests (spec.md 7.14),
+// dev.x509.CSR: PKCS#10 certificate signing requests (spec.md 7.11),
 // python-mbedtls's mbedtls.x509.CSR in TypeScript style.
 //
 //   const csr = await dev.x509.CSR.new(key, "CN=device-42,O=Acme", dev.hash.sha256(), {

@@ -1,4 +1,4 @@
-// Certificates made on the device (spec.md 7.14): python-mbedtls's
+// Certificates made on the device (spec.md 7.11): python-mbedtls's
 // CRT.selfsign and crt.sign, attached to dev.x509.CRT and CRT here.
 //
 //   const root = await dev.x509.CRT.selfsign(rootCsr, rootKey, {
