@@ -77,8 +77,12 @@ vitest_pass() {
 # Unit tests, and the integration suite + README examples on the native target.
 vitest_pass "native" -u MBEDLINK_PORT MBEDLINK_TARGET=native --
 # The same integration suite and README examples on the emulated STM32F405.
+# One QEMU per test file, each busy on about one core while the slow UART
+# feeds it (about 25 KB/s into the device): as many files at once as there
+# are cores (vitest's default leaves one core idle), MBEDLINK_QEMU_WORKERS to change it.
 if command -v qemu-system-arm >/dev/null && [ -f build/stm32/mbedlink-stm32f405.elf ]; then
-  vitest_pass "qemu" -u MBEDLINK_PORT MBEDLINK_TARGET=qemu -- test/integration test/readme-examples.test.ts test/cli test/demo.test.ts
+  vitest_pass "qemu" -u MBEDLINK_PORT MBEDLINK_TARGET=qemu -- --maxWorkers="${MBEDLINK_QEMU_WORKERS:-$(nproc)}" \
+    test/integration test/readme-examples.test.ts test/cli test/demo.test.ts
 else
   echo "FAILED: the QEMU STM32 target is not available (qemu-system-arm or the image is missing; see the bootstrap's message)"
   failed=$((failed + 1))
