@@ -1,6 +1,10 @@
 #include "app/ml_core.h"
 
 #include <string.h>
+#if defined(MBEDTLS_PSA_CRYPTO_C)
+#include <mbedtls/error.h>
+#include <psa/crypto.h>
+#endif
 
 #include "core/ml_clock.h"
 #include "core/ml_device.h"
@@ -24,6 +28,13 @@ int ml_core_init(void)
     if (ret == 0) {
         ret = ml_rng_random(NULL, ml_device.boot_id, sizeof ml_device.boot_id);
     }
+#if defined(MBEDTLS_PSA_CRYPTO_C)
+    /* PSA serves TLS 1.3 (HKDF key schedule, key shares); its random
+     * numbers come from the DRBG seeded above (ml_rng.c). */
+    if (ret == 0 && psa_crypto_init() != PSA_SUCCESS) {
+        ret = MBEDTLS_ERR_ERROR_GENERIC_ERROR;
+    }
+#endif
     if (ret != 0) {
         memset(ml_device.boot_id, 0, sizeof ml_device.boot_id);
     }
@@ -36,6 +47,9 @@ void ml_core_rx(const uint8_t *data, size_t len) { ml_link_rx(data, len); }
 size_t ml_core_deinit(void)
 {
     ml_handles_free_all();
+#if defined(MBEDTLS_PSA_CRYPTO_C)
+    mbedtls_psa_crypto_free(); /* its key slots and their heap blocks */
+#endif
     ml_rng_free();
     struct ml_heap_stats hs;
     ml_heap_get_stats(&hs);

@@ -5,6 +5,9 @@
 #include <mbedtls/platform_time.h>
 #include <mbedtls/platform_util.h>
 #include <stdbool.h>
+#if defined(MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG)
+#include <psa/crypto.h>
+#endif
 
 #include "core/protocol_ids.h"
 #include "hal/ml_hal.h"
@@ -71,3 +74,29 @@ int ml_rng_random(void *p_rng, unsigned char *out, size_t len)
     (void)p_rng;
     return mbedtls_ctr_drbg_random(&drbg, out, len);
 }
+
+#if defined(MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG)
+/* PSA (TLS 1.3's key schedule and key shares) draws from this same DRBG, so
+ * hello seeds and rng_reseed reach it too, and no second entropy/DRBG pair
+ * sits in RAM. CTR_DRBG serves at most MBEDTLS_CTR_DRBG_MAX_REQUEST bytes
+ * a call, so larger requests are served in pieces. */
+psa_status_t mbedtls_psa_external_get_random(mbedtls_psa_external_random_context_t *context, uint8_t *output,
+                                             size_t output_size, size_t *output_length)
+{
+    (void)context;
+    *output_length = 0;
+    size_t done = 0;
+    while (done < output_size) {
+        size_t n = output_size - done;
+        if (n > MBEDTLS_CTR_DRBG_MAX_REQUEST) {
+            n = MBEDTLS_CTR_DRBG_MAX_REQUEST;
+        }
+        if (mbedtls_ctr_drbg_random(&drbg, output + done, n) != 0) {
+            return PSA_ERROR_INSUFFICIENT_ENTROPY;
+        }
+        done += n;
+    }
+    *output_length = output_size;
+    return PSA_SUCCESS;
+}
+#endif
