@@ -20,6 +20,7 @@ import { MpiModule } from "./modules/mpi.js";
 import { PkModule } from "./modules/pk.js";
 import { RandomModule } from "./modules/random.js";
 import { SlotsModule } from "./modules/slots.js";
+import { TLSModule } from "./modules/tls.js";
 import { X509Module } from "./modules/x509.js";
 import type { CallOptions, ResetInfo, SessionEventMap } from "./rpc/rpc.js";
 import { DEFAULT_TIMEOUT_MS, Rpc } from "./rpc/rpc.js";
@@ -204,6 +205,8 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
   readonly mpi: MpiModule;
   /** X.509 certificates, CRLs (and requests, trust stores) on the device (spec.md 7.x). */
   readonly x509: X509Module;
+  /** TLS sessions run on the device: configurations, contexts, wrapped buffers and sockets (python-mbedtls's `tls`). */
+  readonly tls: TLSModule;
   /** @internal What the modules use of this session. */
   readonly _context: SessionContext;
   private _info: DeviceInfo | undefined;
@@ -242,6 +245,7 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.pk = new PkModule(ctx);
     this.mpi = new MpiModule(ctx);
     this.x509 = new X509Module(ctx);
+    this.tls = new TLSModule(ctx);
     this.rpc.on("frameDropped", (info) => this.emit("frameDropped", info));
     this.rpc.on("disconnected", (err) => this.emit("disconnected", err));
     this.rpc.on("busy", (info) => this.emit("busy", info));

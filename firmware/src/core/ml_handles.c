@@ -45,6 +45,10 @@ const char *ml_handle_type_name(uint8_t type)
         return "CRL";
     case ML_HT_X509_TRUST:
         return "trust store";
+    case ML_HT_TLS_CONF:
+        return "TLS configuration";
+    case ML_HT_TLS:
+        return "TLS session";
     default:
         return "object";
     }

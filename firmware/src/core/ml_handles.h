@@ -25,6 +25,8 @@ enum ml_handle_type {
     ML_HT_X509_CSR = 10,   /* parsed certificate request (ops/op_x509_csr.c) */
     ML_HT_X509_CRL = 11,   /* parsed certificate revocation list (ops/op_x509_crt.c) */
     ML_HT_X509_TRUST = 12, /* trust store: CA certificates and CRLs (ops/op_x509_trust.c) */
+    ML_HT_TLS_CONF = 13,   /* TLS configuration (ops/op_tls_conf.c, ml_tls.h) */
+    ML_HT_TLS = 14,        /* TLS session: Mbed TLS context and its network rings (ops/op_tls.c) */
 };
 
 typedef void (*ml_destructor_fn)(void *obj);

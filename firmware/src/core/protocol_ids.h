@@ -130,6 +130,16 @@ enum ml_op {
     ML_OP_X509_TRUST_ADD = 141, /* Add every certificate of a certificate handle's chain to a trust store as a trusted CA (the store keeps its own copy); returns the store's CA count. */
     ML_OP_X509_TRUST_ADD_CRL = 142, /* Add the CRLs of a CRL handle to a trust store (its own copy), consulted by every verify; returns the store's CRL count. */
     ML_OP_X509_TRUST_VERIFY = 143, /* Verify a chain (leaf first) against a trust store with Mbed TLS's full path validation: validity as of the device clock or a given time, signatures, CA flag, path length, key usage of issuers, CRL revocation, host name, the TLS purpose's key usage and extended key usage on the leaf, the algorithm profile. Returns the flags (x509_verify_flag bits) and the path with each certificate's flags. */
+    ML_OP_TLS_CONF_NEW = 160, /* Create a TLS configuration from a map: client or server, lowest and highest version, verify mode, trust store, certificate chain and key (copied on the device: a non-exportable key signs in place), ALPN protocols, PSK, cipher suites, the max_fragment_length a client asks for. */
+    ML_OP_TLS_NEW = 161, /* Create a TLS session over a configuration, with the server's host name (SNI and certificate check; mandatory for a client that verifies, CVE-2025-27809) or null. */
+    ML_OP_TLS_FEED = 162, /* Put bytes from the network into the session's input ring; returns how many fitted (the rest is fed again after a step or read). */
+    ML_OP_TLS_TAKE = 163, /* Take up to max bytes for the network from the session's output ring. */
+    ML_OP_TLS_HANDSHAKE_STEP = 164, /* Run the handshake (mbedtls_ssl_handshake) until it is done or wants I/O; returns [tls_state, output bytes pending]. A failure fails the session with Mbed TLS's code; a certificate that fails verification names the flags. */
+    ML_OP_TLS_READ = 165, /* Read up to max bytes of application data (mbedtls_ssl_read); returns [tls_state, data, output bytes pending]. */
+    ML_OP_TLS_WRITE = 166, /* Write application data (mbedtls_ssl_write), as much as whole records fit the output ring; returns [tls_state, bytes written, output bytes pending]. */
+    ML_OP_TLS_CLOSE_NOTIFY = 167, /* Send a close_notify alert (mbedtls_ssl_close_notify); returns [tls_state, output bytes pending]. */
+    ML_OP_TLS_INFO = 168, /* Describe a session: established, version, cipher suite, ALPN protocol, verify flags (x509_verify_flag bits), the peer's certificate DER when it fits, output bytes pending, the ring size, the Mbed TLS error that failed it. */
+    ML_OP_TLS_PEER_CHAIN = 169, /* Copy the peer's certificate chain into a new certificate-chain handle (x509); returns the number of certificates. */
 };
 
 enum ml_status {
@@ -301,6 +311,21 @@ enum ml_x509_profile {
 #define ML_X509_VERIFY_CAUSE_NOT_CA 0x2u /* A certificate named as the issuer is not a CA (no basicConstraints cA; trusted v1/v2 roots excepted). */
 #define ML_X509_VERIFY_CAUSE_BAD_ISSUER_KEY_USAGE 0x4u /* A certificate named as the issuer is a CA whose keyUsage lacks keyCertSign. */
 #define ML_X509_VERIFY_CAUSES_MASK 0x7u /* every x509_verify_cause bit */
+
+/* The state a TLS step leaves a session in (tls_handshake_step, tls_read, tls_write, tls_close_notify). */
+enum ml_tls_state {
+    ML_TLS_STATE_DONE = 0, /* The step is complete: the handshake is over, data was read or written, the alert is out. */
+    ML_TLS_STATE_WANT_READ = 1, /* Mbed TLS needs bytes from the network (MBEDTLS_ERR_SSL_WANT_READ): feed some, then step again. */
+    ML_TLS_STATE_WANT_WRITE = 2, /* The output ring is full (MBEDTLS_ERR_SSL_WANT_WRITE): take its bytes, then step again. */
+    ML_TLS_STATE_CLOSED = 3, /* The peer sent close_notify (MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY): no more data comes. */
+};
+
+/* tls_conf_new's verify mode: how the peer's certificate is checked (Mbed TLS's authmode). */
+enum ml_tls_verify {
+    ML_TLS_VERIFY_NONE = 0, /* Not checked (MBEDTLS_SSL_VERIFY_NONE); a server asks for no client certificate. A server's default. */
+    ML_TLS_VERIFY_OPTIONAL = 1, /* Checked, the handshake goes on when it fails; tls_info's verify_flags says why (MBEDTLS_SSL_VERIFY_OPTIONAL). */
+    ML_TLS_VERIFY_REQUIRED = 2, /* Checked, a failure ends the handshake (MBEDTLS_SSL_VERIFY_REQUIRED); a server requires a client certificate. A client's default. */
+};
 
 /* The hash_algs table: X(id, Mbed TLS md type, digest size, block size in bytes),
  * once per algorithm in id order. Mbed TLS keeps the block size private; HMAC pads keys to it. */

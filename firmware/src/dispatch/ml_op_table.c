@@ -97,5 +97,15 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_SLOT_TRUST_STORE, 2, 2, ml_op_slot_trust_store},
     {ML_OP_SLOT_TRUST_READ, 1, 1, ml_op_slot_trust_read},
     {ML_OP_SLOT_TRUST_LOAD, 1, 1, ml_op_slot_trust_load},
+    {ML_OP_TLS_CONF_NEW, 2, 2, ml_op_tls_conf_new},
+    {ML_OP_TLS_NEW, 3, 3, ml_op_tls_new},
+    {ML_OP_TLS_FEED, 2, 2, ml_op_tls_feed},
+    {ML_OP_TLS_TAKE, 2, 2, ml_op_tls_take},
+    {ML_OP_TLS_HANDSHAKE_STEP, 1, 1, ml_op_tls_handshake_step},
+    {ML_OP_TLS_READ, 2, 2, ml_op_tls_read},
+    {ML_OP_TLS_WRITE, 2, 2, ml_op_tls_write},
+    {ML_OP_TLS_CLOSE_NOTIFY, 1, 1, ml_op_tls_close_notify},
+    {ML_OP_TLS_INFO, 1, 1, ml_op_tls_info},
+    {ML_OP_TLS_PEER_CHAIN, 2, 2, ml_op_tls_peer_chain},
 };
 const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];

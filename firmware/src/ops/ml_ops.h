@@ -132,4 +132,16 @@ int ml_op_x509_trust_add(struct ml_call *call, CborValue *args, CborEncoder *res
 int ml_op_x509_trust_add_crl(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_x509_trust_verify(struct ml_call *call, CborValue *args, CborEncoder *result);
 
+/* tls */
+int ml_op_tls_conf_new(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_tls_new(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_tls_feed(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_tls_take(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_tls_handshake_step(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_tls_read(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_tls_write(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_tls_close_notify(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_tls_info(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_tls_peer_chain(struct ml_call *call, CborValue *args, CborEncoder *result);
+
 #endif /* ML_OPS_H */

@@ -91,6 +91,18 @@ cleanup:
     return st;
 }
 
+int ml_x509_trust_lookup(struct ml_call *call, uint32_t handle, const mbedtls_x509_crt **cas,
+                         const mbedtls_x509_crl **crls)
+{
+    struct trust_obj *t = NULL;
+    int st = trust_get(call, handle, &t);
+    if (st == ML_STATUS_OK) {
+        *cas = &t->cas;
+        *crls = &t->crls;
+    }
+    return st;
+}
+
 /* Helpers over a list of Mbed TLS's certificates or CRLs (chained through
  * `next`, an empty list being one entry of version 0): NAME_count, the
  * entries; NAME_tail, the last entry; NAME_truncate, drops what a failed add

@@ -222,6 +222,26 @@ export const Op = {
   x509TrustAddCrl: 142,
   /** Verify a chain (leaf first) against a trust store with Mbed TLS's full path validation: validity as of the device clock or a given time, signatures, CA flag, path length, key usage of issuers, CRL revocation, host name, the TLS purpose's key usage and extended key usage on the leaf, the algorithm profile. Returns the flags (x509_verify_flag bits) and the path with each certificate's flags. */
   x509TrustVerify: 143,
+  /** Create a TLS configuration from a map: client or server, lowest and highest version, verify mode, trust store, certificate chain and key (copied on the device: a non-exportable key signs in place), ALPN protocols, PSK, cipher suites, the max_fragment_length a client asks for. */
+  tlsConfNew: 160,
+  /** Create a TLS session over a configuration, with the server's host name (SNI and certificate check; mandatory for a client that verifies, CVE-2025-27809) or null. */
+  tlsNew: 161,
+  /** Put bytes from the network into the session's input ring; returns how many fitted (the rest is fed again after a step or read). */
+  tlsFeed: 162,
+  /** Take up to max bytes for the network from the session's output ring. */
+  tlsTake: 163,
+  /** Run the handshake (mbedtls_ssl_handshake) until it is done or wants I/O; returns [tls_state, output bytes pending]. A failure fails the session with Mbed TLS's code; a certificate that fails verification names the flags. */
+  tlsHandshakeStep: 164,
+  /** Read up to max bytes of application data (mbedtls_ssl_read); returns [tls_state, data, output bytes pending]. */
+  tlsRead: 165,
+  /** Write application data (mbedtls_ssl_write), as much as whole records fit the output ring; returns [tls_state, bytes written, output bytes pending]. */
+  tlsWrite: 166,
+  /** Send a close_notify alert (mbedtls_ssl_close_notify); returns [tls_state, output bytes pending]. */
+  tlsCloseNotify: 167,
+  /** Describe a session: established, version, cipher suite, ALPN protocol, verify flags (x509_verify_flag bits), the peer's certificate DER when it fits, output bytes pending, the ring size, the Mbed TLS error that failed it. */
+  tlsInfo: 168,
+  /** Copy the peer's certificate chain into a new certificate-chain handle (x509); returns the number of certificates. */
+  tlsPeerChain: 169,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -501,6 +521,30 @@ export const X509VerifyCause = {
 } as const;
 export type X509VerifyCause = (typeof X509VerifyCause)[keyof typeof X509VerifyCause];
 
+/** The state a TLS step leaves a session in (tls_handshake_step, tls_read, tls_write, tls_close_notify). */
+export const TlsState = {
+  /** The step is complete: the handshake is over, data was read or written, the alert is out. */
+  done: 0,
+  /** Mbed TLS needs bytes from the network (MBEDTLS_ERR_SSL_WANT_READ): feed some, then step again. */
+  wantRead: 1,
+  /** The output ring is full (MBEDTLS_ERR_SSL_WANT_WRITE): take its bytes, then step again. */
+  wantWrite: 2,
+  /** The peer sent close_notify (MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY): no more data comes. */
+  closed: 3,
+} as const;
+export type TlsState = (typeof TlsState)[keyof typeof TlsState];
+
+/** tls_conf_new's verify mode: how the peer's certificate is checked (Mbed TLS's authmode). */
+export const TlsVerify = {
+  /** Not checked (MBEDTLS_SSL_VERIFY_NONE); a server asks for no client certificate. A server's default. */
+  none: 0,
+  /** Checked, the handshake goes on when it fails; tls_info's verify_flags says why (MBEDTLS_SSL_VERIFY_OPTIONAL). */
+  optional: 1,
+  /** Checked, a failure ends the handshake (MBEDTLS_SSL_VERIFY_REQUIRED); a server requires a client certificate. A client's default. */
+  required: 2,
+} as const;
+export type TlsVerify = (typeof TlsVerify)[keyof typeof TlsVerify];
+
 /**
  * Whether a lost request may be resent (spec.md 6), under the same id, byte
  * for byte, the device answering a request it already ran from its record of
@@ -612,6 +656,16 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [141, { name: "x509_trust_add", module: "x509", resend: "ordered", minArgs: 2, maxArgs: 2 }],
   [142, { name: "x509_trust_add_crl", module: "x509", resend: "ordered", minArgs: 2, maxArgs: 2 }],
   [143, { name: "x509_trust_verify", module: "x509", resend: "record", minArgs: 7, maxArgs: 7 }],
+  [160, { name: "tls_conf_new", module: "tls", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [161, { name: "tls_new", module: "tls", resend: "ordered", minArgs: 3, maxArgs: 3 }],
+  [162, { name: "tls_feed", module: "tls", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [163, { name: "tls_take", module: "tls", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [164, { name: "tls_handshake_step", module: "tls", resend: "ordered", minArgs: 1, maxArgs: 1 }],
+  [165, { name: "tls_read", module: "tls", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [166, { name: "tls_write", module: "tls", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [167, { name: "tls_close_notify", module: "tls", resend: "ordered", minArgs: 1, maxArgs: 1 }],
+  [168, { name: "tls_info", module: "tls", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [169, { name: "tls_peer_chain", module: "tls", resend: "ordered", minArgs: 2, maxArgs: 2 }],
 ]);
 
 export interface HashAlgInfo {

@@ -1,0 +1,426 @@
+// A TLS session on the device (spec.md 7.12) as python-mbedtls's
+// TLSWrappedBuffer: sans-I/O. Bytes from the network go in with
+// receiveFromNetwork() (kept on the host, fed to the device's input ring as
+// it takes them), bytes for the network come out with peekOutgoing() /
+// consumeOutgoing() (taken from the device's output ring after every step).
+// doHandshake(), read() and write() answer WantRead / WantWrite as typed
+// results: WantRead means "bring more bytes from the network".
+//
+// TLSWrappedSocket pumps one between a net.Socket and the device.
+
+import type { Socket } from "node:net";
+import { ArgumentError, DeviceError, ProtocolError, TimeoutError } from "../base/errors.js";
+import { Op, TlsState } from "../base/protocol.generated.js";
+import { checkBytes } from "../base/util.js";
+import { atLeast, type CallOptions, type SessionContext } from "../session/context.js";
+import { DeviceObject, type HandleHolder } from "../session/device-object.js";
+import { TLSCertificateError, TLSConnectionError } from "./tls-errors.js";
+
+/** The session needs bytes from the network before it can go on. */
+export const WantRead = Object.freeze({ want: "read" as const });
+/** The session has bytes for the network to hand out first (with the SDK's buffering it does not stay so). */
+export const WantWrite = Object.freeze({ want: "write" as const });
+export type Want = typeof WantRead | typeof WantWrite;
+
+/** What the device says of a session (tls_info). */
+export interface TLSInfo {
+  established: boolean;
+  /** "TLSv1.2", "TLSv1.3"; undefined before the handshake is over. */
+  version: string | undefined;
+  /** Mbed TLS's cipher suite name, e.g. "TLS-ECDHE-ECDSA-WITH-AES-256-GCM-SHA384". */
+  cipher: string | undefined;
+  /** Its IANA number. */
+  cipherId: number | undefined;
+  /** The ALPN protocol agreed on. */
+  alpnProtocol: string | undefined;
+  /** The peer certificate's verify flags as Mbed TLS's bits (0: valid), undefined when not known yet. */
+  verifyBits: number | undefined;
+  /** The peer's certificate (DER), when it fits an answer. */
+  peerCertificate: Uint8Array | undefined;
+  /** Output bytes waiting on the device. */
+  pending: number;
+  /** Bytes of each of the session's rings on the device. */
+  ring: number;
+  /** The Mbed TLS error that failed the session, 0 while it lives. */
+  fatal: number;
+}
+
+/** A handshake step runs the device's public-key operations: seconds on a microcontroller. */
+const HANDSHAKE_TIMEOUT_MS = 60_000;
+/** MBEDTLS_ERR_X509_CERT_VERIFY_FAILED. */
+const CERT_VERIFY_FAILED = -0x2700;
+
+function uint(v: unknown, what: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new ProtocolError(`${what} is not an unsigned integer`);
+  return v;
+}
+
+function optional<T>(v: unknown, check: (x: unknown) => x is T, what: string): T | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (!check(v)) throw new ProtocolError(`tls_info: "${what}" has the wrong type`);
+  return v;
+}
+
+const isString = (x: unknown): x is string => typeof x === "string";
+const isNumber = (x: unknown): x is number => typeof x === "number";
+const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
+
+function parseInfo(r: unknown): TLSInfo {
+  if (typeof r !== "object" || r === null || Array.isArray(r) || r instanceof Uint8Array) throw new ProtocolError("tls_info: not a map");
+  const m = r as Record<string, unknown>;
+  if (typeof m.established !== "boolean" || typeof m.fatal !== "number") throw new ProtocolError("tls_info: malformed map");
+  return {
+    established: m.established,
+    version: optional(m.version, isString, "version"),
+    cipher: optional(m.suite, isString, "suite"),
+    cipherId: optional(m.suite_id, isNumber, "suite_id"),
+    alpnProtocol: optional(m.alpn, isString, "alpn"),
+    verifyBits: optional(m.verify_flags, isNumber, "verify_flags"),
+    peerCertificate: optional(m.peer_cert, isBytes, "peer_cert"),
+    pending: uint(m.pending, "tls_info: pending"),
+    ring: uint(m.ring, "tls_info: ring"),
+    fatal: m.fatal,
+  };
+}
+
+/** [state, ...] of a step's answer: the state, and the last item (output bytes pending). */
+function stepResult(r: unknown, op: string, n: number): { state: number; items: unknown[]; pending: number } {
+  if (!Array.isArray(r) || r.length !== n) throw new ProtocolError(`${op}: the answer is not a ${n}-item array`);
+  const state = uint(r[0], `${op}: state`);
+  if (state > TlsState.closed) throw new ProtocolError(`${op}: unknown state ${state}`);
+  return { state, items: r, pending: uint(r[n - 1], `${op}: pending`) };
+}
+
+/** The session object on the device (a handle of type TLS session, never swapped out). */
+class TLSSession extends DeviceObject {
+  constructor(ctx: SessionContext, context: HandleHolder, serverHostname: string | null) {
+    super(ctx, { pinned: true });
+    this.track(this.open((h, confHandle) => ctx.call(Op.tlsNew, [h, confHandle, serverHostname]), context));
+  }
+
+  protected get what(): string {
+    return "TLS session";
+  }
+
+  /** Sends `op` with the handle first. */
+  call(op: number, args: readonly unknown[], opts: CallOptions = {}): Promise<unknown> {
+    return this.use((h) => this.ctx.call(op, [h, ...args], opts));
+  }
+}
+
+/** A TLS session on the device over buffers the caller moves (python-mbedtls's `TLSWrappedBuffer`). */
+export class TLSWrappedBuffer implements AsyncDisposable {
+  readonly serverHostname: string | null;
+  readonly #ctx: SessionContext;
+  readonly #session: TLSSession;
+  #incoming: Uint8Array[] = [];
+  #outgoing: Uint8Array[] = [];
+  #outLength = 0;
+  #info: TLSInfo | undefined;
+
+  /** @internal Made by `context.wrapBuffers()`. */
+  constructor(
+    ctx: SessionContext,
+    readonly context: HandleHolder,
+    serverHostname: string | null,
+  ) {
+    this.#ctx = ctx;
+    this.serverHostname = serverHostname;
+    this.#session = new TLSSession(ctx, context, serverHostname);
+  }
+
+  /** The device handle of the session. */
+  get handle(): number {
+    return this.#session.handle;
+  }
+
+  /** Frees the session on the device (its configuration stays while its context lives). */
+  close(): Promise<void> {
+    return this.#session.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** Queues bytes from the network; the device gets them as its ring takes them. */
+  receiveFromNetwork(data: Uint8Array): void {
+    const d = checkBytes(data, "receiveFromNetwork()");
+    if (d.length > 0) this.#incoming.push(Uint8Array.from(d));
+  }
+
+  /** Bytes waiting for the network (the first `max`), not consumed. */
+  peekOutgoing(max = Number.POSITIVE_INFINITY): Uint8Array {
+    const all = this.#outgoing.length === 1 ? (this.#outgoing[0] as Uint8Array) : Buffer.concat(this.#outgoing);
+    this.#outgoing = all.length > 0 ? [all] : [];
+    return all.subarray(0, Math.min(max, all.length));
+  }
+
+  /** Drops the first `n` bytes waiting for the network (they were sent). */
+  consumeOutgoing(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > this.#outLength)
+      throw new ArgumentError(`consumeOutgoing(${n}): ${this.#outLength} bytes wait`);
+    const all = this.peekOutgoing();
+    this.#outgoing = n < all.length ? [all.subarray(n)] : [];
+    this.#outLength -= n;
+  }
+
+  /** Bytes waiting for the network. */
+  get outgoingLength(): number {
+    return this.#outLength;
+  }
+
+  /** Bytes received from the network that the device has not taken yet. */
+  get incomingLength(): number {
+    return this.#incoming.reduce((n, b) => n + b.length, 0);
+  }
+
+  /**
+   * Runs the handshake as far as the bytes at hand allow: "done", or
+   * WantRead (send what peekOutgoing() holds, bring more bytes from the
+   * network, call again). A failure throws Mbed TLS's error (CryptoError);
+   * a peer certificate that fails verification TLSCertificateError naming
+   * the flags. Mbed TLS's alert is then in peekOutgoing().
+   */
+  async doHandshake(opts: CallOptions = {}): Promise<"done" | Want> {
+    return this.loop(Op.tlsHandshakeStep, [], 2, atLeast(this.#ctx, opts, HANDSHAKE_TIMEOUT_MS), async ({ state }) => {
+      if (state !== TlsState.done) return undefined;
+      this.#info = await this.info();
+      return "done" as const;
+    });
+  }
+
+  /** Application data (at most `max` bytes); an empty array once the peer sent close_notify; WantRead when more network bytes are needed. */
+  async read(max = 16384, opts: CallOptions = {}): Promise<Uint8Array | Want> {
+    if (!Number.isInteger(max) || max < 1) throw new ArgumentError("read(max): max is a positive integer");
+    return this.loop(Op.tlsRead, [Math.min(max, this.#ctx.chunkSize)], 3, opts, async ({ state, items }) => {
+      if (state === TlsState.closed) return new Uint8Array(0);
+      const data = items[1];
+      if (!(data instanceof Uint8Array)) throw new ProtocolError("tls_read: data is not a byte string");
+      return state === TlsState.done && data.length > 0 ? data : undefined;
+    });
+  }
+
+  /** Encrypts as much of `data` as whole records carry now; resolves with the bytes written (its ciphertext is in peekOutgoing()). */
+  async write(data: Uint8Array, opts: CallOptions = {}): Promise<number | Want> {
+    const d = checkBytes(data, "write()").subarray(0, this.#ctx.chunkSize);
+    return this.loop(Op.tlsWrite, [d], 3, opts, async ({ state, items }) =>
+      state === TlsState.done ? uint(items[1], "tls_write: written") : undefined,
+    );
+  }
+
+  /** Writes all of `data`, record after record. */
+  async writeAll(data: Uint8Array, opts: CallOptions = {}): Promise<void> {
+    for (let off = 0; off < data.length; ) {
+      const n = await this.write(data.subarray(off), opts);
+      if (typeof n !== "number") throw new ProtocolError("tls_write: no room after the output was taken");
+      off += n;
+    }
+  }
+
+  /** Sends close_notify (its record lands in peekOutgoing()). */
+  async shutdown(opts: CallOptions = {}): Promise<void> {
+    await this.loop(Op.tlsCloseNotify, [], 2, opts, async ({ state }) => (state === TlsState.done ? true : undefined));
+  }
+
+  /** The device's description of the session. */
+  async info(opts: CallOptions = {}): Promise<TLSInfo> {
+    return parseInfo(await this.#session.call(Op.tlsInfo, [], opts));
+  }
+
+  /** The ALPN protocol agreed on in the handshake (python-mbedtls's `negotiated_protocol`). */
+  negotiatedProtocol(): string | undefined {
+    return this.#info?.alpnProtocol;
+  }
+
+  /** "TLSv1.2" or "TLSv1.3" after the handshake. */
+  negotiatedTlsVersion(): string | undefined {
+    return this.#info?.version;
+  }
+
+  /** The cipher suite after the handshake: [Mbed TLS's name, IANA number]. */
+  cipher(): [string, number] | undefined {
+    const i = this.#info;
+    return i?.cipher !== undefined && i.cipherId !== undefined ? [i.cipher, i.cipherId] : undefined;
+  }
+
+  /** The peer's certificate (DER) after the handshake, when it fits an answer. */
+  peerCertificate(): Uint8Array | undefined {
+    return this.#info?.peerCertificate;
+  }
+
+  /**
+   * Feeds what the device takes, runs `op`, takes its output; again while
+   * the session wants to write (its output is taken now) or wants to read
+   * and more input is at hand. `done` maps a settled step to the result,
+   * undefined to go on.
+   */
+  private async loop<T>(
+    op: number,
+    args: readonly unknown[],
+    n: number,
+    opts: CallOptions,
+    done: (r: { state: number; items: unknown[] }) => Promise<T | undefined>,
+  ): Promise<T | Want> {
+    for (;;) {
+      const fed = await this.feed();
+      let r: ReturnType<typeof stepResult>;
+      try {
+        r = stepResult(await this.#session.call(op, args, opts), `op ${op}`, n);
+      } catch (e) {
+        throw await this.failed(e);
+      }
+      await this.take(r.pending);
+      const out = await done(r);
+      if (out !== undefined) return out;
+      if (r.state === TlsState.wantWrite) {
+        if (r.pending === 0) return WantWrite; // nothing was taken: stepping again would change nothing
+        continue;
+      }
+      if (r.state === TlsState.closed || (!fed && this.#incoming.length === 0)) return WantRead;
+    }
+  }
+
+  /** Feeds queued network bytes until the device's ring is full; whether any went in. */
+  private async feed(): Promise<boolean> {
+    let any = false;
+    while (this.#incoming.length > 0) {
+      const head = this.#incoming[0] as Uint8Array;
+      const piece = head.subarray(0, this.#ctx.streamChunk);
+      const took = uint(await this.#session.call(Op.tlsFeed, [piece]), "tls_feed: result");
+      if (took > piece.length) throw new ProtocolError("tls_feed: took more than it was given");
+      any ||= took > 0;
+      if (took === head.length) this.#incoming.shift();
+      else this.#incoming[0] = head.subarray(took);
+      if (took < piece.length) break;
+    }
+    return any;
+  }
+
+  /** Takes `pending` output bytes from the device. */
+  private async take(pending: number): Promise<void> {
+    while (pending > 0) {
+      const want = Math.min(pending, this.#ctx.chunkSize);
+      const r = await this.#session.call(Op.tlsTake, [want]);
+      if (!(r instanceof Uint8Array) || r.length > want) throw new ProtocolError("tls_take: not the bytes asked for");
+      if (r.length === 0) break;
+      this.#outgoing.push(r);
+      this.#outLength += r.length;
+      pending -= r.length;
+    }
+  }
+
+  /** The error a failed step throws: the verify flags named; the alert taken first. */
+  private async failed(e: unknown): Promise<unknown> {
+    if (!(e instanceof DeviceError)) return e;
+    try {
+      const info = await this.info();
+      await this.take(info.pending);
+      if (e.mbedtlsCode === CERT_VERIFY_FAILED && info.verifyBits !== undefined) return new TLSCertificateError(e, info.verifyBits);
+    } catch {
+      // the original error says enough
+    }
+    return e;
+  }
+}
+
+/**
+ * A TLSWrappedBuffer pumped through a connected net.Socket (python-mbedtls's
+ * `TLSWrappedSocket`): what arrives is fed to the session, what the session
+ * writes is sent. Every wait for the peer ends after `timeoutMs`.
+ */
+export class TLSWrappedSocket {
+  readonly buffer: TLSWrappedBuffer;
+  readonly socket: Socket;
+  #ended = false;
+  #error: Error | undefined;
+  #wake: (() => void) | undefined;
+
+  /** @internal Made by `context.wrapSocket()`. */
+  constructor(buffer: TLSWrappedBuffer, socket: Socket) {
+    this.buffer = buffer;
+    this.socket = socket;
+    socket.on("data", (d: Buffer) => {
+      buffer.receiveFromNetwork(d);
+      this.#wake?.();
+    });
+    socket.on("end", () => {
+      this.#ended = true;
+      this.#wake?.();
+    });
+    socket.on("error", (e) => {
+      this.#error = e;
+      this.#wake?.();
+    });
+    socket.on("close", () => {
+      this.#ended = true;
+      this.#wake?.();
+    });
+  }
+
+  /** Runs the handshake to its end. */
+  async doHandshake(timeoutMs = HANDSHAKE_TIMEOUT_MS): Promise<void> {
+    while ((await this.flushAfter(this.buffer.doHandshake())) !== "done") await this.waitForPeer(timeoutMs, "the handshake");
+  }
+
+  /** Sends all of `data`. */
+  async send(data: Uint8Array): Promise<void> {
+    for (let off = 0; off < data.length; ) {
+      const n = await this.flushAfter(this.buffer.write(data.subarray(off)));
+      if (typeof n !== "number") throw new ProtocolError("tls_write: no room after the output was taken");
+      off += n;
+    }
+  }
+
+  /** Up to `max` bytes of application data; empty once the peer closed. */
+  async recv(max = 16384, timeoutMs = HANDSHAKE_TIMEOUT_MS): Promise<Uint8Array> {
+    for (;;) {
+      const r = await this.flushAfter(this.buffer.read(max));
+      if (r instanceof Uint8Array) return r;
+      if (this.#ended && this.buffer.incomingLength === 0) return new Uint8Array(0);
+      await this.waitForPeer(timeoutMs, "data");
+    }
+  }
+
+  /** Sends close_notify and ends the socket's writing side. */
+  async shutdown(): Promise<void> {
+    await this.flushAfter(this.buffer.shutdown());
+    this.socket.end();
+  }
+
+  /** Frees the device session and destroys the socket. */
+  async close(): Promise<void> {
+    this.socket.destroy();
+    await this.buffer.close();
+  }
+
+  /** Sends what the session wrote, whether `p` settles or fails (a failed handshake's alert goes out too). */
+  private async flushAfter<T>(p: Promise<T>): Promise<T> {
+    try {
+      return await p;
+    } finally {
+      const out = this.buffer.peekOutgoing();
+      if (out.length > 0 && !this.socket.destroyed) {
+        this.socket.write(Uint8Array.from(out));
+        this.buffer.consumeOutgoing(out.length);
+      }
+    }
+  }
+
+  private waitForPeer(timeoutMs: number, what: string): Promise<void> {
+    if (this.#error) return Promise.reject(this.#error);
+    if (this.buffer.incomingLength > 0) return Promise.resolve();
+    if (this.#ended) return Promise.reject(new TLSConnectionError(`the peer closed the connection before ${what} was over`));
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#wake = undefined;
+        reject(new TimeoutError(`no bytes from the peer for ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      this.#wake = () => {
+        clearTimeout(timer);
+        this.#wake = undefined;
+        resolve();
+      };
+    });
+  }
+}

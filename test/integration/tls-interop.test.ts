@@ -1,0 +1,340 @@
+// TLS on the device against OpenSSL (issue 17, first slice): the device's
+// client talks to `openssl s_server -tls1_2` serving a chain an OpenSSL PKI
+// made (root, intermediate, leaf), verifies it against a trust store with the
+// root alone and the host name set, and moves application data both ways;
+// the device's server (a non-exportable key made on the device, certified by
+// the OpenSSL intermediate) answers `openssl s_client -tls1_2
+// -verify_return_error -CAfile root`. A host name the certificate does not
+// carry and a trust store without its root fail the handshake with
+// TLSCertificateError naming the flag; the device keeps serving; the heap is
+// back at its baseline once every session, context and object is freed.
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
+import { X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  ArgumentError,
+  type CRT,
+  type Device,
+  type ECC,
+  TLSCertificateError,
+  type TLSContext,
+  type TrustStore,
+} from "../../host/src/index.js";
+import { requireTool } from "../../tools/programs.js";
+import { useSession } from "./session.js";
+
+const session = useSession({ endsAt: { heap: "open", handles: true } });
+let dev: Device;
+const dir = mkdtempSync(join(tmpdir(), "tls-interop-"));
+const path = (f: string) => join(dir, f);
+const openssl = requireTool("openssl");
+const ossl = (args: string[]) => execFileSync(openssl, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] }).toString();
+
+const EXT = `
+[ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+[server]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:tls.test
+[device]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:device.test
+`;
+
+/** root -> inter -> server (leaf, DNS:tls.test), and another root; P-256 throughout. */
+function makePki(): void {
+  writeFileSync(path("ext.cnf"), EXT);
+  const key = (n: string) => ossl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", `${n}.key`]);
+  for (const root of ["root", "other"]) {
+    key(root);
+    ossl(
+      ["req", "-x509", "-new", "-key", `${root}.key`, "-subj", `/CN=${root} test CA`, "-days", "30", "-sha256"].concat([
+        "-config",
+        "ext.cnf",
+        "-extensions",
+        "ca",
+        "-out",
+        `${root}.crt`,
+      ]),
+    );
+  }
+  const issue = (n: string, cn: string, ca: string, ext: string) => {
+    key(n);
+    ossl(["req", "-new", "-key", `${n}.key`, "-subj", `/CN=${cn}`, "-out", `${n}.csr`]);
+    ossl(
+      ["x509", "-req", "-in", `${n}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial", "-days", "30", "-sha256"].concat([
+        "-extfile",
+        "ext.cnf",
+        "-extensions",
+        ext,
+        "-out",
+        `${n}.crt`,
+      ]),
+    );
+  };
+  issue("inter", "intermediate test CA", "root", "ca");
+  issue("server", "tls.test", "inter", "server");
+}
+
+/** An OpenSSL peer: its output so far, a wait for a pattern in it, and a kill at the end (and at exit). */
+interface Peer {
+  proc: ChildProcessWithoutNullStreams;
+  out(): string;
+  waitFor(pattern: RegExp | string, timeoutMs?: number): Promise<void>;
+  stop(): void;
+}
+const peers = new Set<Peer>();
+process.on("exit", () => {
+  for (const p of peers) p.stop();
+});
+
+function spawnPeer(args: string[]): Peer {
+  const proc = spawn(openssl, args, { cwd: dir, stdio: ["pipe", "pipe", "pipe"] });
+  let text = "";
+  const waiters = new Set<() => void>();
+  const onData = (d: Buffer) => {
+    text += d.toString("latin1");
+    for (const w of waiters) w();
+  };
+  proc.stdout.on("data", onData);
+  proc.stderr.on("data", onData);
+  proc.on("exit", () => {
+    for (const w of waiters) w();
+  });
+  const peer: Peer = {
+    proc,
+    out: () => text,
+    waitFor: (pattern, timeoutMs = 20_000) =>
+      new Promise<void>((resolve, reject) => {
+        const seen = () => (typeof pattern === "string" ? text.includes(pattern) : pattern.test(text));
+        const check = () => {
+          if (seen()) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            resolve();
+          } else if (proc.exitCode !== null) {
+            clearTimeout(timer);
+            waiters.delete(check);
+            reject(new Error(`openssl ${args[0]} exited (${proc.exitCode}) before ${String(pattern)}:\n${text}`));
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`openssl ${args[0]}: no ${String(pattern)} within ${timeoutMs} ms:\n${text}`));
+        }, timeoutMs);
+        waiters.add(check);
+        check();
+      }),
+    stop: () => {
+      peers.delete(peer);
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+    },
+  };
+  peers.add(peer);
+  return peer;
+}
+
+/** A free TCP port on the loopback (released before the peer binds it). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function connectTo(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, "127.0.0.1", () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const text = (b: Uint8Array) => new TextDecoder().decode(b);
+const derOf = (pemFile: string) => new Uint8Array(new X509Certificate(readFileSync(path(pemFile))).raw);
+
+let serverPort = 0;
+let sServer: Peer;
+let root: CRT;
+let other: CRT;
+let inter: CRT;
+let trust: TrustStore;
+let wrongTrust: TrustStore;
+let client: TLSContext;
+
+beforeAll(async () => {
+  dev = session.dev;
+  makePki();
+  root = await dev.x509.CRT.fromPEM(readFileSync(path("root.crt"), "utf8"));
+  other = await dev.x509.CRT.fromPEM(readFileSync(path("other.crt"), "utf8"));
+  inter = await dev.x509.CRT.fromPEM(readFileSync(path("inter.crt"), "utf8"));
+  trust = new dev.tls.TrustStore();
+  await trust.add(root);
+  wrongTrust = new dev.tls.TrustStore();
+  await wrongTrust.add(other);
+  client = dev.tls.ClientContext(new dev.tls.TLSConfiguration({ trustStore: trust, validateCertificates: true }));
+  await client.ready;
+  serverPort = await freePort();
+  // The default record size (16 KiB): the device asks for 4 KiB records with max_fragment_length.
+  sServer = spawnPeer(
+    ["s_server", "-tls1_2", "-accept", String(serverPort), "-cert", "server.crt", "-key", "server.key"].concat([
+      "-cert_chain",
+      "inter.crt",
+      "-naccept",
+      "100",
+    ]),
+  );
+  await sServer.waitFor("ACCEPT");
+}, 120_000);
+
+afterAll(async () => {
+  for (const p of [...peers]) p.stop();
+  for (const o of [client, wrongTrust, trust, inter, other, root]) await o?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("device client against openssl s_server -tls1_2", () => {
+  it("verifies the chain against the root with the host name set, and moves application data both ways", async () => {
+    const sock = await connectTo(serverPort);
+    const tls = client.wrapSocket(sock, "tls.test");
+    try {
+      await tls.doHandshake();
+      const info = await tls.buffer.info();
+      expect(info.established).toBe(true);
+      expect(tls.buffer.negotiatedTlsVersion()).toBe("TLSv1.2");
+      expect(info.verifyBits).toBe(0);
+      expect(tls.buffer.peerCertificate()).toEqual(derOf("server.crt"));
+      const toServer = `device to openssl ${Date.now()}\n`;
+      await tls.send(utf8(toServer));
+      await sServer.waitFor(toServer);
+      const toDevice = `openssl to device ${Date.now()}\n`;
+      sServer.proc.stdin.write(toDevice);
+      let got = "";
+      while (!got.includes(toDevice)) {
+        const r = await tls.recv();
+        if (r.length === 0) break;
+        got += text(r);
+      }
+      expect(got).toBe(toDevice);
+      await tls.shutdown();
+    } finally {
+      await tls.close();
+    }
+  });
+
+  it("fails a host name the certificate does not carry, naming cnMismatch", async () => {
+    const tls = client.wrapSocket(await connectTo(serverPort), "other.test");
+    try {
+      const err = await tls.doHandshake().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TLSCertificateError);
+      expect((err as TLSCertificateError).flags).toEqual(["cnMismatch"]);
+      expect((err as TLSCertificateError).mbedtlsCode).toBe(-0x2700);
+    } finally {
+      await tls.close();
+    }
+  });
+
+  it("fails a trust store without the chain's root, naming notTrusted, and keeps serving", async () => {
+    const ctx = dev.tls.ClientContext(new dev.tls.TLSConfiguration({ trustStore: wrongTrust }));
+    const tls = ctx.wrapSocket(await connectTo(serverPort), "tls.test");
+    try {
+      const err = await tls.doHandshake().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TLSCertificateError);
+      expect((err as TLSCertificateError).flags).toContain("notTrusted");
+    } finally {
+      await tls.close();
+      await ctx.close();
+    }
+    expect(text(await dev.echo(utf8("still here")))).toBe("still here");
+  });
+
+  it("asks for the server's host name when it verifies (CVE-2025-27809)", () => {
+    expect(() => client.wrapBuffers()).toThrow(ArgumentError);
+  });
+});
+
+describe("device server against openssl s_client -tls1_2", () => {
+  let key: ECC;
+  let leaf: CRT;
+  let server: TLSContext;
+  let listener: Server;
+
+  beforeAll(async () => {
+    key = dev.pk.ECC("secp256r1");
+    await key.generate({ exportable: false });
+    const csr = await dev.x509.CSR.new(key, "CN=device.test", "sha256");
+    writeFileSync(path("device.csr.der"), csr.toDER());
+    await csr.close();
+    ossl(["req", "-inform", "DER", "-in", "device.csr.der", "-out", "device.csr"]);
+    ossl(
+      ["x509", "-req", "-in", "device.csr", "-CA", "inter.crt", "-CAkey", "inter.key", "-CAcreateserial", "-days", "30"].concat([
+        "-sha256",
+        "-extfile",
+        "ext.cnf",
+        "-extensions",
+        "device",
+        "-out",
+        "device.crt",
+      ]),
+    );
+    leaf = await dev.x509.CRT.fromPEM(readFileSync(path("device.crt"), "utf8"));
+    server = dev.tls.ServerContext(new dev.tls.TLSConfiguration({ certificateChain: [[leaf, inter], key] }));
+    await server.ready;
+    listener = createServer();
+    await new Promise<void>((r) => listener.listen(0, "127.0.0.1", r));
+  }, 120_000);
+
+  afterAll(async () => {
+    await new Promise<void>((r) => listener?.close(() => r()));
+    for (const o of [server, leaf, key]) await o?.close();
+  });
+
+  it("serves its chain with the non-exportable key; OpenSSL verifies it and data goes both ways", async () => {
+    const port = (listener.address() as { port: number }).port;
+    const accepted = new Promise<Socket>((r) => listener.once("connection", r));
+    const sClient = spawnPeer(
+      ["s_client", "-tls1_2", "-connect", `127.0.0.1:${port}`, "-servername", "device.test"].concat([
+        "-verify_return_error",
+        "-verify_hostname",
+        "device.test",
+        "-CAfile",
+        "root.crt",
+      ]),
+    );
+    const tls = server.wrapSocket(await accepted);
+    try {
+      await tls.doHandshake();
+      await sClient.waitFor("Verify return code: 0 (ok)");
+      expect(tls.buffer.negotiatedTlsVersion()).toBe("TLSv1.2");
+      const toDevice = `openssl client to device ${Date.now()}\n`;
+      sClient.proc.stdin.write(toDevice);
+      let got = "";
+      while (!got.includes(toDevice)) {
+        const r = await tls.recv();
+        if (r.length === 0) break;
+        got += text(r);
+      }
+      expect(got).toBe(toDevice);
+      const toClient = `device server to openssl ${Date.now()}\n`;
+      await tls.send(utf8(toClient));
+      await sClient.waitFor(toClient);
+      await tls.shutdown();
+    } finally {
+      sClient.stop();
+      await tls.close();
+    }
+  });
+});
