@@ -3,9 +3,10 @@
  * -DMBEDTLS_CONFIG_FILE="mbedlink_config.h"; replaces mbedtls_config.h).
  *
  * One file for every target (native Linux, STM32F4, ESP32): legacy crypto
- * APIs, no PSA, no OS services. Everything later protocol modules need (hmac,
- * cipher, pk, mpi, x509, tls) is enabled now so this file stays settled;
- * the linker's --gc-sections drops what a build does not call.
+ * APIs for the ops, PSA only underneath TLS 1.3, no OS services. Everything
+ * later protocol modules need (hmac, cipher, pk, mpi, x509, tls) is enabled
+ * now so this file stays settled; the linker's --gc-sections drops what a
+ * build does not call.
  */
 #ifndef MBEDLINK_CONFIG_H
 #define MBEDLINK_CONFIG_H
@@ -35,9 +36,23 @@
 #define MBEDTLS_HMAC_DRBG_C
 
 /* Explicitly off: MBEDTLS_NET_C, MBEDTLS_TIMING_C, MBEDTLS_FS_IO,
- * MBEDTLS_THREADING_C, MBEDTLS_PSA_CRYPTO_C (and so TLS 1.3),
- * MBEDTLS_PSA_ITS_FILE_C, MBEDTLS_PSA_CRYPTO_STORAGE_C, MBEDTLS_DEBUG_C,
+ * MBEDTLS_THREADING_C, MBEDTLS_USE_PSA_CRYPTO (the ops keep the legacy
+ * APIs), MBEDTLS_PSA_ITS_FILE_C, MBEDTLS_PSA_CRYPTO_STORAGE_C, MBEDTLS_DEBUG_C,
  * MBEDTLS_AESNI_C, MBEDTLS_AESCE_C, MBEDTLS_PADLOCK_C, MBEDTLS_SELF_TEST. */
+
+/* ------------------------------------------------------------ PSA */
+/* Only for TLS 1.3, whose key schedule (HKDF), transcript hashes and key
+ * shares Mbed TLS 3.6 runs through PSA (docs/tls-design.md). PSA draws its
+ * random numbers from the device DRBG (mbedtls_psa_external_get_random in
+ * core/ml_rng.c: hello seeds and rng_reseed reach it, no second
+ * entropy/DRBG pair in RAM); app/ml_core.c calls psa_crypto_init at boot
+ * and mbedtls_psa_crypto_free before the heap goes. Its PSA_WANT_* follow
+ * from the legacy modules below (no MBEDTLS_PSA_CRYPTO_CONFIG). Key slots:
+ * a static table (no MBEDTLS_PSA_KEY_STORE_DYNAMIC); a TLS 1.3 handshake
+ * holds one or two PSA keys at a time, their material on the heap. */
+#define MBEDTLS_PSA_CRYPTO_C
+#define MBEDTLS_PSA_CRYPTO_EXTERNAL_RNG
+#define MBEDTLS_PSA_KEY_SLOT_COUNT 16
 
 /* ------------------------------------------------------------ digests */
 #define MBEDTLS_MD_C
@@ -124,7 +139,7 @@
 #define MBEDTLS_X509_CSR_WRITE_C
 #define MBEDTLS_X509_RSASSA_PSS_SUPPORT
 
-/* ------------------------------------------------------------ TLS/DTLS 1.2 */
+/* ------------------------------------------------------------ TLS 1.2/1.3, DTLS 1.2 */
 #define MBEDTLS_SSL_TLS_C
 #define MBEDTLS_SSL_CLI_C
 #define MBEDTLS_SSL_SRV_C
@@ -151,8 +166,29 @@
 #define MBEDTLS_KEY_EXCHANGE_ECDHE_ECDSA_ENABLED
 #define MBEDTLS_KEY_EXCHANGE_ECDH_ECDSA_ENABLED
 #define MBEDTLS_KEY_EXCHANGE_ECDH_RSA_ENABLED
-/* RAM: a client and a server context must fit a 128 KiB part together. */
-#define MBEDTLS_SSL_IN_CONTENT_LEN 4096
+/* TLS 1.3 (DTLS stays 1.2: mbedtls_ssl_config_defaults caps a datagram
+ * configuration at 1.2, and a DTLS configuration must never raise it). */
+#define MBEDTLS_SSL_PROTO_TLS1_3
+#define MBEDTLS_SSL_TLS1_3_COMPATIBILITY_MODE /* what OpenSSL and Node send too */
+#define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_ENABLED
+#define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL_ENABLED
+#define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL_ENABLED
+/* Resumption: TLS 1.3 tickets and TLS 1.2 tickets (RFC 5077); a TLS 1.3
+ * client sees tickets only with
+ * mbedtls_ssl_conf_tls13_enable_signal_new_session_tickets (3.6.1+). No
+ * MBEDTLS_SSL_CACHE_C (a server-side cache holds peer certificates in the
+ * heap), no MBEDTLS_SSL_EARLY_DATA, no MBEDTLS_SSL_RENEGOTIATION. */
+#define MBEDTLS_SSL_SESSION_TICKETS
+#define MBEDTLS_SSL_TICKET_C
+/* Record buffers (docs/tls-design.md §3). Input: a whole 16 KiB record, the
+ * size default OpenSSL and Node peers send (TLS 1.3 has no way for Mbed TLS
+ * 3.6 to ask a peer for less: it sends no max_fragment_length in 1.3, and
+ * OpenSSL 3.0 ignores record_size_limit). Output: 4 KiB records, which
+ * every peer takes; this saves 12 KiB of heap per session. The same on
+ * every target: the CMake build compiles Mbed TLS without the target's
+ * defines, so a per-target value would silently differ between the
+ * library and the ops. */
+#define MBEDTLS_SSL_IN_CONTENT_LEN 16384
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 4096
 #define MBEDTLS_SSL_DTLS_MAX_BUFFERING 8192
 
