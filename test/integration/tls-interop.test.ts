@@ -1,9 +1,9 @@
-// TLS on the device against OpenSSL (issue 17, first slice): the device's
-// client talks to `openssl s_server -tls1_2` serving a chain an OpenSSL PKI
+// TLS on the device against OpenSSL (issue 17, first slice), TLS 1.2 and
+// 1.3: the device's client talks to `openssl s_server` serving a chain an OpenSSL PKI
 // made (root, intermediate, leaf), verifies it against a trust store with the
 // root alone and the host name set, and moves application data both ways;
 // the device's server (a non-exportable key made on the device, certified by
-// the OpenSSL intermediate) answers `openssl s_client -tls1_2
+// the OpenSSL intermediate) answers `openssl s_client
 // -verify_return_error -CAfile root`. A host name the certificate does not
 // carry and a trust store without its root fail the handshake with
 // TLSCertificateError naming the flag; the device keeps serving; the heap is
@@ -26,6 +26,7 @@ import {
 } from "../../host/src/index.js";
 import { requireTool } from "../../tools/programs.js";
 import { useSession } from "./session.js";
+import { TARGET } from "./target.js";
 
 const session = useSession({ endsAt: { heap: "open", handles: true } });
 let dev: Device;
@@ -166,8 +167,15 @@ const utf8 = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
 const derOf = (pemFile: string) => new Uint8Array(new X509Certificate(readFileSync(path(pemFile))).raw);
 
-let serverPort = 0;
-let sServer: Peer;
+/** The versions each direction runs, with OpenSSL's flag for them. */
+const VERSIONS = [
+  ["TLSv1.2", "-tls1_2"],
+  ["TLSv1.3", "-tls1_3"],
+] as const;
+type Version = (typeof VERSIONS)[number][0];
+/** One s_server per version, serving connections one after another. */
+const sServers = new Map<Version, { port: number; peer: Peer }>();
+const sServer = (v: Version) => sServers.get(v) as { port: number; peer: Peer };
 let root: CRT;
 let other: CRT;
 let inter: CRT;
@@ -187,17 +195,20 @@ beforeAll(async () => {
   await wrongTrust.add(other);
   client = dev.tls.ClientContext(new dev.tls.TLSConfiguration({ trustStore: trust, validateCertificates: true }));
   await client.ready;
-  serverPort = await freePort();
-  // The default record size (16 KiB): the device asks for 4 KiB records with max_fragment_length.
-  sServer = spawnPeer(
-    ["s_server", "-tls1_2", "-accept", String(serverPort), "-cert", "server.crt", "-key", "server.key"].concat([
-      "-cert_chain",
-      "inter.crt",
-      "-naccept",
-      "100",
-    ]),
-  );
-  await sServer.waitFor("ACCEPT");
+  // Default record sizes (16 KiB), which the device's input buffer takes.
+  for (const [v, flag] of VERSIONS) {
+    const port = await freePort();
+    const peer = spawnPeer(
+      ["s_server", flag, "-accept", String(port), "-cert", "server.crt", "-key", "server.key"].concat([
+        "-cert_chain",
+        "inter.crt",
+        "-naccept",
+        "100",
+      ]),
+    );
+    await peer.waitFor("ACCEPT");
+    sServers.set(v, { port, peer });
+  }
 }, 120_000);
 
 afterAll(async () => {
@@ -206,37 +217,47 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe("device client against openssl s_server -tls1_2", () => {
-  it("verifies the chain against the root with the host name set, and moves application data both ways", async () => {
-    const sock = await connectTo(serverPort);
-    const tls = client.wrapSocket(sock, "tls.test");
-    try {
-      await tls.doHandshake();
-      const info = await tls.buffer.info();
-      expect(info.established).toBe(true);
-      expect(tls.buffer.negotiatedTlsVersion()).toBe("TLSv1.2");
-      expect(info.verifyBits).toBe(0);
-      expect(tls.buffer.peerCertificate()).toEqual(derOf("server.crt"));
-      const toServer = `device to openssl ${Date.now()}\n`;
-      await tls.send(utf8(toServer));
-      await sServer.waitFor(toServer);
-      const toDevice = `openssl to device ${Date.now()}\n`;
-      sServer.proc.stdin.write(toDevice);
-      let got = "";
-      while (!got.includes(toDevice)) {
-        const r = await tls.recv();
-        if (r.length === 0) break;
-        got += text(r);
+describe("device client against openssl s_server", () => {
+  it.each(VERSIONS)(
+    "%s: verifies the chain against the root with the host name set, and moves application data both ways",
+    async (version) => {
+      const { port, peer } = sServer(version);
+      const s0 = await dev.stats();
+      const sock = await connectTo(port);
+      const tls = client.wrapSocket(sock, "tls.test");
+      try {
+        await tls.doHandshake();
+        const s1 = await dev.stats();
+        console.log(
+          `[tls-interop ${TARGET}] an established ${version} client session keeps ${s1.heapUsed - s0.heapUsed} B of heap ` +
+            `(rings ${(await tls.buffer.info()).ring} B each); heap peak ${s1.heapPeak} B of ${s1.heapSize} B since boot (was ${s0.heapPeak} B before the handshake)`,
+        );
+        const info = await tls.buffer.info();
+        expect(info.established).toBe(true);
+        expect(tls.buffer.negotiatedTlsVersion()).toBe(version);
+        expect(info.verifyBits).toBe(0);
+        expect(tls.buffer.peerCertificate()).toEqual(derOf("server.crt"));
+        const toServer = `device to openssl ${Date.now()}\n`;
+        await tls.send(utf8(toServer));
+        await peer.waitFor(toServer);
+        const toDevice = `openssl to device ${Date.now()}\n`;
+        peer.proc.stdin.write(toDevice);
+        let got = "";
+        while (!got.includes(toDevice)) {
+          const r = await tls.recv();
+          if (r.length === 0) break;
+          got += text(r);
+        }
+        expect(got).toBe(toDevice);
+        await tls.shutdown();
+      } finally {
+        await tls.close();
       }
-      expect(got).toBe(toDevice);
-      await tls.shutdown();
-    } finally {
-      await tls.close();
-    }
-  });
+    },
+  );
 
   it("fails a host name the certificate does not carry, naming cnMismatch", async () => {
-    const tls = client.wrapSocket(await connectTo(serverPort), "other.test");
+    const tls = client.wrapSocket(await connectTo(sServer("TLSv1.2").port), "other.test");
     try {
       const err = await tls.doHandshake().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TLSCertificateError);
@@ -249,7 +270,7 @@ describe("device client against openssl s_server -tls1_2", () => {
 
   it("fails a trust store without the chain's root, naming notTrusted, and keeps serving", async () => {
     const ctx = dev.tls.ClientContext(new dev.tls.TLSConfiguration({ trustStore: wrongTrust }));
-    const tls = ctx.wrapSocket(await connectTo(serverPort), "tls.test");
+    const tls = ctx.wrapSocket(await connectTo(sServer("TLSv1.3").port), "tls.test");
     try {
       const err = await tls.doHandshake().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TLSCertificateError);
@@ -266,7 +287,7 @@ describe("device client against openssl s_server -tls1_2", () => {
   });
 });
 
-describe("device server against openssl s_client -tls1_2", () => {
+describe("device server against openssl s_client", () => {
   let key: ECC;
   let leaf: CRT;
   let server: TLSContext;
@@ -302,39 +323,42 @@ describe("device server against openssl s_client -tls1_2", () => {
     for (const o of [server, leaf, key]) await o?.close();
   });
 
-  it("serves its chain with the non-exportable key; OpenSSL verifies it and data goes both ways", async () => {
-    const port = (listener.address() as { port: number }).port;
-    const accepted = new Promise<Socket>((r) => listener.once("connection", r));
-    const sClient = spawnPeer(
-      ["s_client", "-tls1_2", "-connect", `127.0.0.1:${port}`, "-servername", "device.test"].concat([
-        "-verify_return_error",
-        "-verify_hostname",
-        "device.test",
-        "-CAfile",
-        "root.crt",
-      ]),
-    );
-    const tls = server.wrapSocket(await accepted);
-    try {
-      await tls.doHandshake();
-      await sClient.waitFor("Verify return code: 0 (ok)");
-      expect(tls.buffer.negotiatedTlsVersion()).toBe("TLSv1.2");
-      const toDevice = `openssl client to device ${Date.now()}\n`;
-      sClient.proc.stdin.write(toDevice);
-      let got = "";
-      while (!got.includes(toDevice)) {
-        const r = await tls.recv();
-        if (r.length === 0) break;
-        got += text(r);
+  it.each(VERSIONS)(
+    "%s: serves its chain with the non-exportable key; OpenSSL verifies it and data goes both ways",
+    async (version, flag) => {
+      const port = (listener.address() as { port: number }).port;
+      const accepted = new Promise<Socket>((r) => listener.once("connection", r));
+      const sClient = spawnPeer(
+        ["s_client", flag, "-connect", `127.0.0.1:${port}`, "-servername", "device.test"].concat([
+          "-verify_return_error",
+          "-verify_hostname",
+          "device.test",
+          "-CAfile",
+          "root.crt",
+        ]),
+      );
+      const tls = server.wrapSocket(await accepted);
+      try {
+        await tls.doHandshake();
+        await sClient.waitFor("Verify return code: 0 (ok)");
+        expect(tls.buffer.negotiatedTlsVersion()).toBe(version);
+        const toDevice = `openssl client to device ${Date.now()}\n`;
+        sClient.proc.stdin.write(toDevice);
+        let got = "";
+        while (!got.includes(toDevice)) {
+          const r = await tls.recv();
+          if (r.length === 0) break;
+          got += text(r);
+        }
+        expect(got).toBe(toDevice);
+        const toClient = `device server to openssl ${Date.now()}\n`;
+        await tls.send(utf8(toClient));
+        await sClient.waitFor(toClient);
+        await tls.shutdown();
+      } finally {
+        sClient.stop();
+        await tls.close();
       }
-      expect(got).toBe(toDevice);
-      const toClient = `device server to openssl ${Date.now()}\n`;
-      await tls.send(utf8(toClient));
-      await sClient.waitFor(toClient);
-      await tls.shutdown();
-    } finally {
-      sClient.stop();
-      await tls.close();
-    }
-  });
+    },
+  );
 });
