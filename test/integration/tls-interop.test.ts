@@ -22,11 +22,13 @@ import {
   type ECC,
   TLSCertificateError,
   type TLSContext,
+  type TLSWrappedSocket,
   type TrustStore,
 } from "../../host/src/index.js";
 import { requireTool } from "../../tools/programs.js";
 import { useSession } from "./session.js";
 import { TARGET } from "./target.js";
+import { makePki } from "./x509-verify-pki.js";
 
 const session = useSession({ endsAt: { heap: "open", handles: true } });
 let dev: Device;
@@ -34,57 +36,6 @@ const dir = mkdtempSync(join(tmpdir(), "tls-interop-"));
 const path = (f: string) => join(dir, f);
 const openssl = requireTool("openssl");
 const ossl = (args: string[]) => execFileSync(openssl, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] }).toString();
-
-const EXT = `
-[ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-[server]
-basicConstraints = CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:tls.test
-[device]
-basicConstraints = CA:FALSE
-keyUsage = critical, digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = DNS:device.test
-`;
-
-/** root -> inter -> server (leaf, DNS:tls.test), and another root; P-256 throughout. */
-function makePki(): void {
-  writeFileSync(path("ext.cnf"), EXT);
-  const key = (n: string) => ossl(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", `${n}.key`]);
-  for (const root of ["root", "other"]) {
-    key(root);
-    ossl(
-      ["req", "-x509", "-new", "-key", `${root}.key`, "-subj", `/CN=${root} test CA`, "-days", "30", "-sha256"].concat([
-        "-config",
-        "ext.cnf",
-        "-extensions",
-        "ca",
-        "-out",
-        `${root}.crt`,
-      ]),
-    );
-  }
-  const issue = (n: string, cn: string, ca: string, ext: string) => {
-    key(n);
-    ossl(["req", "-new", "-key", `${n}.key`, "-subj", `/CN=${cn}`, "-out", `${n}.csr`]);
-    ossl(
-      ["x509", "-req", "-in", `${n}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial", "-days", "30", "-sha256"].concat([
-        "-extfile",
-        "ext.cnf",
-        "-extensions",
-        ext,
-        "-out",
-        `${n}.crt`,
-      ]),
-    );
-  };
-  issue("inter", "intermediate test CA", "root", "ca");
-  issue("server", "tls.test", "inter", "server");
-}
 
 /** An OpenSSL peer: its output so far, a wait for a pattern in it, and a kill at the end (and at exit). */
 interface Peer {
@@ -165,6 +116,16 @@ function connectTo(port: number): Promise<Socket> {
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => new TextDecoder().decode(b);
+/** What the session receives until `marker` arrived (or the peer closed). */
+async function recvUntil(tls: TLSWrappedSocket, marker: string): Promise<string> {
+  let got = "";
+  while (!got.includes(marker)) {
+    const r = await tls.recv();
+    if (r.length === 0) break;
+    got += text(r);
+  }
+  return got;
+}
 const derOf = (pemFile: string) => new Uint8Array(new X509Certificate(readFileSync(path(pemFile))).raw);
 
 /** The versions each direction runs, with OpenSSL's flag for them. */
@@ -175,6 +136,8 @@ const VERSIONS = [
 type Version = (typeof VERSIONS)[number][0];
 /** One s_server per version, serving connections one after another. */
 const sServers = new Map<Version, { port: number; peer: Peer }>();
+/** An s_server whose leaf expired in 2021. */
+let expiredPort = 0;
 const sServer = (v: Version) => sServers.get(v) as { port: number; peer: Peer };
 let root: CRT;
 let other: CRT;
@@ -185,7 +148,7 @@ let client: TLSContext;
 
 beforeAll(async () => {
   dev = session.dev;
-  makePki();
+  makePki(dir); // root -> inter -> server (DNS:device.example), another root, an expired leaf, ...
   root = await dev.x509.CRT.fromPEM(readFileSync(path("root.crt"), "utf8"));
   other = await dev.x509.CRT.fromPEM(readFileSync(path("other.crt"), "utf8"));
   inter = await dev.x509.CRT.fromPEM(readFileSync(path("inter.crt"), "utf8"));
@@ -209,6 +172,19 @@ beforeAll(async () => {
     await peer.waitFor("ACCEPT");
     sServers.set(v, { port, peer });
   }
+  expiredPort = await freePort();
+  const expired = spawnPeer([
+    "s_server",
+    "-accept",
+    String(expiredPort),
+    "-cert",
+    "expired.crt",
+    "-key",
+    "expired.key",
+    "-cert_chain",
+    "inter.crt",
+  ]);
+  await expired.waitFor("ACCEPT");
 }, 120_000);
 
 afterAll(async () => {
@@ -224,7 +200,7 @@ describe("device client against openssl s_server", () => {
       const { port, peer } = sServer(version);
       const s0 = await dev.stats();
       const sock = await connectTo(port);
-      const tls = client.wrapSocket(sock, "tls.test");
+      const tls = client.wrapSocket(sock, "device.example");
       try {
         await tls.doHandshake();
         const s1 = await dev.stats();
@@ -242,13 +218,7 @@ describe("device client against openssl s_server", () => {
         await peer.waitFor(toServer);
         const toDevice = `openssl to device ${Date.now()}\n`;
         peer.proc.stdin.write(toDevice);
-        let got = "";
-        while (!got.includes(toDevice)) {
-          const r = await tls.recv();
-          if (r.length === 0) break;
-          got += text(r);
-        }
-        expect(got).toBe(toDevice);
+        expect(await recvUntil(tls, toDevice)).toBe(toDevice);
         await tls.shutdown();
       } finally {
         await tls.close();
@@ -257,7 +227,7 @@ describe("device client against openssl s_server", () => {
   );
 
   it("fails a host name the certificate does not carry, naming cnMismatch", async () => {
-    const tls = client.wrapSocket(await connectTo(sServer("TLSv1.2").port), "other.test");
+    const tls = client.wrapSocket(await connectTo(sServer("TLSv1.2").port), "other.example");
     try {
       const err = await tls.doHandshake().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TLSCertificateError);
@@ -270,7 +240,7 @@ describe("device client against openssl s_server", () => {
 
   it("fails a trust store without the chain's root, naming notTrusted, and keeps serving", async () => {
     const ctx = dev.tls.ClientContext(new dev.tls.TLSConfiguration({ trustStore: wrongTrust }));
-    const tls = ctx.wrapSocket(await connectTo(sServer("TLSv1.3").port), "tls.test");
+    const tls = ctx.wrapSocket(await connectTo(sServer("TLSv1.3").port), "device.example");
     try {
       const err = await tls.doHandshake().catch((e: unknown) => e);
       expect(err).toBeInstanceOf(TLSCertificateError);
@@ -280,6 +250,17 @@ describe("device client against openssl s_server", () => {
       await ctx.close();
     }
     expect(text(await dev.echo(utf8("still here")))).toBe("still here");
+  });
+
+  it("fails an expired certificate, naming expired", async () => {
+    const tls = client.wrapSocket(await connectTo(expiredPort), "device.example");
+    try {
+      const err = await tls.doHandshake().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TLSCertificateError);
+      expect((err as TLSCertificateError).flags).toEqual(["expired"]);
+    } finally {
+      await tls.close();
+    }
   });
 
   it("asks for the server's host name when it verifies (CVE-2025-27809)", () => {
@@ -296,7 +277,7 @@ describe("device server against openssl s_client", () => {
   beforeAll(async () => {
     key = dev.pk.ECC("secp256r1");
     await key.generate({ exportable: false });
-    const csr = await dev.x509.CSR.new(key, "CN=device.test", "sha256");
+    const csr = await dev.x509.CSR.new(key, "CN=device.example", "sha256");
     writeFileSync(path("device.csr.der"), csr.toDER());
     await csr.close();
     ossl(["req", "-inform", "DER", "-in", "device.csr.der", "-out", "device.csr"]);
@@ -306,7 +287,7 @@ describe("device server against openssl s_client", () => {
         "-extfile",
         "ext.cnf",
         "-extensions",
-        "device",
+        "server",
         "-out",
         "device.crt",
       ]),
@@ -319,7 +300,7 @@ describe("device server against openssl s_client", () => {
   }, 120_000);
 
   afterAll(async () => {
-    await new Promise<void>((r) => listener?.close(() => r()));
+    if (listener) await new Promise<void>((r) => listener.close(() => r()));
     for (const o of [server, leaf, key]) await o?.close();
   });
 
@@ -329,10 +310,10 @@ describe("device server against openssl s_client", () => {
       const port = (listener.address() as { port: number }).port;
       const accepted = new Promise<Socket>((r) => listener.once("connection", r));
       const sClient = spawnPeer(
-        ["s_client", flag, "-connect", `127.0.0.1:${port}`, "-servername", "device.test"].concat([
+        ["s_client", flag, "-connect", `127.0.0.1:${port}`, "-servername", "device.example"].concat([
           "-verify_return_error",
           "-verify_hostname",
-          "device.test",
+          "device.example",
           "-CAfile",
           "root.crt",
         ]),
@@ -344,13 +325,7 @@ describe("device server against openssl s_client", () => {
         expect(tls.buffer.negotiatedTlsVersion()).toBe(version);
         const toDevice = `openssl client to device ${Date.now()}\n`;
         sClient.proc.stdin.write(toDevice);
-        let got = "";
-        while (!got.includes(toDevice)) {
-          const r = await tls.recv();
-          if (r.length === 0) break;
-          got += text(r);
-        }
-        expect(got).toBe(toDevice);
+        expect(await recvUntil(tls, toDevice)).toBe(toDevice);
         const toClient = `device server to openssl ${Date.now()}\n`;
         await tls.send(utf8(toClient));
         await sClient.waitFor(toClient);

@@ -250,7 +250,9 @@ static void encode_state(CborEncoder *result, uint64_t state, const struct tls_o
     (void)err; /* the dispatcher checks the encoder */
 }
 
-int ml_op_tls_handshake_step(struct ml_call *call, CborValue *args, CborEncoder *result)
+/* tls_handshake_step and tls_close_notify: [handle] -> [state, pending]. */
+static int step(struct ml_call *call, CborValue *args, CborEncoder *result, int (*fn)(mbedtls_ssl_context *),
+                const char *what)
 {
     uint32_t handle = 0;
     struct tls_obj *s = NULL;
@@ -259,10 +261,15 @@ int ml_op_tls_handshake_step(struct ml_call *call, CborValue *args, CborEncoder 
     ML_CHK(ml_arg_handle(call, args, 1, &handle));
     ML_CHK(tls_get(call, handle, &s));
     ML_CHK(check_alive(call, s));
-    ML_CHK(state_of(call, s, mbedtls_ssl_handshake(&s->ssl), "handshake", &state));
+    ML_CHK(state_of(call, s, fn(&s->ssl), what, &state));
     encode_state(result, state, s);
 cleanup:
     return st;
+}
+
+int ml_op_tls_handshake_step(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    return step(call, args, result, mbedtls_ssl_handshake, "handshake");
 }
 
 int ml_op_tls_read(struct ml_call *call, CborValue *args, CborEncoder *result)
@@ -345,17 +352,7 @@ cleanup:
 
 int ml_op_tls_close_notify(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
-    uint32_t handle = 0;
-    struct tls_obj *s = NULL;
-    uint64_t state = 0;
-    int st = ML_STATUS_OK;
-    ML_CHK(ml_arg_handle(call, args, 1, &handle));
-    ML_CHK(tls_get(call, handle, &s));
-    ML_CHK(check_alive(call, s));
-    ML_CHK(state_of(call, s, mbedtls_ssl_close_notify(&s->ssl), "close_notify", &state));
-    encode_state(result, state, s);
-cleanup:
-    return st;
+    return step(call, args, result, mbedtls_ssl_close_notify, "close_notify");
 }
 
 static CborError encode_text_or_null(CborEncoder *map, const char *key, const char *value)
