@@ -318,9 +318,12 @@ describe("device server against openssl s_client", () => {
           "root.crt",
         ]),
       );
+      const s0 = await dev.stats();
       const tls = server.wrapSocket(await accepted);
       try {
         await tls.doHandshake();
+        const s1 = await dev.stats();
+        console.log(`[tls-interop ${TARGET}] an established ${version} server session keeps ${s1.heapUsed - s0.heapUsed} B of heap`);
         await sClient.waitFor("Verify return code: 0 (ok)");
         expect(tls.buffer.negotiatedTlsVersion()).toBe(version);
         const toDevice = `openssl client to device ${Date.now()}\n`;
