@@ -4,7 +4,8 @@
 // root alone and the host name set, and moves application data both ways;
 // the device's server (a non-exportable key made on the device, certified by
 // the OpenSSL intermediate) answers `openssl s_client
-// -verify_return_error -CAfile root`. A host name the certificate does not
+// -verify_return_error -CAfile root`; ALPN and a pre-shared key (s_server
+// -psk -nocert) are agreed on. A host name the certificate does not
 // carry and a trust store without its root fail the handshake with
 // TLSCertificateError naming the flag; the device keeps serving; the heap is
 // back at its baseline once every session, context and object is freed.
@@ -136,6 +137,10 @@ const VERSIONS = [
 type Version = (typeof VERSIONS)[number][0];
 /** One s_server per version, serving connections one after another. */
 const sServers = new Map<Version, { port: number; peer: Peer }>();
+/** An s_server with a pre-shared key and no certificate. */
+let pskPort = 0;
+let pskPeer: Peer;
+const PSK_HEX = "00112233445566778899aabbccddeeff";
 /** An s_server whose leaf expired in 2021. */
 let expiredPort = 0;
 const sServer = (v: Version) => sServers.get(v) as { port: number; peer: Peer };
@@ -162,7 +167,7 @@ beforeAll(async () => {
   for (const [v, flag] of VERSIONS) {
     const port = await freePort();
     const peer = spawnPeer(
-      ["s_server", flag, "-accept", String(port), "-cert", "server.crt", "-key", "server.key"].concat([
+      ["s_server", flag, "-accept", String(port), "-alpn", "h2,http/1.1", "-cert", "server.crt", "-key", "server.key"].concat([
         "-cert_chain",
         "inter.crt",
         "-naccept",
@@ -172,6 +177,9 @@ beforeAll(async () => {
     await peer.waitFor("ACCEPT");
     sServers.set(v, { port, peer });
   }
+  pskPort = await freePort();
+  pskPeer = spawnPeer(["s_server", "-tls1_2", "-accept", String(pskPort), "-nocert", "-psk", PSK_HEX, "-psk_identity", "device-1"]);
+  await pskPeer.waitFor("ACCEPT");
   expiredPort = await freePort();
   const expired = spawnPeer([
     "s_server",
@@ -250,6 +258,37 @@ describe("device client against openssl s_server", () => {
       await ctx.close();
     }
     expect(text(await dev.echo(utf8("still here")))).toBe("still here");
+  });
+
+  it("agrees on ALPN with the server's list (-alpn)", async () => {
+    const ctx = dev.tls.ClientContext(client.configuration.update({ innerProtocols: ["spdy/1", "http/1.1"] }));
+    const tls = ctx.wrapSocket(await connectTo(sServer("TLSv1.3").port), "device.example");
+    try {
+      await tls.doHandshake();
+      expect(tls.buffer.negotiatedProtocol()).toBe("http/1.1");
+      await tls.shutdown();
+    } finally {
+      await tls.close();
+      await ctx.close();
+    }
+  });
+
+  it("uses a pre-shared key against s_server -psk -nocert, data both ways", async () => {
+    const ctx = dev.tls.ClientContext(
+      new dev.tls.TLSConfiguration({ preSharedKey: ["device-1", Buffer.from(PSK_HEX, "hex")], validateCertificates: false }),
+    );
+    const tls = ctx.wrapSocket(await connectTo(pskPort), null);
+    try {
+      await tls.doHandshake();
+      expect(tls.buffer.cipher()?.[0]).toContain("PSK");
+      const toServer = `psk device to openssl ${Date.now()}\n`;
+      await tls.send(utf8(toServer));
+      await pskPeer.waitFor(toServer);
+      await tls.shutdown();
+    } finally {
+      await tls.close();
+      await ctx.close();
+    }
   });
 
   it("fails an expired certificate, naming expired", async () => {
