@@ -289,11 +289,12 @@ describe("rpc", () => {
     const { t, rpc } = setup({ window: 8 });
     Reflect.set(rpc, "nextId", 0xfffffffe);
     const calls = [rpc.call(Op.stats), rpc.call(Op.stats), rpc.call(Op.stats)];
-    await tick();
+    // the writes are queued on the event loop: wait for them (one tick was not always enough on a loaded machine)
+    for (let i = 0; i < 200 && t.sent.length < 3; i++) await tick(1);
     expect(ids(t)).toEqual([0xfffffffe, 0xffffffff, 1]);
     Reflect.set(rpc, "nextId", 1);
     const more = rpc.call(Op.stats); // 1 is still pending: gets 2
-    await tick();
+    for (let i = 0; i < 200 && t.sent.length < 4; i++) await tick(1);
     expect(ids(t)[3]).toBe(2);
     for (const m of t.sent) t.deliver([m[0], 0, null]);
     await Promise.all([...calls, more]);
