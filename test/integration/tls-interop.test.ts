@@ -9,10 +9,10 @@
 // carry and a trust store without its root fail the handshake with
 // TLSCertificateError naming the flag; the device keeps serving; the heap is
 // back at its baseline once every session, context and object is freed.
-import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,12 +23,12 @@ import {
   type ECC,
   TLSCertificateError,
   type TLSContext,
-  type TLSWrappedSocket,
   type TrustStore,
 } from "../../host/src/index.js";
 import { requireTool } from "../../tools/programs.js";
 import { useSession } from "./session.js";
 import { TARGET } from "./target.js";
+import { connectTo, freePort, type Peer, recvUntil, spawnPeer, stopPeers, text, utf8 } from "./tls-peers.js";
 import { makePki } from "./x509-verify-pki.js";
 
 const session = useSession({ endsAt: { heap: "open", handles: true } });
@@ -38,95 +38,7 @@ const path = (f: string) => join(dir, f);
 const openssl = requireTool("openssl");
 const ossl = (args: string[]) => execFileSync(openssl, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] }).toString();
 
-/** An OpenSSL peer: its output so far, a wait for a pattern in it, and a kill at the end (and at exit). */
-interface Peer {
-  proc: ChildProcessWithoutNullStreams;
-  out(): string;
-  waitFor(pattern: RegExp | string, timeoutMs?: number): Promise<void>;
-  stop(): void;
-}
-const peers = new Set<Peer>();
-process.on("exit", () => {
-  for (const p of peers) p.stop();
-});
-
-function spawnPeer(args: string[]): Peer {
-  const proc = spawn(openssl, args, { cwd: dir, stdio: ["pipe", "pipe", "pipe"] });
-  let text = "";
-  const waiters = new Set<() => void>();
-  const onData = (d: Buffer) => {
-    text += d.toString("latin1");
-    for (const w of waiters) w();
-  };
-  proc.stdout.on("data", onData);
-  proc.stderr.on("data", onData);
-  proc.on("exit", () => {
-    for (const w of waiters) w();
-  });
-  const peer: Peer = {
-    proc,
-    out: () => text,
-    waitFor: (pattern, timeoutMs = 20_000) =>
-      new Promise<void>((resolve, reject) => {
-        const seen = () => (typeof pattern === "string" ? text.includes(pattern) : pattern.test(text));
-        const check = () => {
-          if (seen()) {
-            clearTimeout(timer);
-            waiters.delete(check);
-            resolve();
-          } else if (proc.exitCode !== null) {
-            clearTimeout(timer);
-            waiters.delete(check);
-            reject(new Error(`openssl ${args[0]} exited (${proc.exitCode}) before ${String(pattern)}:\n${text}`));
-          }
-        };
-        const timer = setTimeout(() => {
-          waiters.delete(check);
-          reject(new Error(`openssl ${args[0]}: no ${String(pattern)} within ${timeoutMs} ms:\n${text}`));
-        }, timeoutMs);
-        waiters.add(check);
-        check();
-      }),
-    stop: () => {
-      peers.delete(peer);
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
-    },
-  };
-  peers.add(peer);
-  return peer;
-}
-
-/** A free TCP port on the loopback (released before the peer binds it). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-function connectTo(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, "127.0.0.1", () => resolve(s));
-    s.once("error", reject);
-  });
-}
-
-const utf8 = (s: string) => new TextEncoder().encode(s);
-const text = (b: Uint8Array) => new TextDecoder().decode(b);
-/** What the session receives until `marker` arrived (or the peer closed). */
-async function recvUntil(tls: TLSWrappedSocket, marker: string): Promise<string> {
-  let got = "";
-  while (!got.includes(marker)) {
-    const r = await tls.recv();
-    if (r.length === 0) break;
-    got += text(r);
-  }
-  return got;
-}
+const spawnOpenssl = (args: string[]): Peer => spawnPeer(openssl, args, dir);
 const derOf = (pemFile: string) => new Uint8Array(new X509Certificate(readFileSync(path(pemFile))).raw);
 
 /** The versions each direction runs, with OpenSSL's flag for them. */
@@ -166,7 +78,7 @@ beforeAll(async () => {
   // Default record sizes (16 KiB), which the device's input buffer takes.
   for (const [v, flag] of VERSIONS) {
     const port = await freePort();
-    const peer = spawnPeer(
+    const peer = spawnOpenssl(
       ["s_server", flag, "-accept", String(port), "-alpn", "h2,http/1.1", "-cert", "server.crt", "-key", "server.key"].concat([
         "-cert_chain",
         "inter.crt",
@@ -178,10 +90,10 @@ beforeAll(async () => {
     sServers.set(v, { port, peer });
   }
   pskPort = await freePort();
-  pskPeer = spawnPeer(["s_server", "-tls1_2", "-accept", String(pskPort), "-nocert", "-psk", PSK_HEX, "-psk_identity", "device-1"]);
+  pskPeer = spawnOpenssl(["s_server", "-tls1_2", "-accept", String(pskPort), "-nocert", "-psk", PSK_HEX, "-psk_identity", "device-1"]);
   await pskPeer.waitFor("ACCEPT");
   expiredPort = await freePort();
-  const expired = spawnPeer([
+  const expired = spawnOpenssl([
     "s_server",
     "-accept",
     String(expiredPort),
@@ -196,7 +108,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  for (const p of [...peers]) p.stop();
+  stopPeers();
   for (const o of [client, wrongTrust, trust, inter, other, root]) await o?.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -348,7 +260,7 @@ describe("device server against openssl s_client", () => {
     async (version, flag) => {
       const port = (listener.address() as { port: number }).port;
       const accepted = new Promise<Socket>((r) => listener.once("connection", r));
-      const sClient = spawnPeer(
+      const sClient = spawnOpenssl(
         ["s_client", flag, "-connect", `127.0.0.1:${port}`, "-servername", "device.example"].concat([
           "-verify_return_error",
           "-verify_hostname",
