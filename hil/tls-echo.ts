@@ -1,0 +1,227 @@
+// A TLS workload for the concurrency test, the fault and soak runs and the
+// bench: the device's client (a TLSContext's wrapSocket) talks to a Node
+// `tls` echo server on the loopback, writes `bytes` of random data in
+// records and reads them back, at most `window` bytes ahead. What the
+// device received is compared byte for byte with what it sent; the server
+// hashes what it received (SHA-256, Node's crypto), so both directions are
+// checked against a reference nobody here wrote. The server's certificate is
+// a P-256 one (ECDHE-ECDSA on P-256 with ecdhCurve fixed), TLS 1.2 or 1.3.
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { connect, type Socket } from "node:net";
+import { join } from "node:path";
+import { createServer, type Server, type TLSSocket } from "node:tls";
+import type { Device, TLSContext, TLSVersion } from "../host/src/index.js";
+import type { CallSettledInfo } from "../host/src/rpc/rpc.js";
+import { requireTool } from "../tools/programs.js";
+import { HANG_SLACK_MS } from "./workload.js";
+
+/** The host name in the certificates (subjectAltName). */
+export const TLS_HOST = "device.example";
+
+export interface TlsServerCredentials {
+  /** PEM: the leaf, then any intermediates. */
+  chainPem: string;
+  keyPem: string;
+}
+
+/** A self-signed P-256 certificate for TLS_HOST in `dir` (OpenSSL CLI): cert.pem, key.pem. */
+export function makeSelfSignedP256(dir: string): TlsServerCredentials & { certPath: string; keyPath: string } {
+  const certPath = join(dir, "cert.pem");
+  const keyPath = join(dir, "key.pem");
+  execFileSync(
+    requireTool("openssl"),
+    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-sha256", "-days", "2"].concat([
+      "-subj",
+      `/CN=${TLS_HOST}`,
+      "-addext",
+      `subjectAltName=DNS:${TLS_HOST}`,
+      "-keyout",
+      keyPath,
+      "-out",
+      certPath,
+    ]),
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  return { chainPem: readFileSync(certPath, "utf8"), keyPem: readFileSync(keyPath, "utf8"), certPath, keyPath };
+}
+
+/** What the server saw of one connection, once it ended. */
+export interface EchoConnection {
+  bytes: number;
+  /** SHA-256 of what it received, hex. */
+  sha256: string;
+  version: string | null;
+  cipher: string;
+}
+
+export interface EchoServer {
+  port: number;
+  /** The next connection to end (in the order they end). */
+  nextEnded(timeoutMs?: number): Promise<EchoConnection>;
+  close(): Promise<void>;
+}
+
+/** A Node TLS server on the loopback echoing what it receives; `version` fixes the protocol version. */
+export async function startEchoServer(cred: TlsServerCredentials, version?: TLSVersion): Promise<EchoServer> {
+  const ended: EchoConnection[] = [];
+  const waiters: (() => void)[] = [];
+  const sockets = new Set<TLSSocket>();
+  const server: Server = createServer(
+    {
+      cert: cred.chainPem,
+      key: cred.keyPem,
+      ecdhCurve: "P-256",
+      ...(version ? { minVersion: version, maxVersion: version } : {}),
+    },
+    (s) => {
+      sockets.add(s);
+      const hash = createHash("sha256");
+      let bytes = 0;
+      s.on("data", (d: Buffer) => {
+        hash.update(d);
+        bytes += d.length;
+      });
+      s.on("error", () => {}); // a peer that vanished (the tests check what arrived)
+      s.pipe(s);
+      s.on("close", () => {
+        sockets.delete(s);
+        ended.push({ bytes, sha256: hash.digest("hex"), version: s.getProtocol(), cipher: s.getCipher()?.name ?? "" });
+        for (const w of waiters.splice(0)) w();
+      });
+    },
+  );
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    nextEnded: (timeoutMs = 30_000) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`echo server: no connection ended within ${timeoutMs} ms`)), timeoutMs);
+        const check = () => {
+          const c = ended.shift();
+          if (c) {
+            clearTimeout(timer);
+            resolve(c);
+          } else waiters.push(check);
+        };
+        check();
+      }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+export interface EchoOptions {
+  /** Bytes each way. */
+  bytes: number;
+  /** Bytes per send (default 16 KiB). */
+  piece?: number;
+  /** Most bytes sent but not yet read back (default 64 KiB). */
+  window?: number;
+}
+
+export interface EchoResult {
+  version: string | undefined;
+  cipher: string | undefined;
+  handshakeMs: number;
+  /** From the end of the handshake until the last byte came back. */
+  dataMs: number;
+  /** Bytes each way. */
+  bytes: number;
+  /** Received bytes that differ from the sent ones at their offset (must be 0). */
+  wrong: number;
+  /** SHA-256 (hex) of what the device sent, of what it got back, and of what the server got. */
+  sentSha256: string;
+  receivedSha256: string;
+  serverSha256: string;
+}
+
+function connectTo(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, "127.0.0.1", () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
+/**
+ * One session of the device client `ctx` with `server`: handshake, `bytes`
+ * each way, close_notify, the session freed. Throws what the SDK throws.
+ */
+export async function tlsEcho(ctx: TLSContext, server: EchoServer, opts: EchoOptions): Promise<EchoResult> {
+  const piece = opts.piece ?? 16384;
+  const window = opts.window ?? 65536;
+  const data = randomBytes(opts.bytes);
+  const got = createHash("sha256");
+  const tls = ctx.wrapSocket(await connectTo(server.port), TLS_HOST);
+  let wrong = 0;
+  try {
+    const t0 = performance.now();
+    await tls.doHandshake();
+    const t1 = performance.now();
+    let sent = 0;
+    let back = 0;
+    while (back < data.length) {
+      if (sent < data.length && sent - back < window) {
+        const n = Math.min(piece, data.length - sent);
+        await tls.send(data.subarray(sent, sent + n));
+        sent += n;
+        continue;
+      }
+      const r = await tls.recv();
+      if (r.length === 0) throw new Error(`the echo server closed after ${back} of ${data.length} bytes`);
+      if (back + r.length > data.length) throw new Error("the echo server sent more than it was sent");
+      for (let i = 0; i < r.length; i++) if (r[i] !== data[back + i]) wrong++;
+      got.update(r);
+      back += r.length;
+    }
+    const t2 = performance.now();
+    await tls.shutdown();
+    const [info, seen] = [await tls.buffer.info(), await server.nextEnded()];
+    return {
+      version: tls.buffer.negotiatedTlsVersion(),
+      cipher: info.cipher,
+      handshakeMs: t1 - t0,
+      dataMs: t2 - t1,
+      bytes: data.length,
+      wrong,
+      sentSha256: createHash("sha256").update(data).digest("hex"),
+      receivedSha256: got.digest("hex"),
+      serverSha256: seen.sha256,
+    };
+  } finally {
+    await tls.close();
+  }
+}
+
+/** Requests of `dev` that settled later than their budget (+ the workload's slack) while watched. */
+export function watchHangs(dev: Device): {
+  readonly hangs: number;
+  readonly maxOverrunMs: number;
+  readonly requests: number;
+  stop(): void;
+} {
+  const w = { hangs: 0, maxOverrunMs: Number.NEGATIVE_INFINITY, requests: 0 };
+  const on = (s: CallSettledInfo) => {
+    w.requests++;
+    w.maxOverrunMs = Math.max(w.maxOverrunMs, s.activeMs - s.budgetMs);
+    if (s.activeMs > s.budgetMs + HANG_SLACK_MS) w.hangs++;
+  };
+  dev.rpc.on("settled", on);
+  return {
+    get hangs() {
+      return w.hangs;
+    },
+    get maxOverrunMs() {
+      return w.maxOverrunMs;
+    },
+    get requests() {
+      return w.requests;
+    },
+    stop: () => dev.rpc.off("settled", on),
+  };
+}
