@@ -214,7 +214,8 @@ ML_TEST(hello)
     CHECK(th_call_parse_hex("82 01 00", &r) && r.status == 0);
     map_keys(r.result, r.result_len, keys, sizeof keys);
     CHECK(strcmp(keys, "proto,fw,mbedtls,board,mtu,window,max_handles,heap_size,heap_used,heap_peak,boot_id,entropy,"
-                       "hashes,curves,key_store,persistent,slots,trust_cas_max,trust_crls_max") == 0);
+                       "hashes,curves,key_store,persistent,slots,trust_cas_max,trust_crls_max,tls_sessions_max,"
+                       "tls_in_record,tls_out_record,tls_ring") == 0);
     /* the hashes list: all eleven, in id order */
     static const uint8_t hashes[] = {0x66, 'h', 'a', 's', 'h', 'e', 's', 0x8b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
     CHECK(memmem(r.result, r.result_len, hashes, sizeof hashes) != NULL);
@@ -253,7 +254,7 @@ ML_TEST(stats)
     CHECK(strcmp(keys,
                  "heap_size,heap_used,heap_peak,heap_blocks,handles_used,max_handles,rx_frames,rx_dropped,"
                  "rx_bad_crc,rx_bad_escape,rx_oversize,rx_too_short,rx_bad_message,rx_replayed,tx_frames,tx_dropped,"
-                 "stack_peak,oom_answers") == 0);
+                 "stack_peak,oom_answers,tls_sessions,tls_confs") == 0);
     static const uint8_t no_oom[] = {0x6b, 'o', 'o', 'm', '_', 'a', 'n', 's', 'w', 'e', 'r', 's', 0x00};
     CHECK(memmem(r.result, r.result_len, no_oom, sizeof no_oom) != NULL);
     static const uint8_t counters[] = {0x69, 'r', 'x', '_', 'f', 'r', 'a', 'm', 'e', 's', 0x01, 0x6a,

@@ -10,6 +10,7 @@
 #include "ops/ml_hash.h"
 #include "ops/ml_ops.h"
 #include "ops/ml_pk.h"
+#include "ops/ml_tls.h"
 #include "ops/ml_x509_trust.h"
 #include "store/ml_keystore.h"
 
@@ -57,6 +58,17 @@ static CborError put_trust(CborEncoder *map)
     return err | put_uint(map, "trust_crls_max", ML_CFG_TRUST_CRLS_MAX);
 }
 
+/* hello's TLS limits (spec.md 7.12): sessions at once, the largest record
+ * taken and sent, the bytes of each of a session's rings. */
+#define HELLO_TLS_FIELDS 4
+static CborError put_tls(CborEncoder *map)
+{
+    CborError err = put_uint(map, "tls_sessions_max", ML_CFG_TLS_SESSIONS_MAX);
+    err |= put_uint(map, "tls_in_record", MBEDTLS_SSL_IN_CONTENT_LEN);
+    err |= put_uint(map, "tls_out_record", MBEDTLS_SSL_OUT_CONTENT_LEN);
+    return err | put_uint(map, "tls_ring", ML_CFG_TLS_RING);
+}
+
 /* hello's result (spec.md 7.4); the dispatcher checks the encoder (too_large). */
 static void encode_hello(CborEncoder *result)
 {
@@ -70,7 +82,8 @@ static void encode_hello(CborEncoder *result)
     mbedtls_version_get_string(mbedtls_version); /* writes at most 9 bytes */
 
     CborEncoder map;
-    CborError err = cbor_encoder_create_map(result, &map, 14 + HELLO_STORE_FIELDS + HELLO_TRUST_FIELDS);
+    CborError err =
+        cbor_encoder_create_map(result, &map, 14 + HELLO_STORE_FIELDS + HELLO_TRUST_FIELDS + HELLO_TLS_FIELDS);
     err |= put_uint(&map, "proto", ML_PROTOCOL_VERSION);
     err |= put_text(&map, "fw", ML_FW_VERSION);
     err |= put_text(&map, "mbedtls", mbedtls_version);
@@ -88,6 +101,7 @@ static void encode_hello(CborEncoder *result)
     err |= put_uint_list(&map, "curves", curves, ncurves);
     err |= put_store(&map);
     err |= put_trust(&map);
+    err |= put_tls(&map);
     err |= cbor_encoder_close_container(result, &map);
     (void)err;
 }
@@ -132,7 +146,7 @@ int ml_op_stats(struct ml_call *call, CborValue *args, CborEncoder *result)
     ml_heap_get_stats(&hs);
     const struct ml_link_stats *ls = &ml_device.link;
     CborEncoder map;
-    CborError err = cbor_encoder_create_map(result, &map, 18);
+    CborError err = cbor_encoder_create_map(result, &map, 20);
     err |= put_uint(&map, "heap_size", hs.size);
     err |= put_uint(&map, "heap_used", hs.used);
     err |= put_uint(&map, "heap_peak", hs.peak);
@@ -151,6 +165,8 @@ int ml_op_stats(struct ml_call *call, CborValue *args, CborEncoder *result)
     err |= put_uint(&map, "tx_dropped", ls->tx_dropped);
     err |= put_uint(&map, "stack_peak", ml_hal_stack_peak());
     err |= put_uint(&map, "oom_answers", ml_device.oom_answers);
+    err |= put_uint(&map, "tls_sessions", ml_tls_sessions_live());
+    err |= put_uint(&map, "tls_confs", ml_tls_confs_live());
     err |= cbor_encoder_close_container(result, &map);
     (void)err;
     return ML_STATUS_OK;

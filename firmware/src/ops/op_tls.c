@@ -12,20 +12,26 @@
  * Application data goes out only when a whole record fits the output ring
  * (tls_write cuts the data to what fits), so Mbed TLS never holds half a
  * record of a write the host thinks was refused. A fatal error leaves the
- * session failed: later steps, reads and writes answer the same error
- * (tls_take still hands out the alert Mbed TLS wrote).
+ * session failed: later feeds, steps, reads and writes answer the same error
+ * (tls_take still hands out the alert Mbed TLS wrote, tls_info says why).
+ * The heap a session holds is what its Mbed TLS calls allocated and did not
+ * free (tls_info's `heap`); freeing the handle gives all of it back, failed
+ * or not.
  */
 #include <mbedtls/platform_util.h>
 #include <string.h>
 
 #include "core/ml_handles.h"
+#include "core/ml_heap.h"
 #include "ops/ml_ops.h"
 #include "ops/ml_tls.h"
 #include "ops/ml_x509.h"
 
-#define HOSTNAME_MAX 255                                    /* bytes of a server name */
-#define DATA_MAX     (ML_CFG_MTU - ML_REQUEST_OVERHEAD_MAX) /* bytes one answer carries */
-#define CERT_IN_INFO (ML_CFG_MTU / 2)                       /* a peer certificate tls_info carries */
+#define HOSTNAME_MAX  255                                    /* bytes of a server name */
+#define DATA_MAX      (ML_CFG_MTU - ML_REQUEST_OVERHEAD_MAX) /* bytes one answer carries */
+#define CERT_IN_INFO  (ML_CFG_MTU / 2)                       /* a peer certificate tls_info carries */
+#define HS_KEY_UPDATE 24                                     /* RFC 8446 HandshakeType key_update */
+#define NONE          (-1)                                   /* no alert / no handshake message */
 
 struct ring {
     size_t head;
@@ -36,12 +42,27 @@ struct ring {
 struct tls_obj {
     mbedtls_ssl_context ssl;
     struct ml_tls_conf *conf;
-    int fatal; /* the Mbed TLS error that ended the session, 0 while it lives */
+    int fatal;      /* the Mbed TLS error that ended the session, 0 while it lives */
+    int alert;      /* the fatal alert the peer sent (RFC 8446 AlertDescription), NONE */
+    int refused_hs; /* the post-handshake message Mbed TLS refused (HandshakeType), NONE */
+    ptrdiff_t heap; /* heap bytes its Mbed TLS calls allocated and still hold */
     struct ring in;
     struct ring out;
 };
 
 static uint32_t sessions_live;
+
+uint32_t ml_tls_sessions_live(void) { return sessions_live; }
+
+static size_t heap_used(void)
+{
+    struct ml_heap_stats hs;
+    ml_heap_get_stats(&hs);
+    return hs.used;
+}
+
+/* Charges the session with what the heap grew by since `before`. */
+static void charge(struct tls_obj *s, size_t before) { s->heap += (ptrdiff_t)heap_used() - (ptrdiff_t)before; }
 
 static size_t ring_put(struct ring *r, const uint8_t *src, size_t n)
 {
@@ -97,6 +118,18 @@ cleanup:
     return st;
 }
 
+/* The live session behind `handle`: a session that failed answers its error again. */
+static int tls_get_alive(struct ml_call *call, uint32_t handle, struct tls_obj **s)
+{
+    int st = ML_STATUS_OK;
+    ML_CHK(tls_get(call, handle, s));
+    if ((*s)->fatal != 0) {
+        st = ml_fail_mbedtls(call, (*s)->fatal, "the session failed earlier");
+    }
+cleanup:
+    return st;
+}
+
 /* hostname: tstr / null into buf (NUL-terminated); *given says which. */
 static int arg_hostname(struct ml_call *call, CborValue *args, char *buf, bool *given)
 {
@@ -129,6 +162,7 @@ int ml_op_tls_new(struct ml_call *call, CborValue *args, CborEncoder *result)
     void *p = NULL;
     char host[HOSTNAME_MAX + 1];
     bool named = false;
+    size_t before = heap_used();
     int st = ML_STATUS_OK;
     ML_CHK(ml_arg_handle(call, args, 1, &handle));
     ML_CHK(ml_arg_handle(call, args, 2, &conf_handle));
@@ -143,6 +177,8 @@ int ml_op_tls_new(struct ml_call *call, CborValue *args, CborEncoder *result)
     ML_CHK(ml_handle_create(call, handle, ML_HT_TLS, sizeof(struct tls_obj), tls_dtor, &p));
     s = p;
     mbedtls_ssl_init(&s->ssl);
+    s->alert = NONE;
+    s->refused_hs = NONE;
     s->conf = conf;
     ml_tls_conf_hold(conf);
     sessions_live++;
@@ -151,6 +187,7 @@ int ml_op_tls_new(struct ml_call *call, CborValue *args, CborEncoder *result)
         ML_CHK_TLS(call, mbedtls_ssl_set_hostname(&s->ssl, host), "ssl_set_hostname");
     }
     mbedtls_ssl_set_bio(&s->ssl, s, bio_send, bio_recv, NULL);
+    charge(s, before);
     (void)cbor_encode_null(result);
 cleanup:
     if (st != ML_STATUS_OK && s != NULL) {
@@ -168,7 +205,7 @@ int ml_op_tls_feed(struct ml_call *call, CborValue *args, CborEncoder *result)
     int st = ML_STATUS_OK;
     ML_CHK(ml_arg_handle(call, args, 1, &handle));
     ML_CHK(ml_arg_bytes(call, args, 2, &data, &len));
-    ML_CHK(tls_get(call, handle, &s));
+    ML_CHK(tls_get_alive(call, handle, &s));
     (void)cbor_encode_uint(result, ring_put(&s->in, data, len));
 cleanup:
     return st;
@@ -198,8 +235,35 @@ cleanup:
     return st;
 }
 
+/* Why the session failed, beyond Mbed TLS's code: the verify flags of a
+ * certificate, the alert the peer sent, the post-handshake message Mbed TLS
+ * 3.6 refuses (a TLS 1.3 KeyUpdate: -0x7700, spec.md 7.12). */
+static int fail(struct ml_call *call, struct tls_obj *s, int ret, const char *what)
+{
+    mbedtls_ssl_context *ssl = &s->ssl;
+    const unsigned char *msg = ssl->MBEDTLS_PRIVATE(in_msg);
+    int type = ssl->MBEDTLS_PRIVATE(in_msgtype);
+    s->fatal = ret;
+    call->mbedtls_code = ret;
+    if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
+        return ml_fail(call, ML_STATUS_CRYPTO_ERROR, "%s: the peer's certificate failed verification (flags 0x%lx)",
+                       what, (unsigned long)mbedtls_ssl_get_verify_result(ssl));
+    }
+    if (ret == MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE && type == MBEDTLS_SSL_MSG_ALERT && msg != NULL) {
+        s->alert = msg[1];
+        return ml_fail(call, ML_STATUS_CRYPTO_ERROR, "%s: the peer sent fatal alert %d", what, s->alert);
+    }
+    if (ret == MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE && mbedtls_ssl_is_handshake_over(ssl) &&
+        type == MBEDTLS_SSL_MSG_HANDSHAKE && msg != NULL) {
+        s->refused_hs = msg[0];
+        return ml_fail(call, ML_STATUS_CRYPTO_ERROR, "%s: the peer's post-handshake %s (type %d) is not supported",
+                       what, s->refused_hs == HS_KEY_UPDATE ? "KeyUpdate" : "message", s->refused_hs);
+    }
+    return ml_fail_mbedtls(call, ret, what);
+}
+
 /* The state an Mbed TLS return leaves the session in (ids.json tls_state);
- * anything else fails the session: verification failures name the flags. */
+ * anything else fails the session (fail()). */
 static int state_of(struct ml_call *call, struct tls_obj *s, int ret, const char *what, uint64_t *state)
 {
     int st = ML_STATUS_OK;
@@ -218,25 +282,9 @@ static int state_of(struct ml_call *call, struct tls_obj *s, int ret, const char
             *state = ML_TLS_STATE_DONE;
             break;
         }
-        s->fatal = ret;
-        if (ret == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
-            call->mbedtls_code = ret;
-            ML_FAIL(call, ML_STATUS_CRYPTO_ERROR, "%s: the peer's certificate failed verification (flags 0x%lx)", what,
-                    (unsigned long)mbedtls_ssl_get_verify_result(&s->ssl));
-        }
-        ML_CHK_TLS(call, ret, what);
+        st = fail(call, s, ret, what);
     }
-cleanup:
     return st;
-}
-
-/* A session that failed answers its error again. */
-static int check_alive(struct ml_call *call, const struct tls_obj *s)
-{
-    if (s->fatal != 0) {
-        return ml_fail_mbedtls(call, s->fatal, "the session failed earlier");
-    }
-    return ML_STATUS_OK;
 }
 
 /* [state, pending output bytes] */
@@ -257,11 +305,14 @@ static int step(struct ml_call *call, CborValue *args, CborEncoder *result, int 
     uint32_t handle = 0;
     struct tls_obj *s = NULL;
     uint64_t state = 0;
+    size_t before = heap_used();
+    int ret = 0;
     int st = ML_STATUS_OK;
     ML_CHK(ml_arg_handle(call, args, 1, &handle));
-    ML_CHK(tls_get(call, handle, &s));
-    ML_CHK(check_alive(call, s));
-    ML_CHK(state_of(call, s, fn(&s->ssl), what, &state));
+    ML_CHK(tls_get_alive(call, handle, &s));
+    ret = fn(&s->ssl);
+    charge(s, before);
+    ML_CHK(state_of(call, s, ret, what, &state));
     encode_state(result, state, s);
 cleanup:
     return st;
@@ -278,22 +329,23 @@ int ml_op_tls_read(struct ml_call *call, CborValue *args, CborEncoder *result)
     uint64_t max = 0, state = 0;
     struct tls_obj *s = NULL;
     uint8_t *buf = NULL;
-    size_t cap = 0, n = 0;
+    size_t cap = 0, n = 0, before = 0;
     int ret = 0;
     CborEncoder a;
     int st = ML_STATUS_OK;
     ML_CHK(ml_arg_handle(call, args, 1, &handle));
     ML_CHK(ml_arg_uint(call, args, 2, &max));
-    ML_CHK(tls_get(call, handle, &s));
-    ML_CHK(check_alive(call, s));
+    ML_CHK(tls_get_alive(call, handle, &s));
     cap = max < DATA_MAX ? (size_t)max : DATA_MAX;
     buf = ml_buf_alloc(cap);
     if (buf == NULL) {
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for %lu plaintext bytes", (unsigned long)cap);
     }
+    before = heap_used();
     do {
         ret = cap == 0 ? 0 : mbedtls_ssl_read(&s->ssl, buf, cap);
     } while (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET);
+    charge(s, before);
     ML_CHK(state_of(call, s, ret, "read", &state));
     n = ret > 0 ? (size_t)ret : 0;
     CborError err = cbor_encoder_create_array(result, &a, 3);
@@ -311,7 +363,7 @@ int ml_op_tls_write(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     uint32_t handle = 0;
     const uint8_t *data = NULL;
-    size_t len = 0, room = 0;
+    size_t len = 0, room = 0, before = heap_used();
     struct tls_obj *s = NULL;
     uint64_t state = ML_TLS_STATE_DONE;
     int ret = 0, expansion = 0;
@@ -319,8 +371,7 @@ int ml_op_tls_write(struct ml_call *call, CborValue *args, CborEncoder *result)
     int st = ML_STATUS_OK;
     ML_CHK(ml_arg_handle(call, args, 1, &handle));
     ML_CHK(ml_arg_bytes(call, args, 2, &data, &len));
-    ML_CHK(tls_get(call, handle, &s));
-    ML_CHK(check_alive(call, s));
+    ML_CHK(tls_get_alive(call, handle, &s));
     if (!mbedtls_ssl_is_handshake_over(&s->ssl)) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "the handshake is not over");
     }
@@ -339,6 +390,7 @@ int ml_op_tls_write(struct ml_call *call, CborValue *args, CborEncoder *result)
     } else if (ret == 0 && len > 0) {
         ret = MBEDTLS_ERR_SSL_WANT_WRITE;
     }
+    charge(s, before);
     ML_CHK(state_of(call, s, ret, "write", &state));
     CborError err = cbor_encoder_create_array(result, &a, 3);
     err |= cbor_encode_uint(&a, state);
@@ -361,6 +413,12 @@ static CborError encode_text_or_null(CborEncoder *map, const char *key, const ch
     return err | (value != NULL ? cbor_encode_text_stringz(map, value) : cbor_encode_null(map));
 }
 
+static CborError encode_uint_or_null(CborEncoder *map, const char *key, int value)
+{
+    CborError err = cbor_encode_text_stringz(map, key);
+    return err | (value != NONE ? cbor_encode_uint(map, (uint64_t)value) : cbor_encode_null(map));
+}
+
 int ml_op_tls_info(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     uint32_t handle = 0;
@@ -372,7 +430,7 @@ int ml_op_tls_info(struct ml_call *call, CborValue *args, CborEncoder *result)
     bool over = mbedtls_ssl_is_handshake_over(&s->ssl) != 0;
     uint32_t flags = mbedtls_ssl_get_verify_result(&s->ssl);
     const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&s->ssl);
-    CborError err = cbor_encoder_create_map(result, &map, 10);
+    CborError err = cbor_encoder_create_map(result, &map, 14);
     err |= cbor_encode_text_stringz(&map, "established");
     err |= cbor_encode_boolean(&map, over);
     err |= encode_text_or_null(&map, "version", over ? mbedtls_ssl_get_version(&s->ssl) : NULL);
@@ -392,6 +450,12 @@ int ml_op_tls_info(struct ml_call *call, CborValue *args, CborEncoder *result)
     err |= cbor_encode_uint(&map, ML_CFG_TLS_RING);
     err |= cbor_encode_text_stringz(&map, "fatal");
     err |= cbor_encode_int(&map, s->fatal);
+    err |= encode_uint_or_null(&map, "alert", s->alert);
+    err |= encode_uint_or_null(&map, "refused_hs", s->refused_hs);
+    err |= cbor_encode_text_stringz(&map, "in_pending");
+    err |= cbor_encode_uint(&map, s->in.len + s->ssl.MBEDTLS_PRIVATE(in_left));
+    err |= cbor_encode_text_stringz(&map, "heap");
+    err |= cbor_encode_uint(&map, s->heap > 0 ? (uint64_t)s->heap : 0);
     err |= cbor_encoder_close_container(result, &map);
     (void)err;
 cleanup:

@@ -32,8 +32,13 @@ struct conf_obj {
     struct ml_tls_conf *conf;
 };
 
+static uint32_t confs_live; /* allocated configurations, with or without a handle */
+
+uint32_t ml_tls_confs_live(void) { return confs_live; }
+
 static void conf_free(struct ml_tls_conf *c)
 {
+    confs_live--;
     mbedtls_ssl_config_free(&c->ssl);
     mbedtls_x509_crt_free(&c->cas);
     mbedtls_x509_crl_free(&c->crls);
@@ -385,6 +390,7 @@ int ml_op_tls_conf_new(struct ml_call *call, CborValue *args, CborEncoder *resul
     if (c == NULL) {
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a TLS configuration (%lu bytes)", (unsigned long)sizeof *c);
     }
+    confs_live++;
     mbedtls_ssl_config_init(&c->ssl);
     mbedtls_x509_crt_init(&c->cas);
     mbedtls_x509_crl_init(&c->crls);
