@@ -6,9 +6,16 @@
 // Node's crypto: every operation succeeds (lost requests and answers are
 // resent under their ids; the device answers one that already ran from its
 // record), no wrong result, no request outliving its timeout. The figures
-// are printed.
+// are printed. Then TLS records through the same line: device client
+// sessions (TLS 1.2, then 1.3) echoing random data through a Node TLS server
+// on the loopback (hil/tls-echo.ts), every byte and both SHA-256 digests
+// right, no tls_* request past its timeout.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Relay, startRelay } from "../../hil/fault-relay.js";
+import { formatTlsReport, makeSelfSignedP256, runTlsWorkload } from "../../hil/tls-echo.js";
 import { formatReport, HANG_SLACK_MS, runWorkload } from "../../hil/workload.js";
 import { type Device, open, utf8 } from "../../host/src/index.js";
 import { type NativeTarget, startNative } from "../../host/src/targets/native.js";
@@ -21,6 +28,8 @@ const LINE = { flip: 1e-4, drop: 1e-3 };
 const OPS = TARGET === "qemu" ? 1000 : 10_000;
 const STREAMS = TARGET === "qemu" ? { streamEvery: 500, streamBytes: 16 << 10 } : { streamEvery: 1000, streamBytes: 1 << 20 };
 const TIMEOUT_MS = TARGET === "qemu" ? 5000 : 3000;
+/** Bytes each way of each TLS echo session: a short run. */
+const TLS_BYTES = TARGET === "qemu" ? 8 << 10 : 256 << 10;
 
 describe.runIf(TARGET !== "port")(`through a faulty line (${TARGET})`, () => {
   let target: NativeTarget | QemuTarget;
@@ -73,6 +82,38 @@ describe.runIf(TARGET !== "port")(`through a faulty line (${TARGET})`, () => {
     expect(after.handlesUsed).toBe(before.handlesUsed);
     expect(after.heapUsed).toBe(before.heapUsed);
   }, 900_000);
+
+  it(`TLS 1.2 and 1.3 sessions each echo ${TLS_BYTES >> 10} KiB through the same line: every byte right, no hang`, async () => {
+    const tmp = mkdtempSync(join(tmpdir(), "faults-tls-"));
+    try {
+      const cred = makeSelfSignedP256(tmp);
+      const before = await dev.stats();
+      const line0 = relay.stats();
+      const retries0 = dev.rpc.retries;
+      relay.set({ up: LINE, down: LINE });
+      const r = await runTlsWorkload(dev, cred, { bytes: TLS_BYTES, sessions: 2, piece: 512 }).finally(() =>
+        relay.set({ up: {}, down: {} }),
+      );
+      const line = relay.stats();
+      const after = await dev.stats();
+      const hit = (d: "up" | "down") => line[d].flipped + line[d].dropped - line0[d].flipped - line0[d].dropped;
+      console.log(
+        `faults TLS (${TARGET}, seed ${SEED}): ${formatTlsReport(r)}; line faults up ${hit("up")}, down ${hit("down")}; resends ${dev.rpc.retries - retries0}`,
+      );
+      expect(r.samples).toEqual([]);
+      expect(r.okSessions).toBe(2);
+      expect(r.failed).toBe(0);
+      expect(r.wrong).toBe(0);
+      expect(r.hangs).toBe(0);
+      expect(r.bytes).toBe(2 * TLS_BYTES);
+      expect(hit("up")).toBeGreaterThan(0);
+      expect(hit("down")).toBeGreaterThan(0);
+      expect(after.handlesUsed).toBe(before.handlesUsed);
+      expect(after.heapUsed).toBe(before.heapUsed);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 600_000);
 
   it("the same seed replays the same line faults", async () => {
     // Two relays with one seed, one after the other in front of the same
