@@ -140,6 +140,8 @@ enum ml_op {
     ML_OP_TLS_CLOSE_NOTIFY = 167, /* Send a close_notify alert (mbedtls_ssl_close_notify); returns [tls_state, output bytes pending]. */
     ML_OP_TLS_INFO = 168, /* Describe a session: established, version, cipher suite, ALPN protocol, verify flags (x509_verify_flag bits), the peer's certificate DER when it fits, output bytes pending, the ring size, the Mbed TLS error that failed it. */
     ML_OP_TLS_PEER_CHAIN = 169, /* Copy the peer's certificate chain into a new certificate-chain handle (x509); returns the number of certificates. */
+    ML_OP_TLS_SESSION_GET = 170, /* Save a client session for resumption (mbedtls_ssl_get_session, once per session or TLS 1.3 ticket; its configuration has resumption on): returns the session sealed under the per-boot wrap key (AES-256-GCM), with its TLS version in the clear; nothing of it stays on the device. */
+    ML_OP_TLS_SESSION_SET = 171, /* Offer a saved session (tls_session_get's blob) in a new client session's handshake (mbedtls_ssl_set_session), before its first step: a blob that does not authenticate (edited, another device or boot) is auth_failed, a version outside the configuration's bad_argument; either way no session is set. */
 };
 
 enum ml_status {
@@ -318,6 +320,7 @@ enum ml_tls_state {
     ML_TLS_STATE_WANT_READ = 1, /* Mbed TLS needs bytes from the network (MBEDTLS_ERR_SSL_WANT_READ): feed some, then step again. */
     ML_TLS_STATE_WANT_WRITE = 2, /* The output ring is full (MBEDTLS_ERR_SSL_WANT_WRITE): take its bytes, then step again. */
     ML_TLS_STATE_CLOSED = 3, /* The peer sent close_notify (MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY): no more data comes. */
+    ML_TLS_STATE_TICKET = 4, /* A resuming client received a TLS 1.3 NewSessionTicket (MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET, tls_read or tls_write): tls_session_get saves it; read or write again. */
 };
 
 /* tls_conf_new's verify mode: how the peer's certificate is checked (Mbed TLS's authmode). */

@@ -12,6 +12,7 @@
 
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crl.h>
 #include <mbedtls/x509_crt.h>
 #include <stdbool.h>
@@ -42,9 +43,11 @@ struct ml_tls_conf {
     mbedtls_pk_context key; /* own key copy (the private part never leaves) */
     char *alpn[ML_TLS_ALPN_MAX + 1];
     int suites[ML_TLS_SUITES_MAX + 1];
-    uint32_t refs; /* the handle, and each session */
+    mbedtls_ssl_ticket_context *tickets; /* a resuming server's ticket keys (op_tls_session.c), else NULL */
+    uint32_t refs;                       /* the handle, and each session */
     bool server;
-    bool verify; /* the peer's certificate is verified (required or optional) */
+    bool verify;     /* the peer's certificate is verified (required or optional) */
+    bool resumption; /* tickets: a client asks for them and saves sessions, a server issues them */
 };
 
 /* The configuration behind an ML_HT_TLS_CONF handle: bad_handle / wrong_handle_type. */
@@ -52,6 +55,15 @@ int ml_tls_conf_get(struct ml_call *call, uint32_t handle, struct ml_tls_conf **
 /* A session takes a reference; releasing the last one frees the configuration. */
 void ml_tls_conf_hold(struct ml_tls_conf *conf);
 void ml_tls_conf_release(struct ml_tls_conf *conf);
+
+/* Resumption (ops/op_tls_session.c): the map's "resumption" and
+ * "ticket_lifetime" into the configuration (a server's ticket keys on the
+ * heap), and their free. */
+int ml_tls_conf_resumption(struct ml_call *call, const CborValue *map, struct ml_tls_conf *c);
+void ml_tls_conf_resumption_free(struct ml_tls_conf *c);
+/* A session's Mbed TLS context and configuration (ops/op_tls.c): bad_handle /
+ * wrong_handle_type, or the error that failed the session. */
+int ml_tls_session_lookup(struct ml_call *call, uint32_t handle, mbedtls_ssl_context **ssl, struct ml_tls_conf **conf);
 
 /* Configurations and sessions alive now (stats: tls_confs, tls_sessions). */
 uint32_t ml_tls_confs_live(void);

@@ -46,6 +46,7 @@ struct tls_obj {
     int alert;      /* the fatal alert the peer sent (RFC 8446 AlertDescription), NONE */
     int refused_hs; /* the post-handshake message Mbed TLS refused (HandshakeType), NONE */
     ptrdiff_t heap; /* heap bytes its Mbed TLS calls allocated and still hold */
+    bool cert_step; /* the handshake ran the server's Certificate state: no resumption (tls_info) */
     struct ring in;
     struct ring out;
 };
@@ -126,6 +127,17 @@ static int tls_get_alive(struct ml_call *call, uint32_t handle, struct tls_obj *
     if ((*s)->fatal != 0) {
         st = ml_fail_mbedtls(call, (*s)->fatal, "the session failed earlier");
     }
+cleanup:
+    return st;
+}
+
+int ml_tls_session_lookup(struct ml_call *call, uint32_t handle, mbedtls_ssl_context **ssl, struct ml_tls_conf **conf)
+{
+    struct tls_obj *s = NULL;
+    int st = ML_STATUS_OK;
+    ML_CHK(tls_get_alive(call, handle, &s));
+    *ssl = &s->ssl;
+    *conf = s->conf;
 cleanup:
     return st;
 }
@@ -277,6 +289,9 @@ static int state_of(struct ml_call *call, struct tls_obj *s, int ret, const char
     case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
         *state = ML_TLS_STATE_CLOSED;
         break;
+    case MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET:
+        *state = ML_TLS_STATE_TICKET;
+        break;
     default:
         if (ret >= 0) {
             *state = ML_TLS_STATE_DONE;
@@ -318,9 +333,25 @@ cleanup:
     return st;
 }
 
+/* mbedtls_ssl_handshake one state at a time, noting whether it runs the
+ * server's Certificate state: a resumed handshake (TLS 1.2 or 1.3) and a
+ * TLS 1.3 one with an external PSK skip it. `ssl` is a tls_obj's first member. */
+static int handshake(mbedtls_ssl_context *ssl)
+{
+    struct tls_obj *s = (struct tls_obj *)(void *)ssl;
+    int ret = 0;
+    while (ret == 0 && ssl->MBEDTLS_PRIVATE(state) != MBEDTLS_SSL_HANDSHAKE_OVER) {
+        if (ssl->MBEDTLS_PRIVATE(state) == MBEDTLS_SSL_SERVER_CERTIFICATE) {
+            s->cert_step = true;
+        }
+        ret = mbedtls_ssl_handshake_step(ssl);
+    }
+    return ret;
+}
+
 int ml_op_tls_handshake_step(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
-    return step(call, args, result, mbedtls_ssl_handshake, "handshake");
+    return step(call, args, result, handshake, "handshake");
 }
 
 int ml_op_tls_read(struct ml_call *call, CborValue *args, CborEncoder *result)
@@ -342,9 +373,12 @@ int ml_op_tls_read(struct ml_call *call, CborValue *args, CborEncoder *result)
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for %lu plaintext bytes", (unsigned long)cap);
     }
     before = heap_used();
-    do {
-        ret = cap == 0 ? 0 : mbedtls_ssl_read(&s->ssl, buf, cap);
-    } while (ret == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET);
+    ret = cap == 0 ? 0 : mbedtls_ssl_read(&s->ssl, buf, cap);
+    if (ret == MBEDTLS_ERR_SSL_WANT_READ && s->ssl.MBEDTLS_PRIVATE(state) != MBEDTLS_SSL_HANDSHAKE_OVER) {
+        /* A TLS 1.3 NewSessionTicket was read and kept for the next call (a
+         * resuming client): process it now, answering the ticket state. */
+        ret = mbedtls_ssl_read(&s->ssl, buf, cap);
+    }
     charge(s, before);
     ML_CHK(state_of(call, s, ret, "read", &state));
     n = ret > 0 ? (size_t)ret : 0;
@@ -419,6 +453,15 @@ static CborError encode_uint_or_null(CborEncoder *map, const char *key, int valu
     return err | (value != NONE ? cbor_encode_uint(map, (uint64_t)value) : cbor_encode_null(map));
 }
 
+/* A session whose handshake skipped the server's Certificate state resumed,
+ * unless an external PSK did that (TLS 1.3 with a PSK or a PSK store). */
+static bool resumed(const struct tls_obj *s)
+{
+    const mbedtls_ssl_config *c = &s->conf->ssl;
+    bool external_psk = c->MBEDTLS_PRIVATE(psk) != NULL || c->MBEDTLS_PRIVATE(f_psk) != NULL;
+    return !s->cert_step && (mbedtls_ssl_get_version_number(&s->ssl) == MBEDTLS_SSL_VERSION_TLS1_2 || !external_psk);
+}
+
 int ml_op_tls_info(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     uint32_t handle = 0;
@@ -430,7 +473,7 @@ int ml_op_tls_info(struct ml_call *call, CborValue *args, CborEncoder *result)
     bool over = mbedtls_ssl_is_handshake_over(&s->ssl) != 0;
     uint32_t flags = mbedtls_ssl_get_verify_result(&s->ssl);
     const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&s->ssl);
-    CborError err = cbor_encoder_create_map(result, &map, 14);
+    CborError err = cbor_encoder_create_map(result, &map, 15);
     err |= cbor_encode_text_stringz(&map, "established");
     err |= cbor_encode_boolean(&map, over);
     err |= encode_text_or_null(&map, "version", over ? mbedtls_ssl_get_version(&s->ssl) : NULL);
@@ -456,6 +499,8 @@ int ml_op_tls_info(struct ml_call *call, CborValue *args, CborEncoder *result)
     err |= cbor_encode_uint(&map, s->in.len + s->ssl.MBEDTLS_PRIVATE(in_left));
     err |= cbor_encode_text_stringz(&map, "heap");
     err |= cbor_encode_uint(&map, s->heap > 0 ? (uint64_t)s->heap : 0);
+    err |= cbor_encode_text_stringz(&map, "resumed");
+    err |= cbor_encode_boolean(&map, over && resumed(s));
     err |= cbor_encoder_close_container(result, &map);
     (void)err;
 cleanup:

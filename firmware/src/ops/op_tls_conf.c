@@ -44,6 +44,7 @@ static void conf_free(struct ml_tls_conf *c)
     mbedtls_x509_crl_free(&c->crls);
     mbedtls_x509_crt_free(&c->chain);
     mbedtls_pk_free(&c->key);
+    ml_tls_conf_resumption_free(c);
     for (size_t i = 0; i < ML_TLS_ALPN_MAX && c->alpn[i] != NULL; i++) {
         ml_buf_free(c->alpn[i], strlen(c->alpn[i]) + 1);
     }
@@ -372,6 +373,7 @@ static int configure(struct ml_call *call, const CborValue *map, struct ml_tls_c
     ML_CHK(alpn(call, map, c));
     ML_CHK(suites(call, map, c));
     ML_CHK(max_frag_len(call, map, c));
+    ML_CHK(ml_tls_conf_resumption(call, map, c));
 cleanup:
     return st;
 }

@@ -242,6 +242,10 @@ export const Op = {
   tlsInfo: 168,
   /** Copy the peer's certificate chain into a new certificate-chain handle (x509); returns the number of certificates. */
   tlsPeerChain: 169,
+  /** Save a client session for resumption (mbedtls_ssl_get_session, once per session or TLS 1.3 ticket; its configuration has resumption on): returns the session sealed under the per-boot wrap key (AES-256-GCM), with its TLS version in the clear; nothing of it stays on the device. */
+  tlsSessionGet: 170,
+  /** Offer a saved session (tls_session_get's blob) in a new client session's handshake (mbedtls_ssl_set_session), before its first step: a blob that does not authenticate (edited, another device or boot) is auth_failed, a version outside the configuration's bad_argument; either way no session is set. */
+  tlsSessionSet: 171,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -531,6 +535,8 @@ export const TlsState = {
   wantWrite: 2,
   /** The peer sent close_notify (MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY): no more data comes. */
   closed: 3,
+  /** A resuming client received a TLS 1.3 NewSessionTicket (MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET, tls_read or tls_write): tls_session_get saves it; read or write again. */
+  ticket: 4,
 } as const;
 export type TlsState = (typeof TlsState)[keyof typeof TlsState];
 
@@ -666,6 +672,8 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [167, { name: "tls_close_notify", module: "tls", resend: "ordered", minArgs: 1, maxArgs: 1 }],
   [168, { name: "tls_info", module: "tls", resend: "record", minArgs: 1, maxArgs: 1 }],
   [169, { name: "tls_peer_chain", module: "tls", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [170, { name: "tls_session_get", module: "tls", resend: "ordered", minArgs: 1, maxArgs: 1 }],
+  [171, { name: "tls_session_set", module: "tls", resend: "ordered", minArgs: 2, maxArgs: 2 }],
 ]);
 
 export interface HashAlgInfo {
