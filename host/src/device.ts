@@ -24,7 +24,7 @@ import { TLSModule } from "./modules/tls.js";
 import { X509Module } from "./modules/x509.js";
 import type { CallOptions, ResetInfo, SessionEventMap } from "./rpc/rpc.js";
 import { DEFAULT_TIMEOUT_MS, Rpc } from "./rpc/rpc.js";
-import { RpcSession, type SessionContext } from "./session/context.js";
+import { RpcSession, type SessionContext, type TLSLimits } from "./session/context.js";
 
 /** The device identity and limits, from hello. */
 export interface DeviceInfo {
@@ -57,6 +57,8 @@ export interface DeviceInfo {
   trustCasMax: number;
   /** Most CRLs one dev.x509.TrustStore holds. */
   trustCrlsMax: number;
+  /** The device's TLS limits (dev.tls, spec.md 7.12); zeros from firmware without TLS. */
+  tls: TLSLimits;
 }
 
 /** python-mbedtls's `mbedtls.version`, of the device's Mbed TLS. */
@@ -87,6 +89,10 @@ export interface DeviceStats {
   stackPeak: number;
   /** Requests answered out_of_memory since boot. */
   oomAnswers: number;
+  /** TLS sessions alive (at most info.tls.sessionsMax). */
+  tlsSessions: number;
+  /** TLS configurations alive (a closed context's included while its sessions keep it). */
+  tlsConfs: number;
   [key: string]: unknown;
 }
 
@@ -153,6 +159,12 @@ export function parseHello(r: unknown): DeviceInfo {
     slots: u(m.slots, "slots"),
     trustCasMax: m.trust_cas_max === undefined ? 0 : u(m.trust_cas_max, "trust_cas_max"),
     trustCrlsMax: m.trust_crls_max === undefined ? 0 : u(m.trust_crls_max, "trust_crls_max"),
+    tls: {
+      sessionsMax: m.tls_sessions_max === undefined ? 0 : u(m.tls_sessions_max, "tls_sessions_max"),
+      inRecord: m.tls_in_record === undefined ? 0 : u(m.tls_in_record, "tls_in_record"),
+      outRecord: m.tls_out_record === undefined ? 0 : u(m.tls_out_record, "tls_out_record"),
+      ring: m.tls_ring === undefined ? 0 : u(m.tls_ring, "tls_ring"),
+    },
   };
 }
 

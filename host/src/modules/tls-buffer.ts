@@ -14,7 +14,7 @@ import { Op, TlsState } from "../base/protocol.generated.js";
 import { checkBytes } from "../base/util.js";
 import { atLeast, type CallOptions, type SessionContext } from "../session/context.js";
 import { DeviceObject, type HandleHolder } from "../session/device-object.js";
-import { TLSCertificateError, TLSConnectionError } from "./tls-errors.js";
+import { TLSConnectionError, tlsError } from "./tls-errors.js";
 
 /** The session needs bytes from the network before it can go on. */
 export const WantRead = Object.freeze({ want: "read" as const });
@@ -43,12 +43,24 @@ export interface TLSInfo {
   ring: number;
   /** The Mbed TLS error that failed the session, 0 while it lives. */
   fatal: number;
+  /** The fatal alert the peer sent (RFC 8446 AlertDescription), if it sent one. */
+  alert: number | undefined;
+  /** The post-handshake message Mbed TLS refused (HandshakeType; 24: KeyUpdate), if one ended the session. */
+  refusedHandshake: number | undefined;
+  /** Network bytes on the device that make no whole record yet. */
+  inPending: number;
+  /** Heap bytes the session holds on the device (its object, rings, Mbed TLS's context, buffers and handshake state). */
+  heap: number;
+}
+
+/** Options of a wrapped session. */
+export interface TLSWrapOptions {
+  /** The whole handshake must be over within this many ms (default 60 s), else TimeoutError; the device's own steps count too. */
+  handshakeTimeoutMs?: number;
 }
 
 /** A handshake step runs the device's public-key operations: seconds on a microcontroller. */
 const HANDSHAKE_TIMEOUT_MS = 60_000;
-/** MBEDTLS_ERR_X509_CERT_VERIFY_FAILED. */
-const CERT_VERIFY_FAILED = -0x2700;
 
 function uint(v: unknown, what: string): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new ProtocolError(`${what} is not an unsigned integer`);
@@ -80,6 +92,10 @@ function parseInfo(r: unknown): TLSInfo {
     pending: uint(m.pending, "tls_info: pending"),
     ring: uint(m.ring, "tls_info: ring"),
     fatal: m.fatal,
+    alert: optional(m.alert, isNumber, "alert"),
+    refusedHandshake: optional(m.refused_hs, isNumber, "refused_hs"),
+    inPending: m.in_pending === undefined ? 0 : uint(m.in_pending, "tls_info: in_pending"),
+    heap: m.heap === undefined ? 0 : uint(m.heap, "tls_info: heap"),
   };
 }
 
@@ -111,19 +127,26 @@ class TLSSession extends DeviceObject {
 /** A TLS session on the device over buffers the caller moves (python-mbedtls's `TLSWrappedBuffer`). */
 export class TLSWrappedBuffer implements AsyncDisposable {
   readonly serverHostname: string | null;
+  /** The whole handshake must be over within this many ms (TimeoutError). */
+  readonly handshakeTimeoutMs: number;
   readonly #ctx: SessionContext;
   readonly #session: TLSSession;
   #incoming: Uint8Array[] = [];
   #outgoing: Uint8Array[] = [];
   #outLength = 0;
   #info: TLSInfo | undefined;
+  #handshakeStart: number | undefined;
 
   /** @internal Made by `context.wrapBuffers()`. */
   constructor(
     ctx: SessionContext,
     readonly context: HandleHolder,
     serverHostname: string | null,
+    opts: TLSWrapOptions = {},
   ) {
+    const timeout = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    if (!Number.isFinite(timeout) || timeout <= 0) throw new ArgumentError("handshakeTimeoutMs: a positive number of ms");
+    this.handshakeTimeoutMs = timeout;
     this.#ctx = ctx;
     this.serverHostname = serverHostname;
     this.#session = new TLSSession(ctx, context, serverHostname);
@@ -178,11 +201,15 @@ export class TLSWrappedBuffer implements AsyncDisposable {
   /**
    * Runs the handshake as far as the bytes at hand allow: "done", or
    * WantRead (send what peekOutgoing() holds, bring more bytes from the
-   * network, call again). A failure throws Mbed TLS's error (CryptoError);
-   * a peer certificate that fails verification TLSCertificateError naming
-   * the flags. Mbed TLS's alert is then in peekOutgoing().
+   * network, call again). A failure throws Mbed TLS's error typed by its
+   * reason (tls-errors.ts: TLSCertificateError naming the verify flags,
+   * TLSAlertError the peer's alert, TLSHandshakeError Mbed TLS's reason);
+   * Mbed TLS's alert is then in peekOutgoing(). A call after
+   * `handshakeTimeoutMs` since the first one throws TimeoutError.
    */
   async doHandshake(opts: CallOptions = {}): Promise<"done" | Want> {
+    this.#handshakeStart ??= Date.now();
+    if (this.handshakeTimeLeft() <= 0) throw new TimeoutError(`the TLS handshake was not over within ${this.handshakeTimeoutMs} ms`);
     return this.loop(Op.tlsHandshakeStep, [], 2, atLeast(this.#ctx, opts, HANDSHAKE_TIMEOUT_MS), async ({ state }) => {
       if (state !== TlsState.done) return undefined;
       this.#info = await this.info();
@@ -190,8 +217,32 @@ export class TLSWrappedBuffer implements AsyncDisposable {
     });
   }
 
-  /** Application data (at most `max` bytes); an empty array once the peer sent close_notify; WantRead when more network bytes are needed. */
-  async read(max = 16384, opts: CallOptions = {}): Promise<Uint8Array | Want> {
+  /**
+   * Ms left for the handshake (handshakeTimeoutMs from the first doHandshake();
+   * all of it before that, Infinity once it is over): what a wait for the
+   * peer may take.
+   */
+  handshakeTimeLeft(): number {
+    if (this.#info?.established) return Number.POSITIVE_INFINITY;
+    return this.#handshakeStart === undefined ? this.handshakeTimeoutMs : this.#handshakeStart + this.handshakeTimeoutMs - Date.now();
+  }
+
+  /**
+   * The network reached the end of its stream: throws TLSConnectionError
+   * when that cut the handshake or a record short (the device holds part of
+   * one), resolves when it fell between records (whether a missing
+   * close_notify matters is the caller's call).
+   */
+  async networkEnded(opts: CallOptions = {}): Promise<void> {
+    const info = await this.info(opts);
+    if (info.fatal !== 0) return;
+    if (!info.established) throw new TLSConnectionError("the peer closed the connection before the handshake was over");
+    const held = info.inPending + this.incomingLength;
+    if (held > 0) throw new TLSConnectionError(`the peer closed the connection in the middle of a record (${held} bytes of it came)`);
+  }
+
+  /** Application data (at most `max` bytes, default the device's largest record); an empty array once the peer sent close_notify; WantRead when more network bytes are needed. */
+  async read(max = this.#ctx.tls.inRecord || 16384, opts: CallOptions = {}): Promise<Uint8Array | Want> {
     if (!Number.isInteger(max) || max < 1) throw new ArgumentError("read(max): max is a positive integer");
     return this.loop(Op.tlsRead, [Math.min(max, this.#ctx.chunkSize)], 3, opts, async ({ state, items }) => {
       if (state === TlsState.closed) return new Uint8Array(0);
@@ -310,17 +361,16 @@ export class TLSWrappedBuffer implements AsyncDisposable {
     }
   }
 
-  /** The error a failed step throws: the verify flags named; the alert taken first. */
+  /** The error a failed step throws, typed by the reason tls_info gives (tls-errors.ts); the alert taken first. */
   private async failed(e: unknown): Promise<unknown> {
     if (!(e instanceof DeviceError)) return e;
     try {
       const info = await this.info();
       await this.take(info.pending);
-      if (e.mbedtlsCode === CERT_VERIFY_FAILED && info.verifyBits !== undefined) return new TLSCertificateError(e, info.verifyBits);
+      return tlsError(e, { verifyBits: info.verifyBits, alert: info.alert, refusedHandshake: info.refusedHandshake });
     } catch {
-      // the original error says enough
+      return e; // the original error says enough
     }
-    return e;
   }
 }
 
@@ -358,9 +408,10 @@ export class TLSWrappedSocket {
     });
   }
 
-  /** Runs the handshake to its end. */
+  /** Runs the handshake to its end, within `timeoutMs` and the buffer's handshakeTimeoutMs (TimeoutError). */
   async doHandshake(timeoutMs = HANDSHAKE_TIMEOUT_MS): Promise<void> {
-    while ((await this.flushAfter(this.buffer.doHandshake())) !== "done") await this.waitForPeer(timeoutMs, "the handshake");
+    while ((await this.flushAfter(this.buffer.doHandshake())) !== "done")
+      await this.waitForPeer(Math.max(0, Math.min(timeoutMs, this.buffer.handshakeTimeLeft())), "the handshake");
   }
 
   /** Sends all of `data`. */
@@ -377,7 +428,10 @@ export class TLSWrappedSocket {
     for (;;) {
       const r = await this.flushAfter(this.buffer.read(max));
       if (r instanceof Uint8Array) return r;
-      if (this.#ended && this.buffer.incomingLength === 0) return new Uint8Array(0);
+      if (this.#ended && this.buffer.incomingLength === 0) {
+        await this.buffer.networkEnded(); // a record cut short is TLSConnectionError
+        return new Uint8Array(0);
+      }
       await this.waitForPeer(timeoutMs, "data");
     }
   }

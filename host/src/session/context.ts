@@ -37,6 +37,8 @@ export interface SessionContext {
   readonly slots: number;
   /** Size of the device's handle table (hello's max_handles). */
   readonly maxHandles: number;
+  /** The device's TLS limits (hello). */
+  readonly tls: TLSLimits;
   /** Calls sent or queued and not answered yet. */
   readonly pendingCalls: number;
   /** Keeps the objects of this session within the handle table (session/residency.ts). */
@@ -75,12 +77,25 @@ export async function freeHandle(ctx: SessionContext, handle: number, epoch: num
   }
 }
 
+/** hello's TLS limits (spec.md 7.12); zeros from firmware without TLS. */
+export interface TLSLimits {
+  /** Sessions alive at once; one more is TooManyHandlesError. */
+  readonly sessionsMax: number;
+  /** Largest record content the device takes (MBEDTLS_SSL_IN_CONTENT_LEN, 16384: what default peers send). */
+  readonly inRecord: number;
+  /** Largest record content the device sends (MBEDTLS_SSL_OUT_CONTENT_LEN). */
+  readonly outRecord: number;
+  /** Bytes of each of a session's two network rings on the device. */
+  readonly ring: number;
+}
+
 /** The hello figures a session serves to modules. */
 export interface SessionFigures {
   readonly mtu: number;
   readonly hashes: readonly string[];
   readonly slots: number;
   readonly maxHandles: number;
+  readonly tls: TLSLimits;
 }
 
 /** A SessionContext over an Rpc; the owner supplies hello's figures and says when it is closing. */
@@ -134,6 +149,10 @@ export class RpcSession implements SessionContext {
 
   get maxHandles(): number {
     return this.figures().maxHandles;
+  }
+
+  get tls(): TLSLimits {
+    return this.figures().tls;
   }
 
   get pendingCalls(): number {
