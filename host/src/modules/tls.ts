@@ -10,13 +10,15 @@
 //   const tls = ctx.wrapSocket(socket, "server.example");
 //   await tls.doHandshake(); await tls.send(utf8("GET / HTTP/1.0\r\n\r\n"));
 
-import type { Socket } from "node:net";
+import { isIP, Server, type Socket } from "node:net";
+import type { Duplex } from "node:stream";
 import { ArgumentError } from "../base/errors.js";
 import { Op, TlsVerify } from "../base/protocol.generated.js";
 import type { SessionContext } from "../session/context.js";
 import { DeviceObject, type HandleHolder } from "../session/device-object.js";
 import { PkKey } from "./pk-key.js";
-import { type TLSWrapOptions, TLSWrappedBuffer, TLSWrappedSocket } from "./tls-buffer.js";
+import { TLSWrappedBuffer, TLSWrappedSocket } from "./tls-buffer.js";
+import { networkSocket, serveTLS, TLSStream, type TLSStreamOptions } from "./tls-stream.js";
 import { CRT } from "./x509-crt.js";
 import { TrustStore, type TrustStoreClass, trustStoreClass } from "./x509-trust.js";
 
@@ -45,8 +47,6 @@ export interface TLSConfigurationOptions {
   preSharedKey?: readonly [string | Uint8Array, Uint8Array];
   /** The record size a client asks for; default: what the device's input buffer takes (below 16 KiB). */
   maxFragmentLength?: MaxFragmentLength;
-  /** The whole handshake of a session made from this must be over within this many ms (default 60 s), else TimeoutError. */
-  handshakeTimeoutMs?: number;
 }
 
 /** An immutable TLS configuration (python-mbedtls's `TLSConfiguration`); nothing is on the device until a context is made. */
@@ -68,8 +68,6 @@ export class TLSConfiguration {
     if (o.innerProtocols?.some((p) => typeof p !== "string" || p.length === 0))
       throw new ArgumentError("innerProtocols: non-empty strings");
     if (o.ciphers?.some((c) => !Number.isInteger(c) || c <= 0 || c > 0xffff)) throw new ArgumentError("ciphers: IANA cipher suite numbers");
-    if (o.handshakeTimeoutMs !== undefined && !(Number.isFinite(o.handshakeTimeoutMs) && o.handshakeTimeoutMs > 0))
-      throw new ArgumentError("handshakeTimeoutMs: a positive number of ms");
     this.options = Object.freeze(o);
   }
 
@@ -138,23 +136,46 @@ export class TLSContext extends DeviceObject {
    * A session that reads from and writes to buffers the caller moves
    * (python-mbedtls's `wrap_buffers`). `serverHostname`: the server's name
    * (SNI, and what its certificate must carry); a client that validates
-   * certificates needs it. `opts.handshakeTimeoutMs` overrides the
-   * configuration's.
+   * certificates needs it.
    */
-  wrapBuffers(serverHostname?: string | null, opts: TLSWrapOptions = {}): TLSWrappedBuffer {
+  wrapBuffers(serverHostname?: string | null): TLSWrappedBuffer {
     if (serverHostname !== undefined && serverHostname !== null && (typeof serverHostname !== "string" || serverHostname.length === 0))
       throw new ArgumentError("serverHostname: a non-empty string or null");
     const validates = this.configuration.options.validateCertificates ?? !this.server;
     if (!this.server && validates && !serverHostname)
       throw new ArgumentError("a client that validates certificates needs serverHostname (the name the certificate must carry)");
-    const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? this.configuration.options.handshakeTimeoutMs;
-    return new TLSWrappedBuffer(this.ctx, this, this.server ? null : (serverHostname ?? null), { handshakeTimeoutMs });
+    return new TLSWrappedBuffer(this.ctx, this, this.server ? null : (serverHostname ?? null));
   }
 
   /** A session over a connected `net.Socket` (python-mbedtls's `wrap_socket`). */
-  wrapSocket(socket: Socket, serverHostname?: string | null, opts: TLSWrapOptions = {}): TLSWrappedSocket {
-    return new TLSWrappedSocket(this.wrapBuffers(serverHostname, opts), socket);
+  wrapSocket(socket: Socket, serverHostname?: string | null): TLSWrappedSocket {
+    return new TLSWrappedSocket(this.wrapBuffers(serverHostname), socket);
   }
+
+  /**
+   * A session over a network stream (a `net.Socket`, connected or
+   * connecting) as a Node `Duplex` that behaves like `tls.TLSSocket`
+   * (tls-stream.ts); the handshake starts at once. On a server context
+   * `serverHostname` is left out.
+   */
+  wrapStream(socket: Duplex, serverHostname?: string | null, opts: TLSStreamOptions = {}): TLSStream {
+    return new TLSStream(this.wrapBuffers(serverHostname), socket, this, false, opts);
+  }
+}
+
+/** `dev.tls.connect()`'s options: where to connect, the server's name, and the configuration (a context, a TLSConfiguration or its options inline). */
+export interface ConnectOptions extends TLSConfigurationOptions, TLSStreamOptions {
+  /** A socket to run TLS over (connected or connecting); else a TCP connection to `host`:`port` is made. */
+  socket?: Duplex;
+  /** Default "localhost". */
+  host?: string;
+  port?: number;
+  /** The server's name (SNI, and what its certificate must carry); default: `host` when it is a name. null skips the check (validation off only). */
+  servername?: string | null;
+  /** A client context to make the session over (kept open: many connections may share it). */
+  context?: TLSContext;
+  /** A configuration for a client context made for this connection alone (freed with it); else the TLSConfiguration options given inline. */
+  configuration?: TLSConfiguration;
 }
 
 /** `dev.tls`. */
@@ -177,5 +198,48 @@ export class TLSModule {
   /** A server configuration on the device (needs `certificateChain` or `preSharedKey`). */
   ServerContext(configuration: TLSConfiguration): TLSContext {
     return new TLSContext(this.ctx, configuration, true);
+  }
+
+  /**
+   * A TLS client session over a new TCP connection or `socket`, as a Node
+   * `Duplex` (Node's `tls.connect` in shape): usable as `https.request`'s
+   * `createConnection`. 'secureConnect' once the handshake is over; errors
+   * as 'error' events.
+   */
+  connect(options: ConnectOptions, onSecureConnect?: () => void): TLSStream {
+    const { socket, host, port, servername, context, configuration, handshakeTimeoutMs, allowHalfOpen, ...inline } = options;
+    if (context !== undefined && (!(context instanceof TLSContext) || context.server))
+      throw new ArgumentError("context: a client TLSContext");
+    const name = servername !== undefined ? servername : host !== undefined && isIP(host) === 0 ? host : undefined;
+    const ctx = context ?? this.ClientContext(configuration ?? new TLSConfiguration(inline));
+    let buffer: TLSWrappedBuffer;
+    try {
+      buffer = ctx.wrapBuffers(name);
+    } catch (e) {
+      if (context === undefined) void ctx.close().catch(() => {});
+      throw e;
+    }
+    const opts: TLSStreamOptions = {};
+    if (handshakeTimeoutMs !== undefined) opts.handshakeTimeoutMs = handshakeTimeoutMs;
+    if (allowHalfOpen !== undefined) opts.allowHalfOpen = allowHalfOpen;
+    const stream = new TLSStream(buffer, networkSocket({ socket, host, port }), ctx, context === undefined, opts);
+    if (onSecureConnect) stream.once("secureConnect", onSecureConnect);
+    return stream;
+  }
+
+  /**
+   * A `net.Server` whose connections the device answers as a TLS server
+   * (Node's `tls.createServer` in shape): 'secureConnection' with each
+   * TLSStream once its handshake is over, 'tlsClientError' for one that
+   * failed before. Given a TLSConfiguration, the server makes its own
+   * ServerContext and frees it when it closes.
+   */
+  createServer(config: TLSContext | TLSConfiguration, onSecureConnection?: (stream: TLSStream) => void): Server {
+    const owned = config instanceof TLSConfiguration;
+    const ctx = owned ? this.ServerContext(config) : config;
+    if (!(ctx instanceof TLSContext) || !ctx.server) throw new ArgumentError("createServer(): a server TLSContext or a TLSConfiguration");
+    const server = serveTLS(new Server(), (s) => ctx.wrapStream(s), owned ? ctx : undefined);
+    if (onSecureConnection) server.on("secureConnection", onSecureConnection);
+    return server;
   }
 }
