@@ -325,7 +325,7 @@ export function formatTlsReport(r: TlsWorkloadReport): string {
     .map(([k, v]) => `${k} ${v}`)
     .join(", ");
   return (
-    `TLS records: ${r.sessions} echo sessions (${r.okSessions} done, ${(r.bytes / 1024).toFixed(0)} KiB each way), failed ${r.failed}${errs ? ` (${errs})` : ""}, ` +
+    `TLS records: ${r.sessions} echo session${r.sessions === 1 ? "" : "s"} (${r.okSessions} done, ${(r.bytes / 1024).toFixed(0)} KiB each way), failed ${r.failed}${errs ? ` (${errs})` : ""}, ` +
     `wrong ${r.wrong}, hangs ${r.hangs} (largest overrun ${Number.isFinite(r.maxOverrunMs) ? r.maxOverrunMs.toFixed(0) : "n/a"} ms), slowest handshake ${r.handshakeMsMax.toFixed(0)} ms` +
     (r.samples.length ? `\n  ${r.samples.join("\n  ")}` : "")
   );
