@@ -30,7 +30,7 @@ describe("README size block", () => {
   });
 
   it("a block without peaks says how to get them", () => {
-    const s = { text: 1000, data: 24, bss: 4000, flash: 1024, ram: 4024, heap: 2048, stack: 1024, free: 100 };
+    const s = { text: 1000, data: 24, bss: 4000, flash: 1024, ram: 4024, heap: 2048, stack: 1024, ring: 512, upper: 4096, free: 100 };
     const b = sizeBlock(s, undefined, new Date("2026-01-02T03:04:05Z"));
     expect(staticRowsOf(b)).toEqual(staticRows(s));
     expect(peakRowsOf(b)[0]).toContain("run `npm test`");

@@ -3,8 +3,11 @@
 // which writes the block, and by test/readme-figures.test.ts, which recomputes
 // the static rows and fails when README.md's differ.
 //   flash = text + data (the initialised data is stored in flash too)
-//   RAM   = data + bss  (bss holds the static Mbed TLS heap, the frame
-//           buffers, the UART ring and the stack region)
+//   RAM   = data + bss  (bss holds the static Mbed TLS heap and the frame
+//           buffers)
+//   upper RAM: the 64 KiB (CCM on a chip) that holds the stack and the UART
+//           ring by pointer (firmware/src/hal/stm32f4/startup.c); its sizes
+//           come from stm32f4.h and sources.json, not from the ELF
 // The peaks (heap in use, stack high-water) come from test runs: the largest
 // that the integration suite's QEMU sessions recorded in build/peaks-qemu.jsonl
 // (written by test/integration/target.ts) since the image was built. Sessions
@@ -32,9 +35,13 @@ export interface StaticFigures {
   ram: number;
   /** the static Mbed TLS heap (heap_buf) */
   heap: number;
-  /** the stack region (_sstack.._estack), when the linker script names it */
+  /** the stack region (in the upper RAM: STM32_STACK_SIZE) */
   stack: number | undefined;
-  /** RAM between the end of bss and the stack region (_ebss.._sstack) */
+  /** the UART ring (in the upper RAM: WINDOW x MTU) */
+  ring: number | undefined;
+  /** the upper RAM (STM32_UPPER_RAM_SIZE) */
+  upper: number | undefined;
+  /** RAM between the end of bss and the reset stack (_ebss.._sreset_stack) */
   free: number | undefined;
 }
 
@@ -78,8 +85,27 @@ export function measureStatic(elf = repoPath(IMAGE_PATH)): StaticFigures {
     flash: text + data,
     ram: data + bss,
     heap: sizes.get("heap_buf") ?? 0,
-    stack: span("_sstack", "_estack"),
-    free: span("_ebss", "_sstack"),
+    ...upperRam(),
+    free: span("_ebss", "_sreset_stack"),
+  };
+}
+
+/** The upper RAM's sizes: the stack and upper RAM from stm32f4.h, the ring from sources.json's STM32 defines. */
+function upperRam(): Pick<StaticFigures, "stack" | "ring" | "upper"> {
+  const header = readFileSync(repoPath("firmware/src/hal/stm32f4/stm32f4.h"), "utf8");
+  const constant = (name: string): number | undefined => {
+    const m = new RegExp(`#define ${name}\\s+(0x[0-9a-fA-F]+|\\d+)u`).exec(header);
+    return m?.[1] ? Number(m[1]) : undefined;
+  };
+  const sources = JSON.parse(readFileSync(repoPath("firmware/sources.json"), "utf8")) as {
+    targets: { stm32f405: { defines: string[] } };
+  };
+  const define = (name: string): number =>
+    Number(sources.targets.stm32f405.defines.find((d) => d.startsWith(`${name}=`))?.slice(name.length + 1) ?? Number.NaN);
+  return {
+    stack: constant("STM32_STACK_SIZE"),
+    ring: define("ML_CFG_WINDOW") * define("ML_CFG_MTU"),
+    upper: constant("STM32_UPPER_RAM_SIZE"),
   };
 }
 
@@ -129,10 +155,12 @@ export function staticRows(s: StaticFigures): string[] {
     `| flash (text + data) | ${n(s.flash)} | ${pct(s.flash, FLASH_BYTES)} of 1 MiB (code may use 768 KiB: sectors 10-11 hold the key store) |`,
     `| &nbsp;&nbsp;text | ${n(s.text)} | |`,
     `| &nbsp;&nbsp;data | ${n(s.data)} | also in RAM |`,
-    `| static RAM (data + bss, incl. heap and stack) | ${n(s.ram)} | ${pct(s.ram, RAM_BYTES)} of 128 KiB |`,
+    `| static RAM (data + bss, incl. the heap) | ${n(s.ram)} | ${pct(s.ram, RAM_BYTES)} of 128 KiB |`,
     `| &nbsp;&nbsp;static Mbed TLS heap | ${n(s.heap)} | ${pct(s.heap, RAM_BYTES)} |`,
-    `| &nbsp;&nbsp;stack region | ${n(s.stack)} | ${s.stack === undefined ? "not named in the linker script" : pct(s.stack, RAM_BYTES)} |`,
-    `| RAM left free (between bss and the stack) | ${n(s.free)} | ${s.free === undefined ? "" : pct(s.free, RAM_BYTES)} |`,
+    `| RAM left free (between bss and the reset stack) | ${n(s.free)} | ${s.free === undefined ? "" : pct(s.free, RAM_BYTES)} |`,
+    `| upper RAM (CCM; under QEMU the 64 KiB it maps at 0x20020000) | ${n(s.upper)} | stack and UART ring |`,
+    `| &nbsp;&nbsp;stack region | ${n(s.stack)} | ${s.stack === undefined || !s.upper ? "" : pct(s.stack, s.upper)} of the upper RAM |`,
+    `| &nbsp;&nbsp;UART ring (WINDOW x MTU) | ${n(s.ring)} | ${s.ring === undefined || !s.upper ? "" : pct(s.ring, s.upper)} of the upper RAM |`,
   ];
 }
 

@@ -161,6 +161,15 @@ enum stm32_trng_state stm32_trng_state(void);
 /* Fills out with checked TRNG words; 0, or -1 (and the state becomes FAILED). */
 int stm32_trng_read(uint8_t *out, size_t len);
 
+/* ---------------------------------------------------------------- startup.c */
+/* The upper RAM (startup.c): CCM on a chip, the SRAM QEMU maps beyond the
+ * chip's 128 KiB under QEMU; the UART ring at its bottom, the stack at its top. */
+#define STM32_UPPER_RAM_CCM  0x10000000u
+#define STM32_UPPER_RAM_QEMU 0x20020000u
+#define STM32_UPPER_RAM_SIZE 0x10000u
+#define STM32_STACK_SIZE     12288u
+uint8_t *stm32_upper_ram(void);
+
 /* ---------------------------------------------------------------- hal_stm32f4.c */
 /* SysTick at 1 kHz from the running clock; the entropy source; the board. */
 void stm32_hal_init(void);

@@ -13,6 +13,7 @@
  * A byte that finds the ring full is dropped and counted (ring_overruns);
  * the frame then fails its CRC and the host's request times out.
  * QEMU never overruns: it holds the next byte until DR has been read.
+ * The ring lives in the upper RAM (startup.c), out of the 128 KiB SRAM.
  */
 #include "core/ml_config.h"
 #include "stm32f4.h"
@@ -23,7 +24,9 @@
  * >= 4 cycles each at <= 168 MHz. */
 #define TXE_SPINS (168000000u / 4u / 100u)
 
-static uint8_t ring[RING_SIZE];
+/* In the upper RAM, below the stack (startup.c). */
+_Static_assert(RING_SIZE + STM32_STACK_SIZE <= STM32_UPPER_RAM_SIZE, "the UART ring and the stack share the upper RAM");
+static uint8_t *ring;
 static volatile uint32_t ring_head; /* written by the IRQ only */
 static volatile uint32_t ring_tail; /* written by the main loop only */
 static struct stm32_uart_stats stats;
@@ -61,6 +64,7 @@ void stm32_uart_init(uint32_t pclk_hz, uint32_t baud)
     USART_BRR(USART1_BASE) = (pclk_hz + baud / 2u) / baud;
     USART_CR2(USART1_BASE) = 0; /* 1 stop bit */
     USART_CR3(USART1_BASE) = 0; /* no flow control */
+    ring = stm32_upper_ram();
     ring_head = 0;
     ring_tail = 0;
     USART_CR1(USART1_BASE) = USART_CR1_UE | USART_CR1_TE | USART_CR1_RE | USART_CR1_RXNEIE;
