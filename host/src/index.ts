@@ -55,9 +55,18 @@ export type { SlotInfo, StoreOptions } from "./modules/slots.js";
 export { SlotsModule } from "./modules/slots.js";
 export type { ConnectOptions, MaxFragmentLength, TLSConfigurationOptions, TLSVersion } from "./modules/tls.js";
 export { TLSConfiguration, TLSContext, TLSModule } from "./modules/tls.js";
-export type { TLSInfo, Want } from "./modules/tls-buffer.js";
+export type { TLSInfo, TLSWrapOptions, Want } from "./modules/tls-buffer.js";
 export { TLSWrappedBuffer, TLSWrappedSocket, WantRead, WantWrite } from "./modules/tls-buffer.js";
-export { TLSCertificateError, TLSConnectionError } from "./modules/tls-errors.js";
+export type { TLSFailure } from "./modules/tls-errors.js";
+export {
+  alertName,
+  TLSAlertError,
+  TLSCertificateError,
+  TLSConnectionError,
+  TLSHandshakeError,
+  TLSKeyUpdateUnsupported,
+  tlsError,
+} from "./modules/tls-errors.js";
 export type { CipherInfo, PeerCertificate, TLSStreamOptions } from "./modules/tls-stream.js";
 export { HANDSHAKE_TIMEOUT_MS, TLSStream } from "./modules/tls-stream.js";
 export { X509Module } from "./modules/x509.js";
@@ -82,4 +91,5 @@ export { TrustStore, verifyFlagNames } from "./modules/x509-trust.js";
 export type { CertificateOptions, SelfSignOptions } from "./modules/x509-write.js";
 export { setDebug } from "./rpc/debug.js";
 export type { BusyInfo, CallOptions, FrameDropInfo, ResetInfo, SessionEventMap } from "./rpc/rpc.js";
+export type { TLSLimits } from "./session/context.js";
 export type { ResidenceState, ResidencyCounters } from "./session/residency.js";

@@ -17,7 +17,7 @@ import { Op, TlsVerify } from "../base/protocol.generated.js";
 import type { SessionContext } from "../session/context.js";
 import { DeviceObject, type HandleHolder } from "../session/device-object.js";
 import { PkKey } from "./pk-key.js";
-import { TLSWrappedBuffer, TLSWrappedSocket } from "./tls-buffer.js";
+import { type TLSWrapOptions, TLSWrappedBuffer, TLSWrappedSocket } from "./tls-buffer.js";
 import { networkSocket, serveTLS, TLSStream, type TLSStreamOptions } from "./tls-stream.js";
 import { CRT } from "./x509-crt.js";
 import { TrustStore, type TrustStoreClass, trustStoreClass } from "./x509-trust.js";
@@ -47,6 +47,8 @@ export interface TLSConfigurationOptions {
   preSharedKey?: readonly [string | Uint8Array, Uint8Array];
   /** The record size a client asks for; default: what the device's input buffer takes (below 16 KiB). */
   maxFragmentLength?: MaxFragmentLength;
+  /** The whole handshake of a session made from this must be over within this many ms (default 60 s), else TimeoutError. */
+  handshakeTimeoutMs?: number;
 }
 
 /** An immutable TLS configuration (python-mbedtls's `TLSConfiguration`); nothing is on the device until a context is made. */
@@ -68,6 +70,8 @@ export class TLSConfiguration {
     if (o.innerProtocols?.some((p) => typeof p !== "string" || p.length === 0))
       throw new ArgumentError("innerProtocols: non-empty strings");
     if (o.ciphers?.some((c) => !Number.isInteger(c) || c <= 0 || c > 0xffff)) throw new ArgumentError("ciphers: IANA cipher suite numbers");
+    if (o.handshakeTimeoutMs !== undefined && !(Number.isFinite(o.handshakeTimeoutMs) && o.handshakeTimeoutMs > 0))
+      throw new ArgumentError("handshakeTimeoutMs: a positive number of ms");
     this.options = Object.freeze(o);
   }
 
@@ -136,20 +140,22 @@ export class TLSContext extends DeviceObject {
    * A session that reads from and writes to buffers the caller moves
    * (python-mbedtls's `wrap_buffers`). `serverHostname`: the server's name
    * (SNI, and what its certificate must carry); a client that validates
-   * certificates needs it.
+   * certificates needs it. `opts.handshakeTimeoutMs` overrides the
+   * configuration's.
    */
-  wrapBuffers(serverHostname?: string | null): TLSWrappedBuffer {
+  wrapBuffers(serverHostname?: string | null, opts: TLSWrapOptions = {}): TLSWrappedBuffer {
     if (serverHostname !== undefined && serverHostname !== null && (typeof serverHostname !== "string" || serverHostname.length === 0))
       throw new ArgumentError("serverHostname: a non-empty string or null");
     const validates = this.configuration.options.validateCertificates ?? !this.server;
     if (!this.server && validates && !serverHostname)
       throw new ArgumentError("a client that validates certificates needs serverHostname (the name the certificate must carry)");
-    return new TLSWrappedBuffer(this.ctx, this, this.server ? null : (serverHostname ?? null));
+    const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? this.configuration.options.handshakeTimeoutMs;
+    return new TLSWrappedBuffer(this.ctx, this, this.server ? null : (serverHostname ?? null), { handshakeTimeoutMs });
   }
 
   /** A session over a connected `net.Socket` (python-mbedtls's `wrap_socket`). */
-  wrapSocket(socket: Socket, serverHostname?: string | null): TLSWrappedSocket {
-    return new TLSWrappedSocket(this.wrapBuffers(serverHostname), socket);
+  wrapSocket(socket: Socket, serverHostname?: string | null, opts: TLSWrapOptions = {}): TLSWrappedSocket {
+    return new TLSWrappedSocket(this.wrapBuffers(serverHostname, opts), socket);
   }
 
   /**
