@@ -157,7 +157,6 @@ export class TLSContext extends DeviceObject {
   wrapSocket(socket: Socket, serverHostname?: string | null, opts: TLSWrapOptions = {}): TLSWrappedSocket {
     return new TLSWrappedSocket(this.wrapBuffers(serverHostname, opts), socket);
   }
-
   /**
    * A session over a network stream (a `net.Socket`, connected or
    * connecting) as a Node `Duplex` that behaves like `tls.TLSSocket`
