@@ -8,7 +8,7 @@
 // a P-256 one (ECDHE-ECDSA on P-256 with ecdhCurve fixed), TLS 1.2 or 1.3.
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { createServer, type Server, type TLSSocket } from "node:tls";
@@ -26,23 +26,32 @@ export interface TlsServerCredentials {
   keyPem: string;
 }
 
-/** A self-signed P-256 certificate for TLS_HOST in `dir` (OpenSSL CLI): cert.pem, key.pem. */
+/**
+ * A self-signed P-256 certificate for TLS_HOST in `dir` (OpenSSL CLI):
+ * cert.pem, key.pem. Valid from 2020 (`openssl ca -startdate`), so a device
+ * clock a little behind the host's (QEMU's) still finds it valid.
+ */
 export function makeSelfSignedP256(dir: string): TlsServerCredentials & { certPath: string; keyPath: string } {
   const certPath = join(dir, "cert.pem");
   const keyPath = join(dir, "key.pem");
-  execFileSync(
-    requireTool("openssl"),
-    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-sha256", "-days", "2"].concat([
-      "-subj",
-      `/CN=${TLS_HOST}`,
-      "-addext",
-      `subjectAltName=DNS:${TLS_HOST}`,
-      "-keyout",
-      keyPath,
-      "-out",
-      certPath,
+  const openssl = requireTool("openssl");
+  const run = (args: string[]) => execFileSync(openssl, args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+  writeFileSync(join(dir, "index.txt"), "");
+  writeFileSync(join(dir, "serial"), "01\n");
+  writeFileSync(
+    join(dir, "ca.cnf"),
+    `[ca]\ndefault_ca = self\n[self]\ndir = ${dir}\ndatabase = $dir/index.txt\nnew_certs_dir = $dir\nserial = $dir/serial\n` +
+      "default_md = sha256\npolicy = any\ncopy_extensions = copy\n[any]\ncommonName = supplied\n",
+  );
+  run(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", keyPath]);
+  run(["req", "-new", "-key", keyPath, "-subj", `/CN=${TLS_HOST}`, "-addext", `subjectAltName=DNS:${TLS_HOST}`, "-out", "cert.csr"]);
+  run(
+    ["ca", "-batch", "-config", "ca.cnf", "-selfsign", "-keyfile", keyPath, "-in", "cert.csr", "-notext", "-out", certPath].concat([
+      "-startdate",
+      "20200101000000Z",
+      "-enddate",
+      "20991231000000Z",
     ]),
-    { stdio: ["ignore", "ignore", "pipe"] },
   );
   return { chainPem: readFileSync(certPath, "utf8"), keyPem: readFileSync(keyPath, "utf8"), certPath, keyPath };
 }
