@@ -68,7 +68,7 @@ export {
   tlsError,
 } from "./modules/tls-errors.js";
 export type { CipherInfo, PeerCertificate, TLSStreamOptions } from "./modules/tls-stream.js";
-export { HANDSHAKE_TIMEOUT_MS, TLSStream } from "./modules/tls-stream.js";
+export { TLSStream } from "./modules/tls-stream.js";
 export { X509Module } from "./modules/x509.js";
 export type { NameAttribute } from "./modules/x509-common.js";
 export type { RevokedCertificate } from "./modules/x509-crl.js";

@@ -22,12 +22,10 @@ import { createHash, X509Certificate } from "node:crypto";
 import { connect as netConnect, type Server, type Socket } from "node:net";
 import { Duplex } from "node:stream";
 import { ArgumentError, ProtocolError, TimeoutError } from "../base/errors.js";
-import type { TLSWrappedBuffer } from "./tls-buffer.js";
+import type { TLSWrapOptions, TLSWrappedBuffer } from "./tls-buffer.js";
 import { TLSConnectionError } from "./tls-errors.js";
 import { verifyFlagNames } from "./x509-trust.js";
 
-/** The whole handshake, waits for the peer included (Node's tls default is 120 s too). */
-export const HANDSHAKE_TIMEOUT_MS = 120_000;
 /** Plaintext bytes asked of the device per read (the answer's size caps it further). */
 const READ_MAX = 16384;
 /** How long a closing stream lets the socket flush its last records (close_notify) before destroying it. */
@@ -42,10 +40,8 @@ export interface StreamContext {
   close(): Promise<void>;
 }
 
-/** Options of a stream, beyond its context. */
-export interface TLSStreamOptions {
-  /** The whole handshake must be over within this (default HANDSHAKE_TIMEOUT_MS); a TimeoutError otherwise. */
-  handshakeTimeoutMs?: number;
+/** Options of a stream: its session's (the handshake's timeout, ...) and the stream's own. */
+export interface TLSStreamOptions extends TLSWrapOptions {
   /** Keep the writable side open after the peer ended (default false, as Node's TLS sockets). */
   allowHalfOpen?: boolean;
 }
@@ -128,7 +124,6 @@ export class TLSStream extends Duplex {
   readonly #buffer: TLSWrappedBuffer;
   readonly #context: StreamContext;
   readonly #ownsContext: boolean;
-  readonly #handshakeTimeoutMs: number;
   #chain: Promise<unknown> = Promise.resolve();
   /** Settles when the handshake is over (rejects when it failed). */
   readonly #handshaken: Promise<void>;
@@ -144,13 +139,10 @@ export class TLSStream extends Duplex {
   /** @internal Made by `context.wrapStream()`, `dev.tls.connect()` and `dev.tls.createServer()`. */
   constructor(buffer: TLSWrappedBuffer, socket: Duplex, context: StreamContext, ownsContext: boolean, opts: TLSStreamOptions = {}) {
     super({ allowHalfOpen: opts.allowHalfOpen ?? false });
-    const timeout = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-    if (!Number.isFinite(timeout) || timeout <= 0) throw new ArgumentError("handshakeTimeoutMs: a positive number of ms");
     this.#buffer = buffer;
     this.socket = socket;
     this.#context = context;
     this.#ownsContext = ownsContext;
-    this.#handshakeTimeoutMs = timeout;
     this.servername = buffer.serverHostname;
     const wake = () => {
       for (const w of [...this.#waiters]) w();
@@ -317,7 +309,9 @@ export class TLSStream extends Duplex {
           : setTimeout(
               () => {
                 this.#waiters.delete(done);
-                reject(new TimeoutError(`no TLS peer answer within ${this.#handshakeTimeoutMs} ms during ${what}`));
+                reject(
+                  new TimeoutError(`the TLS handshake was not over within ${this.#buffer.handshakeTimeoutMs} ms (waiting for ${what})`),
+                );
               },
               Math.max(0, deadline - Date.now()),
             );
@@ -341,15 +335,14 @@ export class TLSStream extends Duplex {
   }
 
   async #handshake(): Promise<void> {
-    const deadline = Date.now() + this.#handshakeTimeoutMs;
     await this.#context.ready;
     const s = this.socket as Partial<Socket>;
-    while (s.connecting) await this.#connected(deadline);
+    while (s.connecting) await this.#connected(Date.now() + this.#buffer.handshakeTimeoutMs);
     for (;;) {
       const r = await this.#step(() => this.#buffer.doHandshake());
       if (r === "done") break;
       if (typeof r !== "object" || r.want !== "read") throw new ProtocolError("tls_handshake_step: want_write with nothing to send");
-      if (!(await this.#fromNetwork(deadline, "the handshake")))
+      if (!(await this.#fromNetwork(Date.now() + this.#buffer.handshakeTimeLeft(), "the peer")))
         throw new TLSConnectionError("the peer closed the connection before the handshake was over");
     }
     const info = await this.#step(() => this.#buffer.info());
@@ -374,7 +367,7 @@ export class TLSStream extends Duplex {
   #connected(deadline: number): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new TimeoutError(`no TCP connection within ${this.#handshakeTimeoutMs} ms`)),
+        () => reject(new TimeoutError(`no TCP connection within ${this.#buffer.handshakeTimeoutMs} ms`)),
         deadline - Date.now(),
       );
       const settle = () => {
@@ -407,7 +400,9 @@ export class TLSStream extends Duplex {
         }
         if (r.want !== "read") throw new ProtocolError("tls_read: want_write with nothing to send");
         if (!(await this.#fromNetwork(Number.POSITIVE_INFINITY, "a read"))) {
-          this.push(null); // the peer closed without close_notify: the end, as Node's TLS sockets take it
+          // The peer closed without close_notify: between records the end, as Node's TLS sockets take it; within one TLSConnectionError.
+          await this.#step(() => this.#buffer.networkEnded());
+          this.push(null);
           return;
         }
       }

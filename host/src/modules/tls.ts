@@ -157,6 +157,7 @@ export class TLSContext extends DeviceObject {
   wrapSocket(socket: Socket, serverHostname?: string | null, opts: TLSWrapOptions = {}): TLSWrappedSocket {
     return new TLSWrappedSocket(this.wrapBuffers(serverHostname, opts), socket);
   }
+
   /**
    * A session over a network stream (a `net.Socket`, connected or
    * connecting) as a Node `Duplex` that behaves like `tls.TLSSocket`
@@ -164,7 +165,7 @@ export class TLSContext extends DeviceObject {
    * `serverHostname` is left out.
    */
   wrapStream(socket: Duplex, serverHostname?: string | null, opts: TLSStreamOptions = {}): TLSStream {
-    return new TLSStream(this.wrapBuffers(serverHostname), socket, this, false, opts);
+    return new TLSStream(this.wrapBuffers(serverHostname, opts), socket, this, false, opts);
   }
 }
 
@@ -212,21 +213,19 @@ export class TLSModule {
    * as 'error' events.
    */
   connect(options: ConnectOptions, onSecureConnect?: () => void): TLSStream {
-    const { socket, host, port, servername, context, configuration, handshakeTimeoutMs, allowHalfOpen, ...inline } = options;
+    const { socket, host, port, servername, context, configuration, allowHalfOpen, ...rest } = options;
     if (context !== undefined && (!(context instanceof TLSContext) || context.server))
       throw new ArgumentError("context: a client TLSContext");
     const name = servername !== undefined ? servername : host !== undefined && isIP(host) === 0 ? host : undefined;
-    const ctx = context ?? this.ClientContext(configuration ?? new TLSConfiguration(inline));
+    const ctx = context ?? this.ClientContext(configuration ?? new TLSConfiguration(rest));
     let buffer: TLSWrappedBuffer;
     try {
-      buffer = ctx.wrapBuffers(name);
+      buffer = ctx.wrapBuffers(name, rest); // the session's options (handshakeTimeoutMs, ...)
     } catch (e) {
       if (context === undefined) void ctx.close().catch(() => {});
       throw e;
     }
-    const opts: TLSStreamOptions = {};
-    if (handshakeTimeoutMs !== undefined) opts.handshakeTimeoutMs = handshakeTimeoutMs;
-    if (allowHalfOpen !== undefined) opts.allowHalfOpen = allowHalfOpen;
+    const opts: TLSStreamOptions = allowHalfOpen === undefined ? {} : { allowHalfOpen };
     const stream = new TLSStream(buffer, networkSocket({ socket, host, port }), ctx, context === undefined, opts);
     if (onSecureConnect) stream.once("secureConnect", onSecureConnect);
     return stream;
