@@ -1,5 +1,6 @@
 // Builds what `npm run bench` runs besides the firmware: the PTY echo peer,
-// the raw Mbed TLS benchmark and the callgrind driver. The latter two link
+// the raw Mbed TLS benchmark, the in-process TLS baseline and the callgrind
+// driver. The latter three link
 // the native build's own libraries (build/native/libml_*.a), so they use the
 // exact sources, config and flags of firmware/sources.json; include dirs,
 // defines and warning flags are read from that file, never copied.
@@ -26,6 +27,7 @@ interface SourcesJson {
 export interface BenchBinaries {
   ptyEcho: string;
   mbedtlsBench: string;
+  tlsBaseline: string;
   overheadDriver: string;
 }
 
@@ -33,7 +35,7 @@ function cc(args: string[]): void {
   execFileSync("cc", args, { cwd: FW, stdio: ["ignore", "inherit", "inherit"] });
 }
 
-/** Builds the native firmware (tools/build-native.sh, unless `firmware` is false) and the three bench programs. */
+/** Builds the native firmware (tools/build-native.sh, unless `firmware` is false) and the four bench programs. */
 export function buildAll(firmware = true): BenchBinaries {
   if (firmware) execFileSync("bash", [join(REPO_ROOT, "tools", "build-native.sh")], { stdio: ["ignore", "ignore", "inherit"] });
   mkdirSync(BENCH_BUILD, { recursive: true });
@@ -47,10 +49,12 @@ export function buildAll(firmware = true): BenchBinaries {
   const out = {
     ptyEcho: join(BENCH_BUILD, "pty_echo"),
     mbedtlsBench: join(BENCH_BUILD, "mbedtls_bench"),
+    tlsBaseline: join(BENCH_BUILD, "tls_baseline"),
     overheadDriver: join(BENCH_BUILD, "overhead_driver"),
   };
   cc([...strict, "../bench/pty_echo.c", "-o", out.ptyEcho]);
   cc([...strict, ...sys(mbedtls), ...defs(mbedtls), "../bench/mbedtls_bench.c", join(NATIVE, "libml_mbedtls.a"), "-o", out.mbedtlsBench]);
+  cc([...strict, ...sys(mbedtls), ...defs(mbedtls), "../bench/tls_baseline.c", join(NATIVE, "libml_mbedtls.a"), "-o", out.tlsBaseline]);
   cc([
     ...strict,
     ...(src.core.include_dirs ?? []).flatMap((d) => ["-I", d]),

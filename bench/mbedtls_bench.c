@@ -3,7 +3,8 @@
  * directly, built from the very library the native firmware links
  * (build/native/libml_mbedtls.a: the sources, include dirs, defines and
  * config of firmware/sources.json), with the firmware's allocator (a
- * memory_buffer_alloc heap) and its DRBG (CTR_DRBG). Prints one JSON object.
+ * memory_buffer_alloc heap) and its DRBG (CTR_DRBG); the platform hooks are
+ * bench_platform.h's. Prints one JSON object.
  *
  *   mbedtls_bench [SECONDS_PER_CASE]
  */
@@ -22,8 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
+
+#include "bench_platform.h"
 
 #define HEAP_SIZE (512u * 1024u)
 #define BULK_LEN  16384u
@@ -33,26 +34,7 @@ static unsigned char bulk_in[BULK_LEN];
 static unsigned char bulk_out[BULK_LEN + 16];
 static double seconds_per_case = 0.5;
 static mbedtls_entropy_context entropy;
-static mbedtls_ctr_drbg_context drbg;
 static int first_field = 1;
-
-int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len, size_t *olen);
-int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len, size_t *olen)
-{
-    (void)data;
-    ssize_t n = getrandom(output, len, 0);
-    *olen = n > 0 ? (size_t)n : 0;
-    return n < 0 ? MBEDTLS_ERR_ENTROPY_SOURCE_FAILED : 0;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-mbedtls_ms_time_t mbedtls_ms_time(void) { return (mbedtls_ms_time_t)(now_s() * 1000.0); }
 
 static void check(int ret, const char *what)
 {
