@@ -67,6 +67,7 @@ export {
   TLSKeyUpdateUnsupported,
   tlsError,
 } from "./modules/tls-errors.js";
+export { TLSSession } from "./modules/tls-session.js";
 export type { CipherInfo, PeerCertificate, TLSStreamOptions } from "./modules/tls-stream.js";
 export { TLSStream } from "./modules/tls-stream.js";
 export { X509Module } from "./modules/x509.js";

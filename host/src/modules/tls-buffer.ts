@@ -15,6 +15,7 @@ import { checkBytes } from "../base/util.js";
 import { atLeast, type CallOptions, type SessionContext } from "../session/context.js";
 import { DeviceObject, type HandleHolder } from "../session/device-object.js";
 import { TLSConnectionError, tlsError } from "./tls-errors.js";
+import { TLSSession } from "./tls-session.js";
 
 /** The session needs bytes from the network before it can go on. */
 export const WantRead = Object.freeze({ want: "read" as const });
@@ -51,12 +52,16 @@ export interface TLSInfo {
   inPending: number;
   /** Heap bytes the session holds on the device (its object, rings, Mbed TLS's context, buffers and handshake state). */
   heap: number;
+  /** The handshake resumed a saved session (a ticket or session id), so the server's certificate was not sent again. */
+  resumed: boolean;
 }
 
 /** Options of a wrapped session. */
 export interface TLSWrapOptions {
   /** The whole handshake must be over within this many ms (default 60 s), else TimeoutError; the device's own steps count too. */
   handshakeTimeoutMs?: number;
+  /** A client session saved earlier (`session()`) to resume; the device refuses one it did not seal (AuthFailedError) or whose version the configuration does not allow (BadArgumentError) on the first doHandshake(), and the next one is a full handshake. */
+  session?: TLSSession | undefined;
 }
 
 /** A handshake step runs the device's public-key operations: seconds on a microcontroller. */
@@ -96,6 +101,7 @@ function parseInfo(r: unknown): TLSInfo {
     refusedHandshake: optional(m.refused_hs, isNumber, "refused_hs"),
     inPending: m.in_pending === undefined ? 0 : uint(m.in_pending, "tls_info: in_pending"),
     heap: m.heap === undefined ? 0 : uint(m.heap, "tls_info: heap"),
+    resumed: m.resumed === true,
   };
 }
 
@@ -103,12 +109,12 @@ function parseInfo(r: unknown): TLSInfo {
 function stepResult(r: unknown, op: string, n: number): { state: number; items: unknown[]; pending: number } {
   if (!Array.isArray(r) || r.length !== n) throw new ProtocolError(`${op}: the answer is not a ${n}-item array`);
   const state = uint(r[0], `${op}: state`);
-  if (state > TlsState.closed) throw new ProtocolError(`${op}: unknown state ${state}`);
+  if (state > TlsState.ticket) throw new ProtocolError(`${op}: unknown state ${state}`);
   return { state, items: r, pending: uint(r[n - 1], `${op}: pending`) };
 }
 
 /** The session object on the device (a handle of type TLS session, never swapped out). */
-class TLSSession extends DeviceObject {
+class SessionObject extends DeviceObject {
   constructor(ctx: SessionContext, context: HandleHolder, serverHostname: string | null) {
     super(ctx, { pinned: true });
     this.track(this.open((h, confHandle) => ctx.call(Op.tlsNew, [h, confHandle, serverHostname]), context));
@@ -130,12 +136,17 @@ export class TLSWrappedBuffer implements AsyncDisposable {
   /** The whole handshake must be over within this many ms (TimeoutError). */
   readonly handshakeTimeoutMs: number;
   readonly #ctx: SessionContext;
-  readonly #session: TLSSession;
+  readonly #session: SessionObject;
   #incoming: Uint8Array[] = [];
   #outgoing: Uint8Array[] = [];
   #outLength = 0;
   #info: TLSInfo | undefined;
   #handshakeStart: number | undefined;
+  /** tls_session_set of a session to resume, until doHandshake() reports how it went. */
+  #offered: Promise<unknown> | undefined;
+  /** The last session saved, and whether the device has a newer one (a handshake or a ticket since). */
+  #saved: TLSSession | undefined;
+  #newer = false;
 
   /** @internal Made by `context.wrapBuffers()`. */
   constructor(
@@ -149,7 +160,12 @@ export class TLSWrappedBuffer implements AsyncDisposable {
     this.handshakeTimeoutMs = timeout;
     this.#ctx = ctx;
     this.serverHostname = serverHostname;
-    this.#session = new TLSSession(ctx, context, serverHostname);
+    this.#session = new SessionObject(ctx, context, serverHostname);
+    if (opts.session !== undefined) {
+      if (!(opts.session instanceof TLSSession)) throw new ArgumentError("session: a TLSSession");
+      this.#offered = this.#session.call(Op.tlsSessionSet, [opts.session._blob]);
+      this.#offered.catch(() => {});
+    }
   }
 
   /** The device handle of the session. */
@@ -209,10 +225,14 @@ export class TLSWrappedBuffer implements AsyncDisposable {
    */
   async doHandshake(opts: CallOptions = {}): Promise<"done" | Want> {
     this.#handshakeStart ??= Date.now();
+    const offered = this.#offered;
+    this.#offered = undefined;
+    await offered;
     if (this.handshakeTimeLeft() <= 0) throw new TimeoutError(`the TLS handshake was not over within ${this.handshakeTimeoutMs} ms`);
     return this.loop(Op.tlsHandshakeStep, [], 2, atLeast(this.#ctx, opts, HANDSHAKE_TIMEOUT_MS), async ({ state }) => {
       if (state !== TlsState.done) return undefined;
       this.#info = await this.info();
+      this.#newer = true;
       return "done" as const;
     });
   }
@@ -301,6 +321,22 @@ export class TLSWrappedBuffer implements AsyncDisposable {
   }
 
   /**
+   * The session to resume later (a client whose configuration has
+   * `resumption`): saved by the device after the handshake (TLS 1.2) or a
+   * ticket (TLS 1.3: tickets arrive with the first read after the
+   * handshake), sealed; nothing of it stays on the device. The same
+   * TLSSession again until a newer one came.
+   */
+  async session(opts: CallOptions = {}): Promise<TLSSession> {
+    if (this.#saved !== undefined && !this.#newer) return this.#saved;
+    const blob = await this.#session.call(Op.tlsSessionGet, [], opts);
+    if (!(blob instanceof Uint8Array)) throw new ProtocolError("tls_session_get: not a byte string");
+    this.#newer = false;
+    this.#saved = TLSSession._fromDevice(blob);
+    return this.#saved;
+  }
+
+  /**
    * Feeds what the device takes, runs `op`, takes its output; again while
    * the session wants to write (its output is taken now) or wants to read
    * and more input is at hand. `done` maps a settled step to the result,
@@ -324,6 +360,10 @@ export class TLSWrappedBuffer implements AsyncDisposable {
       await this.take(r.pending);
       const out = await done(r);
       if (out !== undefined) return out;
+      if (r.state === TlsState.ticket) {
+        this.#newer = true; // a TLS 1.3 ticket came: session() saves it; read or write again
+        continue;
+      }
       if (r.state === TlsState.wantWrite) {
         if (r.pending === 0) return WantWrite; // nothing was taken: stepping again would change nothing
         continue;

@@ -47,6 +47,16 @@ export interface TLSConfigurationOptions {
   preSharedKey?: readonly [string | Uint8Array, Uint8Array];
   /** The record size a client asks for; default: what the device's input buffer takes (below 16 KiB). */
   maxFragmentLength?: MaxFragmentLength;
+  /**
+   * Session resumption (default off): a client asks for tickets (TLS 1.2
+   * and 1.3) and its sessions can be saved (`session()` on a wrapped
+   * buffer) and offered again (`wrapBuffers(name, { session })`); a server
+   * issues tickets under ticket keys of its own on the device (AES-256-GCM,
+   * about 1.4 KB of device heap per configuration).
+   */
+  resumption?: boolean;
+  /** A resuming server's ticket lifetime in seconds (1 to 604800; default 7200); its ticket keys rotate as often. */
+  ticketLifetime?: number;
   /** The whole handshake of a session made from this must be over within this many ms (default 60 s), else TimeoutError. */
   handshakeTimeoutMs?: number;
 }
@@ -70,6 +80,9 @@ export class TLSConfiguration {
     if (o.innerProtocols?.some((p) => typeof p !== "string" || p.length === 0))
       throw new ArgumentError("innerProtocols: non-empty strings");
     if (o.ciphers?.some((c) => !Number.isInteger(c) || c <= 0 || c > 0xffff)) throw new ArgumentError("ciphers: IANA cipher suite numbers");
+    const lifetime = o.ticketLifetime;
+    if (lifetime !== undefined && !(o.resumption && Number.isInteger(lifetime) && lifetime > 0 && lifetime <= 604800))
+      throw new ArgumentError("ticketLifetime: 1 to 604800 seconds, with resumption");
     if (o.handshakeTimeoutMs !== undefined && !(Number.isFinite(o.handshakeTimeoutMs) && o.handshakeTimeoutMs > 0))
       throw new ArgumentError("handshakeTimeoutMs: a positive number of ms");
     this.options = Object.freeze(o);
@@ -103,6 +116,8 @@ function confMap(o: TLSConfigurationOptions, server: boolean, handles: number[])
   if (o.innerProtocols?.length) m.alpn = [...o.innerProtocols];
   if (o.ciphers?.length) m.suites = [...o.ciphers];
   if (o.maxFragmentLength !== undefined) m.mfl = o.maxFragmentLength;
+  if (o.resumption) m.resumption = true;
+  if (o.ticketLifetime !== undefined && server) m.ticket_lifetime = o.ticketLifetime;
   if (o.preSharedKey) {
     const [id, key] = o.preSharedKey;
     m.psk = [typeof id === "string" ? new TextEncoder().encode(id) : Uint8Array.from(id), Uint8Array.from(key)];
@@ -150,7 +165,10 @@ export class TLSContext extends DeviceObject {
     if (!this.server && validates && !serverHostname)
       throw new ArgumentError("a client that validates certificates needs serverHostname (the name the certificate must carry)");
     const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? this.configuration.options.handshakeTimeoutMs;
-    return new TLSWrappedBuffer(this.ctx, this, this.server ? null : (serverHostname ?? null), { handshakeTimeoutMs });
+    if (opts.session !== undefined && (this.server || !this.configuration.options.resumption))
+      throw new ArgumentError("session: only a client context whose configuration has resumption resumes one");
+    const session = opts.session;
+    return new TLSWrappedBuffer(this.ctx, this, this.server ? null : (serverHostname ?? null), { handshakeTimeoutMs, session });
   }
 
   /** A session over a connected `net.Socket` (python-mbedtls's `wrap_socket`). */
