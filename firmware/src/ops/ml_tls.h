@@ -2,8 +2,8 @@
  * TLS module (spec.md 7.12): what its two files share. A configuration
  * (ops/op_tls_conf.c, ML_HT_TLS_CONF) owns an mbedtls_ssl_config and its own
  * copies of what it names (trust store, certificate chain, key, ALPN list,
- * cipher suites), so the handles it was made from may be freed or swapped
- * out. Sessions (ops/op_tls.c, ML_HT_TLS) hold the configuration by a
+ * cipher suites, PSK store, chains by host name), so the handles it was
+ * made from may be freed or swapped out. Sessions (ops/op_tls.c, ML_HT_TLS) hold the configuration by a
  * reference count: freeing the configuration's handle while sessions live
  * keeps it until the last of them is freed.
  */
@@ -32,8 +32,13 @@
 #define ML_CFG_TLS_SESSIONS_MAX 4
 #endif
 
-#define ML_TLS_ALPN_MAX   8  /* protocols one configuration offers */
-#define ML_TLS_SUITES_MAX 32 /* cipher suites one configuration names */
+#define ML_TLS_ALPN_MAX      8  /* protocols one configuration offers */
+#define ML_TLS_SUITES_MAX    32 /* cipher suites one configuration names */
+#define ML_TLS_PSK_STORE_MAX 16 /* identities in a server's PSK store */
+#define ML_TLS_SNI_MAX       4  /* host names a server has its own chain for */
+
+struct ml_tls_psk; /* a PSK store entry (op_tls_conf.c) */
+struct ml_tls_sni; /* a host name's chain and key (op_tls_conf.c) */
 
 struct ml_tls_conf {
     mbedtls_ssl_config ssl;
@@ -43,6 +48,10 @@ struct ml_tls_conf {
     mbedtls_pk_context key; /* own key copy (the private part never leaves) */
     char *alpn[ML_TLS_ALPN_MAX + 1];
     int suites[ML_TLS_SUITES_MAX + 1];
+    struct ml_tls_psk *psks; /* the server's PSK store (mbedtls_ssl_conf_psk_cb), n_psks entries */
+    size_t n_psks;
+    struct ml_tls_sni *sni; /* chains by host name (mbedtls_ssl_conf_sni), n_sni entries */
+    size_t n_sni;
     mbedtls_ssl_ticket_context *tickets; /* a resuming server's ticket keys (op_tls_session.c), else NULL */
     uint32_t refs;                       /* the handle, and each session */
     bool server;

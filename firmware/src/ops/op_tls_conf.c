@@ -1,15 +1,28 @@
 /*
  * TLS module, configurations (spec.md 7.12): tls_conf_new builds an
  * mbedtls_ssl_config from a map (client or server, versions, verify mode,
- * trust store, certificate chain and key, ALPN, PSK, cipher suites, the
- * max_fragment_length a client asks for) under an ML_HT_TLS_CONF handle.
+ * trust store, certificate chain and key, ALPN, PSK, a server's PSK store
+ * and chains by host name (SNI), TLS 1.3 key exchange modes, cipher suites,
+ * the max_fragment_length a client asks for) under an ML_HT_TLS_CONF handle.
  *
  * The configuration keeps its own copies of what the map names: the trust
  * store's CA certificates and CRLs, the chain's certificates, the key (a
  * non-exportable one is copied within the device, so it signs in place and
  * its private part never travels), so those handles may be freed, and a key
  * swapped out by the host, while sessions use the configuration.
+ *
+ * A server's PSK store is a table the PSK callback (mbedtls_ssl_conf_psk_cb)
+ * looks the client's identity up in: found, the handshake uses that key
+ * (mbedtls_ssl_set_hs_psk); not found, TLS 1.2 answers unknown_psk_identity
+ * and TLS 1.3 takes the identity as no PSK (RFC 8446 4.2.11: a server with
+ * a certificate goes on with it, one without fails). Keys are copied into the
+ * table (from bytes or a device-held key, which so never leaves the device)
+ * and zeroised with it. Chains by host name work alike (mbedtls_ssl_conf_sni,
+ * mbedtls_ssl_set_hs_own_cert): a name in the table gets its chain; any other
+ * name gets the default chain ("chain"/"key"), or without one the handshake
+ * fails with an unrecognized_name alert.
  */
+#include <ctype.h>
 #include <mbedtls/platform.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/ssl_ciphersuites.h>
@@ -19,6 +32,7 @@
 #include "core/ml_handles.h"
 #include "ops/ml_ops.h"
 #include "ops/ml_pk.h"
+#include "ops/ml_symkey.h"
 #include "ops/ml_tls.h"
 #include "ops/ml_x509.h"
 #include "ops/ml_x509_trust.h"
@@ -27,10 +41,36 @@
 #define PSK_ID_MAX    128 /* bytes of a PSK identity */
 #define PSK_MAX       64  /* bytes of a PSK (MBEDTLS_PSK_MAX_LEN is 32 by default; checked again by Mbed TLS) */
 #define CHAIN_MAX     8   /* certificate handles one chain names */
+#define HOSTNAME_MAX  255 /* bytes of a host name an SNI entry names */
 
 struct conf_obj {
     struct ml_tls_conf *conf;
 };
+
+struct ml_tls_psk {
+    size_t id_len;
+    size_t key_len;
+    uint8_t id[PSK_ID_MAX];
+    uint8_t key[MBEDTLS_PSK_MAX_LEN];
+};
+
+struct ml_tls_sni {
+    char *name; /* NUL-terminated, NULL until copied */
+    mbedtls_x509_crt chain;
+    mbedtls_pk_context key;
+};
+
+static void sni_free(struct ml_tls_sni *sni, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        mbedtls_x509_crt_free(&sni[i].chain);
+        mbedtls_pk_free(&sni[i].key);
+        if (sni[i].name != NULL) {
+            ml_buf_free(sni[i].name, strlen(sni[i].name) + 1);
+        }
+    }
+    ml_buf_free(sni, n * sizeof *sni);
+}
 
 static uint32_t confs_live; /* allocated configurations, with or without a handle */
 
@@ -45,6 +85,8 @@ static void conf_free(struct ml_tls_conf *c)
     mbedtls_x509_crt_free(&c->chain);
     mbedtls_pk_free(&c->key);
     ml_tls_conf_resumption_free(c);
+    ml_buf_free(c->psks, c->n_psks * sizeof *c->psks); /* zeroises the keys */
+    sni_free(c->sni, c->n_sni);
     for (size_t i = 0; i < ML_TLS_ALPN_MAX && c->alpn[i] != NULL; i++) {
         ml_buf_free(c->alpn[i], strlen(c->alpn[i]) + 1);
     }
@@ -179,15 +221,58 @@ cleanup:
     return st;
 }
 
-/* chain: [+ certificate handle] (their certificates one after another, leaf first), key: pk handle. */
+/* Copies the certificates of `n` certificate handles at `in` (one after
+ * another, leaf first) into `chain`. */
+static int copy_chain(struct ml_call *call, CborValue *in, size_t n, mbedtls_x509_crt *chain)
+{
+    uint32_t handle = 0;
+    mbedtls_x509_crt *src = NULL;
+    int st = ML_STATUS_OK;
+    for (size_t i = 0; i < n; i++) {
+        ML_CHK(ml_arg_handle(call, in, 2, &handle));
+        ML_CHK(ml_x509_crt_lookup(call, handle, &src));
+        for (; src != NULL && src->version != 0; src = src->next) {
+            ML_CHK_TLS(call, mbedtls_x509_crt_parse_der(chain, src->raw.p, src->raw.len), "chain copy");
+        }
+    }
+    if (chain->version == 0) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: a chain holds no certificate");
+    }
+cleanup:
+    return st;
+}
+
+/* Copies the private key under the pk handle at `v` into `pk` (within the
+ * device: a non-exportable key too) and checks it is the leaf's of `chain`. */
+static int copy_key(struct ml_call *call, CborValue *v, const mbedtls_x509_crt *chain, mbedtls_pk_context *pk)
+{
+    uint32_t handle = 0;
+    size_t der_len = 0;
+    void *key = NULL;
+    uint8_t *der = NULL;
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, v, 2, &handle));
+    ML_CHK(ml_pk_get(call, handle, &key));
+    if (!ml_pk_has_private(key)) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: a chain's key has no private part");
+    }
+    der = ml_buf_alloc(ML_SLOT_RECORD_MAX);
+    if (der == NULL) {
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap to copy the key");
+    }
+    ML_CHK(ml_pk_serialise(call, key, der, ML_SLOT_RECORD_MAX, &der_len));
+    ML_CHK_TLS(call, mbedtls_pk_parse_key(pk, der, der_len, NULL, 0, ml_busy_rng, NULL), "key copy");
+    ML_CHK_TLS(call, mbedtls_pk_check_pair(&chain->pk, pk, ml_busy_rng, NULL), "the key is not the leaf's");
+cleanup:
+    ml_buf_free(der, ML_SLOT_RECORD_MAX);
+    return st;
+}
+
+/* chain: [+ certificate handle] (leaf first), key: pk handle: the default own certificate. */
 static int own_cert(struct ml_call *call, const CborValue *map, struct ml_tls_conf *c, bool *have)
 {
     CborValue in, v;
-    size_t n = 0, der_len = 0;
-    uint32_t handle = 0;
-    mbedtls_x509_crt *src = NULL;
-    void *key = NULL;
-    uint8_t *der = NULL;
+    size_t n = 0;
     int st = ML_STATUS_OK;
     *have = false;
     ML_CHK(field_array(call, map, "chain", CHAIN_MAX, &in, &n));
@@ -198,32 +283,125 @@ static int own_cert(struct ml_call *call, const CborValue *map, struct ml_tls_co
     if (n == 0 || !cbor_value_is_valid(&v)) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: \"chain\" and \"key\" go together");
     }
-    for (size_t i = 0; i < n; i++) {
-        ML_CHK(ml_arg_handle(call, &in, 2, &handle));
-        ML_CHK(ml_x509_crt_lookup(call, handle, &src));
-        for (; src != NULL && src->version != 0; src = src->next) {
-            ML_CHK_TLS(call, mbedtls_x509_crt_parse_der(&c->chain, src->raw.p, src->raw.len), "chain copy");
-        }
-    }
-    if (c->chain.version == 0) {
-        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: \"chain\" holds no certificate");
-    }
-    ML_CHK(ml_arg_handle(call, &v, 2, &handle));
-    ML_CHK(ml_pk_get(call, handle, &key));
-    if (!ml_pk_has_private(key)) {
-        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: \"key\" has no private part");
-    }
-    der = ml_buf_alloc(ML_SLOT_RECORD_MAX);
-    if (der == NULL) {
-        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap to copy the key");
-    }
-    ML_CHK(ml_pk_serialise(call, key, der, ML_SLOT_RECORD_MAX, &der_len));
-    ML_CHK_TLS(call, mbedtls_pk_parse_key(&c->key, der, der_len, NULL, 0, ml_busy_rng, NULL), "key copy");
-    ML_CHK_TLS(call, mbedtls_pk_check_pair(&c->chain.pk, &c->key, ml_busy_rng, NULL), "the key is not the leaf's");
+    ML_CHK(copy_chain(call, &in, n, &c->chain));
+    ML_CHK(copy_key(call, &v, &c->chain, &c->key));
     ML_CHK_TLS(call, mbedtls_ssl_conf_own_cert(&c->ssl, &c->chain, &c->key), "conf_own_cert");
     *have = true;
 cleanup:
-    ml_buf_free(der, ML_SLOT_RECORD_MAX);
+    return st;
+}
+
+/* Enters the array at `it`, which must have `n` items, into `inner`. */
+static int enter_tuple(struct ml_call *call, CborValue *it, size_t n, const char *what, CborValue *inner)
+{
+    size_t len = 0;
+    if (!cbor_value_is_array(it) || !cbor_value_is_length_known(it) ||
+        cbor_value_get_array_length(it, &len) != CborNoError || len != n ||
+        cbor_value_enter_container(it, inner) != CborNoError) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg 2: %s", what);
+    }
+    return ML_STATUS_OK;
+}
+
+static int leave_tuple(struct ml_call *call, CborValue *it, CborValue *inner)
+{
+    if (cbor_value_leave_container(it, inner) != CborNoError) {
+        return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg 2: malformed map");
+    }
+    return ML_STATUS_OK;
+}
+
+/* Is `name` (len bytes, from a ClientHello) the entry's host name? DNS names compare case-insensitively. */
+static bool name_is(const char *entry, const unsigned char *name, size_t len)
+{
+    size_t i = 0;
+    for (; i < len && entry[i] != '\0'; i++) {
+        if (tolower((unsigned char)entry[i]) != tolower(name[i])) {
+            return false;
+        }
+    }
+    return i == len && entry[i] == '\0';
+}
+
+/* mbedtls_ssl_conf_sni's callback: the chain for the name; else the default, or unrecognized_name without one. */
+static int sni_lookup(void *p, mbedtls_ssl_context *ssl, const unsigned char *name, size_t len)
+{
+    struct ml_tls_conf *c = p;
+    for (size_t i = 0; i < c->n_sni; i++) {
+        if (name_is(c->sni[i].name, name, len)) {
+            return mbedtls_ssl_set_hs_own_cert(ssl, &c->sni[i].chain, &c->sni[i].key);
+        }
+    }
+    return c->chain.version != 0 ? 0 : MBEDTLS_ERR_SSL_UNRECOGNIZED_NAME;
+}
+
+/* One SNI entry: [name: tstr, chain: [+ handle], key: handle]. */
+static int sni_entry(struct ml_call *call, CborValue *in, struct ml_tls_conf *c, struct ml_tls_sni *e)
+{
+    CborValue t, chain;
+    size_t len = 0, n = 0;
+    int st = ML_STATUS_OK;
+    ML_CHK(enter_tuple(call, in, 3, "an \"sni\" entry is [name, chain, key]", &t));
+    if (!cbor_value_is_text_string(&t) || !cbor_value_is_length_known(&t) ||
+        cbor_value_get_string_length(&t, &len) != CborNoError) {
+        ML_FAIL(call, ML_STATUS_BAD_REQUEST, "arg 2: an \"sni\" name is a text string");
+    }
+    if (len == 0 || len > HOSTNAME_MAX) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: an \"sni\" name has 1 to %u bytes", HOSTNAME_MAX);
+    }
+    e->name = ml_buf_alloc(len + 1);
+    if (e->name == NULL) {
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for an SNI name");
+    }
+    size_t got = len + 1;
+    if (cbor_value_copy_text_string(&t, e->name, &got, &t) != CborNoError || strlen(e->name) != len) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: malformed \"sni\" name");
+    }
+    for (const struct ml_tls_sni *o = c->sni; o < e; o++) {
+        if (name_is(o->name, (const unsigned char *)e->name, len)) {
+            ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: \"sni\" names %s twice", e->name);
+        }
+    }
+    if (!cbor_value_is_array(&t) || !cbor_value_is_length_known(&t) ||
+        cbor_value_get_array_length(&t, &n) != CborNoError || n == 0 || n > CHAIN_MAX ||
+        cbor_value_enter_container(&t, &chain) != CborNoError) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: an \"sni\" chain is 1 to %u certificate handles", CHAIN_MAX);
+    }
+    ML_CHK(copy_chain(call, &chain, n, &e->chain));
+    ML_CHK(leave_tuple(call, &t, &chain));
+    ML_CHK(copy_key(call, &t, &e->chain, &e->key));
+    ML_CHK(leave_tuple(call, in, &t));
+cleanup:
+    return st;
+}
+
+/* sni: [* [name, chain, key]]: a server's chains by host name. */
+static int sni(struct ml_call *call, const CborValue *map, struct ml_tls_conf *c)
+{
+    CborValue in;
+    size_t n = 0;
+    int st = ML_STATUS_OK;
+    ML_CHK(field_array(call, map, "sni", ML_TLS_SNI_MAX, &in, &n));
+    if (n == 0) {
+        goto cleanup;
+    }
+    if (!c->server) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: \"sni\" is a server's");
+    }
+    c->sni = ml_buf_alloc(n * sizeof *c->sni);
+    if (c->sni == NULL) {
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for %lu SNI entries", (unsigned long)n);
+    }
+    c->n_sni = n;
+    for (size_t i = 0; i < n; i++) {
+        mbedtls_x509_crt_init(&c->sni[i].chain);
+        mbedtls_pk_init(&c->sni[i].key);
+    }
+    for (size_t i = 0; i < n; i++) {
+        ML_CHK(sni_entry(call, &in, c, &c->sni[i]));
+    }
+    mbedtls_ssl_conf_sni(&c->ssl, sni_lookup, c);
+cleanup:
     return st;
 }
 
@@ -258,7 +436,22 @@ cleanup:
     return st;
 }
 
-/* psk: [identity: bstr, key: bstr]. */
+/* [identity: bstr, key: bstr / key handle] inside `in`; the key may be a
+ * device-held symmetric key (ml_arg_key), its bytes stay on the device. */
+static int psk_pair(struct ml_call *call, CborValue *in, size_t key_max, const uint8_t **id, size_t *id_len,
+                    const uint8_t **key, size_t *key_len)
+{
+    int st = ML_STATUS_OK;
+    ML_CHK(field_bytes(call, in, "a PSK identity", PSK_ID_MAX, id, id_len));
+    ML_CHK(ml_arg_key(call, in, 2, key, key_len));
+    if (*key_len == 0 || *key_len > key_max) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: a PSK has 1 to %lu bytes", (unsigned long)key_max);
+    }
+cleanup:
+    return st;
+}
+
+/* psk: [identity: bstr, key: bstr / key handle]. */
 static int psk(struct ml_call *call, const CborValue *map, struct ml_tls_conf *c, bool *have)
 {
     CborValue in;
@@ -273,10 +466,104 @@ static int psk(struct ml_call *call, const CborValue *map, struct ml_tls_conf *c
     if (n != 2) {
         ML_FAIL(call, ML_STATUS_BAD_REQUEST, "arg 2: \"psk\" is [identity, key]");
     }
-    ML_CHK(field_bytes(call, &in, "a PSK identity", PSK_ID_MAX, &id, &id_len));
-    ML_CHK(field_bytes(call, &in, "a PSK", PSK_MAX, &key, &key_len));
+    ML_CHK(psk_pair(call, &in, PSK_MAX, &id, &id_len, &key, &key_len));
     ML_CHK_TLS(call, mbedtls_ssl_conf_psk(&c->ssl, key, key_len, id, id_len), "conf_psk");
     *have = true;
+cleanup:
+    return st;
+}
+
+/* mbedtls_ssl_conf_psk_cb's callback: the key for the client's identity. */
+static int psk_lookup(void *p, mbedtls_ssl_context *ssl, const unsigned char *id, size_t id_len)
+{
+    const struct ml_tls_conf *c = p;
+    for (size_t i = 0; i < c->n_psks; i++) {
+        const struct ml_tls_psk *e = &c->psks[i];
+        if (e->id_len == id_len && memcmp(e->id, id, id_len) == 0) {
+            return mbedtls_ssl_set_hs_psk(ssl, e->key, e->key_len);
+        }
+    }
+    return MBEDTLS_ERR_SSL_UNKNOWN_IDENTITY;
+}
+
+/* psk_store: [* [identity, key]]: a server's keys by identity, copied into a table. */
+static int psk_store(struct ml_call *call, const CborValue *map, struct ml_tls_conf *c)
+{
+    CborValue in, t;
+    size_t n = 0;
+    const uint8_t *id = NULL, *key = NULL;
+    int st = ML_STATUS_OK;
+    ML_CHK(field_array(call, map, "psk_store", ML_TLS_PSK_STORE_MAX, &in, &n));
+    if (n == 0) {
+        goto cleanup;
+    }
+    if (!c->server) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: \"psk_store\" is a server's (a client has one \"psk\")");
+    }
+    c->psks = ml_buf_alloc(n * sizeof *c->psks);
+    if (c->psks == NULL) {
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a PSK store of %lu", (unsigned long)n);
+    }
+    c->n_psks = n;
+    for (size_t i = 0; i < n; i++) {
+        struct ml_tls_psk *e = &c->psks[i];
+        ML_CHK(enter_tuple(call, &in, 2, "a \"psk_store\" entry is [identity, key]", &t));
+        ML_CHK(psk_pair(call, &t, MBEDTLS_PSK_MAX_LEN, &id, &e->id_len, &key, &e->key_len));
+        ML_CHK(leave_tuple(call, &in, &t));
+        for (size_t j = 0; j < i; j++) {
+            if (c->psks[j].id_len == e->id_len && memcmp(c->psks[j].id, id, e->id_len) == 0) {
+                ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: \"psk_store\" has an identity twice");
+            }
+        }
+        memcpy(e->id, id, e->id_len);
+        memcpy(e->key, key, e->key_len);
+    }
+    mbedtls_ssl_conf_psk_cb(&c->ssl, psk_lookup, c);
+cleanup:
+    return st;
+}
+
+/* tls13_kex: [+ "psk" / "psk_ephemeral" / "ephemeral"]: the TLS 1.3 key exchange modes (default all three). */
+static int tls13_kex(struct ml_call *call, const CborValue *map, struct ml_tls_conf *c)
+{
+    static const struct {
+        const char *name;
+        int mode;
+    } modes[] = {
+        {"psk", MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK},
+        {"psk_ephemeral", MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL},
+        {"ephemeral", MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL},
+    };
+    CborValue in;
+    size_t n = 0;
+    int bits = 0;
+    int st = ML_STATUS_OK;
+    ML_CHK(field_array(call, map, "tls13_kex", 3, &in, &n));
+    for (size_t i = 0; i < n; i++) {
+        bool eq = false;
+        size_t k = 0;
+        for (; k < sizeof modes / sizeof modes[0] && !eq; k++) {
+            if (!cbor_value_is_text_string(&in) ||
+                cbor_value_text_string_equals(&in, modes[k].name, &eq) != CborNoError) {
+                ML_FAIL(call, ML_STATUS_BAD_REQUEST, "arg 2: \"tls13_kex\" entries are text strings");
+            }
+        }
+        if (!eq) {
+            ML_FAIL(call, ML_STATUS_BAD_ARGUMENT,
+                    "arg 2: a TLS 1.3 key exchange mode is psk, psk_ephemeral or ephemeral");
+        }
+        bits |= modes[k - 1].mode;
+        if (cbor_value_advance(&in) != CborNoError) {
+            ML_FAIL(call, ML_STATUS_BAD_REQUEST, "arg 2: malformed map");
+        }
+    }
+    if (n > 0) {
+#if defined(MBEDTLS_SSL_PROTO_TLS1_3)
+        mbedtls_ssl_conf_tls13_key_exchange_modes(&c->ssl, bits);
+#else
+        ML_FAIL(call, ML_STATUS_UNSUPPORTED_ALGORITHM, "arg 2: this firmware has no TLS 1.3");
+#endif
+    }
 cleanup:
     return st;
 }
@@ -367,8 +654,12 @@ static int configure(struct ml_call *call, const CborValue *map, struct ml_tls_c
     }
     ML_CHK(own_cert(call, map, c, &cert));
     ML_CHK(psk(call, map, c, &key));
-    if (c->server && !cert && !key) {
-        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: a server needs a certificate chain and key, or a PSK");
+    ML_CHK(psk_store(call, map, c));
+    ML_CHK(sni(call, map, c));
+    ML_CHK(tls13_kex(call, map, c));
+    if (c->server && !cert && !key && c->n_psks == 0 && c->n_sni == 0) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT,
+                "arg 2: a server needs a certificate chain and key, chains by host name, or a PSK (store)");
     }
     ML_CHK(alpn(call, map, c));
     ML_CHK(suites(call, map, c));

@@ -16,6 +16,7 @@ import { ArgumentError } from "../base/errors.js";
 import { Op, TlsVerify } from "../base/protocol.generated.js";
 import type { SessionContext } from "../session/context.js";
 import { DeviceObject, type HandleHolder } from "../session/device-object.js";
+import { SymmetricKey } from "./keys.js";
 import { PkKey } from "./pk-key.js";
 import { type TLSWrapOptions, TLSWrappedBuffer, TLSWrappedSocket } from "./tls-buffer.js";
 import { networkSocket, serveTLS, TLSStream, type TLSStreamOptions } from "./tls-stream.js";
@@ -29,12 +30,29 @@ const VERSIONS: Record<TLSVersion, number> = { "TLSv1.2": 0x0303, "TLSv1.3": 0x0
 /** Record sizes a client may ask the server for (max_fragment_length), 0 for none. */
 export type MaxFragmentLength = 0 | 512 | 1024 | 2048 | 4096;
 
+/** TLS 1.3 key exchange modes: "psk" (the key alone, no (EC)DHE), "pskEphemeral" (PSK with ECDHE), "ephemeral" (ECDHE with certificates). */
+export type TLS13KeyExchangeMode = "psk" | "pskEphemeral" | "ephemeral";
+const KEX_MODES: Record<TLS13KeyExchangeMode, string> = { psk: "psk", pskEphemeral: "psk_ephemeral", ephemeral: "ephemeral" };
+
+/** A pre-shared key: its bytes, or a device-held key (its bytes never leave the device). */
+export type PSK = Uint8Array | SymmetricKey;
+/** A certificate chain (leaf first) and the leaf's key. */
+export type CertificateChain = readonly [CRT | readonly CRT[], PkKey];
+
+/** Entries of a server's PSK store (`tls_conf_new`'s psk_store: at most 16). */
+export const PSK_STORE_MAX = 16;
+/** Host names a server has its own chain for (`sni`: at most 4). */
+export const SNI_MAX = 4;
+/** Bytes of a PSK identity, and of a key in a PSK store (Mbed TLS's MBEDTLS_PSK_MAX_LEN). */
+const PSK_ID_MAX = 128;
+const PSK_STORE_KEY_MAX = 32;
+
 /** python-mbedtls's TLSConfiguration fields, camelCase. Every field is optional. */
 export interface TLSConfigurationOptions {
   /** Check the peer's certificate against `trustStore` (default: true for a client, false for a server, which then asks for no client certificate). */
   validateCertificates?: boolean;
   /** The own certificate chain, leaf first, and the leaf's key (it may be non-exportable: it signs on the device). */
-  certificateChain?: readonly [CRT | readonly CRT[], PkKey];
+  certificateChain?: CertificateChain;
   /** CA certificates the peer's chain must lead to. */
   trustStore?: TrustStore;
   /** Cipher suites by IANA number (e.g. 0xc02b); default: Mbed TLS's list. */
@@ -43,8 +61,25 @@ export interface TLSConfigurationOptions {
   innerProtocols?: readonly string[];
   lowestSupportedVersion?: TLSVersion;
   highestSupportedVersion?: TLSVersion;
-  /** One pre-shared key: [identity, key]. */
-  preSharedKey?: readonly [string | Uint8Array, Uint8Array];
+  /** One pre-shared key: [identity, key]; the key may be a device SymmetricKey (imported, or loaded from a slot). */
+  preSharedKey?: readonly [string | Uint8Array, PSK];
+  /**
+   * A server's pre-shared keys by identity (python-mbedtls's
+   * `pre_shared_key_store`), at most 16, keys of 1 to 32 bytes: the device
+   * picks the key by the identity the client names. An unknown identity
+   * fails the handshake (TLS 1.2: unknown_psk_identity; TLS 1.3: no PSK is
+   * agreed, so a server without a certificate fails).
+   */
+  preSharedKeyStore?: ReadonlyMap<string | Uint8Array, PSK> | Readonly<Record<string, PSK>>;
+  /**
+   * A server's certificate chains by host name (SNI), at most 4: a client
+   * naming one gets its chain; any other name gets `certificateChain`, or
+   * without one the handshake fails with an unrecognized_name alert. Names
+   * compare case-insensitively, exactly (no wildcards).
+   */
+  sniCertificates?: ReadonlyMap<string, CertificateChain> | Readonly<Record<string, CertificateChain>>;
+  /** TLS 1.3 key exchange modes offered (client) or accepted (server); default all three. ["psk"]: pure PSK, no ECDHE. */
+  tls13KeyExchangeModes?: readonly TLS13KeyExchangeMode[];
   /** The record size a client asks for; default: what the device's input buffer takes (below 16 KiB). */
   maxFragmentLength?: MaxFragmentLength;
   /**
@@ -67,13 +102,35 @@ export class TLSConfiguration {
 
   constructor(options: TLSConfigurationOptions = {}) {
     const o = { ...options };
-    if (o.certificateChain !== undefined) {
-      const [chain, key] = o.certificateChain;
-      const list = Array.isArray(chain) ? [...(chain as readonly CRT[])] : [chain as CRT];
-      if (list.length === 0 || list.some((c) => !(c instanceof CRT))) throw new ArgumentError("certificateChain: [CRT or CRT[], key]");
-      if (!(key instanceof PkKey)) throw new ArgumentError("certificateChain: the second item is the leaf's key (dev.pk.ECC / RSA)");
-      o.certificateChain = [list, key];
+    if (o.certificateChain !== undefined) o.certificateChain = checkChain(o.certificateChain, "certificateChain");
+    if (o.preSharedKey !== undefined) {
+      if (!Array.isArray(o.preSharedKey) || o.preSharedKey.length !== 2) throw new ArgumentError("preSharedKey: [identity, key]");
+      checkPsk(o.preSharedKey[0], o.preSharedKey[1], 64, "preSharedKey");
     }
+    if (o.preSharedKeyStore !== undefined) {
+      const store = new Map(entriesOf(o.preSharedKeyStore, "preSharedKeyStore"));
+      if (store.size === 0 || store.size > PSK_STORE_MAX) throw new ArgumentError(`preSharedKeyStore: 1 to ${PSK_STORE_MAX} identities`);
+      const seen = new Set<string>();
+      for (const [id, key] of store) {
+        const hexId = Buffer.from(checkPsk(id, key, PSK_STORE_KEY_MAX, "preSharedKeyStore")).toString("hex");
+        if (seen.has(hexId)) throw new ArgumentError("preSharedKeyStore: an identity twice");
+        seen.add(hexId);
+      }
+      o.preSharedKeyStore = store;
+    }
+    if (o.sniCertificates !== undefined) {
+      const sni = new Map<string, CertificateChain>();
+      for (const [name, chain] of entriesOf(o.sniCertificates, "sniCertificates")) {
+        if (typeof name !== "string" || name.length === 0 || new TextEncoder().encode(name).length > 255)
+          throw new ArgumentError("sniCertificates: host names of 1 to 255 bytes");
+        if ([...sni.keys()].some((n) => n.toLowerCase() === name.toLowerCase())) throw new ArgumentError(`sniCertificates: ${name} twice`);
+        sni.set(name, checkChain(chain, `sniCertificates[${JSON.stringify(name)}]`));
+      }
+      if (sni.size === 0 || sni.size > SNI_MAX) throw new ArgumentError(`sniCertificates: 1 to ${SNI_MAX} host names`);
+      o.sniCertificates = sni;
+    }
+    if (o.tls13KeyExchangeModes?.some((m) => KEX_MODES[m] === undefined) || o.tls13KeyExchangeModes?.length === 0)
+      throw new ArgumentError('tls13KeyExchangeModes: one or more of "psk", "pskEphemeral", "ephemeral"');
     if (o.trustStore !== undefined && !(o.trustStore instanceof TrustStore)) throw new ArgumentError("trustStore: a dev.tls.TrustStore");
     for (const v of [o.lowestSupportedVersion, o.highestSupportedVersion])
       if (v !== undefined && VERSIONS[v] === undefined) throw new ArgumentError(`unknown TLS version ${JSON.stringify(v)}`);
@@ -99,16 +156,63 @@ export function withHandlesOf<T>(ctx: SessionContext, objs: readonly HandleHolde
   return objs.reduceRight<(hs: number[]) => Promise<T>>((next, obj) => (hs) => obj._use(ctx, (h) => next([...hs, h])), fn)([]);
 }
 
+const utf8 = (s: string | Uint8Array): Uint8Array => (typeof s === "string" ? new TextEncoder().encode(s) : Uint8Array.from(s));
+
+/** A chain option as [CRT[], key], checked. */
+function checkChain(value: CertificateChain, what: string): CertificateChain {
+  if (!Array.isArray(value) || value.length !== 2) throw new ArgumentError(`${what}: [CRT or CRT[], key]`);
+  const [chain, key] = value;
+  const list = Array.isArray(chain) ? [...(chain as readonly CRT[])] : [chain as CRT];
+  if (list.length === 0 || list.some((c) => !(c instanceof CRT))) throw new ArgumentError(`${what}: [CRT or CRT[], key]`);
+  if (!(key instanceof PkKey)) throw new ArgumentError(`${what}: the second item is the leaf's key (dev.pk.ECC / RSA)`);
+  return [list, key];
+}
+
+/** A PSK identity and key, checked; the identity's bytes. */
+function checkPsk(id: unknown, key: unknown, keyMax: number, what: string): Uint8Array {
+  if (typeof id !== "string" && !(id instanceof Uint8Array)) throw new ArgumentError(`${what}: an identity is a string or bytes`);
+  const idBytes = utf8(id);
+  if (idBytes.length === 0 || idBytes.length > PSK_ID_MAX) throw new ArgumentError(`${what}: an identity has 1 to ${PSK_ID_MAX} bytes`);
+  const size = key instanceof SymmetricKey ? key.size : key instanceof Uint8Array ? key.length : -1;
+  if (size < 1 || size > keyMax) throw new ArgumentError(`${what}: a key is 1 to ${keyMax} bytes or a SymmetricKey that size`);
+  return idBytes;
+}
+
+function entriesOf<K, V>(m: ReadonlyMap<K, V> | Readonly<Record<string, V>>, what: string): [K | string, V][] {
+  if (m instanceof Map) return [...m.entries()];
+  if (typeof m !== "object" || m === null) throw new ArgumentError(`${what}: a Map or a record`);
+  return Object.entries(m);
+}
+
+/** The objects whose handles a configuration names, in the order confMap takes them. */
+function holdersOf(o: TLSConfigurationOptions): HandleHolder[] {
+  const holders: HandleHolder[] = [];
+  const chain = (c: CertificateChain) => holders.push(...(c[0] as readonly CRT[]), c[1]);
+  if (o.trustStore) holders.push(o.trustStore);
+  if (o.certificateChain) chain(o.certificateChain);
+  for (const c of (o.sniCertificates as Map<string, CertificateChain> | undefined)?.values() ?? []) chain(c);
+  const keys = [o.preSharedKey?.[1], ...((o.preSharedKeyStore as Map<unknown, PSK> | undefined)?.values() ?? [])];
+  for (const k of keys) if (k instanceof SymmetricKey) holders.push(k);
+  return holders;
+}
+
 function confMap(o: TLSConfigurationOptions, server: boolean, handles: number[]): Record<string, unknown> {
   const m: Record<string, unknown> = { server };
   let i = 0;
+  const chain = (c: CertificateChain): [number[], number] => {
+    const n = (c[0] as readonly CRT[]).length;
+    i += n + 1;
+    return [handles.slice(i - n - 1, i - 1), handles[i - 1] as number];
+  };
+  const key = (k: PSK): Uint8Array | number => (k instanceof SymmetricKey ? (handles[i++] as number) : Uint8Array.from(k));
   if (o.trustStore) m.trust = handles[i++];
-  if (o.certificateChain) {
-    const chain = o.certificateChain[0] as readonly CRT[];
-    m.chain = handles.slice(i, i + chain.length);
-    i += chain.length;
-    m.key = handles[i++];
-  }
+  if (o.certificateChain) [m.chain, m.key] = chain(o.certificateChain);
+  const sni = o.sniCertificates as Map<string, CertificateChain> | undefined;
+  if (sni) m.sni = [...sni].map(([name, c]) => [name, ...chain(c)]);
+  if (o.preSharedKey) m.psk = [utf8(o.preSharedKey[0]), key(o.preSharedKey[1])];
+  const store = o.preSharedKeyStore as Map<string | Uint8Array, PSK> | undefined;
+  if (store) m.psk_store = [...store].map(([id, k]) => [utf8(id), key(k)]);
+  if (o.tls13KeyExchangeModes) m.tls13_kex = o.tls13KeyExchangeModes.map((x) => KEX_MODES[x]);
   const validate = o.validateCertificates ?? !server;
   m.verify = validate ? TlsVerify.required : TlsVerify.none;
   if (o.lowestSupportedVersion) m.min_version = VERSIONS[o.lowestSupportedVersion];
@@ -118,10 +222,6 @@ function confMap(o: TLSConfigurationOptions, server: boolean, handles: number[])
   if (o.maxFragmentLength !== undefined) m.mfl = o.maxFragmentLength;
   if (o.resumption) m.resumption = true;
   if (o.ticketLifetime !== undefined && server) m.ticket_lifetime = o.ticketLifetime;
-  if (o.preSharedKey) {
-    const [id, key] = o.preSharedKey;
-    m.psk = [typeof id === "string" ? new TextEncoder().encode(id) : Uint8Array.from(id), Uint8Array.from(key)];
-  }
   return m;
 }
 
@@ -139,10 +239,7 @@ export class TLSContext extends DeviceObject {
     this.configuration = configuration;
     this.server = server;
     const o = configuration.options;
-    const holders: HandleHolder[] = [];
-    if (o.trustStore) holders.push(o.trustStore);
-    if (o.certificateChain) holders.push(...(o.certificateChain[0] as readonly CRT[]), o.certificateChain[1]);
-    const created = this.open((h) => withHandlesOf(ctx, holders, (hs) => ctx.call(Op.tlsConfNew, [h, confMap(o, server, hs)])));
+    const created = this.open((h) => withHandlesOf(ctx, holdersOf(o), (hs) => ctx.call(Op.tlsConfNew, [h, confMap(o, server, hs)])));
     this.ready = created.then(() => {});
     this.ready.catch(() => {});
   }
@@ -219,7 +316,7 @@ export class TLSModule {
     return new TLSContext(this.ctx, configuration, false);
   }
 
-  /** A server configuration on the device (needs `certificateChain` or `preSharedKey`). */
+  /** A server configuration on the device (needs `certificateChain`, `sniCertificates`, `preSharedKey` or `preSharedKeyStore`). */
   ServerContext(configuration: TLSConfiguration): TLSContext {
     return new TLSContext(this.ctx, configuration, true);
   }
