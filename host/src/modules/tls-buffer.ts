@@ -502,7 +502,7 @@ export class TLSWrappedSocket {
   }
 
   private waitForPeer(timeoutMs: number, what: string): Promise<void> {
-    if (this.#error) return Promise.reject(this.#error);
+    if (this.#error) return Promise.reject(new TLSConnectionError(`the connection to the peer failed: ${this.#error.message}`));
     if (this.buffer.incomingLength > 0) return Promise.resolve();
     if (this.#ended) return Promise.reject(new TLSConnectionError(`the peer closed the connection before ${what} was over`));
     return new Promise<void>((resolve, reject) => {

@@ -66,7 +66,7 @@ const ALERTS: Record<number, string> = {
 const ALERT_HINTS: Record<number, string> = {
   20: "the keys differ: a PSK mismatch, or a damaged record",
   40: "no cipher suite, version or key exchange both sides have",
-  51: "a signature or Finished did not verify: a PSK mismatch in TLS 1.3, or a wrong key",
+  47: "a field the peer refused (OpenSSL sends it for a TLS 1.3 PSK binder that does not verify: a PSK mismatch)",
   115: "the peer has no key for the PSK identity",
 };
 
