@@ -53,7 +53,15 @@ export { ECC, PkKey, RSA } from "./modules/pk-key.js";
 export { DEFAULT_TOKEN_BYTES, RandomModule } from "./modules/random.js";
 export type { SlotInfo, StoreOptions } from "./modules/slots.js";
 export { SlotsModule } from "./modules/slots.js";
-export type { ConnectOptions, MaxFragmentLength, TLSConfigurationOptions, TLSVersion } from "./modules/tls.js";
+export type {
+  CertificateChain,
+  ConnectOptions,
+  MaxFragmentLength,
+  PreSharedKey,
+  TLS13KeyExchangeMode,
+  TLSConfigurationOptions,
+  TLSVersion,
+} from "./modules/tls.js";
 export { TLSConfiguration, TLSContext, TLSModule } from "./modules/tls.js";
 export type { TLSInfo, TLSWrapOptions, Want } from "./modules/tls-buffer.js";
 export { TLSWrappedBuffer, TLSWrappedSocket, WantRead, WantWrite } from "./modules/tls-buffer.js";

@@ -35,7 +35,7 @@ export type TLS13KeyExchangeMode = "psk" | "pskEphemeral" | "ephemeral";
 const KEX_MODES: Record<TLS13KeyExchangeMode, string> = { psk: "psk", pskEphemeral: "psk_ephemeral", ephemeral: "ephemeral" };
 
 /** A pre-shared key: its bytes, or a device-held key (its bytes never leave the device). */
-export type PSK = Uint8Array | SymmetricKey;
+export type PreSharedKey = Uint8Array | SymmetricKey;
 /** A certificate chain (leaf first) and the leaf's key. */
 export type CertificateChain = readonly [CRT | readonly CRT[], PkKey];
 
@@ -62,7 +62,7 @@ export interface TLSConfigurationOptions {
   lowestSupportedVersion?: TLSVersion;
   highestSupportedVersion?: TLSVersion;
   /** One pre-shared key: [identity, key]; the key may be a device SymmetricKey (imported, or loaded from a slot). */
-  preSharedKey?: readonly [string | Uint8Array, PSK];
+  preSharedKey?: readonly [string | Uint8Array, PreSharedKey];
   /**
    * A server's pre-shared keys by identity (python-mbedtls's
    * `pre_shared_key_store`), at most 16, keys of 1 to 32 bytes: the device
@@ -70,7 +70,7 @@ export interface TLSConfigurationOptions {
    * fails the handshake (TLS 1.2: unknown_psk_identity; TLS 1.3: no PSK is
    * agreed, so a server without a certificate fails).
    */
-  preSharedKeyStore?: ReadonlyMap<string | Uint8Array, PSK> | Readonly<Record<string, PSK>>;
+  preSharedKeyStore?: ReadonlyMap<string | Uint8Array, PreSharedKey> | Readonly<Record<string, PreSharedKey>>;
   /**
    * A server's certificate chains by host name (SNI), at most 4: a client
    * naming one gets its chain; any other name gets `certificateChain`, or
@@ -191,7 +191,7 @@ function holdersOf(o: TLSConfigurationOptions): HandleHolder[] {
   if (o.trustStore) holders.push(o.trustStore);
   if (o.certificateChain) chain(o.certificateChain);
   for (const c of (o.sniCertificates as Map<string, CertificateChain> | undefined)?.values() ?? []) chain(c);
-  const keys = [o.preSharedKey?.[1], ...((o.preSharedKeyStore as Map<unknown, PSK> | undefined)?.values() ?? [])];
+  const keys = [o.preSharedKey?.[1], ...((o.preSharedKeyStore as Map<unknown, PreSharedKey> | undefined)?.values() ?? [])];
   for (const k of keys) if (k instanceof SymmetricKey) holders.push(k);
   return holders;
 }
@@ -204,13 +204,13 @@ function confMap(o: TLSConfigurationOptions, server: boolean, handles: number[])
     i += n + 1;
     return [handles.slice(i - n - 1, i - 1), handles[i - 1] as number];
   };
-  const key = (k: PSK): Uint8Array | number => (k instanceof SymmetricKey ? (handles[i++] as number) : Uint8Array.from(k));
+  const key = (k: PreSharedKey): Uint8Array | number => (k instanceof SymmetricKey ? (handles[i++] as number) : Uint8Array.from(k));
   if (o.trustStore) m.trust = handles[i++];
   if (o.certificateChain) [m.chain, m.key] = chain(o.certificateChain);
   const sni = o.sniCertificates as Map<string, CertificateChain> | undefined;
   if (sni) m.sni = [...sni].map(([name, c]) => [name, ...chain(c)]);
   if (o.preSharedKey) m.psk = [utf8(o.preSharedKey[0]), key(o.preSharedKey[1])];
-  const store = o.preSharedKeyStore as Map<string | Uint8Array, PSK> | undefined;
+  const store = o.preSharedKeyStore as Map<string | Uint8Array, PreSharedKey> | undefined;
   if (store) m.psk_store = [...store].map(([id, k]) => [utf8(id), key(k)]);
   if (o.tls13KeyExchangeModes) m.tls13_kex = o.tls13KeyExchangeModes.map((x) => KEX_MODES[x]);
   const validate = o.validateCertificates ?? !server;
