@@ -23,6 +23,7 @@ import {
   type Device,
   type ECC,
   type SymmetricKey,
+  TLSAlertError,
   type TLSConfigurationOptions,
   type TLSContext,
   TLSHandshakeError,
@@ -252,8 +253,10 @@ describe("TLS 1.3 PSK: pure (no ECDHE) and with ECDHE", () => {
     ["psk + ECDHE", undefined, true],
   ] as const)("device client (%s) against s_server -allow_no_dhe_kex", async (_name, modes, ecdhe) => {
     const { port, peer } = await sServer(["-tls1_3", "-nocert", "-psk", key, "-psk_identity", id, "-allow_no_dhe_kex", "-trace"]);
+    // The pure PSK client's key is a device SymmetricKey (its bytes are not in the configuration's request).
+    await using symKey = dev.keys.importSymmetric(Buffer.from(key, "hex"));
     const options: TLSConfigurationOptions = {
-      preSharedKey: [id, Buffer.from(key, "hex")],
+      preSharedKey: [id, ecdhe ? Buffer.from(key, "hex") : symKey],
       validateCertificates: false,
       lowestSupportedVersion: "TLSv1.3",
       ...(modes ? { tls13KeyExchangeModes: modes } : {}),
@@ -443,6 +446,14 @@ describe("SNI: chains by host name on a device server", () => {
   }
 
   it("a.example gets chain A, b.example chain B, another name the default chain", async () => {
+    const p0 = await dev.stats();
+    const plain = dev.tls.ServerContext(new dev.tls.TLSConfiguration({ certificateChain: [[serverCrt, inter], serverKey] }));
+    await plain.ready;
+    const p1 = await dev.stats();
+    await plain.close();
+    console.log(
+      `[tls-config ${TARGET}] a server configuration with one chain (leaf + intermediate) takes ${p1.heapUsed - p0.heapUsed} B of heap`,
+    );
     const s0 = await dev.stats();
     const server = dev.tls.ServerContext(
       new dev.tls.TLSConfiguration({ certificateChain: [[serverCrt, inter], serverKey], sniCertificates: sni }),
@@ -480,6 +491,72 @@ describe("SNI: chains by host name on a device server", () => {
       }
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe("refusals", () => {
+  it("a chain whose key is not the leaf's, and SNI or a PSK store on a client, fail typed; the device keeps serving", async () => {
+    const wrongKey = dev.pk.ECC("secp256r1");
+    await wrongKey.generate();
+    try {
+      const bad = dev.tls.ServerContext(new dev.tls.TLSConfiguration({ sniCertificates: { "a.example": [[serverCrt, inter], wrongKey] } }));
+      await expect(bad.ready).rejects.toBeInstanceOf(CryptoError);
+      await bad.close();
+      const client = dev.tls.ClientContext(
+        new dev.tls.TLSConfiguration({ validateCertificates: false, sniCertificates: { "a.example": [[serverCrt], serverKey] } }),
+      );
+      await expect(client.ready).rejects.toMatchObject({ statusName: "bad_argument" });
+      await client.close();
+    } finally {
+      await wrongKey.close();
+    }
+    expect(() => new dev.tls.TLSConfiguration({ sniCertificates: { "a.example": [[], serverKey] } })).toThrow(ArgumentError);
+    expect(() => new dev.tls.TLSConfiguration({ tls13KeyExchangeModes: [] })).toThrow(ArgumentError);
+  });
+});
+
+describe("ALPN on a device client", () => {
+  const innerProtocols = ["h2", "http/1.1"];
+
+  it("s_server -alpn sees the device's list and the device reads the protocol it chose", async () => {
+    const { port, peer } = await sServer([
+      "-cert",
+      "server.crt",
+      "-key",
+      "server.key",
+      "-cert_chain",
+      "inter.crt",
+      "-alpn",
+      "spdy/3,http/1.1",
+    ]);
+    const ctx = dev.tls.ClientContext(new dev.tls.TLSConfiguration({ trustStore: trust, innerProtocols }));
+    const tls = ctx.wrapSocket(await connectTo(port), "device.example");
+    try {
+      await tls.doHandshake();
+      expect(tls.buffer.negotiatedProtocol()).toBe("http/1.1");
+      await peer.waitFor("ALPN protocols advertised by the client: h2, http/1.1");
+      await exchange(tls, peer, "alpn client");
+      await tls.shutdown();
+    } finally {
+      peer.stop();
+      await tls.close();
+      await ctx.close();
+    }
+  });
+
+  it("no protocol in common: OpenSSL 3 sends no_application_protocol, the device names the alert", async () => {
+    const { port, peer } = await sServer(["-cert", "server.crt", "-key", "server.key", "-cert_chain", "inter.crt", "-alpn", "spdy/3"]);
+    const ctx = dev.tls.ClientContext(new dev.tls.TLSConfiguration({ trustStore: trust, innerProtocols }));
+    const tls = ctx.wrapSocket(await connectTo(port), "device.example");
+    try {
+      const err = await handshakeError(tls);
+      expect(err).toBeInstanceOf(TLSAlertError);
+      expect((err as TLSAlertError).alertName).toBe("no_application_protocol");
+    } finally {
+      peer.stop();
+      await tls.close();
+      await ctx.close();
     }
   });
 });
