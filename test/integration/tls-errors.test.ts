@@ -37,6 +37,8 @@ const openssl = requireTool("openssl");
 const PSK = "00112233445566778899aabbccddeeff";
 const OTHER_PSK = "ffeeddccbbaa99887766554433221100";
 const FATAL_ALERT = -0x7780; // MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE
+/** s_server's certificate chain (makePki's leaf for device.example and its intermediate). */
+const CHAIN = ["-cert", "server.crt", "-key", "server.key", "-cert_chain", "inter.crt"];
 let root: CRT;
 let trust: TrustStore;
 let certClient: TLSContext;
@@ -105,6 +107,13 @@ async function withSession(ctx: TLSContext, sock: Socket, fn: (tls: TLSWrappedSo
   expect(text(await dev.echo(utf8("still serving")))).toBe("still serving");
 }
 
+/** Runs the handshake and one line from the server, so the session is established and past any tickets. */
+async function established(tls: TLSWrappedSocket, peer: Peer): Promise<void> {
+  await tls.doHandshake();
+  peer.proc.stdin.write("ping\n");
+  expect(await recvUntil(tls, "\n")).toBe("ping\n");
+}
+
 /** The error `p` rejects with, checked to be a `cls`. */
 async function failure<T extends Error>(p: Promise<unknown>, cls: new (...a: never[]) => T): Promise<T> {
   const err = await p.then(
@@ -134,25 +143,18 @@ afterAll(async () => {
 });
 
 describe("handshake refusals, named", () => {
-  it("TLS 1.2 PSK mismatch: the server's alert bad_record_mac, -0x7780", async () => {
-    const { port } = await sServer(["-tls1_2", "-nocert", "-psk", OTHER_PSK, "-psk_identity", "device-1"]);
+  it.each([
+    ["TLS 1.2", "-tls1_2", "bad_record_mac", 20],
+    ["TLS 1.3", "-tls1_3", "illegal_parameter", 47], // OpenSSL's answer to a PSK binder that does not verify
+  ] as const)("%s PSK mismatch: the server's fatal alert %s, -0x7780; the session stays failed", async (_v, flag, name, alert) => {
+    const { port } = await sServer([flag, "-nocert", "-psk", OTHER_PSK, "-psk_identity", "device-1"]);
     const ctx = pskContext(PSK);
     await withSession(ctx, await connectTo(port), async (tls) => {
       const err = await failure(tls.doHandshake(), TLSAlertError);
-      expect([err.alertName, err.alert, err.mbedtlsCode]).toEqual(["bad_record_mac", 20, FATAL_ALERT]);
-      // the session stays failed: every later call answers the same typed error
+      expect([err.alertName, err.alert, err.mbedtlsCode]).toEqual([name, alert, FATAL_ALERT]);
+      // every later call answers the same typed error
       await failure(tls.buffer.doHandshake(), TLSAlertError);
       await failure(tls.buffer.read(), TLSAlertError);
-    });
-    await ctx.close();
-  });
-
-  it("TLS 1.3 PSK mismatch: OpenSSL refuses the binder with illegal_parameter, -0x7780", async () => {
-    const { port } = await sServer(["-tls1_3", "-nocert", "-psk", OTHER_PSK, "-psk_identity", "device-1"]);
-    const ctx = pskContext(PSK);
-    await withSession(ctx, await connectTo(port), async (tls) => {
-      const err = await failure(tls.doHandshake(), TLSAlertError);
-      expect([err.alertName, err.alert, err.mbedtlsCode]).toEqual(["illegal_parameter", 47, FATAL_ALERT]);
     });
     await ctx.close();
   });
@@ -172,15 +174,7 @@ describe("handshake refusals, named", () => {
   });
 
   it("TLS 1.3 server with only ChaCha20 against a device configured for AES-128-GCM alone: handshake_failure", async () => {
-    const { port } = await sServer([
-      "-tls1_3",
-      "-ciphersuites",
-      "TLS_CHACHA20_POLY1305_SHA256",
-      "-cert",
-      "server.crt",
-      "-key",
-      "server.key",
-    ]);
+    const { port } = await sServer(["-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256", ...CHAIN]);
     const ctx = dev.tls.ClientContext(certClient.configuration.update({ ciphers: [0x1301] }));
     await withSession(
       ctx,
@@ -249,7 +243,7 @@ describe("a peer that goes away", () => {
   });
 
   it("mid-handshake, killed (-9) after its first flight: TLSConnectionError", async () => {
-    const { port, peer } = await sServer(["-tls1_2", "-cert", "server.crt", "-key", "server.key", "-cert_chain", "inter.crt"]);
+    const { port, peer } = await sServer(["-tls1_2", ...CHAIN]);
     const sock = await connectTo(port);
     sock.once("data", () => peer.proc.kill("SIGKILL"));
     await withSession(
@@ -283,15 +277,13 @@ describe("a peer that goes away", () => {
   });
 
   it("mid-record: TLSConnectionError naming the cut record", async () => {
-    const { port, peer } = await sServer(["-tls1_3", "-cert", "server.crt", "-key", "server.key", "-cert_chain", "inter.crt"]);
+    const { port, peer } = await sServer(["-tls1_3", ...CHAIN]);
     const { port: relayPort, cut } = await relay(port);
     await withSession(
       certClient,
       await connectTo(relayPort),
       async (tls) => {
-        await tls.doHandshake();
-        peer.proc.stdin.write("ping\n");
-        expect(await recvUntil(tls, "\n")).toBe("ping\n");
+        await established(tls, peer);
         cut();
         peer.proc.stdin.write(`${"x".repeat(3000)}\n`);
         const err = await failure(tls.recv(), TLSConnectionError);
@@ -304,14 +296,12 @@ describe("a peer that goes away", () => {
 
 describe("TLS 1.3 KeyUpdate", () => {
   it("from openssl s_server (command k): TLSKeyUpdateUnsupported, -0x7700, on every later call; the device serves the next session", async () => {
-    const { port, peer } = await sServer(["-tls1_3", "-cert", "server.crt", "-key", "server.key", "-cert_chain", "inter.crt"]);
+    const { port, peer } = await sServer(["-tls1_3", ...CHAIN]);
     await withSession(
       certClient,
       await connectTo(port),
       async (tls) => {
-        await tls.doHandshake();
-        peer.proc.stdin.write("ping\n");
-        expect(await recvUntil(tls, "\n")).toBe("ping\n");
+        await established(tls, peer);
         peer.proc.stdin.write("k\n"); // s_server: SSL_key_update (not requested); the KeyUpdate record goes out
         const err = await failure(tls.recv(), TLSKeyUpdateUnsupported);
         expect(err.mbedtlsCode).toBe(-0x7700);
