@@ -22,7 +22,6 @@
  * name gets the default chain ("chain"/"key"), or without one the handshake
  * fails with an unrecognized_name alert.
  */
-#include <ctype.h>
 #include <mbedtls/platform.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/ssl_ciphersuites.h>
@@ -311,12 +310,15 @@ static int leave_tuple(struct ml_call *call, CborValue *it, CborValue *inner)
     return ML_STATUS_OK;
 }
 
+/* ASCII lower case (host names are ASCII; no locale table linked in). */
+static unsigned char lower(unsigned char ch) { return ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch + ('a' - 'A')) : ch; }
+
 /* Is `name` (len bytes, from a ClientHello) the entry's host name? DNS names compare case-insensitively. */
 static bool name_is(const char *entry, const unsigned char *name, size_t len)
 {
     size_t i = 0;
     for (; i < len && entry[i] != '\0'; i++) {
-        if (tolower((unsigned char)entry[i]) != tolower(name[i])) {
+        if (lower((unsigned char)entry[i]) != lower(name[i])) {
             return false;
         }
     }
