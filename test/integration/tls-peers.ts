@@ -3,9 +3,13 @@
 // a wait for a pattern in it, killed at the end of the file or at exit;
 // free loopback ports; a connected socket; reading a wrapped socket up to a
 // marker. Shared by every tls-*.test.ts file.
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { connect, createServer, type Socket } from "node:net";
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { TLSWrappedSocket } from "../../host/src/index.js";
+import { requireTool } from "../../tools/programs.js";
 
 /** A peer process: its output so far, a wait for a pattern in it, and a kill. */
 export interface Peer {
@@ -112,4 +116,51 @@ export async function recvUntil(tls: TLSWrappedSocket, marker: string): Promise<
     got += text(r);
   }
   return got;
+}
+
+/** The TLS versions the tests run, as the SDK names them, with OpenSSL's flag for each. */
+export const TLS_VERSIONS = [
+  ["TLSv1.2", "-tls1_2"],
+  ["TLSv1.3", "-tls1_3"],
+] as const;
+
+/** A scratch directory for a test file's OpenSSL files, with `openssl` run or spawned in it. */
+export interface OpensslDir {
+  dir: string;
+  path(file: string): string;
+  /** Runs openssl to its end; its standard output. */
+  run(args: string[]): string;
+  /** Starts openssl as a peer (stopPeers() ends it). */
+  spawn(args: string[]): Peer;
+  remove(): void;
+}
+
+export function opensslDir(prefix: string): OpensslDir {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const openssl = requireTool("openssl");
+  return {
+    dir,
+    path: (file) => join(dir, file),
+    run: (args) => execFileSync(openssl, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] }).toString(),
+    spawn: (args) => spawnPeer(openssl, args, dir),
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A TCP server on the loopback whose connections a test takes one at a time (a device server answers them). */
+export interface Listener {
+  port: number;
+  /** The next connection. */
+  accepted(): Promise<Socket>;
+  close(): Promise<void>;
+}
+
+export async function listenLoopback(): Promise<Listener> {
+  const server: Server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    accepted: () => new Promise<Socket>((resolve) => server.once("connection", resolve)),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }

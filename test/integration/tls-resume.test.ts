@@ -8,13 +8,10 @@
 // -sess_out` then `-sess_in` reports "Reused". An edited blob is
 // AuthFailedError and the handshake that follows is a full one; a TLS 1.2
 // session offered to a TLS 1.3-only configuration is BadArgumentError (Mbed
-// TLS would lower the handshake's lowest version to the session's), then a
-// full TLS 1.3 handshake. Logs what a saved session keeps on the device
+// TLS would fail the whole session: "no shared protocol version", -0x6E80,
+// tried with this check taken out), then a full TLS 1.3 handshake. Logs what a saved session keeps on the device
 // (nothing) and what ticket keys cost.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ArgumentError,
@@ -28,23 +25,26 @@ import {
   type TLSWrappedSocket,
   type TrustStore,
 } from "../../host/src/index.js";
-import { requireTool } from "../../tools/programs.js";
 import { useSession } from "./session.js";
 import { TARGET } from "./target.js";
-import { connectTo, freePort, type Peer, recvUntil, spawnPeer, stopPeers, utf8 } from "./tls-peers.js";
+import {
+  connectTo,
+  freePort,
+  type Listener,
+  listenLoopback,
+  opensslDir,
+  type Peer,
+  recvUntil,
+  stopPeers,
+  utf8,
+  TLS_VERSIONS as VERSIONS,
+} from "./tls-peers.js";
 import { makePki } from "./x509-verify-pki.js";
 
 const session = useSession({ endsAt: { heap: "open", handles: true } });
 let dev: Device;
-const dir = mkdtempSync(join(tmpdir(), "tls-resume-"));
-const path = (f: string) => join(dir, f);
-const openssl = requireTool("openssl");
-const spawnOpenssl = (args: string[]): Peer => spawnPeer(openssl, args, dir);
-
-const VERSIONS = [
-  ["TLSv1.2", "-tls1_2"],
-  ["TLSv1.3", "-tls1_3"],
-] as const;
+const ossl = opensslDir("tls-resume-");
+const path = ossl.path;
 type Version = (typeof VERSIONS)[number][0];
 const REUSED = "Reused session-id"; // s_server 3.0, per connection (SSL_session_reused)
 const sServers = new Map<Version, { port: number; peer: Peer }>();
@@ -58,7 +58,7 @@ const saved = new Map<Version, TLSSession>();
 
 beforeAll(async () => {
   dev = session.dev;
-  makePki(dir);
+  makePki(ossl.dir);
   root = await dev.x509.CRT.fromPEM(readFileSync(path("root.crt"), "utf8"));
   inter = await dev.x509.CRT.fromPEM(readFileSync(path("inter.crt"), "utf8"));
   trust = new dev.tls.TrustStore();
@@ -67,7 +67,7 @@ beforeAll(async () => {
   await client.ready;
   for (const [v, flag] of VERSIONS) {
     const port = await freePort();
-    const peer = spawnOpenssl(
+    const peer = ossl.spawn(
       ["s_server", flag, "-accept", String(port), "-no_cache", "-cert", "server.crt", "-key", "server.key"].concat([
         "-cert_chain",
         "inter.crt",
@@ -81,7 +81,7 @@ beforeAll(async () => {
 afterAll(async () => {
   stopPeers();
   for (const o of [client, trust, inter, root]) await o?.close();
-  rmSync(dir, { recursive: true, force: true });
+  ossl.remove();
 });
 
 /** Runs `fn` over a client session to s_server `v`; resolves with what s_server printed meanwhile. */
@@ -189,7 +189,7 @@ describe("device server issues tickets: openssl s_client -sess_out, then -sess_i
   let key: ECC;
   let leaf: CRT;
   let server: TLSContext;
-  let listener: Server;
+  let listener: Listener;
 
   beforeAll(async () => {
     key = await dev.pk.ECC.fromPEM(readFileSync(path("server.key"), "utf8"));
@@ -207,21 +207,19 @@ describe("device server issues tickets: openssl s_client -sess_out, then -sess_i
       `[tls-resume ${TARGET}] a server configuration (chain of 2, P-256 key) takes ${s1.heapUsed - s0.heapUsed} B of heap, ` +
         `with ticket keys ${s2.heapUsed - s1.heapUsed} B: the keys cost ${s2.heapUsed - s1.heapUsed - (s1.heapUsed - s0.heapUsed)} B`,
     );
-    listener = createServer();
-    await new Promise<void>((r) => listener.listen(0, "127.0.0.1", r));
+    listener = await listenLoopback();
   }, 120_000);
 
   afterAll(async () => {
-    if (listener) await new Promise<void>((r) => listener.close(() => r()));
+    await listener?.close();
     for (const o of [server, leaf, key]) await o?.close();
   });
 
   /** One s_client connection served by the device; resolves with s_client's output and whether the device resumed. */
   async function sClientOnce(flag: string, sess: string[]): Promise<{ out: string; resumed: boolean }> {
-    const port = (listener.address() as { port: number }).port;
-    const accepted = new Promise<Socket>((r) => listener.once("connection", r));
-    const sClient = spawnOpenssl(
-      ["s_client", flag, "-connect", `127.0.0.1:${port}`, "-servername", "device.example", "-verify_return_error"].concat([
+    const accepted = listener.accepted();
+    const sClient = ossl.spawn(
+      ["s_client", flag, "-connect", `127.0.0.1:${listener.port}`, "-servername", "device.example", "-verify_return_error"].concat([
         "-CAfile",
         "root.crt",
         ...sess,

@@ -7,8 +7,10 @@
  *
  * A saved session leaves the device only sealed, and nothing of it stays
  * here: mbedtls_ssl_session_save's bytes (master or resumption secret, ticket,
- * the peer's certificate) are encrypted and authenticated under the per-boot
- * wrap key obj_wrap uses (core/ml_rng.h), with their own type byte:
+ * the peer's certificate) are encrypted and authenticated with AES-256-GCM
+ * under a key of their own, HMAC-SHA-256(per-boot wrap key, label), the wrap
+ * key being obj_wrap's (core/ml_rng.h), so neither kind of blob passes for
+ * the other:
  *
  *   blob      = ML_HT_TLS (1) || TLS version (2, big-endian, in the clear) || nonce (12) || ciphertext || tag (16)
  *   AAD       = boot id (8) || ML_HT_TLS (1) || TLS version (2)
@@ -19,6 +21,7 @@
  * (auth_failed), and no session is set from it.
  */
 #include <mbedtls/gcm.h>
+#include <mbedtls/md.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/ssl_ticket.h>
 #include <string.h>
@@ -102,62 +105,86 @@ void ml_tls_conf_resumption_free(struct ml_tls_conf *c)
 
 /* ------------------------------------------------------------ sealing */
 
-/* GCM under the wrap key, and the AAD for a blob whose header is hdr. */
+/* GCM under the session-sealing key, and the AAD of a blob whose header is hdr. */
 static int seal_key(struct ml_call *call, mbedtls_gcm_context *gcm, const uint8_t hdr[HDR_LEN], uint8_t aad[AAD_LEN])
 {
-    const uint8_t *key = ml_rng_wrap_key();
+    static const char label[] = "mbedlink tls_session seal";
+    const uint8_t *wrap = ml_rng_wrap_key();
+    uint8_t key[32];
     int st = ML_STATUS_OK;
-    if (key == NULL) {
-        ML_FAIL(call, ML_STATUS_INTERNAL_ERROR, "no wrap key: the DRBG failed to seed at boot");
-    }
-    ML_CHK_TLS(call, mbedtls_gcm_setkey(gcm, MBEDTLS_CIPHER_ID_AES, key, ML_RNG_WRAP_KEY_SIZE * 8), "gcm_setkey");
     memcpy(aad, ml_device.boot_id, sizeof ml_device.boot_id);
     memcpy(aad + sizeof ml_device.boot_id, hdr, HDR_LEN);
+    if (wrap == NULL) {
+        ML_FAIL(call, ML_STATUS_INTERNAL_ERROR, "the DRBG failed to seed at boot: no session can be sealed");
+    }
+    ML_CHK_TLS(call,
+               mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), wrap, ML_RNG_WRAP_KEY_SIZE,
+                               (const unsigned char *)label, sizeof label - 1, key),
+               "md_hmac");
+    ML_CHK_TLS(call, mbedtls_gcm_setkey(gcm, MBEDTLS_CIPHER_ID_AES, key, 8 * sizeof key), "gcm_setkey");
 cleanup:
+    mbedtls_platform_zeroize(key, sizeof key);
     return st;
 }
 
-static int client_session(struct ml_call *call, uint32_t handle, mbedtls_ssl_context **ssl, struct ml_tls_conf **conf)
+/* What both ops work with: the session (arg 1), a saved session, the cipher. */
+struct work {
+    mbedtls_ssl_context *ssl;
+    struct ml_tls_conf *conf;
+    mbedtls_ssl_session saved;
+    mbedtls_gcm_context gcm;
+    uint8_t aad[AAD_LEN];
+};
+
+/* Inits `w` (work_free frees it, whatever this returns) for the client session arg 1 names. */
+static int work_init(struct ml_call *call, CborValue *args, struct work *w)
 {
+    uint32_t handle = 0;
     int st = ML_STATUS_OK;
-    ML_CHK(ml_tls_session_lookup(call, handle, ssl, conf));
-    if ((*conf)->server || !(*conf)->resumption) {
+    w->ssl = NULL;
+    w->conf = NULL;
+    mbedtls_ssl_session_init(&w->saved);
+    mbedtls_gcm_init(&w->gcm);
+    ML_CHK(ml_arg_handle(call, args, 1, &handle));
+    ML_CHK(ml_tls_session_lookup(call, handle, &w->ssl, &w->conf));
+    if (w->conf->server || !w->conf->resumption) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "sessions are saved and set by a client whose configuration resumes");
     }
 cleanup:
     return st;
 }
 
+static void work_free(struct work *w)
+{
+    mbedtls_gcm_free(&w->gcm);
+    mbedtls_ssl_session_free(&w->saved);
+}
+
 /* ------------------------------------------------------------ ops */
 
 int ml_op_tls_session_get(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
-    uint32_t handle = 0;
-    mbedtls_ssl_context *ssl = NULL;
-    struct ml_tls_conf *conf = NULL;
-    mbedtls_ssl_session saved;
-    mbedtls_gcm_context gcm;
-    uint8_t *blob = NULL, aad[AAD_LEN];
+    struct work w;
+    uint8_t *blob = NULL;
     size_t need = 0, cap = 0;
     int ret = 0;
-    int st = ML_STATUS_OK;
-    mbedtls_ssl_session_init(&saved);
-    mbedtls_gcm_init(&gcm);
-    ML_CHK(ml_arg_handle(call, args, 1, &handle));
-    ML_CHK(client_session(call, handle, &ssl, &conf));
-    if (!mbedtls_ssl_is_handshake_over(ssl)) {
+    int st = work_init(call, args, &w);
+    if (st != ML_STATUS_OK) {
+        goto cleanup;
+    }
+    if (!mbedtls_ssl_is_handshake_over(w.ssl)) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "the handshake is not over");
     }
-    ret = mbedtls_ssl_get_session(ssl, &saved);
+    ret = mbedtls_ssl_get_session(w.ssl, &w.saved);
     if (ret == MBEDTLS_ERR_SSL_FEATURE_UNAVAILABLE) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "no new session to save: it was saved already (TLS 1.3: after a ticket)");
     }
     ML_CHK_TLS(call, ret, "ssl_get_session");
-    uint16_t version = (uint16_t)saved.MBEDTLS_PRIVATE(tls_version);
-    if (version == MBEDTLS_SSL_VERSION_TLS1_3 && saved.MBEDTLS_PRIVATE(ticket_len) == 0) {
+    uint16_t version = (uint16_t)w.saved.MBEDTLS_PRIVATE(tls_version);
+    if (version == MBEDTLS_SSL_VERSION_TLS1_3 && w.saved.MBEDTLS_PRIVATE(ticket_len) == 0) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "no ticket yet: a TLS 1.3 session is saved after a read answers ticket");
     }
-    ret = mbedtls_ssl_session_save(&saved, NULL, 0, &need);
+    ret = mbedtls_ssl_session_save(&w.saved, NULL, 0, &need);
     if (ret != MBEDTLS_ERR_SSL_BUFFER_TOO_SMALL) {
         ML_CHK_TLS(call, ret, "ssl_session_save");
     }
@@ -171,41 +198,35 @@ int ml_op_tls_session_get(struct ml_call *call, CborValue *args, CborEncoder *re
     blob[1] = (uint8_t)(version >> 8);
     blob[2] = (uint8_t)version;
     pt[0] = FORMAT_VERSION;
-    ML_CHK_TLS(call, mbedtls_ssl_session_save(&saved, pt + 1, need, &need), "ssl_session_save");
+    ML_CHK_TLS(call, mbedtls_ssl_session_save(&w.saved, pt + 1, need, &need), "ssl_session_save");
     ML_CHK_TLS(call, ml_rng_random(NULL, blob + HDR_LEN, NONCE_LEN), "ctr_drbg_random");
-    ML_CHK(seal_key(call, &gcm, blob, aad));
+    ML_CHK(seal_key(call, &w.gcm, blob, w.aad));
     ML_CHK_TLS(call,
-               mbedtls_gcm_crypt_and_tag(&gcm, MBEDTLS_GCM_ENCRYPT, 1 + need, blob + HDR_LEN, NONCE_LEN, aad, AAD_LEN,
-                                         pt, pt, TAG_LEN, pt + 1 + need),
+               mbedtls_gcm_crypt_and_tag(&w.gcm, MBEDTLS_GCM_ENCRYPT, 1 + need, blob + HDR_LEN, NONCE_LEN, w.aad,
+                                         AAD_LEN, pt, pt, TAG_LEN, pt + 1 + need),
                "gcm_crypt_and_tag");
     if (cbor_encode_byte_string(result, blob, cap) != CborNoError) {
         ML_FAIL(call, ML_STATUS_TOO_LARGE, "the saved session (%lu bytes) does not fit the MTU", (unsigned long)cap);
     }
 cleanup:
-    mbedtls_gcm_free(&gcm);
-    mbedtls_ssl_session_free(&saved);
     ml_buf_free(blob, cap);
+    work_free(&w);
     return st;
 }
 
 int ml_op_tls_session_set(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
-    uint32_t handle = 0;
+    struct work w;
     const uint8_t *blob = NULL;
+    uint8_t *pt = NULL;
     size_t len = 0, pt_len = 0;
-    mbedtls_ssl_context *ssl = NULL;
-    struct ml_tls_conf *conf = NULL;
-    mbedtls_ssl_session saved;
-    mbedtls_gcm_context gcm;
-    uint8_t *pt = NULL, aad[AAD_LEN];
     int ret = 0;
-    int st = ML_STATUS_OK;
-    mbedtls_ssl_session_init(&saved);
-    mbedtls_gcm_init(&gcm);
-    ML_CHK(ml_arg_handle(call, args, 1, &handle));
+    int st = work_init(call, args, &w);
+    if (st != ML_STATUS_OK) {
+        goto cleanup;
+    }
     ML_CHK(ml_arg_bytes(call, args, 2, &blob, &len));
-    ML_CHK(client_session(call, handle, &ssl, &conf));
-    if (ssl->MBEDTLS_PRIVATE(state) != MBEDTLS_SSL_HELLO_REQUEST) {
+    if (w.ssl->MBEDTLS_PRIVATE(state) != MBEDTLS_SSL_HELLO_REQUEST) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "a saved session is set before the handshake starts");
     }
     if (len <= SEAL_OVERHEAD || blob[0] != ML_HT_TLS) {
@@ -216,9 +237,9 @@ int ml_op_tls_session_set(struct ml_call *call, CborValue *args, CborEncoder *re
     if (pt == NULL) {
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a %lu-byte saved session", (unsigned long)pt_len);
     }
-    ML_CHK(seal_key(call, &gcm, blob, aad));
-    ret = mbedtls_gcm_auth_decrypt(&gcm, pt_len, blob + HDR_LEN, NONCE_LEN, aad, AAD_LEN, blob + len - TAG_LEN, TAG_LEN,
-                                   blob + HDR_LEN + NONCE_LEN, pt);
+    ML_CHK(seal_key(call, &w.gcm, blob, w.aad));
+    ret = mbedtls_gcm_auth_decrypt(&w.gcm, pt_len, blob + HDR_LEN, NONCE_LEN, w.aad, AAD_LEN, blob + len - TAG_LEN,
+                                   TAG_LEN, blob + HDR_LEN + NONCE_LEN, pt);
     if (ret == MBEDTLS_ERR_GCM_AUTH_FAILED) {
         ML_FAIL(call, ML_STATUS_AUTH_FAILED, "saved TLS session from another device or boot, or damaged");
     }
@@ -227,23 +248,24 @@ int ml_op_tls_session_set(struct ml_call *call, CborValue *args, CborEncoder *re
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "saved TLS session in format %u, this firmware reads %u", pt[0],
                 FORMAT_VERSION);
     }
-    ret = mbedtls_ssl_session_load(&saved, pt + 1, pt_len - 1);
+    ret = mbedtls_ssl_session_load(&w.saved, pt + 1, pt_len - 1);
     if (ret == MBEDTLS_ERR_SSL_VERSION_MISMATCH) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "saved TLS session from a firmware with another TLS configuration");
     }
     ML_CHK_TLS(call, ret, "ssl_session_load");
-    /* Mbed TLS would lower the handshake's lowest version to the session's
-     * (ssl_client.c, ssl_prepare_client_hello): refuse what the configuration does not allow. */
-    mbedtls_ssl_protocol_version v = saved.MBEDTLS_PRIVATE(tls_version);
-    if (v < conf->ssl.MBEDTLS_PRIVATE(min_tls_version) || v > conf->ssl.MBEDTLS_PRIVATE(max_tls_version)) {
+    /* Mbed TLS takes the session's version as the handshake's lowest
+     * (ssl_client.c, ssl_prepare_client_hello) and, outside the
+     * configuration's, fails the whole session (-0x6E80, "not within min/max
+     * boundaries"): refuse it here instead, so a full handshake can follow. */
+    mbedtls_ssl_protocol_version v = w.saved.MBEDTLS_PRIVATE(tls_version);
+    if (v < w.conf->ssl.MBEDTLS_PRIVATE(min_tls_version) || v > w.conf->ssl.MBEDTLS_PRIVATE(max_tls_version)) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "the saved session is version 0x%04x, outside this configuration's",
                 (unsigned)v);
     }
-    ML_CHK_TLS(call, mbedtls_ssl_set_session(ssl, &saved), "ssl_set_session");
+    ML_CHK_TLS(call, mbedtls_ssl_set_session(w.ssl, &w.saved), "ssl_set_session");
     (void)cbor_encode_null(result);
 cleanup:
-    mbedtls_gcm_free(&gcm);
-    mbedtls_ssl_session_free(&saved);
     ml_buf_free(pt, pt_len);
+    work_free(&w);
     return st;
 }

@@ -87,7 +87,7 @@ export interface TLSConfigurationOptions {
    * and 1.3) and its sessions can be saved (`session()` on a wrapped
    * buffer) and offered again (`wrapBuffers(name, { session })`); a server
    * issues tickets under ticket keys of its own on the device (AES-256-GCM,
-   * about 1.4 KB of device heap per configuration).
+   * about 1.6 KB of device heap per configuration).
    */
   resumption?: boolean;
   /** A resuming server's ticket lifetime in seconds (1 to 604800; default 7200); its ticket keys rotate as often. */
