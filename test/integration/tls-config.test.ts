@@ -9,12 +9,8 @@
 // (s_client verifies the chain for the name it sent), and ALPN on a device
 // server (the agreed protocol on both sides; no overlap fails typed). One
 // session at a time (the STM32 holds one); the heap ends where it began.
-import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ArgumentError,
@@ -30,25 +26,27 @@ import {
   type TLSWrappedSocket,
   type TrustStore,
 } from "../../host/src/index.js";
-import { requireTool } from "../../tools/programs.js";
 import { useSession } from "./session.js";
 import { TARGET } from "./target.js";
-import { connectTo, freePort, type Peer, recvUntil, spawnPeer, stopPeers, utf8 } from "./tls-peers.js";
+import {
+  connectTo,
+  freePort,
+  type Listener,
+  listenLoopback,
+  opensslDir,
+  type Peer,
+  recvUntil,
+  stopPeers,
+  utf8,
+  TLS_VERSIONS as VERSIONS,
+} from "./tls-peers.js";
 import { makePki } from "./x509-verify-pki.js";
 
 const session = useSession({ endsAt: { heap: "open", handles: true } });
 let dev: Device;
-const dir = mkdtempSync(join(tmpdir(), "tls-config-"));
-const path = (f: string) => join(dir, f);
-const openssl = requireTool("openssl");
-const ossl = (args: string[]) => execFileSync(openssl, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] }).toString();
-const spawnOpenssl = (args: string[]): Peer => spawnPeer(openssl, args, dir);
+const work = opensslDir("tls-config-");
+const { dir, path, run: ossl, spawn: spawnOpenssl } = work;
 const derOf = (pemFile: string) => new Uint8Array(new X509Certificate(readFileSync(path(pemFile))).raw);
-
-const VERSIONS = [
-  ["TLSv1.2", "-tls1_2"],
-  ["TLSv1.3", "-tls1_3"],
-] as const;
 
 /** Mbed TLS's codes the failures below end with. */
 const UNKNOWN_IDENTITY = -0x6c80;
@@ -71,11 +69,12 @@ let inter: CRT;
 let trust: TrustStore;
 let serverCrt: CRT;
 let serverKey: ECC;
-let listener: Server;
+let listener: Listener;
 
 /** A key made by OpenSSL, imported into the device (exportable: it is a test key). */
 async function importKey(name: string): Promise<ECC> {
-  const der = new Uint8Array(execFileSync(openssl, ["pkcs8", "-topk8", "-nocrypt", "-in", `${name}.key`, "-outform", "DER"], { cwd: dir }));
+  ossl(["pkcs8", "-topk8", "-nocrypt", "-in", `${name}.key`, "-outform", "DER", "-out", `${name}.p8`]);
+  const der = new Uint8Array(readFileSync(path(`${name}.p8`)));
   return dev.pk.ECC.fromDER(der);
 }
 
@@ -106,22 +105,20 @@ beforeAll(async () => {
   serverKey = await importKey("server");
   trust = new dev.tls.TrustStore();
   await trust.add(root);
-  listener = createServer();
-  await new Promise<void>((r) => listener.listen(0, "127.0.0.1", r));
+  listener = await listenLoopback();
 }, 120_000);
 
 afterAll(async () => {
   stopPeers();
-  if (listener) await new Promise<void>((r) => listener.close(() => r()));
+  await listener?.close();
   for (const o of [trust, serverKey, serverCrt, inter, root]) await o?.close();
-  rmSync(dir, { recursive: true, force: true });
+  work.remove();
 });
 
 /** A device server session for the next connection, and the s_client that makes it. */
 async function sClientTo(ctx: TLSContext, args: string[]): Promise<{ tls: TLSWrappedSocket; peer: Peer }> {
-  const port = (listener.address() as { port: number }).port;
-  const accepted = new Promise<Socket>((r) => listener.once("connection", r));
-  const peer = spawnOpenssl(["s_client", "-connect", `127.0.0.1:${port}`, ...args]);
+  const accepted = listener.accepted();
+  const peer = spawnOpenssl(["s_client", "-connect", `127.0.0.1:${listener.port}`, ...args]);
   return { tls: ctx.wrapSocket(await accepted), peer };
 }
 

@@ -377,23 +377,39 @@ cleanup:
     return st;
 }
 
+/* A server's table under `key` (psk_store, sni): enters its array (absent:
+ * *n = 0) and allocates n entries of `size` bytes, zeroed, into *table. */
+static int server_table(struct ml_call *call, const CborValue *map, const char *key, size_t max, size_t size,
+                        const struct ml_tls_conf *c, CborValue *in, void **table, size_t *n)
+{
+    int st = ML_STATUS_OK;
+    ML_CHK(field_array(call, map, key, max, in, n));
+    if (*n == 0) {
+        goto cleanup;
+    }
+    if (!c->server) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: \"%s\" is a server's", key);
+    }
+    *table = ml_buf_alloc(*n * size);
+    if (*table == NULL) {
+        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for %lu \"%s\" entries", (unsigned long)*n, key);
+    }
+cleanup:
+    return st;
+}
+
 /* sni: [* [name, chain, key]]: a server's chains by host name. */
 static int sni(struct ml_call *call, const CborValue *map, struct ml_tls_conf *c)
 {
     CborValue in;
+    void *table = NULL;
     size_t n = 0;
     int st = ML_STATUS_OK;
-    ML_CHK(field_array(call, map, "sni", ML_TLS_SNI_MAX, &in, &n));
+    ML_CHK(server_table(call, map, "sni", ML_TLS_SNI_MAX, sizeof *c->sni, c, &in, &table, &n));
     if (n == 0) {
         goto cleanup;
     }
-    if (!c->server) {
-        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: \"sni\" is a server's");
-    }
-    c->sni = ml_buf_alloc(n * sizeof *c->sni);
-    if (c->sni == NULL) {
-        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for %lu SNI entries", (unsigned long)n);
-    }
+    c->sni = table;
     c->n_sni = n;
     for (size_t i = 0; i < n; i++) {
         mbedtls_x509_crt_init(&c->sni[i].chain);
@@ -492,20 +508,15 @@ static int psk_lookup(void *p, mbedtls_ssl_context *ssl, const unsigned char *id
 static int psk_store(struct ml_call *call, const CborValue *map, struct ml_tls_conf *c)
 {
     CborValue in, t;
+    void *table = NULL;
     size_t n = 0;
     const uint8_t *id = NULL, *key = NULL;
     int st = ML_STATUS_OK;
-    ML_CHK(field_array(call, map, "psk_store", ML_TLS_PSK_STORE_MAX, &in, &n));
+    ML_CHK(server_table(call, map, "psk_store", ML_TLS_PSK_STORE_MAX, sizeof *c->psks, c, &in, &table, &n));
     if (n == 0) {
         goto cleanup;
     }
-    if (!c->server) {
-        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: \"psk_store\" is a server's (a client has one \"psk\")");
-    }
-    c->psks = ml_buf_alloc(n * sizeof *c->psks);
-    if (c->psks == NULL) {
-        ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for a PSK store of %lu", (unsigned long)n);
-    }
+    c->psks = table;
     c->n_psks = n;
     for (size_t i = 0; i < n; i++) {
         struct ml_tls_psk *e = &c->psks[i];
