@@ -72,8 +72,11 @@ export interface EchoServer {
   close(): Promise<void>;
 }
 
-/** A Node TLS server on the loopback echoing what it receives; `version` fixes the protocol version. */
-export async function startEchoServer(cred: TlsServerCredentials, version?: TLSVersion): Promise<EchoServer> {
+/**
+ * A Node TLS server on the loopback echoing what it receives (`echo` false:
+ * only hashing it, a sink); `version` fixes the protocol version.
+ */
+export async function startEchoServer(cred: TlsServerCredentials, version?: TLSVersion, echo = true): Promise<EchoServer> {
   const ended: EchoConnection[] = [];
   const waiters: (() => void)[] = [];
   const sockets = new Set<TLSSocket>();
@@ -93,7 +96,8 @@ export async function startEchoServer(cred: TlsServerCredentials, version?: TLSV
         bytes += d.length;
       });
       s.on("error", () => {}); // a peer that vanished (the tests check what arrived)
-      s.pipe(s);
+      if (echo) s.pipe(s);
+      else s.on("end", () => s.end());
       s.on("close", () => {
         sockets.delete(s);
         ended.push({ bytes, sha256: hash.digest("hex"), version: s.getProtocol(), cipher: s.getCipher()?.name ?? "" });
@@ -156,7 +160,8 @@ export interface EchoResult {
   serverSha256: string;
 }
 
-function connectTo(port: number): Promise<Socket> {
+/** A TCP connection to the loopback's `port`. */
+export function connectTo(port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const s = connect(port, "127.0.0.1", () => resolve(s));
     s.once("error", reject);

@@ -6,6 +6,7 @@ import type { InstructionCounts } from "../bench/callgrind.js";
 import type { LineRateFigure } from "../bench/line-rate.js";
 import type { ComputeFigures } from "../bench/node-crypto.js";
 import type { Target } from "../bench/report.js";
+import type { TlsFigures } from "../bench/tls.js";
 import type { PkFigures } from "../bench/workloads.js";
 
 /** The part of build/bench/results.json the block is made of. */
@@ -22,6 +23,8 @@ export interface BenchResults {
   node: ComputeFigures;
   pk: PkFigures;
   lineRate: LineRateFigure[];
+  /** bench/tls.ts's figures, absent from runs before them (or with --no-tls). */
+  tls?: TlsFigures | undefined;
   instructions?: InstructionCounts | undefined;
   targets: Target[];
 }
@@ -113,6 +116,25 @@ export function summaryLines(r: BenchResults): string[] {
     ),
     line("RSA-2048", `sign ${ops(r.pk.rsa2048_sign_ops)}/s`, `Mbed TLS ${ops(r.raw.rsa2048_sign_ops)}/s`),
   ];
+  const t = r.tls;
+  if (t) {
+    const ms = (v: number | undefined): string => (finite(v) ? v.toFixed(1) : "n/a");
+    const x = (a: number | undefined, b: number | undefined): string => (finite(a) && finite(b) ? `${(a / b).toFixed(1)}x` : "n/a");
+    lines.push(
+      line(
+        "TLS handshake",
+        `1.2 ${ms(t.tls12_handshake_ms)} ms, 1.3 ${ms(t.tls13_handshake_ms)} ms (client + server on the device)`,
+        `Mbed TLS in one process ${ms(t.baseline?.tls12.handshake_ms)} ms, ${ms(t.baseline?.tls13.handshake_ms)} ms (${x(t.tls12_handshake_ms, t.baseline?.tls12.handshake_ms)}, ${x(t.tls13_handshake_ms, t.baseline?.tls13.handshake_ms)})`,
+      ),
+      line(
+        "TLS 1.3 bulk",
+        `write ${mbps(t.write_MBps)} MB/s, echo ${mbps(t.echo_MBps)} MB/s each way`,
+        `device AES-GCM ${mbps(f.gcm_chunked_MBps)} MB/s, Mbed TLS in one process ${mbps(t.baseline?.tls13.bulk_MBps)} MB/s`,
+      ),
+    );
+    if (finite(t.line_fraction))
+      lines.push(line("TLS line rate", `921600 baud: ${(t.line_fraction * 100).toFixed(1)} % of baud/10 as TLS 1.3 payload`));
+  }
   const lr = r.lineRate.filter((l) => l.workload.startsWith("streaming sha256"));
   if (lr.length > 0) {
     lines.push(

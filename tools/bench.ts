@@ -1,4 +1,5 @@
 // npm run bench [-- --target native|qemu] [--port /dev/ttyX] [--quick] [--repeat N] [--no-line-rate] [--no-build] [--no-readme]
+//               [--tls-only | --no-tls]
 //
 // Benchmarks the device through the SDK and prints every figure next to
 // baselines measured in the same run: the raw link (a trivial PTY peer,
@@ -8,7 +9,12 @@
 // fault relay) and firmware instruction counts (callgrind). Writes
 // build/bench/results.json and build/bench/throughput.svg, and, after a full
 // native run (not --quick, not --no-readme), the figures block of README.md's
-// Performance section (tools/bench-readme.ts). Not part of npm test.
+// Performance section (tools/bench-readme.ts). TLS (bench/tls.ts): handshakes
+// through the device vs Mbed TLS in one process (bench/tls_baseline.c), an
+// established session's bulk rate vs the device's AES-GCM alone and at the
+// 921600-baud cap; --tls-only runs that part alone (with the AES-GCM
+// workload its ratio needs) and writes build/bench/tls.json. Not part of
+// npm test.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -21,6 +27,7 @@ import { openFsEcho, openTransportEcho, rawSinkBandwidth, SINK_ACK, startPeer, t
 import { type ComputeFigures, nodeCrypto } from "../bench/node-crypto.js";
 import { type Row, type Series, svgChart, type Target, table, targetLines } from "../bench/report.js";
 import { latencyOf, MiB, median, sampleSequential } from "../bench/stats.js";
+import { type TlsFigures, tlsLineRate, tlsRows, tlsWorkloads } from "../bench/tls.js";
 import {
   chunkedGcm,
   hmacPipelined,
@@ -46,6 +53,9 @@ const { values: argv } = parseArgs({
     "no-build": { type: "boolean", default: false },
     /** Leave README.md alone even after a full native run. */
     "no-readme": { type: "boolean", default: false },
+    /** Only the TLS figures (and the AES-GCM one their ratio needs). */
+    "tls-only": { type: "boolean", default: false },
+    "no-tls": { type: "boolean", default: false },
   },
 });
 const target = argv.port ? "serial" : argv.target;
@@ -168,6 +178,47 @@ function medians(passes: Figures[]): Figures {
   return out;
 }
 
+/** The TLS figures: on the device (its own session), and at the line-rate cap on native. */
+async function measureTls(bins: ReturnType<typeof buildAll>): Promise<TlsFigures> {
+  log("TLS: handshakes and bulk through the device, Mbed TLS in one process");
+  const dev = await openDevice();
+  let t: TlsFigures;
+  try {
+    t = await tlsWorkloads(dev, { quick, slow, baseline: bins.tlsBaseline, log });
+  } finally {
+    await dev.close();
+  }
+  if (!argv["no-line-rate"] && target === "native") {
+    log(`TLS at the line-rate cap`);
+    const l = await tlsLineRate({ quick, log });
+    t.line_Bps = l.Bps;
+    t.line_fraction = l.fraction;
+    t.line_bytes = l.bytes;
+  }
+  return t;
+}
+
+/** --tls-only: the TLS rows, with the device's AES-GCM measured for their ratio. */
+async function tlsOnly(): Promise<void> {
+  log("building native firmware and bench programs");
+  const bins = buildAll(!argv["no-build"]);
+  const dev = await openDevice();
+  let gcm: Awaited<ReturnType<typeof chunkedGcm>>;
+  try {
+    gcm = await chunkedGcm(dev, STREAM);
+  } finally {
+    await dev.close();
+  }
+  const t = await measureTls(bins);
+  process.stdout.write(`${table(tlsRows(t, gcm.bytesPerSecond / 1e6, `TLS, device (${target})`))}\n`);
+  mkdirSync(BENCH_BUILD, { recursive: true });
+  writeFileSync(
+    join(BENCH_BUILD, "tls.json"),
+    `${JSON.stringify({ started: new Date().toISOString(), target, quick, gcm, tls: t }, null, 2)}\n`,
+  );
+  log(`wrote ${join(BENCH_BUILD, "tls.json")}`);
+}
+
 function rawCompute(binary: string, seconds: number): ComputeFigures {
   return JSON.parse(execFileSync(binary, [String(seconds)], { encoding: "utf8" })) as ComputeFigures;
 }
@@ -195,6 +246,8 @@ async function main(): Promise<void> {
       await dev.close();
     }
   }
+
+  const tls = argv["no-tls"] ? undefined : await measureTls(bins);
 
   let lr: LineRateFigure[] = [];
   if (!argv["no-line-rate"] && target === "native") {
@@ -314,6 +367,7 @@ async function main(): Promise<void> {
     if (pk[key] === undefined && pk.note) row.note = pk.note;
     rows.push(row);
   }
+  if (tls) rows.push(...tlsRows(tls, g("gcm_chunked_MBps"), `TLS, ${dev}`));
   for (const l of lr) {
     rows.push({
       section: "line rate (fault relay cap, 8N1)",
@@ -438,6 +492,7 @@ async function main(): Promise<void> {
     raw,
     node,
     pk,
+    tls,
     lineRate: lr,
     instructions: ic,
     rows,
@@ -455,7 +510,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
+(argv["tls-only"] ? tlsOnly() : main()).then(
   () => process.exit(0),
   (e: unknown) => {
     process.stderr.write(`bench failed: ${(e as Error).stack ?? String(e)}\n`);
