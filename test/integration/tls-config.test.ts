@@ -238,6 +238,11 @@ describe("PSK store on a device server", () => {
     const ctx = dev.tls.ClientContext(new dev.tls.TLSConfiguration({ preSharedKeyStore: { a: new Uint8Array(16) } }));
     await expect(ctx.ready).rejects.toMatchObject({ statusName: "bad_argument" });
     await ctx.close();
+    const both = dev.tls.ServerContext(
+      new dev.tls.TLSConfiguration({ preSharedKey: ["a", new Uint8Array(16)], preSharedKeyStore: { b: new Uint8Array(16) } }),
+    );
+    await expect(both.ready).rejects.toMatchObject({ statusName: "bad_argument" });
+    await both.close();
   });
 });
 

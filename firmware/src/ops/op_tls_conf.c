@@ -668,6 +668,9 @@ static int configure(struct ml_call *call, const CborValue *map, struct ml_tls_c
     ML_CHK(own_cert(call, map, c, &cert));
     ML_CHK(psk(call, map, c, &key));
     ML_CHK(psk_store(call, map, c));
+    if (key && c->n_psks > 0) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "arg 2: a server has \"psk\" or \"psk_store\", not both");
+    }
     ML_CHK(sni(call, map, c));
     ML_CHK(tls13_kex(call, map, c));
     if (c->server && !cert && !key && c->n_psks == 0 && c->n_sni == 0) {
