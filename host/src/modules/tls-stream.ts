@@ -276,23 +276,33 @@ export class TLSStream extends Duplex {
   #step<T>(fn: () => Promise<T>): Promise<T> {
     const run = async (): Promise<T> => {
       if (this.destroyed) throw new TLSConnectionError("the TLS stream was destroyed");
+      let r: T;
       try {
-        return await fn();
-      } finally {
-        this.#flush();
+        r = await fn();
+      } catch (e) {
+        this.#flush(false); // the alert of a failed step, if the socket still takes it; the step's error stands
+        throw e;
       }
+      this.#flush(true);
+      return r;
     };
     const p = this.#chain.then(run);
     this.#chain = p.catch(() => {});
     return p;
   }
 
-  /** Hands what the session wrote for the network to the socket. */
-  #flush(): void {
+  /**
+   * Hands what the session wrote for the network to the socket. Records
+   * after the socket's end() are dropped (nothing more is meant to go);
+   * with `strict`, records for a socket already destroyed fail the step.
+   */
+  #flush(strict: boolean): void {
     const out = this.#buffer.peekOutgoing();
     if (out.length === 0) return;
     this.#buffer.consumeOutgoing(out.length);
     if (this.socket.writable) this.socket.write(Buffer.from(out));
+    else if (strict && this.socket.destroyed)
+      throw new TLSConnectionError(`the connection closed: ${out.length} bytes of TLS records were not sent`);
   }
 
   /** Waits for a socket event (readable, end, close, drain), for the stream's destruction, or until `deadline`. */
