@@ -209,6 +209,37 @@ describe("device client against Node tls.createServer (default options)", () => 
   });
 });
 
+describe("resumption against Node tls.createServer (connect({ session }))", () => {
+  it.each(VERSIONS)("%s: the second connection resumes the first one's session; Node says so too", async (version) => {
+    const ctx = dev.tls.ClientContext(new dev.tls.TLSConfiguration({ trustStore: trust, resumption: true }));
+    const reused: boolean[] = [];
+    const server = nodeTlsServer({ ...nodeCreds, minVersion: version, maxVersion: version }, (s) => {
+      reused.push(s.isSessionReused());
+      s.write("hello");
+    });
+    const port = await listen(server);
+    try {
+      const first = connectDevice(port, { context: ctx });
+      expect(String((await once(first, "data"))[0])).toBe("hello"); // TLS 1.3: Node's tickets came before it
+      expect(first.isSessionReused()).toBe(false);
+      const saved = await first.session();
+      first.end();
+      await closed(first);
+      const second = connectDevice(port, { context: ctx, session: saved });
+      await once(second, "secureConnect");
+      expect(second.isSessionReused()).toBe(true);
+      expect(second.getProtocol()).toBe(version);
+      expect(String((await once(second, "data"))[0])).toBe("hello");
+      second.end();
+      await closed(second);
+      expect(reused).toEqual([false, true]);
+    } finally {
+      await closeServer(server);
+      await ctx.close();
+    }
+  });
+});
+
 describe("device server against Node tls.connect (default options)", () => {
   let key: ECC;
   let leaf: CRT;

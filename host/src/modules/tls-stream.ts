@@ -24,6 +24,7 @@ import { Duplex } from "node:stream";
 import { ArgumentError, ProtocolError, TimeoutError } from "../base/errors.js";
 import type { TLSWrapOptions, TLSWrappedBuffer } from "./tls-buffer.js";
 import { TLSConnectionError } from "./tls-errors.js";
+import type { TLSSession } from "./tls-session.js";
 import { verifyFlagNames } from "./x509-trust.js";
 
 /** Plaintext bytes asked of the device per read (the answer's size caps it further). */
@@ -128,6 +129,7 @@ export class TLSStream extends Duplex {
   /** Settles when the handshake is over (rejects when it failed). */
   readonly #handshaken: Promise<void>;
   #secure = false;
+  #resumed = false;
   #version: string | undefined;
   #cipher: CipherInfo | undefined;
   #peerCertificate: PeerCertificate | undefined;
@@ -182,6 +184,21 @@ export class TLSStream extends Duplex {
   /** The peer's certificate (DER in `raw`), null when it sent none (PSK) or before the handshake. */
   getPeerCertificate(): PeerCertificate | null {
     return this.#peerCertificate ?? null;
+  }
+
+  /** Whether the handshake resumed a saved session (Node's isSessionReused). */
+  isSessionReused(): boolean {
+    return this.#resumed;
+  }
+
+  /**
+   * The session to resume later with `dev.tls.connect({ session })` (a
+   * client whose configuration has `resumption`), sealed by the device
+   * (TLSWrappedBuffer.session()); in TLS 1.3 the server's ticket comes
+   * with the first data read after the handshake.
+   */
+  session(): Promise<TLSSession> {
+    return this.#step(() => this.#buffer.session());
   }
 
   /** The device session (for tls_info and the like). */
@@ -357,6 +374,7 @@ export class TLSStream extends Duplex {
     }
     const info = await this.#step(() => this.#buffer.info());
     this.#version = info.version;
+    this.#resumed = info.resumed;
     if (info.cipher !== undefined && info.cipherId !== undefined)
       this.#cipher = { name: info.cipher, standardName: standardSuiteName(info.cipher), version: info.version ?? "", id: info.cipherId };
     this.alpnProtocol = info.alpnProtocol ?? false;

@@ -328,14 +328,14 @@ export class TLSModule {
    * as 'error' events.
    */
   connect(options: ConnectOptions, onSecureConnect?: () => void): TLSStream {
-    const { socket, host, port, servername, context, configuration, allowHalfOpen, ...rest } = options;
+    const { socket, host, port, servername, context, configuration, allowHalfOpen, session, ...rest } = options;
     if (context !== undefined && (!(context instanceof TLSContext) || context.server))
       throw new ArgumentError("context: a client TLSContext");
     const name = servername !== undefined ? servername : host !== undefined && isIP(host) === 0 ? host : undefined;
     const ctx = context ?? this.ClientContext(configuration ?? new TLSConfiguration(rest));
     let buffer: TLSWrappedBuffer;
     try {
-      buffer = ctx.wrapBuffers(name, rest); // the session's options (handshakeTimeoutMs, ...)
+      buffer = ctx.wrapBuffers(name, { ...rest, session }); // the session's options (handshakeTimeoutMs, ...)
     } catch (e) {
       if (context === undefined) void ctx.close().catch(() => {});
       throw e;
