@@ -375,6 +375,7 @@ describe("mutual TLS", () => {
       const { tls, peer } = await sClientTo(server, [flag, "-CAfile", "root.crt"]);
       try {
         const err = await handshakeError(tls);
+        expect(err).toBeInstanceOf(TLSHandshakeError);
         expect(err.mbedtlsCode).toBe(NO_CLIENT_CERTIFICATE);
       } finally {
         peer.stop();
@@ -485,6 +486,7 @@ describe("SNI: chains by host name on a device server", () => {
       const { tls, peer } = await sClientTo(server, ["-servername", "c.example"]);
       try {
         const err = await handshakeError(tls);
+        expect(err).toBeInstanceOf(TLSHandshakeError);
         expect(err.mbedtlsCode).toBe(UNRECOGNIZED_NAME);
         await peer.waitFor(/unrecognized name/);
       } finally {

@@ -103,6 +103,8 @@ const HANDSHAKE_REASONS: Record<number, string> = {
   [-0x7500]: "unsupported extension", // MBEDTLS_ERR_SSL_UNSUPPORTED_EXTENSION
   [-0x7580]: "no shared application protocol (ALPN)", // MBEDTLS_ERR_SSL_NO_APPLICATION_PROTOCOL
   [-0x7a00]: "bad certificate", // MBEDTLS_ERR_SSL_BAD_CERTIFICATE
+  [-0x7480]: "the peer sent no certificate and this side requires one", // MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE
+  [-0x7800]: "unrecognized server name (no certificate for the SNI the client sent)", // MBEDTLS_ERR_SSL_UNRECOGNIZED_NAME
 };
 
 /** Mbed TLS refused the handshake or a record itself; `reason` names why (from its code). */
