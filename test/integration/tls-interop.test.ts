@@ -11,7 +11,7 @@
 // back at its baseline once every session, context and object is freed.
 import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,7 +28,7 @@ import {
 import { requireTool } from "../../tools/programs.js";
 import { useSession } from "./session.js";
 import { TARGET } from "./target.js";
-import { connectTo, freePort, type Peer, recvUntil, spawnPeer, stopPeers, text, utf8 } from "./tls-peers.js";
+import { connectTo, deviceServerLeaf, freePort, type Peer, recvUntil, spawnPeer, stopPeers, text, utf8 } from "./tls-peers.js";
 import { makePki } from "./x509-verify-pki.js";
 
 const session = useSession({ endsAt: { heap: "open", handles: true } });
@@ -226,24 +226,7 @@ describe("device server against openssl s_client", () => {
   let listener: Server;
 
   beforeAll(async () => {
-    key = dev.pk.ECC("secp256r1");
-    await key.generate({ exportable: false });
-    const csr = await dev.x509.CSR.new(key, "CN=device.example", "sha256");
-    writeFileSync(path("device.csr.der"), csr.toDER());
-    await csr.close();
-    ossl(["req", "-inform", "DER", "-in", "device.csr.der", "-out", "device.csr"]);
-    ossl(
-      ["x509", "-req", "-in", "device.csr", "-CA", "inter.crt", "-CAkey", "inter.key", "-CAcreateserial", "-days", "30"].concat([
-        "-sha256",
-        "-extfile",
-        "ext.cnf",
-        "-extensions",
-        "server",
-        "-out",
-        "device.crt",
-      ]),
-    );
-    leaf = await dev.x509.CRT.fromPEM(readFileSync(path("device.crt"), "utf8"));
+    ({ key, leaf } = await deviceServerLeaf(dev, { run: ossl, path }));
     server = dev.tls.ServerContext(new dev.tls.TLSConfiguration({ certificateChain: [[leaf, inter], key] }));
     await server.ready;
     listener = createServer();

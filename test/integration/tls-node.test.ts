@@ -10,15 +10,12 @@
 // holds the writer), destroy() mid-stream frees the device session, and
 // failures (a server gone mid-handshake, a certificate for another name)
 // arrive as one 'error' and one 'close'.
-import { execFileSync } from "node:child_process";
 import { createHash, randomBytes, X509Certificate } from "node:crypto";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest, createServer as httpsServer } from "node:https";
 import { createServer as netServer, type Server } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Duplex, type Readable } from "node:stream";
 import { createSecureContext, connect as nodeConnect, createServer as nodeTlsServer, TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -34,18 +31,17 @@ import {
   type TLSStream,
   type TrustStore,
 } from "../../host/src/index.js";
-import { requireTool } from "../../tools/programs.js";
 import { useSession } from "./session.js";
 import { bulk, TARGET } from "./target.js";
+import { deviceServerLeaf, opensslDir, TLS_VERSIONS } from "./tls-peers.js";
 import { makePki } from "./x509-verify-pki.js";
 
 const session = useSession({ endsAt: { heap: "open", handles: true } });
 let dev: Device;
-const dir = mkdtempSync(join(tmpdir(), "tls-node-"));
-const path = (f: string) => join(dir, f);
-const pem = (f: string) => readFileSync(path(f), "utf8");
+const scratch = opensslDir("tls-node-");
+const pem = (f: string) => readFileSync(scratch.path(f), "utf8");
 const sha256 = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-const VERSIONS = ["TLSv1.2", "TLSv1.3"] as const;
+const VERSIONS = TLS_VERSIONS.map(([v]) => v);
 const HOST = "device.example";
 
 let root: CRT;
@@ -57,7 +53,7 @@ let nodeCreds: { key: string; cert: string };
 
 beforeAll(async () => {
   dev = session.dev;
-  makePki(dir);
+  makePki(scratch.dir);
   nodeCreds = { key: pem("server.key"), cert: pem("server.crt") + pem("inter.crt") };
   root = await dev.x509.CRT.fromPEM(pem("root.crt"));
   inter = await dev.x509.CRT.fromPEM(pem("inter.crt"));
@@ -69,7 +65,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const o of [client, trust, inter, root]) await o?.close();
-  rmSync(dir, { recursive: true, force: true });
+  scratch.remove();
 });
 
 /** Listens on the loopback; resolves with the port. */
@@ -248,26 +244,7 @@ describe("device server against Node tls.connect (default options)", () => {
   let port = 0;
 
   beforeAll(async () => {
-    key = dev.pk.ECC("secp256r1");
-    await key.generate({ exportable: false });
-    const csr = await dev.x509.CSR.new(key, `CN=${HOST}`, "sha256");
-    writeFileSync(path("device.csr.der"), csr.toDER());
-    await csr.close();
-    const openssl = requireTool("openssl");
-    const ossl = (args: string[]) => execFileSync(openssl, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
-    ossl(["req", "-inform", "DER", "-in", "device.csr.der", "-out", "device.csr"]);
-    ossl(
-      ["x509", "-req", "-in", "device.csr", "-CA", "inter.crt", "-CAkey", "inter.key", "-CAcreateserial", "-days", "30"].concat([
-        "-sha256",
-        "-extfile",
-        "ext.cnf",
-        "-extensions",
-        "server",
-        "-out",
-        "device.crt",
-      ]),
-    );
-    leaf = await dev.x509.CRT.fromPEM(pem("device.crt"));
+    ({ key, leaf } = await deviceServerLeaf(dev, scratch, HOST));
     serverCtx = dev.tls.ServerContext(new dev.tls.TLSConfiguration({ certificateChain: [[leaf, inter], key] }));
     await serverCtx.ready;
     listener = dev.tls.createServer(serverCtx);

@@ -4,11 +4,11 @@
 // free loopback ports; a connected socket; reading a wrapped socket up to a
 // marker. Shared by every tls-*.test.ts file.
 import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { TLSWrappedSocket } from "../../host/src/index.js";
+import type { CRT, Device, ECC, TLSWrappedSocket } from "../../host/src/index.js";
 import { requireTool } from "../../tools/programs.js";
 
 /** A peer process: its output so far, a wait for a pattern in it, and a kill. */
@@ -163,4 +163,35 @@ export async function listenLoopback(): Promise<Listener> {
     accepted: () => new Promise<Socket>((resolve) => server.once("connection", resolve)),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/**
+ * A device server's identity: a P-256 key made on the device, not
+ * exportable, and its leaf for `cn` issued by makePki's intermediate with
+ * the OpenSSL CLI (ext.cnf's [server]: SAN DNS:device.example), in
+ * `o`'s directory (which holds makePki's files).
+ */
+export async function deviceServerLeaf(
+  dev: Device,
+  o: Pick<OpensslDir, "run" | "path">,
+  cn = "device.example",
+): Promise<{ key: ECC; leaf: CRT }> {
+  const key = dev.pk.ECC("secp256r1");
+  await key.generate({ exportable: false });
+  const csr = await dev.x509.CSR.new(key, `CN=${cn}`, "sha256");
+  writeFileSync(o.path("device.csr.der"), csr.toDER());
+  await csr.close();
+  o.run(["req", "-inform", "DER", "-in", "device.csr.der", "-out", "device.csr"]);
+  o.run(
+    ["x509", "-req", "-in", "device.csr", "-CA", "inter.crt", "-CAkey", "inter.key", "-CAcreateserial", "-days", "30"].concat([
+      "-sha256",
+      "-extfile",
+      "ext.cnf",
+      "-extensions",
+      "server",
+      "-out",
+      "device.crt",
+    ]),
+  );
+  return { key, leaf: await dev.x509.CRT.fromPEM(readFileSync(o.path("device.crt"), "utf8")) };
 }
