@@ -5,7 +5,7 @@
 //               vs the same handshake by bench/tls_baseline.c: Mbed TLS's
 //               client and server in one process, the native build's
 //               library, the same certificate, key, version and suite (a
-//               device with one session, the STM32's, runs its client
+//               device that holds one session at a time runs its client
 //               against a Node TLS server instead);
 //   bulk        an established device client session writing to a Node TLS
 //               sink (one way) and echoing through a Node TLS server (each
@@ -156,12 +156,6 @@ async function deviceHandshakes(dev: Device, c: DeviceCreds, version: TLSVersion
   return { ms: median(times), suite };
 }
 
-/** Hello's TLS session limit, when this SDK parses it; else the STM32 image's 1 for boards other than native. */
-function sessionsMax(dev: Device): number {
-  const v = (dev.info as unknown as Record<string, unknown>).tlsSessionsMax;
-  return typeof v === "number" ? v : dev.info.board.startsWith("native") ? 8 : 1;
-}
-
 /** Median handshake of a device client with a Node TLS server (a device that holds one session). */
 async function nodeHandshakes(
   dev: Device,
@@ -223,7 +217,7 @@ export async function tlsWorkloads(
     ) as TlsFigures["baseline"];
     const c = await deviceCreds(dev, cred);
     try {
-      const oneSession = sessionsMax(dev) === 1;
+      const oneSession = dev.info.tls.sessionsMax < 2;
       f.handshake_peer = oneSession ? "Node" : "device";
       for (const v of ["TLSv1.2", "TLSv1.3"] as const) {
         o.log(`  ${v} handshakes through the device (${oneSession ? "its client, a Node server" : "client and server on it"})`);
