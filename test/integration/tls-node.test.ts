@@ -287,6 +287,19 @@ describe("device server against Node tls.connect (default options)", () => {
       if (device) await closed(device);
     }
   });
+
+  // Node verifies the chain in JavaScript once OpenSSL's handshake is over and then destroys the socket, no alert sent.
+  it("a client that does not trust the device's chain: the listener's 'tlsClientError', the device keeps serving", async () => {
+    const failed = once(listener, "tlsClientError") as Promise<[Error, TLSStream]>;
+    const node = nodeConnect({ host: "127.0.0.1", port, servername: HOST, ca: pem("other.crt") });
+    node.on("error", () => {});
+    const [err, stream] = await failed;
+    expect(err).toBeInstanceOf(TLSConnectionError);
+    expect(stream.secure).toBe(false);
+    await closed(stream);
+    node.destroy();
+    expect(Buffer.from(await dev.echo(Buffer.from("still here"))).toString()).toBe("still here");
+  });
 });
 
 describe("https.request through the device to https.createServer", () => {
