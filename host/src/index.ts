@@ -55,6 +55,7 @@ export type { SlotInfo, StoreOptions } from "./modules/slots.js";
 export { SlotsModule } from "./modules/slots.js";
 export type {
   CertificateChain,
+  CipherSuite,
   ConnectOptions,
   MaxFragmentLength,
   PreSharedKey,

@@ -142,6 +142,7 @@ enum ml_op {
     ML_OP_TLS_PEER_CHAIN = 169, /* Copy the peer's certificate chain into a new certificate-chain handle (x509); returns the number of certificates. */
     ML_OP_TLS_SESSION_GET = 170, /* Save a client session for resumption (mbedtls_ssl_get_session, once per session or TLS 1.3 ticket; its configuration has resumption on): returns the session sealed under the per-boot wrap key (AES-256-GCM), with its TLS version in the clear; nothing of it stays on the device. */
     ML_OP_TLS_SESSION_SET = 171, /* Offer a saved session (tls_session_get's blob) in a new client session's handshake (mbedtls_ssl_set_session), before its first step: a blob that does not authenticate (edited, another device or boot) is auth_failed, a version outside the configuration's bad_argument; either way no session is set. */
+    ML_OP_TLS_CIPHERSUITES = 172, /* The cipher suites this build offers, in Mbed TLS's order of preference (mbedtls_ssl_list_ciphersuites), from index start: [total, [[IANA number, Mbed TLS's name], ...]] with as many as fit one answer; the host pages until it has total. */
 };
 
 enum ml_status {

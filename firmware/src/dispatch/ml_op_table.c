@@ -109,5 +109,6 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_TLS_PEER_CHAIN, 2, 2, ml_op_tls_peer_chain},
     {ML_OP_TLS_SESSION_GET, 1, 1, ml_op_tls_session_get},
     {ML_OP_TLS_SESSION_SET, 2, 2, ml_op_tls_session_set},
+    {ML_OP_TLS_CIPHERSUITES, 1, 1, ml_op_tls_ciphersuites},
 };
 const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];

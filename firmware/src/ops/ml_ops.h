@@ -145,5 +145,6 @@ int ml_op_tls_info(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_tls_peer_chain(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_tls_session_get(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_tls_session_set(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_tls_ciphersuites(struct ml_call *call, CborValue *args, CborEncoder *result);
 
 #endif /* ML_OPS_H */

@@ -246,6 +246,8 @@ export const Op = {
   tlsSessionGet: 170,
   /** Offer a saved session (tls_session_get's blob) in a new client session's handshake (mbedtls_ssl_set_session), before its first step: a blob that does not authenticate (edited, another device or boot) is auth_failed, a version outside the configuration's bad_argument; either way no session is set. */
   tlsSessionSet: 171,
+  /** The cipher suites this build offers, in Mbed TLS's order of preference (mbedtls_ssl_list_ciphersuites), from index start: [total, [[IANA number, Mbed TLS's name], ...]] with as many as fit one answer; the host pages until it has total. */
+  tlsCiphersuites: 172,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -674,6 +676,7 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [169, { name: "tls_peer_chain", module: "tls", resend: "ordered", minArgs: 2, maxArgs: 2 }],
   [170, { name: "tls_session_get", module: "tls", resend: "ordered", minArgs: 1, maxArgs: 1 }],
   [171, { name: "tls_session_set", module: "tls", resend: "ordered", minArgs: 2, maxArgs: 2 }],
+  [172, { name: "tls_ciphersuites", module: "tls", resend: "record", minArgs: 1, maxArgs: 1 }],
 ]);
 
 export interface HashAlgInfo {

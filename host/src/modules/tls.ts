@@ -12,9 +12,9 @@
 
 import { isIP, Server, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { ArgumentError } from "../base/errors.js";
+import { ArgumentError, ProtocolError } from "../base/errors.js";
 import { Op, TlsVerify } from "../base/protocol.generated.js";
-import type { SessionContext } from "../session/context.js";
+import type { CallOptions, SessionContext } from "../session/context.js";
 import { DeviceObject, type HandleHolder } from "../session/device-object.js";
 import { SymmetricKey } from "./keys.js";
 import { PkKey } from "./pk-key.js";
@@ -299,6 +299,12 @@ export interface ConnectOptions extends TLSConfigurationOptions, TLSStreamOption
   configuration?: TLSConfiguration;
 }
 
+/** A cipher suite the device offers: Mbed TLS's name (e.g. "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256") and its IANA number (0xc02b). */
+export interface CipherSuite {
+  name: string;
+  id: number;
+}
+
 /** `dev.tls`. */
 export class TLSModule {
   /** Trust stores (the same class as `dev.x509.TrustStore`). */
@@ -319,6 +325,28 @@ export class TLSModule {
   /** A server configuration on the device (needs `certificateChain`, `sniCertificates`, `preSharedKey` or `preSharedKeyStore`). */
   ServerContext(configuration: TLSConfiguration): TLSContext {
     return new TLSContext(this.ctx, configuration, true);
+  }
+
+  /**
+   * The cipher suites the device offers, in its order of preference
+   * (python-mbedtls's `ciphers_available`): Mbed TLS's name and the IANA
+   * number that `ciphers` takes.
+   */
+  async ciphersAvailable(opts: CallOptions = {}): Promise<CipherSuite[]> {
+    const suites: CipherSuite[] = [];
+    for (;;) {
+      const r = await this.ctx.call(Op.tlsCiphersuites, [suites.length], opts);
+      if (!Array.isArray(r) || r.length !== 2 || typeof r[0] !== "number" || !Array.isArray(r[1]))
+        throw new ProtocolError("tls_ciphersuites: not [total, entries]");
+      const [total, page] = r as [number, unknown[]];
+      for (const e of page) {
+        if (!Array.isArray(e) || typeof e[0] !== "number" || typeof e[1] !== "string")
+          throw new ProtocolError("tls_ciphersuites: not [id, name]");
+        suites.push({ id: e[0], name: e[1] });
+      }
+      if (suites.length >= total) return suites;
+      if (page.length === 0) throw new ProtocolError("tls_ciphersuites: an empty page before the last suite");
+    }
   }
 
   /**
