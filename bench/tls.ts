@@ -20,7 +20,6 @@ import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startRelay } from "../hil/fault-relay.js";
 import {
   connectTo,
   type EchoServer,
@@ -30,8 +29,8 @@ import {
   type TlsServerCredentials,
   tlsEcho,
 } from "../hil/tls-echo.js";
-import { type CRT, type Device, type ECC, open, type TLSContext, type TLSVersion, type TrustStore } from "../host/src/index.js";
-import { startNative } from "../host/src/targets/native.js";
+import type { CRT, Device, ECC, TLSContext, TLSVersion, TrustStore } from "../host/src/index.js";
+import { withCappedDevice } from "./line-rate.js";
 import type { Row } from "./report.js";
 import { MiB, median } from "./stats.js";
 
@@ -254,34 +253,24 @@ export async function tlsLineRate(o: {
   log: (m: string) => void;
 }): Promise<{ Bps: number; fraction: number; bytes: number }> {
   const dir = mkdtempSync(join(tmpdir(), "bench-tls-line-"));
-  const native = await startNative();
   try {
     const cred = makeSelfSignedP256(dir);
-    const relay = await startRelay({ devicePath: native.path, seed: 1, baud: LINE_BAUD });
-    try {
-      const dev = await open(relay.hostPath, { timeoutMs: 120_000 });
+    return await withCappedDevice(LINE_BAUD, async (dev) => {
+      const bytes = Math.round(((LINE_BAUD / 10) * (o.quick ? 4 : 10)) / 16384) * 16384;
+      o.log(`  TLS 1.3 write of ${bytes >> 10} KiB at ${LINE_BAUD} baud`);
+      const c = await deviceCreds(dev, cred);
+      const client = clientOf(dev, c, "TLSv1.3");
+      const sink = await startEchoServer(cred, "TLSv1.3", false);
       try {
-        const bytes = Math.round(((LINE_BAUD / 10) * (o.quick ? 4 : 10)) / 16384) * 16384;
-        o.log(`  TLS 1.3 write of ${bytes >> 10} KiB at ${LINE_BAUD} baud`);
-        const c = await deviceCreds(dev, cred);
-        const client = clientOf(dev, c, "TLSv1.3");
-        const sink = await startEchoServer(cred, "TLSv1.3", false);
-        try {
-          const Bps = await tlsWrite(client, sink, bytes);
-          return { Bps, fraction: Bps / (LINE_BAUD / 10), bytes };
-        } finally {
-          await client.close();
-          await sink.close();
-          await c.close();
-        }
+        const Bps = await tlsWrite(client, sink, bytes);
+        return { Bps, fraction: Bps / (LINE_BAUD / 10), bytes };
       } finally {
-        await dev.close();
+        await client.close();
+        await sink.close();
+        await c.close();
       }
-    } finally {
-      await relay.stop();
-    }
+    });
   } finally {
-    await native.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
