@@ -45,6 +45,10 @@ beforeAll(async () => {
     ["ECDHServer", dev.pk.ECDHServer()],
     ["ECDHClient", dev.pk.ECDHClient()],
     ["TLSError", new sdk.TLSError(11, -0x10, "a message")],
+    // The scripted device answers tls_conf_new and tls_new with null (ok).
+    ["TLSConfiguration", new sdk.TLSConfiguration()],
+    ["TLSContext", dev.tls.ClientContext(new sdk.TLSConfiguration({ validateCertificates: false }))],
+    ["TLSWrappedBuffer", dev.tls.ClientContext(new sdk.TLSConfiguration({ validateCertificates: false })).wrapBuffers(null)],
   ]);
 });
 afterAll(async () => {
