@@ -8,7 +8,8 @@
 // `streamEvery`-th operation is a long stream instead, in turn a hash of
 // `streamBytes` (1 MiB) fed in pieces of up to 8 × `maxData` bytes, or an
 // AES-256-CTR encryption of `streamBytes` (one encrypt(): a device context
-// fed pipelined cipher_update requests). TLS records do not exist yet.
+// fed pipelined cipher_update requests). TLS records run beside it
+// (hil/tls-echo.ts: faults.test.ts and tools/soak.ts start both).
 import {
   createCipheriv,
   createHash,
@@ -136,7 +137,7 @@ export async function runWorkload(dev: Device, opts: WorkloadOptions): Promise<W
     maxOverrunMs: Number.NEGATIVE_INFINITY,
     maxOpMs: 0,
     wallMs: 0,
-    notes: ["TLS records: not in the workload (the firmware has no TLS yet)"],
+    notes: [],
     samples: [],
   };
   const onSettled = (s: CallSettledInfo) => {

@@ -107,7 +107,6 @@ async function main(): Promise<number> {
     relay.set({ up: {}, down: {} });
     const after = await heap(dev);
     const st = relay.stats();
-    r.notes = r.notes.filter((n) => !n.startsWith("TLS records")); // they ran beside it (below)
     console.log(formatReport(r));
     console.log(formatTlsReport(t));
     console.log(

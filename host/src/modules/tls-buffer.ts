@@ -64,6 +64,12 @@ export interface TLSWrapOptions {
   session?: TLSSession | undefined;
 }
 
+/**
+ * Bytes a record adds to its plaintext at most among the suites the device
+ * has: header 5, explicit IV 16, MAC 48 (SHA-384), CBC padding up to 16;
+ * AEAD suites add 5 + 8 + 16 (TLS 1.2) or 5 + 1 + 16 (TLS 1.3).
+ */
+const RECORD_EXPANSION_MAX = 85;
 /** A handshake step runs the device's public-key operations: seconds on a microcontroller. */
 const HANDSHAKE_TIMEOUT_MS = 60_000;
 
@@ -264,7 +270,7 @@ export class TLSWrappedBuffer implements AsyncDisposable {
   /** Application data (at most `max` bytes, default the device's largest record); an empty array once the peer sent close_notify; WantRead when more network bytes are needed. */
   async read(max = this.#ctx.tls.inRecord || 16384, opts: CallOptions = {}): Promise<Uint8Array | Want> {
     if (!Number.isInteger(max) || max < 1) throw new ArgumentError("read(max): max is a positive integer");
-    return this.loop(Op.tlsRead, [Math.min(max, this.#ctx.chunkSize)], 3, opts, async ({ state, items }) => {
+    return this.loop(Op.tlsRead, [Math.min(max, this.#ctx.streamChunk)], 3, opts, async ({ state, items }) => {
       if (state === TlsState.closed) return new Uint8Array(0);
       const data = items[1];
       if (!(data instanceof Uint8Array)) throw new ProtocolError("tls_read: data is not a byte string");
@@ -272,12 +278,24 @@ export class TLSWrappedBuffer implements AsyncDisposable {
     });
   }
 
-  /** Encrypts as much of `data` as whole records carry now; resolves with the bytes written (its ciphertext is in peekOutgoing()). */
+  /**
+   * Encrypts as much of `data` as whole records carry now; resolves with the
+   * bytes written (its ciphertext is in peekOutgoing()). One call sends at
+   * most what the device's output ring takes as one record (so no request
+   * carries bytes the device would refuse), and less while the line loses
+   * frames (streamChunk).
+   */
   async write(data: Uint8Array, opts: CallOptions = {}): Promise<number | Want> {
-    const d = checkBytes(data, "write()").subarray(0, this.#ctx.chunkSize);
+    const d = checkBytes(data, "write()").subarray(0, Math.min(this.#ctx.streamChunk, this.writePiece()));
     return this.loop(Op.tlsWrite, [d], 3, opts, async ({ state, items }) =>
       state === TlsState.done ? uint(items[1], "tls_write: written") : undefined,
     );
+  }
+
+  /** Plaintext bytes one tls_write is given: the output ring less a record's largest expansion, or the request size from firmware that does not say its ring. */
+  private writePiece(): number {
+    const ring = this.#ctx.tls.ring;
+    return ring > RECORD_EXPANSION_MAX ? ring - RECORD_EXPANSION_MAX : this.#ctx.chunkSize;
   }
 
   /** Writes all of `data`, record after record. */
@@ -391,7 +409,7 @@ export class TLSWrappedBuffer implements AsyncDisposable {
   /** Takes `pending` output bytes from the device. */
   private async take(pending: number): Promise<void> {
     while (pending > 0) {
-      const want = Math.min(pending, this.#ctx.chunkSize);
+      const want = Math.min(pending, this.#ctx.streamChunk);
       const r = await this.#session.call(Op.tlsTake, [want]);
       if (!(r instanceof Uint8Array) || r.length > want) throw new ProtocolError("tls_take: not the bytes asked for");
       if (r.length === 0) break;
