@@ -36,6 +36,7 @@ import {
   opensslDir,
   type Peer,
   recvUntil,
+  SERVER_CHAIN_ARGS,
   stopPeers,
   utf8,
   TLS_VERSIONS as VERSIONS,
@@ -335,13 +336,7 @@ describe("mutual TLS", () => {
       const leaf = await dev.x509.CRT.fromPEM(readFileSync(path("slot.crt"), "utf8"));
       const ctx = dev.tls.ClientContext(new dev.tls.TLSConfiguration({ trustStore: trust, certificateChain: [[leaf, inter], slotKey] }));
       const { port, peer } = await sServer(
-        [flag, "-cert", "server.crt", "-key", "server.key", "-cert_chain", "inter.crt"].concat([
-          "-Verify",
-          "1",
-          "-CAfile",
-          "root.crt",
-          "-verify_return_error",
-        ]),
+        [flag, ...SERVER_CHAIN_ARGS].concat(["-Verify", "1", "-CAfile", "root.crt", "-verify_return_error"]),
       );
       const tls = ctx.wrapSocket(await connectTo(port), "device.example");
       try {
@@ -524,16 +519,7 @@ describe("ALPN on a device client", () => {
   const innerProtocols = ["h2", "http/1.1"];
 
   it("s_server -alpn sees the device's list and the device reads the protocol it chose", async () => {
-    const { port, peer } = await sServer([
-      "-cert",
-      "server.crt",
-      "-key",
-      "server.key",
-      "-cert_chain",
-      "inter.crt",
-      "-alpn",
-      "spdy/3,http/1.1",
-    ]);
+    const { port, peer } = await sServer([...SERVER_CHAIN_ARGS, "-alpn", "spdy/3,http/1.1"]);
     const ctx = dev.tls.ClientContext(new dev.tls.TLSConfiguration({ trustStore: trust, innerProtocols }));
     const tls = ctx.wrapSocket(await connectTo(port), "device.example");
     try {
@@ -550,7 +536,7 @@ describe("ALPN on a device client", () => {
   });
 
   it("no protocol in common: OpenSSL 3 sends no_application_protocol, the device names the alert", async () => {
-    const { port, peer } = await sServer(["-cert", "server.crt", "-key", "server.key", "-cert_chain", "inter.crt", "-alpn", "spdy/3"]);
+    const { port, peer } = await sServer([...SERVER_CHAIN_ARGS, "-alpn", "spdy/3"]);
     const ctx = dev.tls.ClientContext(new dev.tls.TLSConfiguration({ trustStore: trust, innerProtocols }));
     const tls = ctx.wrapSocket(await connectTo(port), "device.example");
     try {

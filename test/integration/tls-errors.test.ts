@@ -27,7 +27,7 @@ import {
 import { requireTool } from "../../tools/programs.js";
 import { useSession } from "./session.js";
 import { TARGET } from "./target.js";
-import { connectTo, freePort, type Peer, recvUntil, spawnPeer, stopPeers, text, utf8 } from "./tls-peers.js";
+import { connectTo, freePort, type Peer, recvUntil, SERVER_CHAIN_ARGS, spawnPeer, stopPeers, text, utf8 } from "./tls-peers.js";
 import { makePki } from "./x509-verify-pki.js";
 
 const session = useSession({ endsAt: { heap: "open", handles: true } });
@@ -38,7 +38,7 @@ const PSK = "00112233445566778899aabbccddeeff";
 const OTHER_PSK = "ffeeddccbbaa99887766554433221100";
 const FATAL_ALERT = -0x7780; // MBEDTLS_ERR_SSL_FATAL_ALERT_MESSAGE
 /** s_server's certificate chain (makePki's leaf for device.example and its intermediate). */
-const CHAIN = ["-cert", "server.crt", "-key", "server.key", "-cert_chain", "inter.crt"];
+const CHAIN = SERVER_CHAIN_ARGS;
 let root: CRT;
 let trust: TrustStore;
 let certClient: TLSContext;

@@ -28,7 +28,18 @@ import {
 import { requireTool } from "../../tools/programs.js";
 import { useSession } from "./session.js";
 import { TARGET } from "./target.js";
-import { connectTo, deviceServerLeaf, freePort, type Peer, recvUntil, spawnPeer, stopPeers, text, utf8 } from "./tls-peers.js";
+import {
+  connectTo,
+  deviceServerLeaf,
+  freePort,
+  type Peer,
+  recvUntil,
+  SERVER_CHAIN_ARGS,
+  spawnPeer,
+  stopPeers,
+  text,
+  utf8,
+} from "./tls-peers.js";
 import { makePki } from "./x509-verify-pki.js";
 
 const session = useSession({ endsAt: { heap: "open", handles: true } });
@@ -78,14 +89,7 @@ beforeAll(async () => {
   // Default record sizes (16 KiB), which the device's input buffer takes.
   for (const [v, flag] of VERSIONS) {
     const port = await freePort();
-    const peer = spawnOpenssl(
-      ["s_server", flag, "-accept", String(port), "-alpn", "h2,http/1.1", "-cert", "server.crt", "-key", "server.key"].concat([
-        "-cert_chain",
-        "inter.crt",
-        "-naccept",
-        "100",
-      ]),
-    );
+    const peer = spawnOpenssl(["s_server", flag, "-accept", String(port), "-alpn", "h2,http/1.1", ...SERVER_CHAIN_ARGS, "-naccept", "100"]);
     await peer.waitFor("ACCEPT");
     sServers.set(v, { port, peer });
   }

@@ -22,7 +22,7 @@ import {
 import { requireTool } from "../../tools/programs.js";
 import { useSession } from "./session.js";
 import { TARGET } from "./target.js";
-import { connectTo, freePort, type Peer, recvUntil, spawnPeer, stopPeers, utf8 } from "./tls-peers.js";
+import { connectTo, freePort, type Peer, recvUntil, SERVER_CHAIN_ARGS, spawnPeer, stopPeers, utf8 } from "./tls-peers.js";
 import { makePki } from "./x509-verify-pki.js";
 
 const session = useSession({ endsAt: { heap: "open", handles: true } });
@@ -43,11 +43,7 @@ beforeAll(async () => {
   await trust.add(root);
   port = await freePort();
   // -rev: the server answers each line reversed, so data goes both ways without its stdin.
-  peer = spawnPeer(
-    openssl,
-    ["s_server", "-tls1_3", "-rev", "-accept", String(port), "-cert", "server.crt", "-key", "server.key", "-cert_chain", "inter.crt"],
-    dir,
-  );
+  peer = spawnPeer(openssl, ["s_server", "-tls1_3", "-rev", "-accept", String(port), ...SERVER_CHAIN_ARGS], dir);
   await peer.waitFor("ACCEPT");
 }, 120_000);
 

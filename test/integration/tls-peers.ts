@@ -118,6 +118,9 @@ export async function recvUntil(tls: TLSWrappedSocket, marker: string): Promise<
   return got;
 }
 
+/** s_server's arguments for makePki's server leaf, its key and the intermediate. */
+export const SERVER_CHAIN_ARGS: readonly string[] = ["-cert", "server.crt", "-key", "server.key", "-cert_chain", "inter.crt"];
+
 /** The TLS versions the tests run, as the SDK names them, with OpenSSL's flag for each. */
 export const TLS_VERSIONS = [
   ["TLSv1.2", "-tls1_2"],

@@ -35,6 +35,7 @@ import {
   opensslDir,
   type Peer,
   recvUntil,
+  SERVER_CHAIN_ARGS,
   stopPeers,
   utf8,
   TLS_VERSIONS as VERSIONS,
@@ -67,12 +68,7 @@ beforeAll(async () => {
   await client.ready;
   for (const [v, flag] of VERSIONS) {
     const port = await freePort();
-    const peer = ossl.spawn(
-      ["s_server", flag, "-accept", String(port), "-no_cache", "-cert", "server.crt", "-key", "server.key"].concat([
-        "-cert_chain",
-        "inter.crt",
-      ]),
-    );
+    const peer = ossl.spawn(["s_server", flag, "-accept", String(port), "-no_cache", ...SERVER_CHAIN_ARGS]);
     await peer.waitFor("ACCEPT");
     sServers.set(v, { port, peer });
   }

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CipherSuite, CRT, Device, TLSContext, TrustStore } from "../../host/src/index.js";
 import { useSession } from "./session.js";
-import { connectTo, freePort, opensslDir, type Peer, recvUntil, stopPeers, utf8 } from "./tls-peers.js";
+import { connectTo, freePort, opensslDir, type Peer, recvUntil, SERVER_CHAIN_ARGS, stopPeers, utf8 } from "./tls-peers.js";
 import { makePki } from "./x509-verify-pki.js";
 
 const session = useSession({ endsAt: { heap: "open", handles: true } });
@@ -26,18 +26,7 @@ const opensslIds = (prefix: string): Set<number> =>
 
 async function sServer(args: string[]): Promise<{ port: number; peer: Peer }> {
   const port = await freePort();
-  const peer = ossl.spawn([
-    "s_server",
-    "-accept",
-    String(port),
-    "-cert",
-    "server.crt",
-    "-key",
-    "server.key",
-    "-cert_chain",
-    "inter.crt",
-    ...args,
-  ]);
+  const peer = ossl.spawn(["s_server", "-accept", String(port), ...SERVER_CHAIN_ARGS, ...args]);
   await peer.waitFor("ACCEPT");
   return { port, peer };
 }
