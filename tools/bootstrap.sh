@@ -18,6 +18,11 @@ declare -A need=(
   [cmake]=cmake [ctest]=cmake [make]=make [cc]=gcc [c++]=g++ [curl]=curl [tar]=tar [bzip2]=bzip2 [xz]=xz-utils
   [sha256sum]=coreutils [clang-format]=clang-format [openssl]=openssl [setpriv]=util-linux [flock]=util-linux
   [socat]=socat [valgrind]=valgrind
+  # the third-party DTLS peers of test/integration/dtls-*.test.ts: GnuTLS, and
+  # libcoap, whose programs come in one build per TLS library; Mbed TLS's
+  # ssl_server2 and ssl_client2 are built by tools/build-mbedtls-programs.sh
+  [gnutls-serv]=gnutls-bin [gnutls-cli]=gnutls-bin [coap-server-openssl]=libcoap3-bin [coap-client-openssl]=libcoap3-bin
+  [coap-server-gnutls]=libcoap3-bin [coap-client-gnutls]=libcoap3-bin
 )
 declare -A want=(
   [arm-none-eabi-gcc]=gcc-arm-none-eabi [arm-none-eabi-size]=binutils-arm-none-eabi [arm-none-eabi-nm]=binutils-arm-none-eabi
