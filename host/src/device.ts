@@ -10,6 +10,7 @@ import type { LinkCounters, SerialOptions, Transport } from "./link/transport.js
 import { SerialTransport } from "./link/transport.js";
 import { CipherModule } from "./modules/cipher.js";
 import { CmacModule } from "./modules/cmac.js";
+import { DTLSModule } from "./modules/dtls.js";
 import { HashModule, hashNameOf } from "./modules/hash.js";
 import { HkdfModule } from "./modules/hkdf.js";
 import { HmacModule } from "./modules/hmac.js";
@@ -219,6 +220,8 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
   readonly x509: X509Module;
   /** TLS sessions run on the device: configurations, contexts, wrapped buffers and sockets (python-mbedtls's `tls`). */
   readonly tls: TLSModule;
+  /** DTLS 1.2 sessions run on the device: configurations, contexts, wrapped datagram buffers (python-mbedtls's `DTLSConfiguration`). */
+  readonly dtls: DTLSModule;
   /** @internal What the modules use of this session. */
   readonly _context: SessionContext;
   private _info: DeviceInfo | undefined;
@@ -258,6 +261,7 @@ export class Device extends EventEmitter<DeviceEventMap> implements AsyncDisposa
     this.mpi = new MpiModule(ctx);
     this.x509 = new X509Module(ctx);
     this.tls = new TLSModule(ctx);
+    this.dtls = new DTLSModule(ctx, this.tls.TrustStore);
     this.rpc.on("frameDropped", (info) => this.emit("frameDropped", info));
     this.rpc.on("disconnected", (err) => this.emit("disconnected", err));
     this.rpc.on("busy", (info) => this.emit("busy", info));

@@ -25,6 +25,10 @@ export {
 } from "./modules/cipher.js";
 export type { CmacCipher, CmacOptions } from "./modules/cmac.js";
 export { Cmac, CmacModule } from "./modules/cmac.js";
+export type { DTLSConfigurationOptions, DTLSVersion } from "./modules/dtls.js";
+export { DTLSConfiguration, DTLSContext, DTLSModule } from "./modules/dtls.js";
+export type { DTLSInfo, DTLSWrapOptions } from "./modules/dtls-buffer.js";
+export { DTLSWrappedBuffer, HelloVerifyRequest } from "./modules/dtls-buffer.js";
 export { Hash, HashModule } from "./modules/hash.js";
 export { HkdfModule } from "./modules/hkdf.js";
 export type { HmacOptions } from "./modules/hmac.js";

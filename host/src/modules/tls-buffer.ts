@@ -73,7 +73,7 @@ const RECORD_EXPANSION_MAX = 85;
 /** A handshake step runs the device's public-key operations: seconds on a microcontroller. */
 const HANDSHAKE_TIMEOUT_MS = 60_000;
 
-function uint(v: unknown, what: string): number {
+export function uint(v: unknown, what: string): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0) throw new ProtocolError(`${what} is not an unsigned integer`);
   return v;
 }
@@ -88,7 +88,7 @@ const isString = (x: unknown): x is string => typeof x === "string";
 const isNumber = (x: unknown): x is number => typeof x === "number";
 const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
 
-function parseInfo(r: unknown): TLSInfo {
+export function parseInfo(r: unknown): TLSInfo {
   if (typeof r !== "object" || r === null || Array.isArray(r) || r instanceof Uint8Array) throw new ProtocolError("tls_info: not a map");
   const m = r as Record<string, unknown>;
   if (typeof m.established !== "boolean" || typeof m.fatal !== "number") throw new ProtocolError("tls_info: malformed map");
@@ -112,15 +112,15 @@ function parseInfo(r: unknown): TLSInfo {
 }
 
 /** [state, ...] of a step's answer: the state, and the last item (output bytes pending). */
-function stepResult(r: unknown, op: string, n: number): { state: number; items: unknown[]; pending: number } {
+export function stepResult(r: unknown, op: string, n: number): { state: number; items: unknown[]; pending: number } {
   if (!Array.isArray(r) || r.length !== n) throw new ProtocolError(`${op}: the answer is not a ${n}-item array`);
   const state = uint(r[0], `${op}: state`);
-  if (state > TlsState.ticket) throw new ProtocolError(`${op}: unknown state ${state}`);
+  if (!(Object.values(TlsState) as number[]).includes(state)) throw new ProtocolError(`${op}: unknown state ${state}`);
   return { state, items: r, pending: uint(r[n - 1], `${op}: pending`) };
 }
 
-/** The session object on the device (a handle of type TLS session, never swapped out). */
-class SessionObject extends DeviceObject {
+/** The session object on the device (a handle of type TLS session, never swapped out; dtls-buffer.ts's too). */
+export class SessionObject extends DeviceObject {
   constructor(ctx: SessionContext, context: HandleHolder, serverHostname: string | null) {
     super(ctx, { pinned: true });
     this.track(this.open((h, confHandle) => ctx.call(Op.tlsNew, [h, confHandle, serverHostname]), context));

@@ -231,21 +231,25 @@ export class TLSContext extends DeviceObject {
   readonly server: boolean;
   /** Resolves once the device has the configuration; rejects with its refusal. */
   readonly ready: Promise<void>;
+  /** tls-conf entries of a datagram configuration (dtls.ts's DTLSContext), added to the TLS ones. */
+  readonly #datagram: Readonly<Record<string, unknown>> | undefined;
 
-  /** @internal Made by `dev.tls.ClientContext(conf)` / `ServerContext(conf)`. */
-  constructor(ctx: SessionContext, configuration: TLSConfiguration, server: boolean) {
+  /** @internal Made by `dev.tls.ClientContext(conf)` / `ServerContext(conf)`, and by dtls.ts with `datagram`. */
+  constructor(ctx: SessionContext, configuration: TLSConfiguration, server: boolean, datagram?: Readonly<Record<string, unknown>>) {
     super(ctx, { pinned: true });
     if (!(configuration instanceof TLSConfiguration)) throw new ArgumentError("expected a TLSConfiguration");
     this.configuration = configuration;
     this.server = server;
+    this.#datagram = datagram;
     const o = configuration.options;
-    const created = this.open((h) => withHandlesOf(ctx, holdersOf(o), (hs) => ctx.call(Op.tlsConfNew, [h, confMap(o, server, hs)])));
+    const map = (hs: number[]) => ({ ...confMap(o, server, hs), ...datagram });
+    const created = this.open((h) => withHandlesOf(ctx, holdersOf(o), (hs) => ctx.call(Op.tlsConfNew, [h, map(hs)])));
     this.ready = created.then(() => {});
     this.ready.catch(() => {});
   }
 
   protected get what(): string {
-    return `TLS ${this.server ? "server" : "client"} configuration`;
+    return `${this.#datagram ? "DTLS" : "TLS"} ${this.server ? "server" : "client"} configuration`;
   }
 
   /**

@@ -1,0 +1,379 @@
+// A DTLS 1.2 session on the device (spec.md 7.13) as python-mbedtls's
+// TLSWrappedBuffer over datagrams: sans-I/O. Datagrams from the network go in
+// whole with receiveFromNetwork() (kept on the host, fed one per tls_feed as
+// the device's input queue takes them), datagrams for the network come out
+// whole with takeDatagrams() (or peekOutgoing() / consumeOutgoing() over the
+// next one). Nothing here merges or splits a datagram.
+//
+// Retransmission is Mbed TLS's, on the device's clock: every step answer of a
+// datagram session ends with the milliseconds until the timer fires
+// (nextTimeout()); the caller steps again (doHandshake()) when it does, and
+// whatever Mbed TLS resent is in takeDatagrams(). A cookie server answers a
+// ClientHello without a valid cookie with HelloVerifyRequest: the request is
+// in takeDatagrams(), the device has reset the session, and the next
+// ClientHello needs setCookieParam() (the peer's address) again.
+//
+// dtls-socket.ts pumps these between a dgram socket and the device.
+
+import { ArgumentError, DeviceError, ProtocolError, TimeoutError } from "../base/errors.js";
+import { Op, TlsState } from "../base/protocol.generated.js";
+import { checkBytes } from "../base/util.js";
+import { atLeast, type CallOptions, type SessionContext } from "../session/context.js";
+import type { HandleHolder } from "../session/device-object.js";
+import { parseInfo, SessionObject, stepResult, type TLSInfo, uint, type Want, WantRead, WantWrite } from "./tls-buffer.js";
+import { tlsError } from "./tls-errors.js";
+
+export { type Want, WantRead, WantWrite };
+
+/** A cookie server's answer to a ClientHello without a valid cookie (python-mbedtls raises `HelloVerifyRequest`): send takeDatagrams(), then setCookieParam() for the next ClientHello. */
+export const HelloVerifyRequest = Object.freeze({ helloVerifyRequest: true as const });
+export type HelloVerifyRequest = typeof HelloVerifyRequest;
+
+/** tls_state hello_verify (spec.md 7.13). */
+const STATE_HELLO_VERIFY = 5;
+/** dtls_setup (spec.md 7.13). */
+const OP_DTLS_SETUP = 180;
+/** A handshake step runs the device's public-key operations: seconds on a microcontroller. */
+const STEP_TIMEOUT_MS = 60_000;
+/** Steps in a row that the timer's "expired now" (0) may ask for within one call (each resends a flight and at least doubles the timer). */
+const EXPIRED_STEPS_MAX = 4;
+
+/** What the device says of a DTLS session (tls_info). */
+export interface DTLSInfo extends TLSInfo {
+  /** "datagram" (a session of a DTLS configuration). */
+  transport: "stream" | "datagram";
+  /** The own Connection ID in use (RFC 9146), undefined when none. */
+  cid: Uint8Array | undefined;
+  /** The peer's Connection ID once the handshake agreed on one. */
+  peerCid: Uint8Array | undefined;
+  /** The datagram size Mbed TLS keeps to (dtls_setup's mtu), undefined when none was set. */
+  mtu: number | undefined;
+  /** Records that failed authentication and were dropped (counted against badMacLimit). */
+  badMacSeen: number;
+}
+
+/** Options of a wrapped DTLS session. */
+export interface DTLSWrapOptions {
+  /** The whole handshake must be over within this many ms (default 60 s), else doHandshake() throws TimeoutError; Mbed TLS's own limit is handshakeTimeoutMax. */
+  handshakeTimeoutMs?: number | undefined;
+  /** The largest datagram the session sends (64 up to the device's record size; mbedtls_ssl_set_mtu), default the configuration's `mtu`. */
+  mtu?: number | undefined;
+  /** The own Connection ID's bytes (as many as the configuration's `cid`); default random bytes from the device. */
+  cid?: Uint8Array | undefined;
+}
+
+const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
+
+function parseDtlsInfo(r: unknown): DTLSInfo {
+  const m = r as Record<string, unknown>;
+  const bytes = (v: unknown, what: string): Uint8Array | undefined => {
+    if (v === undefined || v === null) return undefined;
+    if (!isBytes(v)) throw new ProtocolError(`tls_info: "${what}" is not a byte string`);
+    return v;
+  };
+  const info = parseInfo(r);
+  return {
+    ...info,
+    transport: m.transport === "datagram" ? "datagram" : "stream",
+    cid: bytes(m.cid, "cid"),
+    peerCid: bytes(m.peer_cid, "peer_cid"),
+    mtu: m.mtu === undefined || m.mtu === null ? undefined : uint(m.mtu, "tls_info: mtu"),
+    badMacSeen: m.badmac_seen === undefined ? 0 : uint(m.badmac_seen, "tls_info: badmac_seen"),
+  };
+}
+
+/** A datagram session's step answer: the stream items, then `timer` (ms until the retransmission timer fires, null when none is armed). */
+function datagramStep(r: unknown, op: string, n: number): ReturnType<typeof stepResult> & { timer: number | null } {
+  if (!Array.isArray(r) || r.length !== n + 1) throw new ProtocolError(`${op}: the answer is not a ${n + 1}-item array`);
+  const t = r[n];
+  const timer = t === null ? null : uint(t, `${op}: timer`);
+  return { ...stepResult(r.slice(0, n), op, n), timer };
+}
+
+/** A DTLS 1.2 session on the device over datagrams the caller moves (python-mbedtls's `TLSWrappedBuffer` of a `DTLSConfiguration`). */
+export class DTLSWrappedBuffer implements AsyncDisposable {
+  /** The whole handshake must be over within this many ms (TimeoutError). */
+  readonly handshakeTimeoutMs: number;
+  readonly #ctx: SessionContext;
+  readonly #session: SessionObject;
+  readonly #mtu: number | undefined;
+  readonly #cid: Uint8Array | undefined;
+  #incoming: Uint8Array[] = [];
+  #outgoing: Uint8Array[] = [];
+  #dropped = 0;
+  /** dtls_setup calls not awaited yet (a failure surfaces at the next step). */
+  #setup: Promise<unknown> | undefined;
+  /** The last step's timer and when its answer came (Date.now()). */
+  #timer: { ms: number; at: number } | undefined;
+  #info: DTLSInfo | undefined;
+  #handshakeStart: number | undefined;
+
+  /** @internal Made by `context.wrapBuffers()` (dtls.ts). */
+  constructor(
+    ctx: SessionContext,
+    readonly context: HandleHolder,
+    readonly serverHostname: string | null,
+    opts: DTLSWrapOptions = {},
+  ) {
+    if (opts.mtu !== undefined && !(Number.isInteger(opts.mtu) && opts.mtu >= 64 && opts.mtu <= 65535))
+      throw new ArgumentError("mtu: an integer of at least 64");
+    if (opts.cid !== undefined) checkBytes(opts.cid, "cid");
+    const timeout = opts.handshakeTimeoutMs ?? STEP_TIMEOUT_MS;
+    if (!Number.isFinite(timeout) || timeout <= 0) throw new ArgumentError("handshakeTimeoutMs: a positive number of ms");
+    this.handshakeTimeoutMs = timeout;
+    this.#ctx = ctx;
+    this.#mtu = opts.mtu;
+    this.#cid = opts.cid === undefined ? undefined : Uint8Array.from(opts.cid);
+    this.#session = new SessionObject(ctx, context, serverHostname);
+    if (this.#mtu !== undefined || this.#cid !== undefined) this.setup(null);
+  }
+
+  /** The device handle of the session. */
+  get handle(): number {
+    return this.#session.handle;
+  }
+
+  /** Frees the session on the device. */
+  close(): Promise<void> {
+    return this.#session.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /**
+   * The client's transport identity (python-mbedtls's `setcookieparam`; e.g.
+   * its address and port as bytes): a cookie server's cookie is bound to it.
+   * Needed before the first doHandshake() of a cookie server, and again
+   * after each HelloVerifyRequest (the device reset the session). A refusal
+   * surfaces here (the promise; awaiting it is optional) and at the next
+   * doHandshake().
+   */
+  setCookieParam(peer: Uint8Array): Promise<void> {
+    const p = checkBytes(peer, "setCookieParam()");
+    if (p.length === 0) throw new ArgumentError("setCookieParam(): the peer's transport id is not empty");
+    return this.setup(Uint8Array.from(p));
+  }
+
+  /** Queues one datagram from the network (whole: the device takes it whole or not yet). */
+  receiveFromNetwork(datagram: Uint8Array): void {
+    const d = checkBytes(datagram, "receiveFromNetwork()");
+    if (d.length === 0) return;
+    if (d.length > this.#ctx.chunkSize) {
+      this.#dropped++; // no request carries it: lost as on a link with a smaller MTU
+      return;
+    }
+    this.#incoming.push(Uint8Array.from(d));
+  }
+
+  /** Datagrams from the network dropped because they were larger than one request carries. */
+  get droppedDatagrams(): number {
+    return this.#dropped;
+  }
+
+  /** Datagrams received that the device has not taken yet. */
+  get incomingCount(): number {
+    return this.#incoming.length;
+  }
+
+  /** The datagrams waiting for the network, in order; they are the caller's now. */
+  takeDatagrams(): Uint8Array[] {
+    const out = this.#outgoing;
+    this.#outgoing = [];
+    return out;
+  }
+
+  /** The next datagram waiting for the network (empty when none), not consumed. */
+  peekOutgoing(): Uint8Array {
+    return this.#outgoing[0] ?? new Uint8Array(0);
+  }
+
+  /** Drops the next datagram waiting for the network (it was sent): `n` is its length. */
+  consumeOutgoing(n: number): void {
+    const next = this.#outgoing[0];
+    if (n === 0 && next === undefined) return;
+    if (next === undefined || n !== next.length)
+      throw new ArgumentError(`consumeOutgoing(${n}): the next datagram has ${next?.length ?? 0} bytes (datagrams go whole)`);
+    this.#outgoing.shift();
+  }
+
+  /** Datagrams waiting for the network. */
+  get outgoingCount(): number {
+    return this.#outgoing.length;
+  }
+
+  /**
+   * Ms until the device's retransmission timer fires, from the last step's
+   * answer (0: it has: call doHandshake() again), null when none is armed.
+   */
+  nextTimeout(): number | null {
+    const t = this.#timer;
+    return t === undefined ? null : Math.max(0, t.ms - (Date.now() - t.at));
+  }
+
+  /**
+   * Runs the handshake as far as the datagrams at hand allow: "done";
+   * WantRead (send takeDatagrams(), wait for a datagram or nextTimeout(),
+   * call again); or, on a cookie server, HelloVerifyRequest (send it; the
+   * session waits for the next ClientHello, after setCookieParam()). A
+   * failure throws Mbed TLS's error typed as dev.tls's (TLSHandshakeError,
+   * TLSAlertError, TLSCertificateError; Mbed TLS's own MBEDTLS_ERR_SSL_TIMEOUT
+   * once its retransmissions are over); its alert is in takeDatagrams().
+   */
+  async doHandshake(opts: CallOptions = {}): Promise<"done" | Want | HelloVerifyRequest> {
+    this.#handshakeStart ??= Date.now();
+    if (this.handshakeTimeLeft() <= 0) throw new TimeoutError(`the DTLS handshake was not over within ${this.handshakeTimeoutMs} ms`);
+    return this.loop(Op.tlsHandshakeStep, [], 2, atLeast(this.#ctx, opts, STEP_TIMEOUT_MS), async ({ state }) => {
+      if (state === STATE_HELLO_VERIFY) return HelloVerifyRequest;
+      if (state !== TlsState.done) return undefined;
+      this.#info = await this.info();
+      return "done" as const;
+    });
+  }
+
+  /** Ms left for the handshake (handshakeTimeoutMs from the first doHandshake(); Infinity once it is over). */
+  handshakeTimeLeft(): number {
+    if (this.#info?.established) return Number.POSITIVE_INFINITY;
+    return this.#handshakeStart === undefined ? this.handshakeTimeoutMs : this.#handshakeStart + this.handshakeTimeoutMs - Date.now();
+  }
+
+  /** The next datagram of application data (empty once the peer sent close_notify); WantRead when none is at hand. */
+  async read(opts: CallOptions = {}): Promise<Uint8Array | Want> {
+    return this.loop(Op.tlsRead, [this.#ctx.chunkSize], 3, opts, async ({ state, items }) => {
+      if (state === TlsState.closed) return new Uint8Array(0);
+      const data = items[1];
+      if (!(data instanceof Uint8Array)) throw new ProtocolError("tls_read: data is not a byte string");
+      return state === TlsState.done && data.length > 0 ? data : undefined;
+    });
+  }
+
+  /** Sends `datagram` as one record (its datagram lands in takeDatagrams()); resolves with its length. */
+  async write(datagram: Uint8Array, opts: CallOptions = {}): Promise<number> {
+    const d = checkBytes(datagram, "write()");
+    if (d.length > this.#ctx.chunkSize) throw new ArgumentError(`write(): ${d.length} bytes; one request carries ${this.#ctx.chunkSize}`);
+    const r = await this.loop(Op.tlsWrite, [d], 3, opts, async ({ state, items }) =>
+      state === TlsState.done ? uint(items[1], "tls_write: written") : undefined,
+    );
+    if (typeof r !== "number") throw new ProtocolError("tls_write: no room after the output was taken");
+    if (r !== d.length) throw new ProtocolError(`tls_write: ${r} of a ${d.length}-byte datagram written`);
+    return r;
+  }
+
+  /** Sends close_notify (its datagram lands in takeDatagrams()). */
+  async shutdown(opts: CallOptions = {}): Promise<void> {
+    await this.loop(Op.tlsCloseNotify, [], 2, opts, async ({ state }) => (state === TlsState.done ? true : undefined));
+  }
+
+  /** The device's description of the session. */
+  async info(opts: CallOptions = {}): Promise<DTLSInfo> {
+    return parseDtlsInfo(await this.#session.call(Op.tlsInfo, [], opts));
+  }
+
+  /** "TLSv1.2" (DTLS 1.2's TLS twin) after the handshake. */
+  negotiatedTlsVersion(): string | undefined {
+    return this.#info?.version;
+  }
+
+  /** The cipher suite after the handshake: [Mbed TLS's name, IANA number]. */
+  cipher(): [string, number] | undefined {
+    const i = this.#info;
+    return i?.cipher !== undefined && i.cipherId !== undefined ? [i.cipher, i.cipherId] : undefined;
+  }
+
+  /** The ALPN protocol agreed on in the handshake. */
+  negotiatedProtocol(): string | undefined {
+    return this.#info?.alpnProtocol;
+  }
+
+  /** The peer's certificate (DER) after the handshake, when it fits an answer. */
+  peerCertificate(): Uint8Array | undefined {
+    return this.#info?.peerCertificate;
+  }
+
+  /** dtls_setup with `peer` and the session's mtu and cid, awaited by the next step. */
+  private setup(peer: Uint8Array | null): Promise<void> {
+    const prev = this.#setup ?? Promise.resolve();
+    const next = prev.then(async () => {
+      await this.#session.call(OP_DTLS_SETUP, [peer, this.#mtu ?? null, this.#cid ?? null]);
+    });
+    next.catch(() => {});
+    this.#setup = next;
+    return next;
+  }
+
+  /**
+   * Feeds what the device takes, runs `op`, takes its output; again while
+   * the session wants to write (its output is taken now), wants to read and
+   * more datagrams are at hand, or its timer has just expired. `done` maps
+   * a settled step to the result, undefined to go on.
+   */
+  private async loop<T>(
+    op: number,
+    args: readonly unknown[],
+    n: number,
+    opts: CallOptions,
+    done: (r: { state: number; items: unknown[] }) => Promise<T | undefined>,
+  ): Promise<T | Want> {
+    const setup = this.#setup;
+    this.#setup = undefined;
+    await setup;
+    for (let expired = 0; ; ) {
+      const fed = await this.feed();
+      let r: ReturnType<typeof datagramStep>;
+      try {
+        r = datagramStep(await this.#session.call(op, args, opts), `op ${op}`, n);
+      } catch (e) {
+        throw await this.failed(e);
+      }
+      this.#timer = r.timer === null ? undefined : { ms: r.timer, at: Date.now() };
+      await this.take(r.pending);
+      const out = await done(r);
+      if (out !== undefined) return out;
+      if (r.state === TlsState.wantWrite) {
+        if (r.pending === 0) return WantWrite; // nothing was taken: stepping again would change nothing
+        continue;
+      }
+      if (r.state === TlsState.closed) return WantRead;
+      if (fed || this.#incoming.length > 0) continue;
+      if (r.timer === 0 && expired++ < EXPIRED_STEPS_MAX) continue;
+      return WantRead;
+    }
+  }
+
+  /** Feeds queued datagrams until the device's queue is full; whether any went in. */
+  private async feed(): Promise<boolean> {
+    let any = false;
+    for (let head = this.#incoming[0]; head !== undefined; head = this.#incoming[0]) {
+      const took = uint(await this.#session.call(Op.tlsFeed, [head]), "tls_feed: result");
+      if (took === 0) break; // the input queue is full: step first
+      if (took !== head.length) throw new ProtocolError(`tls_feed: took ${took} bytes of a ${head.length}-byte datagram`);
+      this.#incoming.shift();
+      any = true;
+    }
+    return any;
+  }
+
+  /** Takes the datagrams holding `pending` output bytes from the device. */
+  private async take(pending: number): Promise<void> {
+    while (pending > 0) {
+      const r = await this.#session.call(Op.tlsTake, [this.#ctx.chunkSize]);
+      if (!(r instanceof Uint8Array)) throw new ProtocolError("tls_take: not a byte string");
+      if (r.length === 0) break;
+      this.#outgoing.push(r);
+      pending -= r.length;
+    }
+  }
+
+  /** The error a failed step throws, typed by the reason tls_info gives (tls-errors.ts); the alert taken first. */
+  private async failed(e: unknown): Promise<unknown> {
+    if (!(e instanceof DeviceError)) return e;
+    try {
+      const info = await this.info();
+      await this.take(info.pending);
+      return tlsError(e, { verifyBits: info.verifyBits, alert: info.alert, refusedHandshake: info.refusedHandshake });
+    } catch {
+      return e; // the original error says enough
+    }
+  }
+}
