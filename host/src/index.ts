@@ -25,10 +25,12 @@ export {
 } from "./modules/cipher.js";
 export type { CmacCipher, CmacOptions } from "./modules/cmac.js";
 export { Cmac, CmacModule } from "./modules/cmac.js";
-export type { DTLSConfigurationOptions, DTLSVersion } from "./modules/dtls.js";
+export type { DTLSConfigurationOptions, DTLSConnectOptions, DTLSVersion } from "./modules/dtls.js";
 export { DTLSConfiguration, DTLSContext, DTLSModule } from "./modules/dtls.js";
 export type { DTLSInfo, DTLSWrapOptions } from "./modules/dtls-buffer.js";
 export { DTLSWrappedBuffer, HelloVerifyRequest } from "./modules/dtls-buffer.js";
+export type { DatagramCipher, DatagramConnectOptions, DTLSServerOptions, PeerAddress } from "./modules/dtls-socket.js";
+export { DTLSClientSession, DTLSServer, DTLSSession } from "./modules/dtls-socket.js";
 export { Hash, HashModule } from "./modules/hash.js";
 export { HkdfModule } from "./modules/hkdf.js";
 export type { HmacOptions } from "./modules/hmac.js";

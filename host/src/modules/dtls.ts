@@ -17,6 +17,14 @@ import { ArgumentError } from "../base/errors.js";
 import type { SessionContext } from "../session/context.js";
 import type { HandleHolder } from "../session/device-object.js";
 import { type DTLSWrapOptions, DTLSWrappedBuffer } from "./dtls-buffer.js";
+import {
+  connectDatagram,
+  type DatagramConnectOptions,
+  type DTLSClientSession,
+  DTLSServer,
+  type DTLSServerOptions,
+  type DTLSSession,
+} from "./dtls-socket.js";
 import { TLSConfiguration, type TLSConfigurationOptions, TLSContext, type TLSVersion } from "./tls.js";
 import type { TrustStoreClass } from "./x509-trust.js";
 
@@ -130,6 +138,14 @@ export class DTLSConfiguration {
   }
 }
 
+/** `dev.dtls.connect()`'s options: where to connect (dtls-socket.ts) and the configuration (a context, a DTLSConfiguration or its options inline). */
+export interface DTLSConnectOptions extends DTLSConfigurationOptions, DatagramConnectOptions {
+  /** A client context to make the session over (kept open: many sessions may share it). */
+  context?: DTLSContext;
+  /** A configuration for a client context made for this session alone (freed with it). */
+  configuration?: DTLSConfiguration;
+}
+
 /** A DTLS configuration on the device, client or server (python-mbedtls's `ClientContext` / `ServerContext` of a `DTLSConfiguration`). */
 export class DTLSContext implements HandleHolder, AsyncDisposable {
   readonly configuration: DTLSConfiguration;
@@ -208,5 +224,45 @@ export class DTLSModule {
   /** A DTLS server configuration on the device (needs `certificateChain`, `sniCertificates`, `preSharedKey` or `preSharedKeyStore`). */
   ServerContext(configuration: DTLSConfiguration): DTLSContext {
     return new DTLSContext(this.ctx, configuration, true);
+  }
+
+  /**
+   * A DTLS client session over a new dgram socket (or `options.socket`) to
+   * `host`:`port`: resolves once the handshake is over (retransmissions on
+   * the device's timer) with a message-oriented session (`send(datagram)`,
+   * 'message', `close()`, `for await`; dtls-socket.ts); rejects with the
+   * handshake's typed failure (TimeoutError after handshakeTimeoutMs,
+   * TooManyHandlesError at the session limit, TLSHandshakeError...). The
+   * configuration: a client `context` (kept open), a `configuration`, or
+   * the DTLSConfiguration options inline (a context made for the session
+   * alone, freed with it).
+   */
+  async connect(options: DTLSConnectOptions): Promise<DTLSClientSession> {
+    const { host, port, socket, servername, handshakeTimeoutMs, context, configuration, ...rest } = options;
+    if (context !== undefined && (!(context instanceof DTLSContext) || context.server))
+      throw new ArgumentError("context: a client DTLSContext");
+    const ctx = context ?? this.ClientContext(configuration ?? new DTLSConfiguration(rest));
+    return connectDatagram(ctx, context === undefined, { host, port, socket, servername, handshakeTimeoutMs });
+  }
+
+  /**
+   * A DTLS server of the device on a UDP socket (`await server.listen(port,
+   * host)`): one session per peer, by address and, with `cid`, by the
+   * Connection ID of its records (a peer whose address changed stays the
+   * same session); HelloVerifyRequest answered for the user through one
+   * acceptor session. `onSession` (the 'session' event) gets each session
+   * once its handshake is over. Given a DTLSConfiguration, the server makes
+   * its own ServerContext and frees it when it closes.
+   */
+  createServer(
+    config: DTLSContext | DTLSConfiguration,
+    onSession?: (session: DTLSSession) => void,
+    options: DTLSServerOptions = {},
+  ): DTLSServer {
+    const owned = config instanceof DTLSConfiguration;
+    const ctx = owned ? this.ServerContext(config) : config;
+    if (!(ctx instanceof DTLSContext) || !ctx.server)
+      throw new ArgumentError("createServer(): a server DTLSContext or a DTLSConfiguration");
+    return new DTLSServer(ctx, owned, onSession, options);
   }
 }
