@@ -1,0 +1,265 @@
+// Third-party DTLS 1.2 peers for the dtls-*.test.ts files, each a Peer of
+// tls-peers.ts (output collected, waitFor, stopped by stopPeers()):
+// GnuTLS's gnutls-serv --udp --echo / gnutls-cli --udp (certificates),
+// libcoap's coap-server / coap-client over coaps with a PSK (two builds:
+// libcoap on OpenSSL or on GnuTLS), and Mbed TLS's own ssl_server2 /
+// ssl_client2 built from the pinned tree by tools/build-mbedtls-programs.sh
+// (DTLS Connection ID: cid=1 cid_val=...). Plus a free loopback UDP port and
+// the lines in which each program reports its success.
+import { execFileSync } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { REPO_ROOT } from "../../host/src/targets/process.js";
+import { requireTool } from "../../tools/programs.js";
+import { type Peer, spawnPeer } from "./tls-peers.js";
+
+/** A free UDP port on the loopback (released before the peer binds it). */
+export function freeUdpPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createSocket("udp4");
+    s.once("error", reject);
+    s.bind(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A peer that listens, with the UDP port it listens on. */
+export interface ListeningPeer {
+  peer: Peer;
+  port: number;
+}
+
+/** Starts a listener on a free UDP port; a few tries when another process took the port first. */
+async function listenOnFreePort(start: (port: number) => Promise<Peer>): Promise<ListeningPeer> {
+  let last: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freeUdpPort();
+    try {
+      return { peer: await start(port), port };
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
+}
+
+// ------------------------------------------------------------------ GnuTLS
+
+export interface GnutlsServerOptions {
+  /** Working directory (the PKI's). */
+  dir: string;
+  /** PEM chain the server sends (leaf first) and its key, relative to `dir` or absolute. */
+  certFile: string;
+  keyFile: string;
+  /** A GnuTLS priority string (default GnuTLS's NORMAL). */
+  priority?: string;
+  /** Client certificates: "request" (--verify-client-cert, with `caFile`) or "require" (--require-client-cert). */
+  clientCert?: "request" | "require";
+  caFile?: string;
+  mtu?: number;
+}
+
+/**
+ * `gnutls-serv --udp --echo` on a free port (it binds every interface): it
+ * echoes each line a client sends. Ready once it prints
+ * "UDP Echo Server listening on IPv4 0.0.0.0 port N...done".
+ */
+export function gnutlsServer(o: GnutlsServerOptions): Promise<ListeningPeer> {
+  const gnutlsServ = requireTool("gnutls-serv");
+  return listenOnFreePort(async (port) => {
+    const args = ["--udp", "--echo", "-p", String(port), "--x509certfile", o.certFile, "--x509keyfile", o.keyFile];
+    if (o.priority) args.push("--priority", o.priority);
+    if (o.caFile) args.push("--x509cafile", o.caFile);
+    if (o.clientCert === "require") args.push("--require-client-cert");
+    else if (o.clientCert === "request") args.push("--verify-client-cert");
+    if (o.mtu !== undefined) args.push("--mtu", String(o.mtu));
+    const peer = spawnPeer(gnutlsServ, args, o.dir);
+    try {
+      await peer.waitFor(new RegExp(`listening on IPv4 0\\.0\\.0\\.0 port ${port}\\.\\.\\.done`), 5000);
+    } catch (e) {
+      peer.stop();
+      throw e;
+    }
+    return peer;
+  });
+}
+
+export interface GnutlsClientOptions {
+  dir: string;
+  port: number;
+  /** The trust anchor (PEM). */
+  caFile: string;
+  /** The name the server's certificate must carry (default makePki's device.example). */
+  hostname?: string;
+  /** A client certificate chain and its key. */
+  certFile?: string;
+  keyFile?: string;
+  priority?: string;
+  mtu?: number;
+}
+
+/** The line gnutls-cli prints once the handshake is done. */
+export const GNUTLS_HANDSHAKE_DONE = "- Handshake was completed";
+
+/**
+ * `gnutls-cli --udp` to the loopback's `port`, verifying the server's chain
+ * against `caFile` and its name; what is written to its stdin goes to the
+ * server, what it receives comes out on stdout. Ends at stdin's end.
+ */
+export function gnutlsClient(o: GnutlsClientOptions): Peer {
+  const args = ["--udp", "-p", String(o.port), "--x509cafile", o.caFile, "--verify-hostname", o.hostname ?? "device.example"];
+  if (o.certFile) args.push("--x509certfile", o.certFile);
+  if (o.keyFile) args.push("--x509keyfile", o.keyFile);
+  if (o.priority) args.push("--priority", o.priority);
+  if (o.mtu !== undefined) args.push("--mtu", String(o.mtu));
+  args.push("127.0.0.1");
+  return spawnPeer(requireTool("gnutls-cli"), args, o.dir);
+}
+
+// ------------------------------------------------------------------ libcoap
+
+/** Which TLS library libcoap's programs run on. */
+export type CoapFlavor = "openssl" | "gnutls";
+
+const coapServerProgram = (f: CoapFlavor) => (f === "openssl" ? requireTool("coap-server-openssl") : requireTool("coap-server-gnutls"));
+const coapClientProgram = (f: CoapFlavor) => (f === "openssl" ? requireTool("coap-client-openssl") : requireTool("coap-client-gnutls"));
+
+export interface CoapServerOptions {
+  dir: string;
+  /** The PSK as libcoap takes it: the key's bytes as a string (-k). */
+  key: string;
+  /** The identity hint it sends (-h; default libcoap's "CoAP"). */
+  hint?: string;
+  flavor?: CoapFlavor;
+  /** Up to this many resources clients may create with PUT (-d; default 4). */
+  dynamic?: number;
+}
+
+/**
+ * libcoap's example `coap-server` with a PSK, on the loopback. Its
+ * resources: "/" (a text naming libcoap, COAP_SERVER_INDEX), "/time",
+ * "/async", and up to `dynamic` that a client PUTs. It listens for coap on
+ * a port and for coaps (DTLS) on the next one: `port` here is the DTLS one.
+ * Verbosity 7: it logs each DTLS session and each CoAP message.
+ */
+export function coapServer(o: CoapServerOptions): Promise<ListeningPeer> {
+  const program = coapServerProgram(o.flavor ?? "openssl");
+  return listenOnFreePort(async (dtlsPort) => {
+    const plain = dtlsPort - 1;
+    const args = ["-A", "127.0.0.1", "-p", String(plain), "-k", o.key, "-d", String(o.dynamic ?? 4), "-v", "7"];
+    if (o.hint !== undefined) args.push("-h", o.hint);
+    const peer = spawnPeer(program, args, o.dir);
+    try {
+      // all four endpoints (UDP, DTLS, TCP, TLS): a bind that failed is a retry
+      await peer.waitFor(`created TLS  endpoint 127.0.0.1:${dtlsPort}`, 5000);
+      if (/bind|Address already in use/i.test(peer.out())) throw new Error(`coap-server could not bind:\n${peer.out()}`);
+    } catch (e) {
+      peer.stop();
+      throw e;
+    }
+    return peer;
+  });
+}
+
+/** The start of the text of coap-server's "/" resource. */
+export const COAP_SERVER_INDEX = "This is a test server made with libcoap";
+
+export interface CoapClientOptions {
+  dir: string;
+  port: number;
+  key: string;
+  identity: string;
+  method?: "get" | "put" | "post" | "delete";
+  /** The resource path, without the leading slash. */
+  path?: string;
+  /** A request payload (written to a file for -f). */
+  payload?: string;
+  flavor?: CoapFlavor;
+  /** How long it waits for the response (-B; default libcoap's 90 s). */
+  waitSeconds?: number;
+}
+
+/** `coap-client` over coaps with a PSK: one request; the peer's output is the response's payload. */
+export function coapClient(o: CoapClientOptions): Peer {
+  const args = ["-m", o.method ?? "get", "-k", o.key, "-u", o.identity];
+  if (o.waitSeconds !== undefined) args.push("-B", String(o.waitSeconds));
+  if (o.payload !== undefined) {
+    const file = join(o.dir, "coap-payload.txt");
+    writeFileSync(file, o.payload);
+    args.push("-f", file);
+  }
+  args.push(`coaps://127.0.0.1:${o.port}/${o.path ?? ""}`);
+  return spawnPeer(coapClientProgram(o.flavor ?? "gnutls"), args, o.dir);
+}
+
+// ----------------------------------------------------------------- Mbed TLS
+
+let programsDir: string | undefined;
+
+/** The folder of Mbed TLS's ssl_server2 and ssl_client2, built on first use (about 30 s; then nothing). */
+export function mbedtlsPrograms(): string {
+  programsDir ??= execFileSync("bash", [join(REPO_ROOT, "tools", "build-mbedtls-programs.sh")], {
+    stdio: ["ignore", "pipe", "inherit"],
+  })
+    .toString()
+    .trim();
+  return programsDir;
+}
+
+/** ssl_server2/ssl_client2's `name=value` arguments. */
+export type MbedtlsArgs = Record<string, string | number>;
+
+const mbedtlsArgs = (a: MbedtlsArgs): string[] => Object.entries(a).map(([k, v]) => `${k}=${v}`);
+
+/**
+ * Mbed TLS's ssl_server2 over DTLS (dtls=1) on the loopback, with `args`
+ * added (psk=..., cid=1 cid_val=..., cookies=..., exchanges=...). It
+ * answers a client's request with an HTTP page and serves the next client.
+ * Ready at "Waiting for a remote connection".
+ */
+export function sslServer2(args: MbedtlsArgs, dir: string): Promise<ListeningPeer> {
+  const program = join(mbedtlsPrograms(), "ssl_server2");
+  return listenOnFreePort(async (port) => {
+    const peer = spawnPeer(program, mbedtlsArgs({ dtls: 1, server_addr: "127.0.0.1", server_port: port, ...args }), dir);
+    try {
+      await peer.waitFor(/Waiting for a remote connection/, 5000);
+    } catch (e) {
+      peer.stop();
+      throw e;
+    }
+    return peer;
+  });
+}
+
+/** Mbed TLS's ssl_client2 over DTLS to the loopback's `port`: it sends an HTTP GET and reads the answer. */
+export function sslClient2(port: number, args: MbedtlsArgs, dir: string): Peer {
+  return spawnPeer(
+    join(mbedtlsPrograms(), "ssl_client2"),
+    mbedtlsArgs({ dtls: 1, server_addr: "127.0.0.1", server_port: port, ...args }),
+    dir,
+  );
+}
+
+/** The line ssl_server2/ssl_client2 print once the handshake is done. */
+export const MBEDTLS_PROTOCOL_LINE = "[ Protocol is DTLSv1.2 ]";
+
+/**
+ * The peer's CID as ssl_server2/ssl_client2 report it after `phase`'s
+ * handshake ("(initial handshake) Peer CID (length 4 Bytes): c1 c2 c3 c4"),
+ * as hex; null when they report no CID negotiated, undefined when no report.
+ */
+export function reportedPeerCid(out: string, phase = "initial handshake"): string | null | undefined {
+  const m = new RegExp(`\\(${phase}\\) Peer CID \\(length (\\d+) Bytes\\): ((?:[0-9a-f]{2} )*)`).exec(out);
+  if (m) {
+    const hex = (m[2] as string).replaceAll(" ", "");
+    if (hex.length !== Number(m[1]) * 2) throw new Error(`CID report's length and bytes disagree: ${m[0]}`);
+    return hex;
+  }
+  // the server's words and the client's
+  return out.includes(`(${phase}) Use of Connection ID was not offered`) || out.includes(`(${phase}) Use of Connection ID was rejected`)
+    ? null
+    : undefined;
+}
