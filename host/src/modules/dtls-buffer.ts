@@ -15,13 +15,22 @@
 //
 // dtls-socket.ts pumps these between a dgram socket and the device.
 
-import { ArgumentError, DeviceError, ProtocolError, TimeoutError } from "../base/errors.js";
+import { ArgumentError, ProtocolError } from "../base/errors.js";
 import { Op, TlsState } from "../base/protocol.generated.js";
 import { checkBytes } from "../base/util.js";
-import { atLeast, type CallOptions, type SessionContext } from "../session/context.js";
+import type { CallOptions, SessionContext } from "../session/context.js";
 import type { HandleHolder } from "../session/device-object.js";
-import { parseInfo, SessionObject, stepResult, type TLSInfo, uint, type Want, WantRead, WantWrite } from "./tls-buffer.js";
-import { tlsError } from "./tls-errors.js";
+import {
+  parseInfo,
+  type StepAnswer,
+  stepResult,
+  type TLSInfo,
+  uint,
+  type Want,
+  WantRead,
+  WantWrite,
+  WrappedSession,
+} from "./tls-buffer.js";
 
 export { type Want, WantRead, WantWrite };
 
@@ -33,8 +42,6 @@ export type HelloVerifyRequest = typeof HelloVerifyRequest;
 const STATE_HELLO_VERIFY = 5;
 /** dtls_setup (spec.md 7.13). */
 const OP_DTLS_SETUP = 180;
-/** A handshake step runs the device's public-key operations: seconds on a microcontroller. */
-const STEP_TIMEOUT_MS = 60_000;
 /** Steps in a row that the timer's "expired now" (0) may ask for within one call (each resends a flight and at least doubles the timer). */
 const EXPIRED_STEPS_MAX = 4;
 
@@ -82,20 +89,8 @@ function parseDtlsInfo(r: unknown): DTLSInfo {
   };
 }
 
-/** A datagram session's step answer: the stream items, then `timer` (ms until the retransmission timer fires, null when none is armed). */
-function datagramStep(r: unknown, op: string, n: number): ReturnType<typeof stepResult> & { timer: number | null } {
-  if (!Array.isArray(r) || r.length !== n + 1) throw new ProtocolError(`${op}: the answer is not a ${n + 1}-item array`);
-  const t = r[n];
-  const timer = t === null ? null : uint(t, `${op}: timer`);
-  return { ...stepResult(r.slice(0, n), op, n), timer };
-}
-
 /** A DTLS 1.2 session on the device over datagrams the caller moves (python-mbedtls's `TLSWrappedBuffer` of a `DTLSConfiguration`). */
-export class DTLSWrappedBuffer implements AsyncDisposable {
-  /** The whole handshake must be over within this many ms (TimeoutError). */
-  readonly handshakeTimeoutMs: number;
-  readonly #ctx: SessionContext;
-  readonly #session: SessionObject;
+export class DTLSWrappedBuffer extends WrappedSession<DTLSInfo> {
   readonly #mtu: number | undefined;
   readonly #cid: Uint8Array | undefined;
   #incoming: Uint8Array[] = [];
@@ -105,41 +100,16 @@ export class DTLSWrappedBuffer implements AsyncDisposable {
   #setup: Promise<unknown> | undefined;
   /** The last step's timer and when its answer came (Date.now()). */
   #timer: { ms: number; at: number } | undefined;
-  #info: DTLSInfo | undefined;
-  #handshakeStart: number | undefined;
 
   /** @internal Made by `context.wrapBuffers()` (dtls.ts). */
-  constructor(
-    ctx: SessionContext,
-    readonly context: HandleHolder,
-    readonly serverHostname: string | null,
-    opts: DTLSWrapOptions = {},
-  ) {
+  constructor(ctx: SessionContext, context: HandleHolder, serverHostname: string | null, opts: DTLSWrapOptions = {}) {
     if (opts.mtu !== undefined && !(Number.isInteger(opts.mtu) && opts.mtu >= 64 && opts.mtu <= 65535))
       throw new ArgumentError("mtu: an integer of at least 64");
     if (opts.cid !== undefined) checkBytes(opts.cid, "cid");
-    const timeout = opts.handshakeTimeoutMs ?? STEP_TIMEOUT_MS;
-    if (!Number.isFinite(timeout) || timeout <= 0) throw new ArgumentError("handshakeTimeoutMs: a positive number of ms");
-    this.handshakeTimeoutMs = timeout;
-    this.#ctx = ctx;
+    super(ctx, context, serverHostname, opts.handshakeTimeoutMs);
     this.#mtu = opts.mtu;
     this.#cid = opts.cid === undefined ? undefined : Uint8Array.from(opts.cid);
-    this.#session = new SessionObject(ctx, context, serverHostname);
     if (this.#mtu !== undefined || this.#cid !== undefined) this.setup(null);
-  }
-
-  /** The device handle of the session. */
-  get handle(): number {
-    return this.#session.handle;
-  }
-
-  /** Frees the session on the device. */
-  close(): Promise<void> {
-    return this.#session.close();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 
   /**
@@ -160,7 +130,7 @@ export class DTLSWrappedBuffer implements AsyncDisposable {
   receiveFromNetwork(datagram: Uint8Array): void {
     const d = checkBytes(datagram, "receiveFromNetwork()");
     if (d.length === 0) return;
-    if (d.length > this.#ctx.chunkSize) {
+    if (d.length > this.ctx.chunkSize) {
       this.#dropped++; // no request carries it: lost as on a link with a smaller MTU
       return;
     }
@@ -219,28 +189,19 @@ export class DTLSWrappedBuffer implements AsyncDisposable {
    * session waits for the next ClientHello, after setCookieParam()). A
    * failure throws Mbed TLS's error typed as dev.tls's (TLSHandshakeError,
    * TLSAlertError, TLSCertificateError; Mbed TLS's own MBEDTLS_ERR_SSL_TIMEOUT
-   * once its retransmissions are over); its alert is in takeDatagrams().
+   * once its retransmissions are over); its alert is in takeDatagrams(). A
+   * call after `handshakeTimeoutMs` since the first one throws TimeoutError.
    */
   async doHandshake(opts: CallOptions = {}): Promise<"done" | Want | HelloVerifyRequest> {
-    this.#handshakeStart ??= Date.now();
-    if (this.handshakeTimeLeft() <= 0) throw new TimeoutError(`the DTLS handshake was not over within ${this.handshakeTimeoutMs} ms`);
-    return this.loop(Op.tlsHandshakeStep, [], 2, atLeast(this.#ctx, opts, STEP_TIMEOUT_MS), async ({ state }) => {
-      if (state === STATE_HELLO_VERIFY) return HelloVerifyRequest;
-      if (state !== TlsState.done) return undefined;
-      this.#info = await this.info();
-      return "done" as const;
-    });
-  }
-
-  /** Ms left for the handshake (handshakeTimeoutMs from the first doHandshake(); Infinity once it is over). */
-  handshakeTimeLeft(): number {
-    if (this.#info?.established) return Number.POSITIVE_INFINITY;
-    return this.#handshakeStart === undefined ? this.handshakeTimeoutMs : this.#handshakeStart + this.handshakeTimeoutMs - Date.now();
+    this.handshakeClock("DTLS");
+    await this.setupDone();
+    return this.handshakeStep(opts, (state) => (state === STATE_HELLO_VERIFY ? HelloVerifyRequest : undefined));
   }
 
   /** The next datagram of application data (empty once the peer sent close_notify); WantRead when none is at hand. */
   async read(opts: CallOptions = {}): Promise<Uint8Array | Want> {
-    return this.loop(Op.tlsRead, [this.#ctx.chunkSize], 3, opts, async ({ state, items }) => {
+    await this.setupDone();
+    return this.loop(Op.tlsRead, [this.ctx.chunkSize], 3, opts, async ({ state, items }) => {
       if (state === TlsState.closed) return new Uint8Array(0);
       const data = items[1];
       if (!(data instanceof Uint8Array)) throw new ProtocolError("tls_read: data is not a byte string");
@@ -251,7 +212,7 @@ export class DTLSWrappedBuffer implements AsyncDisposable {
   /** Sends `datagram` as one record (its datagram lands in takeDatagrams()); resolves with its length. */
   async write(datagram: Uint8Array, opts: CallOptions = {}): Promise<number> {
     const d = checkBytes(datagram, "write()");
-    if (d.length > this.#ctx.chunkSize) throw new ArgumentError(`write(): ${d.length} bytes; one request carries ${this.#ctx.chunkSize}`);
+    if (d.length > this.ctx.chunkSize) throw new ArgumentError(`write(): ${d.length} bytes; one request carries ${this.ctx.chunkSize}`);
     const r = await this.loop(Op.tlsWrite, [d], 3, opts, async ({ state, items }) =>
       state === TlsState.done ? uint(items[1], "tls_write: written") : undefined,
     );
@@ -260,92 +221,50 @@ export class DTLSWrappedBuffer implements AsyncDisposable {
     return r;
   }
 
-  /** Sends close_notify (its datagram lands in takeDatagrams()). */
-  async shutdown(opts: CallOptions = {}): Promise<void> {
-    await this.loop(Op.tlsCloseNotify, [], 2, opts, async ({ state }) => (state === TlsState.done ? true : undefined));
-  }
-
   /** The device's description of the session. */
   async info(opts: CallOptions = {}): Promise<DTLSInfo> {
-    return parseDtlsInfo(await this.#session.call(Op.tlsInfo, [], opts));
-  }
-
-  /** "TLSv1.2" (DTLS 1.2's TLS twin) after the handshake. */
-  negotiatedTlsVersion(): string | undefined {
-    return this.#info?.version;
-  }
-
-  /** The cipher suite after the handshake: [Mbed TLS's name, IANA number]. */
-  cipher(): [string, number] | undefined {
-    const i = this.#info;
-    return i?.cipher !== undefined && i.cipherId !== undefined ? [i.cipher, i.cipherId] : undefined;
-  }
-
-  /** The ALPN protocol agreed on in the handshake. */
-  negotiatedProtocol(): string | undefined {
-    return this.#info?.alpnProtocol;
-  }
-
-  /** The peer's certificate (DER) after the handshake, when it fits an answer. */
-  peerCertificate(): Uint8Array | undefined {
-    return this.#info?.peerCertificate;
+    return parseDtlsInfo(await this.device.call(Op.tlsInfo, [], opts));
   }
 
   /** dtls_setup with `peer` and the session's mtu and cid, awaited by the next step. */
   private setup(peer: Uint8Array | null): Promise<void> {
     const prev = this.#setup ?? Promise.resolve();
     const next = prev.then(async () => {
-      await this.#session.call(OP_DTLS_SETUP, [peer, this.#mtu ?? null, this.#cid ?? null]);
+      await this.device.call(OP_DTLS_SETUP, [peer, this.#mtu ?? null, this.#cid ?? null]);
     });
     next.catch(() => {});
     this.#setup = next;
     return next;
   }
 
-  /**
-   * Feeds what the device takes, runs `op`, takes its output; again while
-   * the session wants to write (its output is taken now), wants to read and
-   * more datagrams are at hand, or its timer has just expired. `done` maps
-   * a settled step to the result, undefined to go on.
-   */
-  private async loop<T>(
-    op: number,
-    args: readonly unknown[],
-    n: number,
-    opts: CallOptions,
-    done: (r: { state: number; items: unknown[] }) => Promise<T | undefined>,
-  ): Promise<T | Want> {
+  private async setupDone(): Promise<void> {
     const setup = this.#setup;
     this.#setup = undefined;
     await setup;
-    for (let expired = 0; ; ) {
-      const fed = await this.feed();
-      let r: ReturnType<typeof datagramStep>;
-      try {
-        r = datagramStep(await this.#session.call(op, args, opts), `op ${op}`, n);
-      } catch (e) {
-        throw await this.failed(e);
-      }
-      this.#timer = r.timer === null ? undefined : { ms: r.timer, at: Date.now() };
-      await this.take(r.pending);
-      const out = await done(r);
-      if (out !== undefined) return out;
-      if (r.state === TlsState.wantWrite) {
-        if (r.pending === 0) return WantWrite; // nothing was taken: stepping again would change nothing
-        continue;
-      }
-      if (r.state === TlsState.closed) return WantRead;
-      if (fed || this.#incoming.length > 0) continue;
-      if (r.timer === 0 && expired++ < EXPIRED_STEPS_MAX) continue;
-      return WantRead;
-    }
+  }
+
+  protected get hasInput(): boolean {
+    return this.#incoming.length > 0;
+  }
+
+  /** The stream items, then `timer` (ms until the retransmission timer fires, null when none is armed). */
+  protected answer(r: unknown, op: string, n: number): StepAnswer {
+    if (!Array.isArray(r) || r.length !== n + 1) throw new ProtocolError(`${op}: the answer is not a ${n + 1}-item array`);
+    const t = r[n];
+    this.#timer = t === null ? undefined : { ms: uint(t, `${op}: timer`), at: Date.now() };
+    return stepResult(r.slice(0, n), op, n);
+  }
+
+  /** The timer has just expired (0): step again, so Mbed TLS resends its flight. */
+  protected override stepAgain(_r: StepAnswer, round: number): boolean {
+    return this.#timer?.ms === 0 && round < EXPIRED_STEPS_MAX;
   }
 
   /** Feeds queued datagrams until the device's queue is full; whether any went in. */
-  private async feed(): Promise<boolean> {
+  protected async feed(): Promise<boolean> {
     let any = false;
     for (let head = this.#incoming[0]; head !== undefined; head = this.#incoming[0]) {
-      const took = uint(await this.#session.call(Op.tlsFeed, [head]), "tls_feed: result");
+      const took = uint(await this.device.call(Op.tlsFeed, [head]), "tls_feed: result");
       if (took === 0) break; // the input queue is full: step first
       if (took !== head.length) throw new ProtocolError(`tls_feed: took ${took} bytes of a ${head.length}-byte datagram`);
       this.#incoming.shift();
@@ -355,25 +274,13 @@ export class DTLSWrappedBuffer implements AsyncDisposable {
   }
 
   /** Takes the datagrams holding `pending` output bytes from the device. */
-  private async take(pending: number): Promise<void> {
+  protected async take(pending: number): Promise<void> {
     while (pending > 0) {
-      const r = await this.#session.call(Op.tlsTake, [this.#ctx.chunkSize]);
+      const r = await this.device.call(Op.tlsTake, [this.ctx.chunkSize]);
       if (!(r instanceof Uint8Array)) throw new ProtocolError("tls_take: not a byte string");
       if (r.length === 0) break;
       this.#outgoing.push(r);
       pending -= r.length;
-    }
-  }
-
-  /** The error a failed step throws, typed by the reason tls_info gives (tls-errors.ts); the alert taken first. */
-  private async failed(e: unknown): Promise<unknown> {
-    if (!(e instanceof DeviceError)) return e;
-    try {
-      const info = await this.info();
-      await this.take(info.pending);
-      return tlsError(e, { verifyBits: info.verifyBits, alert: info.alert, refusedHandshake: info.refusedHandshake });
-    } catch {
-      return e; // the original error says enough
     }
   }
 }

@@ -112,7 +112,7 @@ export function parseInfo(r: unknown): TLSInfo {
 }
 
 /** [state, ...] of a step's answer: the state, and the last item (output bytes pending). */
-export function stepResult(r: unknown, op: string, n: number): { state: number; items: unknown[]; pending: number } {
+export function stepResult(r: unknown, op: string, n: number): StepAnswer {
   if (!Array.isArray(r) || r.length !== n) throw new ProtocolError(`${op}: the answer is not a ${n}-item array`);
   const state = uint(r[0], `${op}: state`);
   if (!(Object.values(TlsState) as number[]).includes(state)) throw new ProtocolError(`${op}: unknown state ${state}`);
@@ -136,18 +136,184 @@ export class SessionObject extends DeviceObject {
   }
 }
 
-/** A TLS session on the device over buffers the caller moves (python-mbedtls's `TLSWrappedBuffer`). */
-export class TLSWrappedBuffer implements AsyncDisposable {
+/** A step's answer as the step loop sees it. */
+export interface StepAnswer {
+  state: number;
+  items: unknown[];
+  pending: number;
+}
+
+/**
+ * What TLSWrappedBuffer and dtls-buffer.ts's DTLSWrappedBuffer share: the
+ * session on the device, the step loop (feed what the device takes, step,
+ * take its output), what the handshake agreed on, and the typed error of a
+ * failed step. Each kind moves its own network units (bytes here, whole
+ * datagrams there).
+ */
+export abstract class WrappedSession<I extends TLSInfo> implements AsyncDisposable {
   readonly serverHostname: string | null;
   /** The whole handshake must be over within this many ms (TimeoutError). */
   readonly handshakeTimeoutMs: number;
-  readonly #ctx: SessionContext;
-  readonly #session: SessionObject;
+  protected readonly ctx: SessionContext;
+  protected readonly device: SessionObject;
+  /** tls_info once the handshake is over. */
+  protected agreed: I | undefined;
+  #handshakeStart: number | undefined;
+
+  constructor(
+    ctx: SessionContext,
+    readonly context: HandleHolder,
+    serverHostname: string | null,
+    handshakeTimeoutMs: number | undefined,
+  ) {
+    const timeout = handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    if (!Number.isFinite(timeout) || timeout <= 0) throw new ArgumentError("handshakeTimeoutMs: a positive number of ms");
+    this.handshakeTimeoutMs = timeout;
+    this.ctx = ctx;
+    this.serverHostname = serverHostname;
+    this.device = new SessionObject(ctx, context, serverHostname);
+  }
+
+  /** The device handle of the session. */
+  get handle(): number {
+    return this.device.handle;
+  }
+
+  /** Frees the session on the device (its configuration stays while its context lives). */
+  close(): Promise<void> {
+    return this.device.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** The device's description of the session. */
+  abstract info(opts?: CallOptions): Promise<I>;
+  /** Feeds queued network input until the device takes no more; whether any went in. */
+  protected abstract feed(): Promise<boolean>;
+  /** Takes `pending` output bytes from the device. */
+  protected abstract take(pending: number): Promise<void>;
+  /** Network input is queued on the host. */
+  protected abstract get hasInput(): boolean;
+  /** A step's answer of `n` items (a datagram session's has its timer after them). */
+  protected abstract answer(r: unknown, op: string, n: number): StepAnswer;
+
+  /** Whether to step again though no input came (`round`: steps so far in this call). */
+  protected stepAgain(_r: StepAnswer, _round: number): boolean {
+    return false;
+  }
+
+  /** A TLS 1.3 ticket came. */
+  protected onTicket(): void {}
+
+  /** Starts the handshake's clock at the first call; TimeoutError once handshakeTimeoutMs is over. */
+  protected handshakeClock(what: string): void {
+    this.#handshakeStart ??= Date.now();
+    if (this.handshakeTimeLeft() <= 0) throw new TimeoutError(`the ${what} handshake was not over within ${this.handshakeTimeoutMs} ms`);
+  }
+
+  /** Runs a handshake step; "done" (the agreement read from tls_info) or what `other` makes of another state. */
+  protected handshakeStep<T>(opts: CallOptions, other: (state: number) => T | undefined = () => undefined): Promise<"done" | T | Want> {
+    return this.loop(Op.tlsHandshakeStep, [], 2, atLeast(this.ctx, opts, HANDSHAKE_TIMEOUT_MS), async ({ state }) => {
+      if (state !== TlsState.done) return other(state);
+      this.agreed = await this.info();
+      this.onTicket(); // a handshake is a session to save too
+      return "done" as const;
+    });
+  }
+
+  /**
+   * Ms left for the handshake (handshakeTimeoutMs from the first doHandshake();
+   * all of it before that, Infinity once it is over): what a wait for the
+   * peer may take.
+   */
+  handshakeTimeLeft(): number {
+    if (this.agreed?.established) return Number.POSITIVE_INFINITY;
+    return this.#handshakeStart === undefined ? this.handshakeTimeoutMs : this.#handshakeStart + this.handshakeTimeoutMs - Date.now();
+  }
+
+  /** Sends close_notify (its record lands in the output). */
+  async shutdown(opts: CallOptions = {}): Promise<void> {
+    await this.loop(Op.tlsCloseNotify, [], 2, opts, async ({ state }) => (state === TlsState.done ? true : undefined));
+  }
+
+  /** The ALPN protocol agreed on in the handshake (python-mbedtls's `negotiated_protocol`). */
+  negotiatedProtocol(): string | undefined {
+    return this.agreed?.alpnProtocol;
+  }
+
+  /** "TLSv1.2" or "TLSv1.3" ("DTLSv1.2") after the handshake. */
+  negotiatedTlsVersion(): string | undefined {
+    return this.agreed?.version;
+  }
+
+  /** The cipher suite after the handshake: [Mbed TLS's name, IANA number]. */
+  cipher(): [string, number] | undefined {
+    const i = this.agreed;
+    return i?.cipher !== undefined && i.cipherId !== undefined ? [i.cipher, i.cipherId] : undefined;
+  }
+
+  /** The peer's certificate (DER) after the handshake, when it fits an answer. */
+  peerCertificate(): Uint8Array | undefined {
+    return this.agreed?.peerCertificate;
+  }
+
+  /**
+   * Feeds what the device takes, runs `op`, takes its output; again while
+   * the session wants to write (its output is taken now), wants to read and
+   * more input is at hand, or stepAgain() says so. `done` maps a settled
+   * step to the result, undefined to go on.
+   */
+  protected async loop<T>(
+    op: number,
+    args: readonly unknown[],
+    n: number,
+    opts: CallOptions,
+    done: (r: StepAnswer) => Promise<T | undefined>,
+  ): Promise<T | Want> {
+    for (let round = 0; ; round++) {
+      const fed = await this.feed();
+      let r: StepAnswer;
+      try {
+        r = this.answer(await this.device.call(op, args, opts), `op ${op}`, n);
+      } catch (e) {
+        throw await this.failed(e);
+      }
+      await this.take(r.pending);
+      const out = await done(r);
+      if (out !== undefined) return out;
+      if (r.state === TlsState.ticket) {
+        this.onTicket(); // a TLS 1.3 ticket came: session() saves it; read or write again
+        continue;
+      }
+      if (r.state === TlsState.wantWrite) {
+        if (r.pending === 0) return WantWrite; // nothing was taken: stepping again would change nothing
+        continue;
+      }
+      if (r.state === TlsState.closed) return WantRead;
+      if (!fed && !this.hasInput && !this.stepAgain(r, round)) return WantRead;
+    }
+  }
+
+  /** The error a failed step throws, typed by the reason tls_info gives (tls-errors.ts); the alert taken first. */
+  private async failed(e: unknown): Promise<unknown> {
+    if (!(e instanceof DeviceError)) return e;
+    try {
+      const info = await this.info();
+      await this.take(info.pending);
+      return tlsError(e, { verifyBits: info.verifyBits, alert: info.alert, refusedHandshake: info.refusedHandshake });
+    } catch {
+      return e; // the original error says enough
+    }
+  }
+}
+
+/** A TLS session on the device over buffers the caller moves (python-mbedtls's `TLSWrappedBuffer`). */
+export class TLSWrappedBuffer extends WrappedSession<TLSInfo> {
   #incoming: Uint8Array[] = [];
   #outgoing: Uint8Array[] = [];
   #outLength = 0;
-  #info: TLSInfo | undefined;
-  #handshakeStart: number | undefined;
   /** tls_session_set of a session to resume, until doHandshake() reports how it went. */
   #offered: Promise<unknown> | undefined;
   /** The last session saved, and whether the device has a newer one (a handshake or a ticket since). */
@@ -155,37 +321,13 @@ export class TLSWrappedBuffer implements AsyncDisposable {
   #newer = false;
 
   /** @internal Made by `context.wrapBuffers()`. */
-  constructor(
-    ctx: SessionContext,
-    readonly context: HandleHolder,
-    serverHostname: string | null,
-    opts: TLSWrapOptions = {},
-  ) {
-    const timeout = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
-    if (!Number.isFinite(timeout) || timeout <= 0) throw new ArgumentError("handshakeTimeoutMs: a positive number of ms");
-    this.handshakeTimeoutMs = timeout;
-    this.#ctx = ctx;
-    this.serverHostname = serverHostname;
-    this.#session = new SessionObject(ctx, context, serverHostname);
+  constructor(ctx: SessionContext, context: HandleHolder, serverHostname: string | null, opts: TLSWrapOptions = {}) {
+    super(ctx, context, serverHostname, opts.handshakeTimeoutMs);
     if (opts.session !== undefined) {
       if (!(opts.session instanceof TLSSession)) throw new ArgumentError("session: a TLSSession");
-      this.#offered = this.#session.call(Op.tlsSessionSet, [opts.session._blob]);
+      this.#offered = this.device.call(Op.tlsSessionSet, [opts.session._blob]);
       this.#offered.catch(() => {});
     }
-  }
-
-  /** The device handle of the session. */
-  get handle(): number {
-    return this.#session.handle;
-  }
-
-  /** Frees the session on the device (its configuration stays while its context lives). */
-  close(): Promise<void> {
-    return this.#session.close();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
   }
 
   /** Queues bytes from the network; the device gets them as its ring takes them. */
@@ -230,27 +372,11 @@ export class TLSWrappedBuffer implements AsyncDisposable {
    * `handshakeTimeoutMs` since the first one throws TimeoutError.
    */
   async doHandshake(opts: CallOptions = {}): Promise<"done" | Want> {
-    this.#handshakeStart ??= Date.now();
+    this.handshakeClock("TLS");
     const offered = this.#offered;
     this.#offered = undefined;
     await offered;
-    if (this.handshakeTimeLeft() <= 0) throw new TimeoutError(`the TLS handshake was not over within ${this.handshakeTimeoutMs} ms`);
-    return this.loop(Op.tlsHandshakeStep, [], 2, atLeast(this.#ctx, opts, HANDSHAKE_TIMEOUT_MS), async ({ state }) => {
-      if (state !== TlsState.done) return undefined;
-      this.#info = await this.info();
-      this.#newer = true;
-      return "done" as const;
-    });
-  }
-
-  /**
-   * Ms left for the handshake (handshakeTimeoutMs from the first doHandshake();
-   * all of it before that, Infinity once it is over): what a wait for the
-   * peer may take.
-   */
-  handshakeTimeLeft(): number {
-    if (this.#info?.established) return Number.POSITIVE_INFINITY;
-    return this.#handshakeStart === undefined ? this.handshakeTimeoutMs : this.#handshakeStart + this.handshakeTimeoutMs - Date.now();
+    return this.handshakeStep(opts);
   }
 
   /**
@@ -268,9 +394,9 @@ export class TLSWrappedBuffer implements AsyncDisposable {
   }
 
   /** Application data (at most `max` bytes, default the device's largest record); an empty array once the peer sent close_notify; WantRead when more network bytes are needed. */
-  async read(max = this.#ctx.tls.inRecord || 16384, opts: CallOptions = {}): Promise<Uint8Array | Want> {
+  async read(max = this.ctx.tls.inRecord || 16384, opts: CallOptions = {}): Promise<Uint8Array | Want> {
     if (!Number.isInteger(max) || max < 1) throw new ArgumentError("read(max): max is a positive integer");
-    return this.loop(Op.tlsRead, [Math.min(max, this.#ctx.streamChunk)], 3, opts, async ({ state, items }) => {
+    return this.loop(Op.tlsRead, [Math.min(max, this.ctx.streamChunk)], 3, opts, async ({ state, items }) => {
       if (state === TlsState.closed) return new Uint8Array(0);
       const data = items[1];
       if (!(data instanceof Uint8Array)) throw new ProtocolError("tls_read: data is not a byte string");
@@ -286,7 +412,7 @@ export class TLSWrappedBuffer implements AsyncDisposable {
    * frames (streamChunk).
    */
   async write(data: Uint8Array, opts: CallOptions = {}): Promise<number | Want> {
-    const d = checkBytes(data, "write()").subarray(0, Math.min(this.#ctx.streamChunk, this.writePiece()));
+    const d = checkBytes(data, "write()").subarray(0, Math.min(this.ctx.streamChunk, this.writePiece()));
     return this.loop(Op.tlsWrite, [d], 3, opts, async ({ state, items }) =>
       state === TlsState.done ? uint(items[1], "tls_write: written") : undefined,
     );
@@ -294,8 +420,8 @@ export class TLSWrappedBuffer implements AsyncDisposable {
 
   /** Plaintext bytes one tls_write is given: the output ring less a record's largest expansion, or the request size from firmware that does not say its ring. */
   private writePiece(): number {
-    const ring = this.#ctx.tls.ring;
-    return ring > RECORD_EXPANSION_MAX ? ring - RECORD_EXPANSION_MAX : this.#ctx.chunkSize;
+    const ring = this.ctx.tls.ring;
+    return ring > RECORD_EXPANSION_MAX ? ring - RECORD_EXPANSION_MAX : this.ctx.chunkSize;
   }
 
   /** Writes all of `data`, record after record. */
@@ -307,35 +433,9 @@ export class TLSWrappedBuffer implements AsyncDisposable {
     }
   }
 
-  /** Sends close_notify (its record lands in peekOutgoing()). */
-  async shutdown(opts: CallOptions = {}): Promise<void> {
-    await this.loop(Op.tlsCloseNotify, [], 2, opts, async ({ state }) => (state === TlsState.done ? true : undefined));
-  }
-
   /** The device's description of the session. */
   async info(opts: CallOptions = {}): Promise<TLSInfo> {
-    return parseInfo(await this.#session.call(Op.tlsInfo, [], opts));
-  }
-
-  /** The ALPN protocol agreed on in the handshake (python-mbedtls's `negotiated_protocol`). */
-  negotiatedProtocol(): string | undefined {
-    return this.#info?.alpnProtocol;
-  }
-
-  /** "TLSv1.2" or "TLSv1.3" after the handshake. */
-  negotiatedTlsVersion(): string | undefined {
-    return this.#info?.version;
-  }
-
-  /** The cipher suite after the handshake: [Mbed TLS's name, IANA number]. */
-  cipher(): [string, number] | undefined {
-    const i = this.#info;
-    return i?.cipher !== undefined && i.cipherId !== undefined ? [i.cipher, i.cipherId] : undefined;
-  }
-
-  /** The peer's certificate (DER) after the handshake, when it fits an answer. */
-  peerCertificate(): Uint8Array | undefined {
-    return this.#info?.peerCertificate;
+    return parseInfo(await this.device.call(Op.tlsInfo, [], opts));
   }
 
   /**
@@ -347,56 +447,32 @@ export class TLSWrappedBuffer implements AsyncDisposable {
    */
   async session(opts: CallOptions = {}): Promise<TLSSession> {
     if (this.#saved !== undefined && !this.#newer) return this.#saved;
-    const blob = await this.#session.call(Op.tlsSessionGet, [], opts);
+    const blob = await this.device.call(Op.tlsSessionGet, [], opts);
     if (!(blob instanceof Uint8Array)) throw new ProtocolError("tls_session_get: not a byte string");
     this.#newer = false;
     this.#saved = TLSSession._fromDevice(blob);
     return this.#saved;
   }
 
-  /**
-   * Feeds what the device takes, runs `op`, takes its output; again while
-   * the session wants to write (its output is taken now) or wants to read
-   * and more input is at hand. `done` maps a settled step to the result,
-   * undefined to go on.
-   */
-  private async loop<T>(
-    op: number,
-    args: readonly unknown[],
-    n: number,
-    opts: CallOptions,
-    done: (r: { state: number; items: unknown[] }) => Promise<T | undefined>,
-  ): Promise<T | Want> {
-    for (;;) {
-      const fed = await this.feed();
-      let r: ReturnType<typeof stepResult>;
-      try {
-        r = stepResult(await this.#session.call(op, args, opts), `op ${op}`, n);
-      } catch (e) {
-        throw await this.failed(e);
-      }
-      await this.take(r.pending);
-      const out = await done(r);
-      if (out !== undefined) return out;
-      if (r.state === TlsState.ticket) {
-        this.#newer = true; // a TLS 1.3 ticket came: session() saves it; read or write again
-        continue;
-      }
-      if (r.state === TlsState.wantWrite) {
-        if (r.pending === 0) return WantWrite; // nothing was taken: stepping again would change nothing
-        continue;
-      }
-      if (r.state === TlsState.closed || (!fed && this.#incoming.length === 0)) return WantRead;
-    }
+  protected override onTicket(): void {
+    this.#newer = true;
+  }
+
+  protected get hasInput(): boolean {
+    return this.#incoming.length > 0;
+  }
+
+  protected answer(r: unknown, op: string, n: number): StepAnswer {
+    return stepResult(r, op, n);
   }
 
   /** Feeds queued network bytes until the device's ring is full; whether any went in. */
-  private async feed(): Promise<boolean> {
+  protected async feed(): Promise<boolean> {
     let any = false;
     while (this.#incoming.length > 0) {
       const head = this.#incoming[0] as Uint8Array;
-      const piece = head.subarray(0, this.#ctx.streamChunk);
-      const took = uint(await this.#session.call(Op.tlsFeed, [piece]), "tls_feed: result");
+      const piece = head.subarray(0, this.ctx.streamChunk);
+      const took = uint(await this.device.call(Op.tlsFeed, [piece]), "tls_feed: result");
       if (took > piece.length) throw new ProtocolError("tls_feed: took more than it was given");
       any ||= took > 0;
       if (took === head.length) this.#incoming.shift();
@@ -407,27 +483,15 @@ export class TLSWrappedBuffer implements AsyncDisposable {
   }
 
   /** Takes `pending` output bytes from the device. */
-  private async take(pending: number): Promise<void> {
+  protected async take(pending: number): Promise<void> {
     while (pending > 0) {
-      const want = Math.min(pending, this.#ctx.streamChunk);
-      const r = await this.#session.call(Op.tlsTake, [want]);
+      const want = Math.min(pending, this.ctx.streamChunk);
+      const r = await this.device.call(Op.tlsTake, [want]);
       if (!(r instanceof Uint8Array) || r.length > want) throw new ProtocolError("tls_take: not the bytes asked for");
       if (r.length === 0) break;
       this.#outgoing.push(r);
       this.#outLength += r.length;
       pending -= r.length;
-    }
-  }
-
-  /** The error a failed step throws, typed by the reason tls_info gives (tls-errors.ts); the alert taken first. */
-  private async failed(e: unknown): Promise<unknown> {
-    if (!(e instanceof DeviceError)) return e;
-    try {
-      const info = await this.info();
-      await this.take(info.pending);
-      return tlsError(e, { verifyBits: info.verifyBits, alert: info.alert, refusedHandshake: info.refusedHandshake });
-    } catch {
-      return e; // the original error says enough
     }
   }
 }
