@@ -215,7 +215,7 @@ ML_TEST(hello)
     map_keys(r.result, r.result_len, keys, sizeof keys);
     CHECK(strcmp(keys, "proto,fw,mbedtls,board,mtu,window,max_handles,heap_size,heap_used,heap_peak,boot_id,entropy,"
                        "hashes,curves,key_store,persistent,slots,trust_cas_max,trust_crls_max,tls_sessions_max,"
-                       "tls_in_record,tls_out_record,tls_ring") == 0);
+                       "tls_in_record,tls_out_record,tls_ring,dtls") == 0);
     /* the hashes list: all eleven, in id order */
     static const uint8_t hashes[] = {0x66, 'h', 'a', 's', 'h', 'e', 's', 0x8b, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
     CHECK(memmem(r.result, r.result_len, hashes, sizeof hashes) != NULL);

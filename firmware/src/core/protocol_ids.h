@@ -130,10 +130,10 @@ enum ml_op {
     ML_OP_X509_TRUST_ADD = 141, /* Add every certificate of a certificate handle's chain to a trust store as a trusted CA (the store keeps its own copy); returns the store's CA count. */
     ML_OP_X509_TRUST_ADD_CRL = 142, /* Add the CRLs of a CRL handle to a trust store (its own copy), consulted by every verify; returns the store's CRL count. */
     ML_OP_X509_TRUST_VERIFY = 143, /* Verify a chain (leaf first) against a trust store with Mbed TLS's full path validation: validity as of the device clock or a given time, signatures, CA flag, path length, key usage of issuers, CRL revocation, host name, the TLS purpose's key usage and extended key usage on the leaf, the algorithm profile. Returns the flags (x509_verify_flag bits) and the path with each certificate's flags. */
-    ML_OP_TLS_CONF_NEW = 160, /* Create a TLS configuration from a map: client or server, lowest and highest version, verify mode, trust store, certificate chain and key (copied on the device: a non-exportable key signs in place), ALPN protocols, PSK, cipher suites, the max_fragment_length a client asks for. */
+    ML_OP_TLS_CONF_NEW = 160, /* Create a TLS configuration from a map: client or server, lowest and highest version, verify mode, trust store, certificate chain and key (copied on the device: a non-exportable key signs in place), ALPN protocols, PSK, cipher suites, the max_fragment_length a client asks for; transport stream (TLS) or datagram (DTLS 1.2: cookies, anti-replay, bad-MAC limit, handshake timeouts, Connection ID length). */
     ML_OP_TLS_NEW = 161, /* Create a TLS session over a configuration, with the server's host name (SNI and certificate check; mandatory for a client that verifies, CVE-2025-27809) or null. */
-    ML_OP_TLS_FEED = 162, /* Put bytes from the network into the session's input ring; returns how many fitted (the rest is fed again after a step or read). */
-    ML_OP_TLS_TAKE = 163, /* Take up to max bytes for the network from the session's output ring. */
+    ML_OP_TLS_FEED = 162, /* Put bytes from the network into the session's input ring; returns how many fitted (the rest is fed again after a step or read). A DTLS session takes one whole datagram or none (0: the queue is full). */
+    ML_OP_TLS_TAKE = 163, /* Take up to max bytes for the network from the session's output ring. A DTLS session hands out the next whole datagram (empty when none waits). */
     ML_OP_TLS_HANDSHAKE_STEP = 164, /* Run the handshake (mbedtls_ssl_handshake) until it is done or wants I/O; returns [tls_state, output bytes pending]. A failure fails the session with Mbed TLS's code; a certificate that fails verification names the flags. */
     ML_OP_TLS_READ = 165, /* Read up to max bytes of application data (mbedtls_ssl_read); returns [tls_state, data, output bytes pending]. */
     ML_OP_TLS_WRITE = 166, /* Write application data (mbedtls_ssl_write), as much as whole records fit the output ring; returns [tls_state, bytes written, output bytes pending]. */
@@ -143,6 +143,7 @@ enum ml_op {
     ML_OP_TLS_SESSION_GET = 170, /* Save a client session for resumption (mbedtls_ssl_get_session, once per session or TLS 1.3 ticket; its configuration has resumption on): returns the session sealed under the per-boot wrap key (AES-256-GCM), with its TLS version in the clear; nothing of it stays on the device. */
     ML_OP_TLS_SESSION_SET = 171, /* Offer a saved session (tls_session_get's blob) in a new client session's handshake (mbedtls_ssl_set_session), before its first step: a blob that does not authenticate (edited, another device or boot) is auth_failed, a version outside the configuration's bad_argument; either way no session is set. */
     ML_OP_TLS_CIPHERSUITES = 172, /* The cipher suites this build offers, in Mbed TLS's order of preference (mbedtls_ssl_list_ciphersuites), from index start: [total, [[IANA number, Mbed TLS's name], ...]] with as many as fit one answer; the host pages until it has total. */
+    ML_OP_DTLS_SETUP = 180, /* Set up a DTLS session (a session of a datagram configuration, spec.md 7.13): the client's transport id a cookie server checks its cookie against (mbedtls_ssl_set_client_transport_id; before the first step, and again after each hello_verify), the MTU (mbedtls_ssl_set_mtu), the own Connection ID's bytes (mbedtls_ssl_set_cid); each null leaves it as it is. */
 };
 
 enum ml_status {
@@ -322,6 +323,7 @@ enum ml_tls_state {
     ML_TLS_STATE_WANT_WRITE = 2, /* The output ring is full (MBEDTLS_ERR_SSL_WANT_WRITE): take its bytes, then step again. */
     ML_TLS_STATE_CLOSED = 3, /* The peer sent close_notify (MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY): no more data comes. */
     ML_TLS_STATE_TICKET = 4, /* A resuming client received a TLS 1.3 NewSessionTicket (MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET, tls_read or tls_write): tls_session_get saves it; read or write again. */
+    ML_TLS_STATE_HELLO_VERIFY = 5, /* A DTLS cookie server got a ClientHello without a valid cookie (MBEDTLS_ERR_SSL_HELLO_VERIFY_REQUIRED): the HelloVerifyRequest datagram waits in the output queue and the session was reset for the next ClientHello (dtls_setup names its client again). */
 };
 
 /* tls_conf_new's verify mode: how the peer's certificate is checked (Mbed TLS's authmode). */

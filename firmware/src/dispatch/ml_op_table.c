@@ -110,5 +110,6 @@ const struct ml_op_entry ml_op_table[] = {
     {ML_OP_TLS_SESSION_GET, 1, 1, ml_op_tls_session_get},
     {ML_OP_TLS_SESSION_SET, 2, 2, ml_op_tls_session_set},
     {ML_OP_TLS_CIPHERSUITES, 1, 1, ml_op_tls_ciphersuites},
+    {ML_OP_DTLS_SETUP, 4, 4, ml_op_dtls_setup},
 };
 const size_t ml_op_table_len = sizeof ml_op_table / sizeof ml_op_table[0];

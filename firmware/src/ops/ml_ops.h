@@ -146,5 +146,6 @@ int ml_op_tls_peer_chain(struct ml_call *call, CborValue *args, CborEncoder *res
 int ml_op_tls_session_get(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_tls_session_set(struct ml_call *call, CborValue *args, CborEncoder *result);
 int ml_op_tls_ciphersuites(struct ml_call *call, CborValue *args, CborEncoder *result);
+int ml_op_dtls_setup(struct ml_call *call, CborValue *args, CborEncoder *result);
 
 #endif /* ML_OPS_H */

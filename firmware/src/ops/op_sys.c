@@ -69,6 +69,19 @@ static CborError put_tls(CborEncoder *map)
     return err | put_uint(map, "tls_ring", ML_CFG_TLS_RING);
 }
 
+/* hello's "dtls" limits (spec.md 7.13): handshake bytes buffered, the longest own CID, the largest datagram. */
+#define HELLO_DTLS_FIELDS 1
+static CborError put_dtls(CborEncoder *map)
+{
+    CborEncoder dtls;
+    CborError err = cbor_encode_text_stringz(map, "dtls");
+    err |= cbor_encoder_create_map(map, &dtls, 3);
+    err |= put_uint(&dtls, "dtls_buffering", MBEDTLS_SSL_DTLS_MAX_BUFFERING);
+    err |= put_uint(&dtls, "cid_max", MBEDTLS_SSL_CID_IN_LEN_MAX);
+    err |= put_uint(&dtls, "datagram_max", ML_DTLS_DATAGRAM_MAX);
+    return err | cbor_encoder_close_container(map, &dtls);
+}
+
 /* hello's result (spec.md 7.4); the dispatcher checks the encoder (too_large). */
 static void encode_hello(CborEncoder *result)
 {
@@ -82,8 +95,8 @@ static void encode_hello(CborEncoder *result)
     mbedtls_version_get_string(mbedtls_version); /* writes at most 9 bytes */
 
     CborEncoder map;
-    CborError err =
-        cbor_encoder_create_map(result, &map, 14 + HELLO_STORE_FIELDS + HELLO_TRUST_FIELDS + HELLO_TLS_FIELDS);
+    CborError err = cbor_encoder_create_map(
+        result, &map, 14 + HELLO_STORE_FIELDS + HELLO_TRUST_FIELDS + HELLO_TLS_FIELDS + HELLO_DTLS_FIELDS);
     err |= put_uint(&map, "proto", ML_PROTOCOL_VERSION);
     err |= put_text(&map, "fw", ML_FW_VERSION);
     err |= put_text(&map, "mbedtls", mbedtls_version);
@@ -102,6 +115,7 @@ static void encode_hello(CborEncoder *result)
     err |= put_store(&map);
     err |= put_trust(&map);
     err |= put_tls(&map);
+    err |= put_dtls(&map);
     err |= cbor_encoder_close_container(result, &map);
     (void)err;
 }

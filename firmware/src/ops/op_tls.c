@@ -27,17 +27,11 @@
 #include "ops/ml_tls.h"
 #include "ops/ml_x509.h"
 
-#define HOSTNAME_MAX  255                                    /* bytes of a server name */
-#define DATA_MAX      (ML_CFG_MTU - ML_REQUEST_OVERHEAD_MAX) /* bytes one answer carries */
-#define CERT_IN_INFO  (ML_CFG_MTU / 2)                       /* a peer certificate tls_info carries */
-#define HS_KEY_UPDATE 24                                     /* RFC 8446 HandshakeType key_update */
-#define NONE          (-1)                                   /* no alert / no handshake message */
-
-struct ring {
-    size_t head;
-    size_t len;
-    uint8_t buf[ML_CFG_TLS_RING];
-};
+#define HOSTNAME_MAX  255               /* bytes of a server name */
+#define DATA_MAX      ML_TLS_ANSWER_MAX /* bytes one answer carries */
+#define CERT_IN_INFO  (ML_CFG_MTU / 2)  /* a peer certificate tls_info carries */
+#define HS_KEY_UPDATE 24                /* RFC 8446 HandshakeType key_update */
+#define NONE          (-1)              /* no alert / no handshake message */
 
 struct tls_obj {
     mbedtls_ssl_context ssl;
@@ -47,8 +41,7 @@ struct tls_obj {
     int refused_hs; /* the post-handshake message Mbed TLS refused (HandshakeType), NONE */
     ptrdiff_t heap; /* heap bytes its Mbed TLS calls allocated and still hold */
     bool cert_step; /* the handshake ran the server's Certificate state: no resumption (tls_info) */
-    struct ring in;
-    struct ring out;
+    struct ml_tls_io io;
 };
 
 static uint32_t sessions_live;
@@ -65,7 +58,7 @@ static size_t heap_used(void)
 /* Charges the session with what the heap grew by since `before`. */
 static void charge(struct tls_obj *s, size_t before) { s->heap += (ptrdiff_t)heap_used() - (ptrdiff_t)before; }
 
-static size_t ring_put(struct ring *r, const uint8_t *src, size_t n)
+size_t ml_tls_ring_put(struct ml_tls_ring *r, const uint8_t *src, size_t n)
 {
     size_t room = ML_CFG_TLS_RING - r->len;
     n = n < room ? n : room;
@@ -77,7 +70,7 @@ static size_t ring_put(struct ring *r, const uint8_t *src, size_t n)
     return n;
 }
 
-static size_t ring_get(struct ring *r, uint8_t *dst, size_t n)
+size_t ml_tls_ring_get(struct ml_tls_ring *r, uint8_t *dst, size_t n)
 {
     n = n < r->len ? n : r->len;
     size_t first = n < ML_CFG_TLS_RING - r->head ? n : ML_CFG_TLS_RING - r->head;
@@ -90,13 +83,13 @@ static size_t ring_get(struct ring *r, uint8_t *dst, size_t n)
 
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
-    size_t n = ring_put(&((struct tls_obj *)ctx)->out, buf, len);
+    size_t n = ml_tls_ring_put(&((struct ml_tls_io *)ctx)->out, buf, len);
     return n == 0 ? MBEDTLS_ERR_SSL_WANT_WRITE : (int)n;
 }
 
 static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
-    size_t n = ring_get(&((struct tls_obj *)ctx)->in, buf, len);
+    size_t n = ml_tls_ring_get(&((struct ml_tls_io *)ctx)->in, buf, len);
     return n == 0 ? MBEDTLS_ERR_SSL_WANT_READ : (int)n;
 }
 
@@ -198,7 +191,11 @@ int ml_op_tls_new(struct ml_call *call, CborValue *args, CborEncoder *result)
     if (named) {
         ML_CHK_TLS(call, mbedtls_ssl_set_hostname(&s->ssl, host), "ssl_set_hostname");
     }
-    mbedtls_ssl_set_bio(&s->ssl, s, bio_send, bio_recv, NULL);
+    if (conf->datagram) {
+        ML_CHK(ml_dtls_session_init(call, &s->ssl, conf, &s->io));
+    } else {
+        mbedtls_ssl_set_bio(&s->ssl, &s->io, bio_send, bio_recv, NULL);
+    }
     charge(s, before);
     (void)cbor_encode_null(result);
 cleanup:
@@ -218,7 +215,11 @@ int ml_op_tls_feed(struct ml_call *call, CborValue *args, CborEncoder *result)
     ML_CHK(ml_arg_handle(call, args, 1, &handle));
     ML_CHK(ml_arg_bytes(call, args, 2, &data, &len));
     ML_CHK(tls_get_alive(call, handle, &s));
-    (void)cbor_encode_uint(result, ring_put(&s->in, data, len));
+    if (s->io.datagram) {
+        ML_CHK(ml_dtls_feed(call, &s->io, data, len, result));
+    } else {
+        (void)cbor_encode_uint(result, ml_tls_ring_put(&s->io.in, data, len));
+    }
 cleanup:
     return st;
 }
@@ -234,13 +235,17 @@ int ml_op_tls_take(struct ml_call *call, CborValue *args, CborEncoder *result)
     ML_CHK(ml_arg_handle(call, args, 1, &handle));
     ML_CHK(ml_arg_uint(call, args, 2, &max));
     ML_CHK(tls_get(call, handle, &s));
-    n = max < s->out.len ? (size_t)max : s->out.len;
+    if (s->io.datagram) {
+        ML_CHK(ml_dtls_take(call, &s->io, max, result));
+        goto cleanup;
+    }
+    n = max < s->io.out.len ? (size_t)max : s->io.out.len;
     n = n < DATA_MAX ? n : DATA_MAX;
     buf = ml_buf_alloc(n);
     if (buf == NULL) {
         ML_FAIL(call, ML_STATUS_OUT_OF_MEMORY, "no heap for %lu output bytes", (unsigned long)n);
     }
-    (void)ring_get(&s->out, buf, n);
+    (void)ml_tls_ring_get(&s->io.out, buf, n);
     (void)cbor_encode_byte_string(result, buf, n);
 cleanup:
     ml_buf_free(buf, n);
@@ -292,6 +297,15 @@ static int state_of(struct ml_call *call, struct tls_obj *s, int ret, const char
     case MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET:
         *state = ML_TLS_STATE_TICKET;
         break;
+    case MBEDTLS_ERR_SSL_HELLO_VERIFY_REQUIRED:
+        /* The HelloVerifyRequest is out; the session starts over for the next ClientHello. */
+        *state = ML_TLS_STATE_HELLO_VERIFY;
+        s->cert_step = false;
+        ret = ml_dtls_hello_verify(&s->ssl, &s->io);
+        if (ret != 0) {
+            st = fail(call, s, ret, what);
+        }
+        break;
     default:
         if (ret >= 0) {
             *state = ML_TLS_STATE_DONE;
@@ -302,14 +316,28 @@ static int state_of(struct ml_call *call, struct tls_obj *s, int ret, const char
     return st;
 }
 
-/* [state, pending output bytes] */
+/* A step's answer: [state, (item,) pending output bytes (, timer: a datagram session's)]. */
+static CborError open_answer(CborEncoder *result, CborEncoder *a, size_t items, uint64_t state, const struct tls_obj *s)
+{
+    CborError err = cbor_encoder_create_array(result, a, items + (s->io.datagram ? 1 : 0));
+    return err | cbor_encode_uint(a, state);
+}
+
+static CborError close_answer(CborEncoder *result, CborEncoder *a, const struct tls_obj *s)
+{
+    CborError err = cbor_encode_uint(a, ml_tls_pending(&s->io));
+    if (s->io.datagram) {
+        err |= ml_dtls_encode_timer(a, &s->io);
+    }
+    return err | cbor_encoder_close_container(result, a);
+}
+
+/* [state, pending output bytes (, timer)] */
 static void encode_state(CborEncoder *result, uint64_t state, const struct tls_obj *s)
 {
     CborEncoder a;
-    CborError err = cbor_encoder_create_array(result, &a, 2);
-    err |= cbor_encode_uint(&a, state);
-    err |= cbor_encode_uint(&a, s->out.len);
-    err |= cbor_encoder_close_container(result, &a);
+    CborError err = open_answer(result, &a, 2, state, s);
+    err |= close_answer(result, &a, s);
     (void)err; /* the dispatcher checks the encoder */
 }
 
@@ -325,6 +353,7 @@ static int step(struct ml_call *call, CborValue *args, CborEncoder *result, int 
     int st = ML_STATUS_OK;
     ML_CHK(ml_arg_handle(call, args, 1, &handle));
     ML_CHK(tls_get_alive(call, handle, &s));
+    ML_CHK(ml_dtls_check_step(call, s->conf, &s->ssl, &s->io));
     ret = fn(&s->ssl);
     charge(s, before);
     ML_CHK(state_of(call, s, ret, what, &state));
@@ -367,6 +396,7 @@ int ml_op_tls_read(struct ml_call *call, CborValue *args, CborEncoder *result)
     ML_CHK(ml_arg_handle(call, args, 1, &handle));
     ML_CHK(ml_arg_uint(call, args, 2, &max));
     ML_CHK(tls_get_alive(call, handle, &s));
+    ML_CHK(ml_dtls_check_step(call, s->conf, &s->ssl, &s->io));
     cap = max < DATA_MAX ? (size_t)max : DATA_MAX;
     buf = ml_buf_alloc(cap);
     if (buf == NULL) {
@@ -382,11 +412,9 @@ int ml_op_tls_read(struct ml_call *call, CborValue *args, CborEncoder *result)
     charge(s, before);
     ML_CHK(state_of(call, s, ret, "read", &state));
     n = ret > 0 ? (size_t)ret : 0;
-    CborError err = cbor_encoder_create_array(result, &a, 3);
-    err |= cbor_encode_uint(&a, state);
+    CborError err = open_answer(result, &a, 3, state, s);
     err |= cbor_encode_byte_string(&a, buf, n);
-    err |= cbor_encode_uint(&a, s->out.len);
-    err |= cbor_encoder_close_container(result, &a);
+    err |= close_answer(result, &a, s);
     (void)err;
 cleanup:
     ml_buf_free(buf, cap);
@@ -397,7 +425,7 @@ int ml_op_tls_write(struct ml_call *call, CborValue *args, CborEncoder *result)
 {
     uint32_t handle = 0;
     const uint8_t *data = NULL;
-    size_t len = 0, room = 0, before = heap_used();
+    size_t len = 0, room = 0, frame = 0, before = heap_used();
     struct tls_obj *s = NULL;
     uint64_t state = ML_TLS_STATE_DONE;
     int ret = 0, expansion = 0;
@@ -417,20 +445,24 @@ int ml_op_tls_write(struct ml_call *call, CborValue *args, CborEncoder *result)
     if (expansion < 0) {
         ML_CHK_TLS(call, expansion, "record_expansion");
     }
-    room = ML_CFG_TLS_RING - s->out.len;
-    if (ret == 0 && s->ssl.MBEDTLS_PRIVATE(out_left) == 0 && room > (size_t)expansion && len > 0) {
-        size_t n = room - (size_t)expansion;
+    /* A stream record of at least a byte; a datagram session's data whole, as one record after its length. */
+    room = ML_CFG_TLS_RING - s->io.out.len;
+    frame = s->io.datagram ? 2 : 0;
+    if (s->io.datagram) {
+        ML_CHK(ml_dtls_check_write(call, &s->ssl, len));
+    }
+    if (ret == 0 && s->ssl.MBEDTLS_PRIVATE(out_left) == 0 && room >= (size_t)expansion + frame + (frame ? len : 1) &&
+        len > 0) {
+        size_t n = room - (size_t)expansion - frame;
         ret = mbedtls_ssl_write(&s->ssl, data, n < len ? n : len);
     } else if (ret == 0 && len > 0) {
         ret = MBEDTLS_ERR_SSL_WANT_WRITE;
     }
     charge(s, before);
     ML_CHK(state_of(call, s, ret, "write", &state));
-    CborError err = cbor_encoder_create_array(result, &a, 3);
-    err |= cbor_encode_uint(&a, state);
+    CborError err = open_answer(result, &a, 3, state, s);
     err |= cbor_encode_uint(&a, ret > 0 ? (uint64_t)ret : 0);
-    err |= cbor_encode_uint(&a, s->out.len);
-    err |= cbor_encoder_close_container(result, &a);
+    err |= close_answer(result, &a, s);
     (void)err;
 cleanup:
     return st;
@@ -473,7 +505,7 @@ int ml_op_tls_info(struct ml_call *call, CborValue *args, CborEncoder *result)
     bool over = mbedtls_ssl_is_handshake_over(&s->ssl) != 0;
     uint32_t flags = mbedtls_ssl_get_verify_result(&s->ssl);
     const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&s->ssl);
-    CborError err = cbor_encoder_create_map(result, &map, 15);
+    CborError err = cbor_encoder_create_map(result, &map, 15 + ML_DTLS_INFO_FIELDS);
     err |= cbor_encode_text_stringz(&map, "established");
     err |= cbor_encode_boolean(&map, over);
     err |= encode_text_or_null(&map, "version", over ? mbedtls_ssl_get_version(&s->ssl) : NULL);
@@ -488,7 +520,7 @@ int ml_op_tls_info(struct ml_call *call, CborValue *args, CborEncoder *result)
     err |= peer != NULL && peer->raw.len <= CERT_IN_INFO ? cbor_encode_byte_string(&map, peer->raw.p, peer->raw.len)
                                                          : cbor_encode_null(&map);
     err |= cbor_encode_text_stringz(&map, "pending");
-    err |= cbor_encode_uint(&map, s->out.len);
+    err |= cbor_encode_uint(&map, ml_tls_pending(&s->io));
     err |= cbor_encode_text_stringz(&map, "ring");
     err |= cbor_encode_uint(&map, ML_CFG_TLS_RING);
     err |= cbor_encode_text_stringz(&map, "fatal");
@@ -496,14 +528,32 @@ int ml_op_tls_info(struct ml_call *call, CborValue *args, CborEncoder *result)
     err |= encode_uint_or_null(&map, "alert", s->alert);
     err |= encode_uint_or_null(&map, "refused_hs", s->refused_hs);
     err |= cbor_encode_text_stringz(&map, "in_pending");
-    err |= cbor_encode_uint(&map, s->in.len + s->ssl.MBEDTLS_PRIVATE(in_left));
+    err |= cbor_encode_uint(&map, s->io.in.len + s->ssl.MBEDTLS_PRIVATE(in_left));
     err |= cbor_encode_text_stringz(&map, "heap");
     err |= cbor_encode_uint(&map, s->heap > 0 ? (uint64_t)s->heap : 0);
     err |= cbor_encode_text_stringz(&map, "resumed");
     err |= cbor_encode_boolean(&map, over && resumed(s));
+    err |= ml_dtls_info(&map, &s->ssl, &s->io);
     err |= cbor_encoder_close_container(result, &map);
     (void)err;
 cleanup:
+    return st;
+}
+
+int ml_op_dtls_setup(struct ml_call *call, CborValue *args, CborEncoder *result)
+{
+    uint32_t handle = 0;
+    struct tls_obj *s = NULL;
+    size_t before = heap_used();
+    int st = ML_STATUS_OK;
+    ML_CHK(ml_arg_handle(call, args, 1, &handle));
+    ML_CHK(tls_get_alive(call, handle, &s));
+    ML_CHK(ml_dtls_setup(call, args, s->conf, &s->ssl, &s->io));
+    (void)cbor_encode_null(result);
+cleanup:
+    if (s != NULL) {
+        charge(s, before); /* the client's transport id is on the heap */
+    }
     return st;
 }
 

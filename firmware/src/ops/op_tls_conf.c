@@ -84,6 +84,7 @@ static void conf_free(struct ml_tls_conf *c)
     mbedtls_x509_crt_free(&c->chain);
     mbedtls_pk_free(&c->key);
     ml_tls_conf_resumption_free(c);
+    ml_dtls_conf_free(c);
     ml_buf_free(c->psks, c->n_psks * sizeof *c->psks); /* zeroises the keys */
     sni_free(c->sni, c->n_sni);
     for (size_t i = 0; i < ML_TLS_ALPN_MAX && c->alpn[i] != NULL; i++) {
@@ -125,6 +126,11 @@ static int field(struct ml_call *call, const CborValue *map, const char *key, Cb
         return ml_fail(call, ML_STATUS_BAD_REQUEST, "arg 2: malformed map");
     }
     return ML_STATUS_OK;
+}
+
+int ml_tls_conf_field(struct ml_call *call, const CborValue *map, const char *key, CborValue *v)
+{
+    return field(call, map, key, v);
 }
 
 /* Enters the array under `key` (absent: *n = 0, `in` invalid), at most `max` items. */
@@ -174,12 +180,13 @@ cleanup:
     return st;
 }
 
-/* min_version / max_version: 0x0303 (TLS 1.2), 0x0304 (TLS 1.3, when compiled in). */
+/* min_version / max_version: 0x0303 (TLS 1.2), 0x0304 (TLS 1.3, when compiled in; never with datagrams:
+ * Mbed TLS 3.6 has no DTLS 1.3). */
 static int versions(struct ml_call *call, const CborValue *map, struct ml_tls_conf *c)
 {
     uint64_t lo = 0, hi = 0;
 #if defined(MBEDTLS_SSL_PROTO_TLS1_3)
-    const uint64_t highest = MBEDTLS_SSL_VERSION_TLS1_3;
+    const uint64_t highest = c->datagram ? MBEDTLS_SSL_VERSION_TLS1_2 : MBEDTLS_SSL_VERSION_TLS1_3;
 #else
     const uint64_t highest = MBEDTLS_SSL_VERSION_TLS1_2;
 #endif
@@ -647,9 +654,11 @@ static int configure(struct ml_call *call, const CborValue *map, struct ml_tls_c
     if (cbor_value_is_valid(&v)) {
         ML_CHK(ml_arg_bool(call, &v, 2, &c->server));
     }
+    ML_CHK(ml_dtls_conf_transport(call, map, &c->datagram));
     ML_CHK_TLS(call,
                mbedtls_ssl_config_defaults(&c->ssl, c->server ? MBEDTLS_SSL_IS_SERVER : MBEDTLS_SSL_IS_CLIENT,
-                                           MBEDTLS_SSL_TRANSPORT_STREAM, MBEDTLS_SSL_PRESET_DEFAULT),
+                                           c->datagram ? MBEDTLS_SSL_TRANSPORT_DATAGRAM : MBEDTLS_SSL_TRANSPORT_STREAM,
+                                           MBEDTLS_SSL_PRESET_DEFAULT),
                "ssl_config_defaults");
     mbedtls_ssl_conf_rng(&c->ssl, ml_busy_rng, NULL);
     ML_CHK(versions(call, map, c));
@@ -681,6 +690,7 @@ static int configure(struct ml_call *call, const CborValue *map, struct ml_tls_c
     ML_CHK(suites(call, map, c));
     ML_CHK(max_frag_len(call, map, c));
     ML_CHK(ml_tls_conf_resumption(call, map, c));
+    ML_CHK(ml_dtls_conf(call, map, c));
 cleanup:
     return st;
 }

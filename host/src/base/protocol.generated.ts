@@ -222,13 +222,13 @@ export const Op = {
   x509TrustAddCrl: 142,
   /** Verify a chain (leaf first) against a trust store with Mbed TLS's full path validation: validity as of the device clock or a given time, signatures, CA flag, path length, key usage of issuers, CRL revocation, host name, the TLS purpose's key usage and extended key usage on the leaf, the algorithm profile. Returns the flags (x509_verify_flag bits) and the path with each certificate's flags. */
   x509TrustVerify: 143,
-  /** Create a TLS configuration from a map: client or server, lowest and highest version, verify mode, trust store, certificate chain and key (copied on the device: a non-exportable key signs in place), ALPN protocols, PSK, cipher suites, the max_fragment_length a client asks for. */
+  /** Create a TLS configuration from a map: client or server, lowest and highest version, verify mode, trust store, certificate chain and key (copied on the device: a non-exportable key signs in place), ALPN protocols, PSK, cipher suites, the max_fragment_length a client asks for; transport stream (TLS) or datagram (DTLS 1.2: cookies, anti-replay, bad-MAC limit, handshake timeouts, Connection ID length). */
   tlsConfNew: 160,
   /** Create a TLS session over a configuration, with the server's host name (SNI and certificate check; mandatory for a client that verifies, CVE-2025-27809) or null. */
   tlsNew: 161,
-  /** Put bytes from the network into the session's input ring; returns how many fitted (the rest is fed again after a step or read). */
+  /** Put bytes from the network into the session's input ring; returns how many fitted (the rest is fed again after a step or read). A DTLS session takes one whole datagram or none (0: the queue is full). */
   tlsFeed: 162,
-  /** Take up to max bytes for the network from the session's output ring. */
+  /** Take up to max bytes for the network from the session's output ring. A DTLS session hands out the next whole datagram (empty when none waits). */
   tlsTake: 163,
   /** Run the handshake (mbedtls_ssl_handshake) until it is done or wants I/O; returns [tls_state, output bytes pending]. A failure fails the session with Mbed TLS's code; a certificate that fails verification names the flags. */
   tlsHandshakeStep: 164,
@@ -248,6 +248,8 @@ export const Op = {
   tlsSessionSet: 171,
   /** The cipher suites this build offers, in Mbed TLS's order of preference (mbedtls_ssl_list_ciphersuites), from index start: [total, [[IANA number, Mbed TLS's name], ...]] with as many as fit one answer; the host pages until it has total. */
   tlsCiphersuites: 172,
+  /** Set up a DTLS session (a session of a datagram configuration, spec.md 7.13): the client's transport id a cookie server checks its cookie against (mbedtls_ssl_set_client_transport_id; before the first step, and again after each hello_verify), the MTU (mbedtls_ssl_set_mtu), the own Connection ID's bytes (mbedtls_ssl_set_cid); each null leaves it as it is. */
+  dtlsSetup: 180,
 } as const;
 export type Op = (typeof Op)[keyof typeof Op];
 
@@ -539,6 +541,8 @@ export const TlsState = {
   closed: 3,
   /** A resuming client received a TLS 1.3 NewSessionTicket (MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET, tls_read or tls_write): tls_session_get saves it; read or write again. */
   ticket: 4,
+  /** A DTLS cookie server got a ClientHello without a valid cookie (MBEDTLS_ERR_SSL_HELLO_VERIFY_REQUIRED): the HelloVerifyRequest datagram waits in the output queue and the session was reset for the next ClientHello (dtls_setup names its client again). */
+  helloVerify: 5,
 } as const;
 export type TlsState = (typeof TlsState)[keyof typeof TlsState];
 
@@ -677,6 +681,7 @@ export const OP_INFO: ReadonlyMap<number, OpInfo> = new Map([
   [170, { name: "tls_session_get", module: "tls", resend: "ordered", minArgs: 1, maxArgs: 1 }],
   [171, { name: "tls_session_set", module: "tls", resend: "ordered", minArgs: 2, maxArgs: 2 }],
   [172, { name: "tls_ciphersuites", module: "tls", resend: "record", minArgs: 1, maxArgs: 1 }],
+  [180, { name: "dtls_setup", module: "tls", resend: "ordered", minArgs: 4, maxArgs: 4 }],
 ]);
 
 export interface HashAlgInfo {
