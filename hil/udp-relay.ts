@@ -98,7 +98,12 @@ export interface UdpRelay {
   clients(): string[];
   /** The upstream port the server sees for `client` ("address:port"). */
   upstreamPort(client: string): number | undefined;
-  /** New upstream sockets for every client (or one): the server sees them come from other ports. */
+  /**
+   * New upstream sockets for every client (or one): the server sees them
+   * come from other ports. Takes effect at the call (datagrams arriving from
+   * then on wait for the new socket), so a `tap` may call it to move a
+   * client right before a chosen datagram.
+   */
   rebind(client?: string): Promise<void>;
   /** Closes every socket and drops what is pending. Idempotent. */
   stop(): Promise<void>;
@@ -314,22 +319,30 @@ export async function startUdpRelay(opts: UdpRelayOptions): Promise<UdpRelay> {
   const attach = async (client: string, address: string, port: number): Promise<Socket> => {
     const socket = await bindSocket("0.0.0.0", 0);
     socket.on("message", (msg: Buffer) => {
-      if (upstream.get(client)?.socket !== socket) return; // a socket rebind() replaced
+      // a socket rebind() replaced still answers until it is closed, as a NAT's old mapping would
       opts.tap?.("down", msg, client);
       down.push(msg, (d) => front.send(d, port, address));
     });
     upstream.set(client, { socket, address, port });
     return socket;
   };
-  /** Upstream sockets being made, so the datagrams of a new client keep their order. */
+  /** Upstream sockets being made (a new client's, a rebind's): the datagrams after it wait for it, in order. */
   const pending = new Map<string, Promise<Socket>>();
+  const making = (client: string, p: Promise<Socket>): Promise<Socket> => {
+    pending.set(client, p);
+    void p.then(
+      () => pending.get(client) === p && pending.delete(client),
+      () => pending.get(client) === p && pending.delete(client),
+    );
+    return p;
+  };
   front.on("message", (msg: Buffer, rinfo: RemoteInfo) => {
     if (stopping) return;
     const client = `${rinfo.address}:${rinfo.port}`;
     opts.tap?.("up", msg, client);
     const known = upstream.get(client);
-    const socket = known ? Promise.resolve(known.socket) : (pending.get(client) ?? attach(client, rinfo.address, rinfo.port));
-    if (!known) pending.set(client, socket);
+    const socket =
+      pending.get(client) ?? (known ? Promise.resolve(known.socket) : making(client, attach(client, rinfo.address, rinfo.port)));
     // The lane decides now, in arrival order; the send waits for the socket.
     up.push(msg, (d) => {
       void socket.then((first) => {
@@ -337,7 +350,6 @@ export async function startUdpRelay(opts: UdpRelayOptions): Promise<UdpRelay> {
         if (!stopping) (upstream.get(client)?.socket ?? first).send(d, serverPort, serverHost);
       });
     });
-    void socket.then(() => pending.delete(client));
   });
 
   return {
@@ -354,12 +366,15 @@ export async function startUdpRelay(opts: UdpRelayOptions): Promise<UdpRelay> {
       const u = upstream.get(client);
       return u ? (u.socket.address() as { port: number }).port : undefined;
     },
-    async rebind(client) {
-      for (const [key, u] of [...upstream]) {
-        if (client !== undefined && key !== client) continue;
-        await attach(key, u.address, u.port);
-        await closeSocket(u.socket);
-      }
+    rebind(client) {
+      // the new sockets are pending at once: a datagram arriving from here on goes out on its client's new socket
+      const moves = [...upstream]
+        .filter(([key]) => client === undefined || key === client)
+        .map(async ([key, u]) => {
+          await making(key, attach(key, u.address, u.port));
+          await closeSocket(u.socket);
+        });
+      return Promise.all(moves).then(() => undefined);
     },
     stop() {
       stopping ??= (async () => {

@@ -206,6 +206,33 @@ describe("udp relay", () => {
     expect(b.got.map((g) => g.data.toString())).toEqual(["re:b1"]);
   });
 
+  it("rebind() from the tap moves the client right before the datagram the tap saw", async () => {
+    const server = await echoServer();
+    const client = await endpoint();
+    let relay: UdpRelay | undefined;
+    const seen: string[] = [];
+    relay = await startUdpRelay({
+      server: { port: server.port },
+      seed: 11,
+      tap: (direction, d) => {
+        seen.push(`${direction}:${Buffer.from(d).toString()}`);
+        if (direction === "up" && Buffer.from(d).toString() === "move") void relay?.rebind();
+      },
+    });
+    relays.push(relay);
+    for (const m of ["one", "two", "move", "three"]) client.socket.send(m, relay.port, relay.host);
+    await server.until(4);
+    const from = new Map(server.got.map((g) => [g.data.toString(), g.from.port]));
+    expect(from.get("one")).toBe(from.get("two"));
+    expect(from.get("move")).not.toBe(from.get("two"));
+    expect(from.get("three")).toBe(from.get("move"));
+    expect(from.get("move")).toBe(relay.upstreamPort(relay.clients()[0] as string));
+    // the answers from the new port arrive (those to the old one may have been in flight when it closed)
+    await client.until(4, 500);
+    expect(client.got.map((g) => g.data.toString())).toEqual(expect.arrayContaining(["re:move", "re:three"]));
+    expect(seen.filter((x) => x.startsWith("up:"))).toEqual(["up:one", "up:two", "up:move", "up:three"]);
+  });
+
   it("rates out of range are a RangeError", async () => {
     const server = await endpoint();
     await expect(relayTo(server, 1, { drop: 1.5 })).rejects.toThrow(RangeError);
