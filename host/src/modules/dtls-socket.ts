@@ -620,7 +620,9 @@ interface Acceptor {
 export class DTLSServer extends EventEmitter {
   /** The UDP socket the server listens on. */
   readonly socket: UdpSocket;
-  /** Datagrams dropped: from unknown addresses and not a ClientHello, or over the accept queue. */
+  /** ClientHellos that came from addresses without a session (each is answered, or counted in `dropped`). */
+  clientHellos = 0;
+  /** Datagrams dropped: from unknown addresses and not a ClientHello, ClientHellos over the accept queue or replaced by a newer one from the same address. */
   dropped = 0;
   /** HelloVerifyRequests sent (ClientHellos without a valid cookie). */
   helloVerifies = 0;
@@ -743,7 +745,10 @@ export class DTLSServer extends EventEmitter {
   /** Queues a ClientHello from an unknown address for the acceptor (the latest one per address). */
   #admit(d: Uint8Array, from: PeerAddress): void {
     const key = peerKey(from);
-    if (!this.#pending.has(key) && this.#pending.size >= this.#queueMax) {
+    this.clientHellos++;
+    if (this.#pending.has(key))
+      this.dropped++; // the newer ClientHello of that address replaces the one waiting
+    else if (this.#pending.size >= this.#queueMax) {
       this.dropped++;
       return;
     }
