@@ -263,3 +263,100 @@ export function reportedPeerCid(out: string, phase = "initial handshake"): strin
     ? null
     : undefined;
 }
+
+// -------------------------------------------------------------------- CoAP
+
+/** A CoAP message (RFC 7252 §3), as much of it as the tests use. */
+export interface CoapMessage {
+  /** 0 CON, 1 NON, 2 ACK, 3 RST. */
+  type: number;
+  /** class * 32 + detail: 0x01 GET, 0x03 PUT, 0x45 2.05 Content, 0x44 2.04 Changed, 0x84 4.04. */
+  code: number;
+  messageId: number;
+  token: Uint8Array;
+  /** Options by number, in order (Uri-Path is 11, one per segment). */
+  options: [number, Uint8Array][];
+  payload: Uint8Array;
+}
+
+export const COAP_GET = 0x01;
+export const COAP_CONTENT = 0x45;
+export const COAP_URI_PATH = 11;
+
+/** An option's delta or length nibble and its extended bytes (RFC 7252 §3.1). */
+function coapNibble(v: number): [number, number[]] {
+  if (v < 13) return [v, []];
+  if (v < 269) return [13, [v - 13]];
+  return [14, [(v - 269) >> 8, (v - 269) & 0xff]];
+}
+
+export function encodeCoap(m: CoapMessage): Uint8Array {
+  if (m.token.length > 8) throw new RangeError("a CoAP token is at most 8 bytes");
+  const out = [0x40 | (m.type << 4) | m.token.length, m.code, m.messageId >> 8, m.messageId & 0xff, ...m.token];
+  let last = 0;
+  for (const [n, v] of [...m.options].sort((a, b) => a[0] - b[0])) {
+    const [d, dx] = coapNibble(n - last);
+    const [l, lx] = coapNibble(v.length);
+    out.push((d << 4) | l, ...dx, ...lx, ...v);
+    last = n;
+  }
+  if (m.payload.length > 0) out.push(0xff, ...m.payload);
+  return Uint8Array.from(out);
+}
+
+export function decodeCoap(b: Uint8Array): CoapMessage {
+  const at = (i: number): number => {
+    if (i >= b.length) throw new RangeError("truncated CoAP message");
+    return b[i] as number;
+  };
+  if (at(0) >> 6 !== 1) throw new RangeError("not CoAP version 1");
+  const tkl = at(0) & 0x0f;
+  const m: CoapMessage = {
+    type: (at(0) >> 4) & 3,
+    code: at(1),
+    messageId: (at(2) << 8) | at(3),
+    token: b.slice(4, 4 + tkl),
+    options: [],
+    payload: new Uint8Array(0),
+  };
+  let i = 4 + tkl;
+  let n = 0;
+  const ext = (v: number): number => {
+    if (v === 13) return at(i++) + 13;
+    if (v === 14) {
+      const x = (at(i) << 8) | at(i + 1);
+      i += 2;
+      return x + 269;
+    }
+    if (v === 15) throw new RangeError("reserved CoAP option nibble");
+    return v;
+  };
+  while (i < b.length) {
+    if (at(i) === 0xff) {
+      m.payload = b.slice(i + 1);
+      break;
+    }
+    const head = at(i++);
+    n += ext(head >> 4);
+    const len = ext(head & 0x0f);
+    m.options.push([n, b.slice(i, i + len)]);
+    i += len;
+  }
+  return m;
+}
+
+/** A confirmable GET of `path` ("a/b"). */
+export function coapGet(path: string, messageId: number, token: Uint8Array): Uint8Array {
+  const options = path
+    .split("/")
+    .filter((s) => s !== "")
+    .map((s): [number, Uint8Array] => [COAP_URI_PATH, new TextEncoder().encode(s)]);
+  return encodeCoap({ type: 0, code: COAP_GET, messageId, token, options, payload: new Uint8Array(0) });
+}
+
+/** A request's Uri-Path, joined with "/". */
+export const coapPath = (m: CoapMessage): string =>
+  m.options
+    .filter(([n]) => n === COAP_URI_PATH)
+    .map(([, v]) => new TextDecoder().decode(v))
+    .join("/");
