@@ -15,7 +15,7 @@
 //
 // dtls-socket.ts pumps these between a dgram socket and the device.
 
-import { ArgumentError, ProtocolError } from "../base/errors.js";
+import { ArgumentError, ProtocolError, TooLargeError } from "../base/errors.js";
 import { Op, TlsState } from "../base/protocol.generated.js";
 import { checkBytes } from "../base/util.js";
 import type { CallOptions, SessionContext } from "../session/context.js";
@@ -38,10 +38,6 @@ export { type Want, WantRead, WantWrite };
 export const HelloVerifyRequest = Object.freeze({ helloVerifyRequest: true as const });
 export type HelloVerifyRequest = typeof HelloVerifyRequest;
 
-/** tls_state hello_verify (spec.md 7.13). */
-const STATE_HELLO_VERIFY = 5;
-/** dtls_setup (spec.md 7.13). */
-const OP_DTLS_SETUP = 180;
 /** Steps in a row that the timer's "expired now" (0) may ask for within one call (each resends a flight and at least doubles the timer). */
 const EXPIRED_STEPS_MAX = 4;
 
@@ -137,7 +133,7 @@ export class DTLSWrappedBuffer extends WrappedSession<DTLSInfo> {
     this.#incoming.push(Uint8Array.from(d));
   }
 
-  /** Datagrams from the network dropped because they were larger than one request carries. */
+  /** Datagrams from the network dropped because they were larger than one request carries or the device takes. */
   get droppedDatagrams(): number {
     return this.#dropped;
   }
@@ -195,7 +191,7 @@ export class DTLSWrappedBuffer extends WrappedSession<DTLSInfo> {
   async doHandshake(opts: CallOptions = {}): Promise<"done" | Want | HelloVerifyRequest> {
     this.handshakeClock("DTLS");
     await this.setupDone();
-    return this.handshakeStep(opts, (state) => (state === STATE_HELLO_VERIFY ? HelloVerifyRequest : undefined));
+    return this.handshakeStep(opts, (state) => (state === TlsState.helloVerify ? HelloVerifyRequest : undefined));
   }
 
   /** The next datagram of application data (empty once the peer sent close_notify); WantRead when none is at hand. */
@@ -230,7 +226,7 @@ export class DTLSWrappedBuffer extends WrappedSession<DTLSInfo> {
   private setup(peer: Uint8Array | null): Promise<void> {
     const prev = this.#setup ?? Promise.resolve();
     const next = prev.then(async () => {
-      await this.device.call(OP_DTLS_SETUP, [peer, this.#mtu ?? null, this.#cid ?? null]);
+      await this.device.call(Op.dtlsSetup, [peer, this.#mtu ?? null, this.#cid ?? null]);
     });
     next.catch(() => {});
     this.#setup = next;
@@ -264,7 +260,15 @@ export class DTLSWrappedBuffer extends WrappedSession<DTLSInfo> {
   protected async feed(): Promise<boolean> {
     let any = false;
     for (let head = this.#incoming[0]; head !== undefined; head = this.#incoming[0]) {
-      const took = uint(await this.device.call(Op.tlsFeed, [head]), "tls_feed: result");
+      let took: number;
+      try {
+        took = uint(await this.device.call(Op.tlsFeed, [head]), "tls_feed: result");
+      } catch (e) {
+        if (!(e instanceof TooLargeError)) throw e;
+        this.#incoming.shift(); // longer than the device takes (hello's dtls.datagram_max): lost, as UDP loses it
+        this.#dropped++;
+        continue;
+      }
       if (took === 0) break; // the input queue is full: step first
       if (took !== head.length) throw new ProtocolError(`tls_feed: took ${took} bytes of a ${head.length}-byte datagram`);
       this.#incoming.shift();
