@@ -82,6 +82,20 @@ static uint64_t conf_psk(uint32_t handle, bool server, const char *key)
     return conf_psk_transport(handle, server, key, STREAM);
 }
 
+/* tls_conf_new with one boolean key. */
+static uint64_t conf_bool(uint32_t handle, const char *key, bool value)
+{
+    CborEncoder map;
+    begin(ML_OP_TLS_CONF_NEW, 2);
+    CborError err = cbor_encode_uint(&req_args, handle);
+    err |= cbor_encoder_create_map(&req_args, &map, 1);
+    err |= cbor_encode_text_stringz(&map, key);
+    err |= cbor_encode_boolean(&map, value);
+    err |= cbor_encoder_close_container(&req_args, &map);
+    CHECK(err == CborNoError);
+    return send();
+}
+
 static uint64_t tls_new(uint32_t handle, uint32_t conf)
 {
     begin(ML_OP_TLS_NEW, 3);
@@ -255,14 +269,7 @@ ML_TEST(refusals)
     CHECK_EQ(tls_new(10, 1), ML_STATUS_BAD_ARGUMENT);
     CHECK(strstr(rep.msg, "host name") != NULL);
     /* A server needs a certificate or a PSK. */
-    begin(ML_OP_TLS_CONF_NEW, 2);
-    err = cbor_encode_uint(&req_args, 2);
-    err |= cbor_encoder_create_map(&req_args, &map, 1);
-    err |= cbor_encode_text_stringz(&map, "server");
-    err |= cbor_encode_boolean(&map, true);
-    err |= cbor_encoder_close_container(&req_args, &map);
-    CHECK(err == CborNoError);
-    CHECK_EQ(send(), ML_STATUS_BAD_ARGUMENT);
+    CHECK_EQ(conf_bool(2, "server", true), ML_STATUS_BAD_ARGUMENT);
     /* One session past the limit. */
     CHECK_EQ(conf_psk(3, false, "0123456789abcdef"), 0);
     for (uint32_t i = 0; i < ML_CFG_TLS_SESSIONS_MAX; i++) {
@@ -489,14 +496,7 @@ ML_TEST(dtls_refusals)
     err |= cbor_encoder_close_container(&req_args, &map);
     CHECK(err == CborNoError);
     CHECK_EQ(send(), ML_STATUS_UNSUPPORTED_ALGORITHM);
-    begin(ML_OP_TLS_CONF_NEW, 2);
-    err = cbor_encode_uint(&req_args, 1);
-    err |= cbor_encoder_create_map(&req_args, &map, 1);
-    err |= cbor_encode_text_stringz(&map, "cookies");
-    err |= cbor_encode_boolean(&map, false);
-    err |= cbor_encoder_close_container(&req_args, &map);
-    CHECK(err == CborNoError);
-    CHECK_EQ(send(), ML_STATUS_BAD_ARGUMENT);
+    CHECK_EQ(conf_bool(1, "cookies", false), ML_STATUS_BAD_ARGUMENT);
     CHECK(strstr(rep.msg, "datagram") != NULL);
     /* A stream session has no dtls_setup. */
     CHECK_EQ(conf_psk(1, false, KEY), 0);
