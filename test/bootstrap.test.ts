@@ -44,7 +44,7 @@ describe("the bootstrap's package map covers every program spawned", () => {
     expect(problems[0]).toMatch(/^socat \(spawned at hil\/fault-relay\.ts:\d+\b/);
   });
 
-  it("socat and valgrind are required, the STM32/QEMU/fuzz programs optional", () => {
+  it("socat, valgrind and the DTLS peers are required, the STM32/QEMU/fuzz programs optional", () => {
     const map = parseBootstrapMap(bootstrapText);
     for (const p of ["socat", "valgrind", "openssl", "setpriv", "flock", "cmake", "cc", "sha256sum"])
       expect(map.get(p)?.required, p).toBe(true);
@@ -52,6 +52,11 @@ describe("the bootstrap's package map covers every program spawned", () => {
       expect(map.get(p)?.required, p).toBe(false);
     }
     expect(map.get("socat")?.pkg).toBe("socat");
+    // the DTLS tests' third-party peers
+    for (const p of ["gnutls-serv", "gnutls-cli"]) expect(map.get(p), p).toEqual({ pkg: "gnutls-bin", required: true });
+    for (const p of ["coap-server-openssl", "coap-client-openssl", "coap-server-gnutls", "coap-client-gnutls"])
+      expect(map.get(p), p).toEqual({ pkg: "libcoap3-bin", required: true });
+    expect(uses.some((u) => u.program === "gnutls-serv" && u.file === "test/integration/dtls-peers.ts")).toBe(true);
     expect(map.get("arm-none-eabi-nm")?.pkg).toBe("binutils-arm-none-eabi");
   });
 
