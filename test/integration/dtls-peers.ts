@@ -10,6 +10,7 @@ import { execFileSync } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import type { DTLSSession } from "../../host/src/index.js";
 import { REPO_ROOT } from "../../host/src/targets/process.js";
 import { requireTool } from "../../tools/programs.js";
 import { type Peer, spawnPeer } from "./tls-peers.js";
@@ -262,6 +263,19 @@ export function reportedPeerCid(out: string, phase = "initial handshake"): strin
   return out.includes(`(${phase}) Use of Connection ID was not offered`) || out.includes(`(${phase}) Use of Connection ID was rejected`)
     ? null
     : undefined;
+}
+
+/** The next message of a device's DTLS session, or undefined after `ms`. */
+export function nextMessage(s: DTLSSession, ms: number): Promise<Uint8Array | undefined> {
+  return new Promise((resolve) => {
+    const done = (m: Uint8Array | undefined) => {
+      clearTimeout(t);
+      s.off("message", done);
+      resolve(m);
+    };
+    const t = setTimeout(() => done(undefined), ms);
+    s.on("message", done);
+  });
 }
 
 // -------------------------------------------------------------------- CoAP

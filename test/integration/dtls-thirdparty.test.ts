@@ -26,6 +26,7 @@ import {
   gnutlsClient,
   gnutlsServer,
   mbedtlsPrograms,
+  nextMessage,
   reportedPeerCid,
   sslClient2,
   sslServer2,
@@ -82,19 +83,6 @@ afterAll(async () => {
   o.remove();
 });
 
-/** The next message of `s`, or undefined after `ms`. */
-function nextMessage(s: DTLSSession, ms = HANDSHAKE_MS): Promise<Uint8Array | undefined> {
-  return new Promise((resolve) => {
-    const done = (m: Uint8Array | undefined) => {
-      clearTimeout(t);
-      s.off("message", done);
-      resolve(m);
-    };
-    const t = setTimeout(() => done(undefined), ms);
-    s.on("message", done);
-  });
-}
-
 /** A device server on the loopback answering each message with `answer(message)`; its sessions as they come. */
 async function deviceServer(conf: DTLSConfigurationOptions, answer: (m: Uint8Array) => Uint8Array) {
   const sessions: DTLSSession[] = [];
@@ -122,7 +110,7 @@ describe(`DTLS against GnuTLS (${TARGET})`, () => {
       try {
         expect(c.version).toBe("DTLSv1.2");
         expect(c.cipher?.name).toMatch(/^TLS-ECDHE-ECDSA-WITH-/);
-        const back = nextMessage(c);
+        const back = nextMessage(c, HANDSHAKE_MS);
         await c.send(utf8("hello gnutls from the device\n"));
         expect(text((await back) ?? new Uint8Array())).toBe("hello gnutls from the device\n");
         await peer.waitFor(/Processing \d+ bytes command: hello gnutls from the device/);
@@ -174,7 +162,7 @@ describe(`coaps against libcoap (${TARGET})`, () => {
       });
       try {
         const token = Uint8Array.of(0xd7, 0x15);
-        const back = nextMessage(c);
+        const back = nextMessage(c, HANDSHAKE_MS);
         await c.send(coapGet("", 0x4d4c, token));
         const res = decodeCoap((await back) ?? new Uint8Array([0x40, 0, 0, 0]));
         expect(res).toMatchObject({ type: 2, code: COAP_CONTENT, messageId: 0x4d4c }); // a piggybacked ACK, 2.05 Content
@@ -231,7 +219,7 @@ describe(`DTLS Connection ID against Mbed TLS's ssl_server2 / ssl_client2 (${TAR
         const info = await c.info();
         expect(hex(info.cid)).toBe(hex(c.cid));
         expect(hex(info.peerCid)).toBe("5e4f01a2");
-        const back = nextMessage(c);
+        const back = nextMessage(c, HANDSHAKE_MS);
         await c.send(utf8("GET / HTTP/1.0\r\n\r\n"));
         expect(text((await back) ?? new Uint8Array())).toContain("Successful connection using: TLS-PSK-WITH-AES-128-GCM-SHA256");
         await peer.waitFor("(initial handshake) Peer CID");
