@@ -376,13 +376,16 @@ export class DTLSSession extends EventEmitter implements AsyncIterable<Uint8Arra
     try {
       await this.#handshake();
       while (this.#state === "open") {
-        const item = this.#inbox.shift();
+        const item = this.#inbox[0];
         if (item === undefined && !this.#timerDue) {
           await this.#wait(Number.POSITIVE_INFINITY);
           continue;
         }
         this.#timerDue = false;
-        if (item) this.buffer.receiveFromNetwork(item.d);
+        // Datagrams from the peer's address go in together; one from another address alone, so what comes out of it is known to be its.
+        const n =
+          item === undefined ? 0 : samePeer(item.from, this.#peer) ? this.#inbox.findIndex((x) => !samePeer(x.from, this.#peer)) : 1;
+        for (const { d } of this.#inbox.splice(0, n < 0 ? this.#inbox.length : n)) this.buffer.receiveFromNetwork(d);
         if (await this.#readAll(item?.from)) {
           // the peer sent close_notify: nothing more to send
           this.#state = "closing";
