@@ -28,6 +28,7 @@ import {
   type DTLSSession,
   type ECC,
   TimeoutError,
+  TooLargeError,
   TooManyHandlesError,
   type TrustStore,
 } from "../../host/src/index.js";
@@ -273,7 +274,7 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
   }
 
   it(
-    "NAT rebinding with CID: the client's socket moves to a new port mid-session and the session goes on; a forged record with its CID from a third port moves nothing",
+    "NAT rebinding with CID (and the client's MTU, both read after the handshake): the client's socket moves to a new port mid-session and the session goes on; a forged record with its CID from a third port moves nothing",
     async () => {
       const { server, port } = await echoServer(psk({ cid: 4 }));
       let client: DTLSClientSession | undefined;
@@ -282,9 +283,10 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
         serverSide = s;
       });
       try {
-        client = await dev.dtls.connect({ ...psk({ cid: 4 }), port, host: "127.0.0.1" });
+        client = await dev.dtls.connect({ ...psk({ cid: 4, mtu: 400 }), port, host: "127.0.0.1" });
         await until(() => serverSide?.established === true, 5000);
         const s = serverSide as DTLSSession;
+        expect(client.mtu).toBe(400);
         expect(client.cid).toHaveLength(4);
         expect(client.peerCid).toHaveLength(4);
         expect(Buffer.from(s.cid ?? [])).toEqual(Buffer.from(client.peerCid ?? [1]));
@@ -310,7 +312,10 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
         await client.rebind();
         const newPort = client.socket.address().port;
         expect(newPort).not.toBe(oldPort);
-        for (let i = 0; i < 10; i++) await echoes(client, Uint8Array.from(randomBytes(randomInt(1, 500))));
+        for (let i = 0; i < 10; i++) await echoes(client, Uint8Array.from(randomBytes(randomInt(1, 300))));
+        // more than one record under the MTU carries: refused whole (never split), the session goes on
+        await expect(client.send(new Uint8Array(500))).rejects.toBeInstanceOf(TooLargeError);
+        await echoes(client, Uint8Array.from(randomBytes(300)));
         expect(s.remotePort).toBe(newPort);
         expect(server.sessions).toEqual([s]);
         await client.close();

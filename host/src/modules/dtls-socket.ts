@@ -73,6 +73,8 @@ export interface DTLSServerOptions {
   acceptorIdleMs?: number;
   /** ClientHellos from unknown addresses waiting for the acceptor at most (default 64); more are dropped, as UDP would. */
   acceptQueue?: number;
+  /** The socket's family (default "udp4"; "udp6" to listen on an IPv6 address). */
+  type?: "udp4" | "udp6";
 }
 
 /** The cipher suite of a session: Mbed TLS's name and the IANA number. */
@@ -446,7 +448,7 @@ export class DTLSSession extends EventEmitter implements AsyncIterable<Uint8Arra
   }
 
   #deliver(m: Uint8Array): void {
-    if (this.listenerCount("message") > 0) this.emit("message", m);
+    if (this.listenerCount("message") > 0 && this.#backlog.length === 0) this.emit("message", m);
     else if (this.#backlog.length < BACKLOG_MAX) this.#backlog.push(m);
     else this.dropped++;
   }
@@ -457,7 +459,7 @@ export class DTLSSession extends EventEmitter implements AsyncIterable<Uint8Arra
 
   /** The end: the timer stopped, the device session freed after the steps queued, 'error' (if listened to) and 'close'. */
   #end(error: Error | undefined): Promise<void> {
-    this.#error ??= error;
+    if (this.#ended === undefined) this.#error = error;
     this.#ended ??= this.#free();
     return this.#ended;
   }
@@ -674,7 +676,7 @@ export class DTLSServer extends EventEmitter {
     this.#handshakeTimeoutMs = opts.handshakeTimeoutMs;
     this.#acceptorIdleMs = idle;
     this.#queueMax = queue;
-    this.socket = createSocket("udp4");
+    this.socket = createSocket(opts.type ?? "udp4");
     this.socket.on("message", (msg: Buffer, rinfo: RemoteInfo) => this.#onMessage(msg, rinfo));
     this.socket.on("error", (e: Error) => {
       if (this.listenerCount("error") > 0) this.emit("error", e);
