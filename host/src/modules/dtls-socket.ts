@@ -88,6 +88,8 @@ const CONTENT_TLS12_CID = 25;
 const HANDSHAKE_CLIENT_HELLO = 1;
 /** DTLS record header without CID: type, version, epoch, sequence number, length. */
 const RECORD_HEADER = 13;
+/** DTLS handshake header: type, length, message_seq, fragment_offset, fragment_length. */
+const HANDSHAKE_HEADER = 12;
 /** Where the CID of a tls12_cid record starts (RFC 9146 §4: after the sequence number). */
 const CID_OFFSET = 11;
 /** Messages kept for a session nobody listens to yet ('message' listener or iterator); more are dropped, as UDP would. */
@@ -130,9 +132,18 @@ export function transportId(p: PeerAddress): Uint8Array {
   return out;
 }
 
-/** A DTLS 1.2 ClientHello in epoch 0 (what only the acceptor takes from an unknown address). */
+const uint24 = (d: Uint8Array, at: number): number => ((d[at] ?? 0) << 16) | ((d[at + 1] ?? 0) << 8) | (d[at + 2] ?? 0);
+
+/**
+ * A whole DTLS 1.2 ClientHello in epoch 0, in one fragment (what only the
+ * acceptor takes from an unknown address). A ClientHello in fragments is
+ * not taken before the cookie exchange, as OpenSSL's DTLSv1_listen does not:
+ * its reassembly would be state a spoofed address could make the server keep.
+ */
 function isClientHello(d: Uint8Array): boolean {
-  return d.length > RECORD_HEADER && d[0] === CONTENT_HANDSHAKE && d[3] === 0 && d[4] === 0 && d[RECORD_HEADER] === HANDSHAKE_CLIENT_HELLO;
+  if (d.length < RECORD_HEADER + HANDSHAKE_HEADER || d[0] !== CONTENT_HANDSHAKE || d[3] !== 0 || d[4] !== 0) return false;
+  const h = RECORD_HEADER;
+  return d[h] === HANDSHAKE_CLIENT_HELLO && uint24(d, h + 6) === 0 && uint24(d, h + 9) === uint24(d, h + 1);
 }
 
 /** The CID of a tls12_cid record whose CIDs are `cidLen` bytes, or undefined. */
@@ -800,9 +811,17 @@ export class DTLSServer extends EventEmitter {
       this.#sessionError(e, from);
       return;
     }
-    for (const out of acceptor.buffer.takeDatagrams()) this.#link.send(out, from);
+    const out = acceptor.buffer.takeDatagrams();
+    for (const o of out) this.#link.send(o, from);
     if (r === HelloVerifyRequest) {
       this.helloVerifies++; // the device reset the acceptor for the next ClientHello
+      return;
+    }
+    if (out.length === 0) {
+      // Nothing answered (not a ClientHello Mbed TLS could take whole): the acceptor may hold part of one, so it goes.
+      this.dropped++;
+      this.#acceptor = undefined;
+      await acceptor.buffer.close().catch(() => {});
       return;
     }
     // A valid cookie (or a configuration without cookies): the acceptor is this peer's session now.
