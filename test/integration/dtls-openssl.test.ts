@@ -23,6 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type CRT,
   type Device,
+  type DTLSConfigurationOptions,
   type DTLSContext,
   type DTLSWrappedBuffer,
   type ECC,
@@ -260,36 +261,75 @@ async function dataBothWays(link: Link, peer: Peer, label: string): Promise<void
   expect(await recv(link)).toBe(toDevice);
 }
 
+/**
+ * A device client of `options` to a new `s_server -dtls1_2 -listen` with
+ * `args`: `body` gets the session once its handshake is done; all is freed
+ * after.
+ */
+async function againstSServer(
+  args: string[],
+  options: DTLSConfigurationOptions,
+  hostname: string | null,
+  body: (link: Link, peer: Peer) => Promise<void>,
+): Promise<void> {
+  const s = await sServer(args);
+  const ctx = dev.dtls.ClientContext(new dev.dtls.DTLSConfiguration(options));
+  let link: Link | undefined;
+  try {
+    link = await clientTo(ctx, s.port, hostname);
+    await body(link, s.peer);
+  } finally {
+    s.peer.stop();
+    await closeLink(link);
+    await ctx.close();
+  }
+}
+
+/**
+ * A device server of `options` on a new socket and an `s_client -dtls1_2
+ * -msg` with `args` to it: `body` gets serverFor()'s session (or its
+ * failure); all is freed after.
+ */
+async function againstSClient(
+  options: DTLSConfigurationOptions,
+  args: string[],
+  body: (served: Promise<{ link: Link; hvr: number }>, peer: Peer) => Promise<void>,
+): Promise<void> {
+  const ctx = dev.dtls.ServerContext(new dev.dtls.DTLSConfiguration(options));
+  const net = await udp();
+  const peer = o.spawn(["s_client", "-dtls1_2", "-connect", `127.0.0.1:${net.port}`, "-msg", ...args]);
+  const served = serverFor(ctx, net);
+  served.catch(() => {});
+  try {
+    await body(served, peer);
+  } finally {
+    peer.stop();
+    await closeLink(await served.then((x) => x.link).catch(() => undefined));
+    net.close();
+    await ctx.close();
+  }
+}
+
 describe("device client against openssl s_server -dtls1_2 -listen", () => {
   it.each(PSK_SUITES)(
     "PSK with %s: through OpenSSL's HelloVerifyRequest, data both ways, close_notify",
     async (suite, id) => {
-      const s = await sServer(["-nocert", "-psk", PSK_HEX, "-psk_identity", PSK_ID, "-cipher", suite, "-msg"]);
-      const ctx = dev.dtls.ClientContext(
-        new dev.dtls.DTLSConfiguration({ preSharedKey: [PSK_ID, PSK], ciphers: [id], validateCertificates: false }),
-      );
-      let link: Link | undefined;
-      try {
-        link = await clientTo(ctx, s.port, null);
+      const args = ["-nocert", "-psk", PSK_HEX, "-psk_identity", PSK_ID, "-cipher", suite, "-msg"];
+      await againstSServer(args, { preSharedKey: [PSK_ID, PSK], ciphers: [id], validateCertificates: false }, null, async (link, peer) => {
         // -listen's cookie exchange, which Mbed TLS's client went through: the first datagram it got is a handshake
         // record (22) holding a HelloVerifyRequest (3); OpenSSL's trace has only its record header.
         const hvr = link.received[0] as Uint8Array;
         expect([hvr[0], hvr[13]]).toEqual([22, 3]);
-        expectCookieExchange(s.peer.out(), true, hvrCookie(hvr.subarray(13 + 12)));
+        expectCookieExchange(peer.out(), true, hvrCookie(hvr.subarray(13 + 12)));
         expect(link.buf.cipher()?.[1]).toBe(id);
         expect(link.buf.negotiatedTlsVersion()).toBe("DTLSv1.2");
-        const info = await link.buf.info();
-        expect(info).toMatchObject({ established: true, transport: "datagram", fatal: 0 });
-        await dataBothWays(link, s.peer, suite);
+        expect(await link.buf.info()).toMatchObject({ established: true, transport: "datagram", fatal: 0 });
+        await dataBothWays(link, peer, suite);
         await link.buf.shutdown();
         await flush(link);
-        await s.peer.waitFor("shutting down SSL");
+        await peer.waitFor("shutting down SSL");
         expect(await recv(link)).toBe(""); // s_server's close_notify back: the session is closed
-      } finally {
-        s.peer.stop();
-        await closeLink(link);
-        await ctx.close();
-      }
+      });
     },
     HANDSHAKE_MS * 2,
   );
@@ -297,51 +337,34 @@ describe("device client against openssl s_server -dtls1_2 -listen", () => {
   it(
     "ECDHE-ECDSA: verifies makePki's chain against the root with the host name set, data both ways",
     async () => {
-      const s = await sServer([...SERVER_CHAIN_ARGS]);
-      const ctx = dev.dtls.ClientContext(new dev.dtls.DTLSConfiguration({ trustStore: trust, validateCertificates: true }));
-      let link: Link | undefined;
-      try {
-        link = await clientTo(ctx, s.port, "device.example");
-        const info = await link.buf.info();
-        expect(info.verifyBits).toBe(0);
-        expect(link.buf.cipher()?.[0]).toMatch(/^TLS-ECDHE-ECDSA-WITH-/);
-        expect(link.buf.peerCertificate()).toEqual(derOf("server.crt"));
-        await dataBothWays(link, s.peer, "ecdsa");
-      } finally {
-        s.peer.stop();
-        await closeLink(link);
-        await ctx.close();
-      }
+      await againstSServer(
+        [...SERVER_CHAIN_ARGS],
+        { trustStore: trust, validateCertificates: true },
+        "device.example",
+        async (link, peer) => {
+          expect((await link.buf.info()).verifyBits).toBe(0);
+          expect(link.buf.cipher()?.[0]).toMatch(/^TLS-ECDHE-ECDSA-WITH-/);
+          expect(link.buf.peerCertificate()).toEqual(derOf("server.crt"));
+          await dataBothWays(link, peer, "ecdsa");
+        },
+      );
     },
     HANDSHAKE_MS * 2,
   );
 });
 
 describe("device server against openssl s_client -dtls1_2", () => {
-  /** s_client to the device server's socket, -msg tracing the handshake. */
-  const sClient = (port: number, args: string[]): Peer =>
-    o.spawn(["s_client", "-dtls1_2", "-connect", `127.0.0.1:${port}`, "-msg", ...args]);
-
   it.each(PSK_SUITES)(
     "PSK with %s: the first ClientHello gets a HelloVerifyRequest, the second completes; data both ways",
     async (suite, id) => {
-      const ctx = dev.dtls.ServerContext(new dev.dtls.DTLSConfiguration({ preSharedKey: [PSK_ID, PSK], ciphers: [id] }));
-      const net = await udp();
-      let link: Link | undefined;
-      const peer = sClient(net.port, ["-psk", PSK_HEX, "-psk_identity", PSK_ID, "-cipher", suite]);
-      try {
-        let hvr: number;
-        ({ link, hvr } = await serverFor(ctx, net));
+      const args = ["-psk", PSK_HEX, "-psk_identity", PSK_ID, "-cipher", suite];
+      await againstSClient({ preSharedKey: [PSK_ID, PSK], ciphers: [id] }, args, async (served, peer) => {
+        const { link, hvr } = await served;
         console.log(`[dtls-openssl ${TARGET}] ${suite}: ${hvr} HelloVerifyRequest(s) before the handshake`);
         expectCookieExchange(peer.out(), false);
         expect(link.buf.cipher()?.[1]).toBe(id);
         await dataBothWays(link, peer, `server ${suite}`);
-      } finally {
-        peer.stop();
-        await closeLink(link);
-        net.close();
-        await ctx.close();
-      }
+      });
     },
     HANDSHAKE_MS * 2,
   );
@@ -349,33 +372,19 @@ describe("device server against openssl s_client -dtls1_2", () => {
   it(
     "ECDHE-ECDSA, mutual: the device's non-exportable key signs, s_client's chain verifies against the root",
     async () => {
-      const ctx = dev.dtls.ServerContext(
-        new dev.dtls.DTLSConfiguration({
-          certificateChain: [[deviceLeaf, inter], deviceKey],
-          trustStore: trust,
-          validateCertificates: true,
-        }),
-      );
-      const net = await udp();
-      let link: Link | undefined;
-      const peer = sClient(net.port, [
+      const options = { certificateChain: [[deviceLeaf, inter], deviceKey], trustStore: trust, validateCertificates: true } as const;
+      const args = [
         ...["-CAfile", "root.crt", "-verify_return_error", "-servername", "device.example"],
         ...["-cert", "client.crt", "-key", "client.key", "-cert_chain", "inter.crt"],
-      ]);
-      try {
-        ({ link } = await serverFor(ctx, net));
+      ];
+      await againstSClient(options, args, async (served, peer) => {
+        const { link } = await served;
         await peer.waitFor("Verify return code: 0 (ok)");
-        const info = await link.buf.info();
-        expect(info.verifyBits).toBe(0);
+        expect((await link.buf.info()).verifyBits).toBe(0);
         expect(link.buf.peerCertificate()).toEqual(derOf("client.crt"));
         expect(link.buf.cipher()?.[0]).toMatch(/^TLS-ECDHE-ECDSA-WITH-/);
         await dataBothWays(link, peer, "server ecdsa");
-      } finally {
-        peer.stop();
-        await closeLink(link);
-        net.close();
-        await ctx.close();
-      }
+      });
     },
     HANDSHAKE_MS * 2,
   );
@@ -383,23 +392,16 @@ describe("device server against openssl s_client -dtls1_2", () => {
   it(
     "a PSK mismatch fails the handshake with Mbed TLS's MBEDTLS_ERR_SSL_INVALID_MAC, typed; the device keeps serving",
     async () => {
-      const ctx = dev.dtls.ServerContext(new dev.dtls.DTLSConfiguration({ preSharedKey: [PSK_ID, PSK] }));
-      const net = await udp();
-      const wrong = "ffeeddccbbaa99887766554433221100";
-      const peer = sClient(net.port, ["-psk", wrong, "-psk_identity", PSK_ID, "-cipher", "PSK-AES128-GCM-SHA256"]);
-      try {
-        const err = await serverFor(ctx, net).then(
+      const wrong = ["-psk", "ffeeddccbbaa99887766554433221100", "-psk_identity", PSK_ID, "-cipher", "PSK-AES128-GCM-SHA256"];
+      await againstSClient({ preSharedKey: [PSK_ID, PSK] }, wrong, async (served) => {
+        const err = await served.then(
           () => undefined,
           (e: unknown) => e,
         );
         expect(err).toBeInstanceOf(TLSHandshakeError);
         expect((err as TLSHandshakeError).mbedtlsCode).toBe(-0x7180);
         expect((await dev.stats()).tlsSessions).toBe(0); // the failed session is freed, the device answers
-      } finally {
-        peer.stop();
-        net.close();
-        await ctx.close();
-      }
+      });
     },
     HANDSHAKE_MS * 2,
   );

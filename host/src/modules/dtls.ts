@@ -25,7 +25,7 @@ import {
   type DTLSServerOptions,
   type DTLSSession,
 } from "./dtls-socket.js";
-import { TLSConfiguration, type TLSConfigurationOptions, TLSContext, type TLSVersion } from "./tls.js";
+import { sessionHostname, TLSConfiguration, type TLSConfigurationOptions, TLSContext, type TLSVersion } from "./tls.js";
 import type { TrustStoreClass } from "./x509-trust.js";
 
 /** DTLS versions by python-mbedtls's names ("DTLSv1.2" is TLS 1.2's twin; "TLSv1.2" means the same here). */
@@ -190,14 +190,10 @@ export class DTLSContext implements HandleHolder, AsyncDisposable {
    * certificate must carry); a client that validates certificates needs it.
    */
   wrapBuffers(serverHostname?: string | null, opts: DTLSWrapOptions = {}): DTLSWrappedBuffer {
-    if (serverHostname !== undefined && serverHostname !== null && (typeof serverHostname !== "string" || serverHostname.length === 0))
-      throw new ArgumentError("serverHostname: a non-empty string or null");
-    const validates = this.configuration.options.validateCertificates ?? !this.server;
-    if (!this.server && validates && !serverHostname)
-      throw new ArgumentError("a client that validates certificates needs serverHostname (the name the certificate must carry)");
+    const name = sessionHostname(serverHostname, this.server, this.configuration.options.validateCertificates);
     const mtu = opts.mtu ?? this.configuration.options.mtu;
     const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? this.configuration.options.handshakeTimeoutMs;
-    return new DTLSWrappedBuffer(this.#ctx, this, this.server ? null : (serverHostname ?? null), { ...opts, mtu, handshakeTimeoutMs });
+    return new DTLSWrappedBuffer(this.#ctx, this, name, { ...opts, mtu, handshakeTimeoutMs });
   }
 }
 

@@ -225,6 +225,19 @@ function confMap(o: TLSConfigurationOptions, server: boolean, handles: number[])
   return m;
 }
 
+/**
+ * A session's server name (SNI, and what the server's certificate must
+ * carry), checked: a client that validates certificates (`validate`,
+ * default true for a client) needs one; a server's sessions have none.
+ */
+export function sessionHostname(serverHostname: string | null | undefined, server: boolean, validate: boolean | undefined): string | null {
+  if (serverHostname !== undefined && serverHostname !== null && (typeof serverHostname !== "string" || serverHostname.length === 0))
+    throw new ArgumentError("serverHostname: a non-empty string or null");
+  if (!server && (validate ?? true) && !serverHostname)
+    throw new ArgumentError("a client that validates certificates needs serverHostname (the name the certificate must carry)");
+  return server ? null : (serverHostname ?? null);
+}
+
 /** A configuration on the device, client or server (python-mbedtls's `ClientContext` / `ServerContext`). */
 export class TLSContext extends DeviceObject {
   readonly configuration: TLSConfiguration;
@@ -260,16 +273,12 @@ export class TLSContext extends DeviceObject {
    * configuration's.
    */
   wrapBuffers(serverHostname?: string | null, opts: TLSWrapOptions = {}): TLSWrappedBuffer {
-    if (serverHostname !== undefined && serverHostname !== null && (typeof serverHostname !== "string" || serverHostname.length === 0))
-      throw new ArgumentError("serverHostname: a non-empty string or null");
-    const validates = this.configuration.options.validateCertificates ?? !this.server;
-    if (!this.server && validates && !serverHostname)
-      throw new ArgumentError("a client that validates certificates needs serverHostname (the name the certificate must carry)");
+    const name = sessionHostname(serverHostname, this.server, this.configuration.options.validateCertificates);
     const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? this.configuration.options.handshakeTimeoutMs;
     if (opts.session !== undefined && (this.server || !this.configuration.options.resumption))
       throw new ArgumentError("session: only a client context whose configuration has resumption resumes one");
     const session = opts.session;
-    return new TLSWrappedBuffer(this.ctx, this, this.server ? null : (serverHostname ?? null), { handshakeTimeoutMs, session });
+    return new TLSWrappedBuffer(this.ctx, this, name, { handshakeTimeoutMs, session });
   }
 
   /** A session over a connected `net.Socket` (python-mbedtls's `wrap_socket`). */
