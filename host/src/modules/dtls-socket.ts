@@ -140,14 +140,14 @@ const uint24 = (d: Uint8Array, at: number): number => ((d[at] ?? 0) << 16) | ((d
  * not taken before the cookie exchange, as OpenSSL's DTLSv1_listen does not:
  * its reassembly would be state a spoofed address could make the server keep.
  */
-function isClientHello(d: Uint8Array): boolean {
+export function isClientHello(d: Uint8Array): boolean {
   if (d.length < RECORD_HEADER + HANDSHAKE_HEADER || d[0] !== CONTENT_HANDSHAKE || d[3] !== 0 || d[4] !== 0) return false;
   const h = RECORD_HEADER;
   return d[h] === HANDSHAKE_CLIENT_HELLO && uint24(d, h + 6) === 0 && uint24(d, h + 9) === uint24(d, h + 1);
 }
 
 /** The CID of a tls12_cid record whose CIDs are `cidLen` bytes, or undefined. */
-function recordCid(d: Uint8Array, cidLen: number): string | undefined {
+export function recordCid(d: Uint8Array, cidLen: number): string | undefined {
   if (cidLen === 0 || d[0] !== CONTENT_TLS12_CID || d.length < RECORD_HEADER + cidLen) return undefined;
   return hex(d.subarray(CID_OFFSET, CID_OFFSET + cidLen));
 }
