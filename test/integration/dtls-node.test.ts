@@ -424,6 +424,34 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
   );
 
   it(
+    "an acceptor that answered a ClientHello longer ago than the handshake time still gives the next peer a whole handshake",
+    async () => {
+      const timeout = SLOW_LINK ? 8000 : 1500;
+      const { server, port } = await echoServer(psk(), { handshakeTimeoutMs: timeout, acceptorIdleMs: 10 * timeout });
+      const errors: Error[] = [];
+      server.on("sessionError", (e: Error) => errors.push(e));
+      const stranger = await udpSocket();
+      let client: DTLSClientSession | undefined;
+      try {
+        stranger.socket.send(await deviceClientHello(), port, "127.0.0.1");
+        await until(() => server.helloVerifies === 1, 10_000);
+        await new Promise((r) => setTimeout(r, timeout + 200)); // the acceptor's first handshake step is older than the handshake time
+        expect(server.acceptorLive).toBe(true);
+        const t0 = Date.now();
+        client = await dev.dtls.connect({ ...psk(), port, host: "127.0.0.1", handshakeTimeoutMs: timeout });
+        expect(Date.now() - t0).toBeLessThan(HS_MIN); // no retransmission was needed
+        await echoes(client, Uint8Array.from(randomBytes(40)));
+        expect(errors).toEqual([]);
+      } finally {
+        stranger.close();
+        await client?.close();
+        await server.close();
+      }
+    },
+    TEST_MS,
+  );
+
+  it(
     "the session limit + 1: the next client is TooManyHandlesError, the server's next peer a 'sessionError' TooManyHandlesError; the others go on",
     async () => {
       const max = dev.info.tls.sessionsMax;
