@@ -26,6 +26,7 @@ import {
   type DTLSConfigurationOptions,
   type DTLSContext,
   type DTLSServer,
+  type DTLSServerOptions,
   type DTLSSession,
   type ECC,
   TimeoutError,
@@ -82,7 +83,7 @@ const psk = (more: DTLSConfigurationOptions = {}): DTLSConfigurationOptions => (
 });
 
 /** A device server on the loopback echoing every message back; resolves with it and its port. */
-async function echoServer(conf: DTLSConfigurationOptions, opts: { acceptorIdleMs?: number; handshakeTimeoutMs?: number } = {}) {
+async function echoServer(conf: DTLSConfigurationOptions, opts: DTLSServerOptions = {}) {
   const server = dev.dtls.createServer(
     new dev.dtls.DTLSConfiguration(conf),
     (s) => {
@@ -99,8 +100,9 @@ async function withEchoPair(
   serverConf: DTLSConfigurationOptions,
   clientConf: DTLSConfigurationOptions,
   fn: (p: { server: DTLSServer; client: DTLSClientSession; s: DTLSSession; errors: Error[] }) => Promise<void>,
+  serverOpts: DTLSServerOptions = {},
 ): Promise<void> {
-  const { server, port } = await echoServer(serverConf);
+  const { server, port } = await echoServer(serverConf, serverOpts);
   const errors: Error[] = [];
   server.on("sessionError", (e: Error) => errors.push(e));
   let serverSide: DTLSSession | undefined;
@@ -350,6 +352,29 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
         expect(s.established).toBe(true);
         expect(errors).toEqual([]);
       });
+    },
+    TEST_MS,
+  );
+
+  it(
+    "a server's idleTimeoutMs closes a session without messages that long: its close_notify ends the client's session too, both freed",
+    async () => {
+      const idle = SLOW_LINK ? 3000 : 500;
+      await withEchoPair(
+        psk(),
+        psk(),
+        async ({ client, s, errors }) => {
+          await echoes(client, Uint8Array.from(randomBytes(40)));
+          const t0 = Date.now();
+          await until(() => client.closed, 4 * idle + 5000);
+          expect(Date.now() - t0).toBeGreaterThanOrEqual(idle - 50);
+          expect(s.closed).toBe(true);
+          expect(client.error).toBeUndefined();
+          expect(errors).toEqual([]);
+        },
+        { idleTimeoutMs: idle },
+      );
+      expect((await dev.stats()).tlsSessions).toBe(0);
     },
     TEST_MS,
   );

@@ -36,6 +36,7 @@ import { ArgumentError, MbedlinkError, ProtocolError, TimeoutError } from "../ba
 import { checkBytes } from "../base/util.js";
 import { type DTLSInfo, type DTLSWrapOptions, type DTLSWrappedBuffer, HelloVerifyRequest, WantRead } from "./dtls-buffer.js";
 import { TLSConnectionError } from "./tls-errors.js";
+import type { TLSSession } from "./tls-session.js";
 
 /** What this layer needs of a DTLS context (dtls.ts's DTLSContext, kept structural so the files do not import each other). */
 export interface DatagramContext {
@@ -63,6 +64,8 @@ export interface DatagramConnectOptions {
   servername?: string | null | undefined;
   /** The whole handshake must be over within this many ms (TimeoutError); default the context's. */
   handshakeTimeoutMs?: number | undefined;
+  /** A session saved earlier (`session()`) to resume (the configuration has `resumption`). */
+  session?: TLSSession | undefined;
 }
 
 /** Options of dev.dtls.createServer(). */
@@ -73,6 +76,8 @@ export interface DTLSServerOptions {
   acceptorIdleMs?: number;
   /** ClientHellos from unknown addresses waiting for the acceptor at most (default 64); more are dropped, as UDP would. */
   acceptQueue?: number;
+  /** A session with no message either way for this many ms is closed (close_notify; default 0: never). A peer gone without close_notify otherwise keeps its device session. */
+  idleTimeoutMs?: number;
   /** The socket's family (default "udp4"; "udp6" to listen on an IPv6 address). */
   type?: "udp4" | "udp6";
 }
@@ -187,6 +192,8 @@ export class DTLSSession extends EventEmitter implements AsyncIterable<Uint8Arra
   mtu: number | undefined;
   /** The peer's certificate (DER), when it sent one. */
   peerCertificate: Uint8Array | undefined;
+  /** The handshake resumed a saved session (a ticket or session id). */
+  resumed = false;
   /** Datagrams from the network this session dropped because its queue was full. */
   dropped = 0;
   readonly #link: SessionLink;
@@ -201,6 +208,8 @@ export class DTLSSession extends EventEmitter implements AsyncIterable<Uint8Arra
   #closing: Promise<void> | undefined;
   #ended: Promise<void> | undefined;
   #backlog: Uint8Array[] = [];
+  #idleMs = 0;
+  #idleTimer: NodeJS.Timeout | undefined;
   #resolveReady!: () => void;
   #rejectReady!: (e: Error) => void;
 
@@ -250,6 +259,11 @@ export class DTLSSession extends EventEmitter implements AsyncIterable<Uint8Arra
     return this.#step(() => this.buffer.info());
   }
 
+  /** The session to resume later (a client whose configuration has `resumption`; DTLSWrappedBuffer's session()). */
+  session(): Promise<TLSSession> {
+    return this.#step(() => this.buffer.session());
+  }
+
   /**
    * Sends one datagram (one record, one UDP datagram; its size at most what
    * one record of the session carries, else the device's BadArgumentError).
@@ -261,7 +275,30 @@ export class DTLSSession extends EventEmitter implements AsyncIterable<Uint8Arra
     await this.ready;
     if (this.#state !== "open") throw new TLSConnectionError("the DTLS session is closed");
     const n = await this.#step(() => this.buffer.write(d));
+    this.#touch();
     if (n !== d.length) throw new ProtocolError(`tls_write: ${String(n)} of a ${d.length}-byte datagram written`);
+  }
+
+  /**
+   * 'timeout' after `ms` without a message either way once the handshake is
+   * over (Node's socket.setTimeout; 0 turns it off); the session stays open
+   * unless the listener closes it. A DTLSServer's `idleTimeoutMs` closes
+   * its sessions so.
+   */
+  setTimeout(ms: number, callback?: () => void): this {
+    if (!Number.isFinite(ms) || ms < 0) throw new ArgumentError("setTimeout(ms): 0 or more ms");
+    this.#idleMs = ms;
+    if (callback) this.once("timeout", callback);
+    this.#touch();
+    return this;
+  }
+
+  /** Restarts the idle timer (a message went either way). */
+  #touch(): void {
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+    if (this.#idleMs === 0 || this.#state !== "open") return;
+    this.#idleTimer = setTimeout(() => this.emit("timeout"), this.#idleMs);
   }
 
   /** Sends close_notify (after the handshake) and frees the device session; 'close' follows. */
@@ -429,10 +466,12 @@ export class DTLSSession extends EventEmitter implements AsyncIterable<Uint8Arra
     this.peerCid = info.peerCid ?? undefined;
     this.mtu = info.mtu ?? undefined;
     this.peerCertificate = info.peerCertificate;
+    this.resumed = info.resumed;
     if (this.#state !== "handshake") throw new TLSConnectionError("the DTLS session was closed during the handshake");
     this.#state = "open";
     this.#link.established(this);
     this.#resolveReady();
+    this.#touch();
     this.emit("connect");
   }
 
@@ -459,6 +498,7 @@ export class DTLSSession extends EventEmitter implements AsyncIterable<Uint8Arra
   }
 
   #deliver(m: Uint8Array): void {
+    this.#touch();
     if (this.listenerCount("message") > 0 && this.#backlog.length === 0) this.emit("message", m);
     else if (this.#backlog.length < BACKLOG_MAX) this.#backlog.push(m);
     else this.dropped++;
@@ -479,6 +519,7 @@ export class DTLSSession extends EventEmitter implements AsyncIterable<Uint8Arra
     this.#state = "closed";
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    clearTimeout(this.#idleTimer);
     this.#wake?.();
     await this.#chain;
     await this.buffer.close().catch(() => {});
@@ -608,7 +649,7 @@ export async function connectDatagram(ctx: DatagramContext, owned: boolean, opts
     const name = opts.servername !== undefined ? opts.servername : isIP(host) === 0 ? host : null;
     const address = isIP(host) !== 0 ? host : (await lookup(host)).address;
     link = new ClientLink(opts.socket ?? (await boundSocket(address)), opts.socket === undefined, { address, port }, onEnd);
-    buffer = ctx.wrapBuffers(name, { handshakeTimeoutMs: opts.handshakeTimeoutMs });
+    buffer = ctx.wrapBuffers(name, { handshakeTimeoutMs: opts.handshakeTimeoutMs, session: opts.session });
   } catch (e) {
     link?.detach();
     await onEnd().catch(() => {});
@@ -648,6 +689,7 @@ export class DTLSServer extends EventEmitter {
   readonly #handshakeTimeoutMs: number | undefined;
   readonly #acceptorIdleMs: number;
   readonly #queueMax: number;
+  readonly #idleTimeoutMs: number;
   readonly #byAddr = new Map<string, DTLSSession>();
   readonly #byCid = new Map<string, DTLSSession>();
   readonly #live = new Set<DTLSSession>();
@@ -681,6 +723,9 @@ export class DTLSServer extends EventEmitter {
     const queue = opts.acceptQueue ?? 64;
     if (!Number.isFinite(idle) || idle < 0) throw new ArgumentError("acceptorIdleMs: 0 or more ms");
     if (!Number.isInteger(queue) || queue < 1) throw new ArgumentError("acceptQueue: 1 or more ClientHellos");
+    const idleTimeout = opts.idleTimeoutMs ?? 0;
+    if (!Number.isFinite(idleTimeout) || idleTimeout < 0) throw new ArgumentError("idleTimeoutMs: 0 or more ms");
+    this.#idleTimeoutMs = idleTimeout;
     this.#ctx = ctx;
     this.#owned = owned;
     this.#cidLen = cid;
@@ -827,6 +872,7 @@ export class DTLSServer extends EventEmitter {
     // A valid cookie (or a configuration without cookies): the acceptor is this peer's session now.
     this.#acceptor = undefined;
     const session = new DTLSSession(acceptor.buffer, from, this.#link);
+    if (this.#idleTimeoutMs > 0) session.setTimeout(this.#idleTimeoutMs, () => void session.close());
     this.#live.add(session);
     this.#byAddr.set(peerKey(from), session);
     if (acceptor.cid !== undefined) this.#byCid.set(hex(acceptor.cid), session);
