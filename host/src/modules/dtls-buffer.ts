@@ -15,8 +15,8 @@
 //
 // dtls-socket.ts pumps these between a dgram socket and the device.
 
-import { ArgumentError, ProtocolError, TooLargeError } from "../base/errors.js";
-import { Op, TlsState } from "../base/protocol.generated.js";
+import { ArgumentError, CryptoError, ProtocolError, TooLargeError } from "../base/errors.js";
+import { Op, Status, TlsState } from "../base/protocol.generated.js";
 import { checkBytes } from "../base/util.js";
 import type { CallOptions, SessionContext } from "../session/context.js";
 import type { HandleHolder } from "../session/device-object.js";
@@ -31,12 +31,34 @@ import {
   WantWrite,
   WrappedSession,
 } from "./tls-buffer.js";
+import type { TLSSession } from "./tls-session.js";
 
 export { type Want, WantRead, WantWrite };
 
-/** A cookie server's answer to a ClientHello without a valid cookie (python-mbedtls raises `HelloVerifyRequest`): send takeDatagrams(), then setCookieParam() for the next ClientHello. */
-export const HelloVerifyRequest = Object.freeze({ helloVerifyRequest: true as const });
-export type HelloVerifyRequest = typeof HelloVerifyRequest;
+/** MBEDTLS_ERR_SSL_HELLO_VERIFY_REQUIRED. */
+const HELLO_VERIFY_REQUIRED = -0x6a80;
+
+/**
+ * A cookie server's answer to a ClientHello without a valid cookie
+ * (python-mbedtls's exception of this name, a TLSError; Mbed TLS's
+ * MBEDTLS_ERR_SSL_HELLO_VERIFY_REQUIRED): the HelloVerifyRequest datagram
+ * is in takeDatagrams() and the device has reset the session for the
+ * client's next ClientHello (setCookieParam() again). The buffer's
+ * doHandshake() resolves with the class itself, a result as WantRead is;
+ * DTLSWrappedSocket's doHandshake() throws an instance, as python-mbedtls
+ * raises it.
+ */
+export class HelloVerifyRequest extends CryptoError {
+  override name = "HelloVerifyRequest";
+  constructor() {
+    super(
+      Status.cryptoError,
+      HELLO_VERIFY_REQUIRED,
+      "HelloVerifyRequest sent: the client's next ClientHello carries the cookie (setCookieParam(), then doHandshake() again)",
+      "tls_handshake_step",
+    );
+  }
+}
 
 /** Steps in a row that the timer's "expired now" (0) may ask for within one call (each resends a flight and at least doubles the timer). */
 const EXPIRED_STEPS_MAX = 4;
@@ -63,6 +85,8 @@ export interface DTLSWrapOptions {
   mtu?: number | undefined;
   /** The own Connection ID's bytes (as many as the configuration's `cid`); default random bytes from the device. */
   cid?: Uint8Array | undefined;
+  /** A DTLS client session saved earlier (`session()`) to resume (a client context whose configuration has `resumption`); the device refuses one it did not seal (AuthFailedError) or a TLS one (BadArgumentError) at the first doHandshake(). */
+  session?: TLSSession | undefined;
 }
 
 const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
@@ -102,7 +126,7 @@ export class DTLSWrappedBuffer extends WrappedSession<DTLSInfo> {
     if (opts.mtu !== undefined && !(Number.isInteger(opts.mtu) && opts.mtu >= 64 && opts.mtu <= 65535))
       throw new ArgumentError("mtu: an integer of at least 64");
     if (opts.cid !== undefined) checkBytes(opts.cid, "cid");
-    super(ctx, context, serverHostname, opts.handshakeTimeoutMs);
+    super(ctx, context, serverHostname, opts.handshakeTimeoutMs, opts.session);
     this.#mtu = opts.mtu;
     this.#cid = opts.cid === undefined ? undefined : Uint8Array.from(opts.cid);
     if (this.#mtu !== undefined || this.#cid !== undefined) this.setup(null);
@@ -188,8 +212,9 @@ export class DTLSWrappedBuffer extends WrappedSession<DTLSInfo> {
    * once its retransmissions are over); its alert is in takeDatagrams(). A
    * call after `handshakeTimeoutMs` since the first one throws TimeoutError.
    */
-  async doHandshake(opts: CallOptions = {}): Promise<"done" | Want | HelloVerifyRequest> {
+  async doHandshake(opts: CallOptions = {}): Promise<"done" | Want | typeof HelloVerifyRequest> {
     this.handshakeClock("DTLS");
+    await this.offered();
     await this.setupDone();
     return this.handshakeStep(opts, (state) => (state === TlsState.helloVerify ? HelloVerifyRequest : undefined));
   }

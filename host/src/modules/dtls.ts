@@ -36,14 +36,14 @@ export const CID_MAX = 32;
 
 /**
  * python-mbedtls's DTLSConfiguration fields, camelCase: TLSConfiguration's
- * (without the TLS 1.3 and resumption ones) and the datagram ones. Every
- * field is optional.
+ * (without the TLS 1.3 ones) and the datagram ones. Every field is optional.
+ * `resumption` (TLSConfiguration's): a client asks for DTLS 1.2 session
+ * tickets and its sessions can be saved (`session()`) and offered again
+ * (`wrapBuffers(name, { session })`, `connect({ session })`); a server
+ * issues tickets under ticket keys of its own, valid `ticketLifetime` s.
  */
 export interface DTLSConfigurationOptions
-  extends Omit<
-    TLSConfigurationOptions,
-    "lowestSupportedVersion" | "highestSupportedVersion" | "tls13KeyExchangeModes" | "resumption" | "ticketLifetime"
-  > {
+  extends Omit<TLSConfigurationOptions, "lowestSupportedVersion" | "highestSupportedVersion" | "tls13KeyExchangeModes"> {
   /** "DTLSv1.2" (the default and the only one: "TLSv1.3" reaches the device, which refuses it as unsupported_algorithm). */
   lowestSupportedVersion?: DTLSVersion | TLSVersion;
   highestSupportedVersion?: DTLSVersion | TLSVersion;
@@ -191,6 +191,8 @@ export class DTLSContext implements HandleHolder, AsyncDisposable {
    */
   wrapBuffers(serverHostname?: string | null, opts: DTLSWrapOptions = {}): DTLSWrappedBuffer {
     const name = sessionHostname(serverHostname, this.server, this.configuration.options.validateCertificates);
+    if (opts.session !== undefined && (this.server || !this.configuration.options.resumption))
+      throw new ArgumentError("session: only a client context whose configuration has resumption resumes one");
     const mtu = opts.mtu ?? this.configuration.options.mtu;
     const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? this.configuration.options.handshakeTimeoutMs;
     return new DTLSWrappedBuffer(this.#ctx, this, name, { ...opts, mtu, handshakeTimeoutMs });
@@ -234,11 +236,11 @@ export class DTLSModule {
    * alone, freed with it).
    */
   async connect(options: DTLSConnectOptions): Promise<DTLSClientSession> {
-    const { host, port, socket, servername, handshakeTimeoutMs, context, configuration, ...rest } = options;
+    const { host, port, socket, servername, handshakeTimeoutMs, context, configuration, session, ...rest } = options;
     if (context !== undefined && (!(context instanceof DTLSContext) || context.server))
       throw new ArgumentError("context: a client DTLSContext");
     const ctx = context ?? this.ClientContext(configuration ?? new DTLSConfiguration(rest));
-    return connectDatagram(ctx, context === undefined, { host, port, socket, servername, handshakeTimeoutMs });
+    return connectDatagram(ctx, context === undefined, { host, port, socket, servername, handshakeTimeoutMs, session });
   }
 
   /**

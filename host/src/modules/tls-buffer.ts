@@ -159,19 +159,30 @@ export abstract class WrappedSession<I extends TLSInfo> implements AsyncDisposab
   /** tls_info once the handshake is over. */
   protected agreed: I | undefined;
   #handshakeStart: number | undefined;
+  /** tls_session_set of a session to resume, until the first handshake step reports how it went. */
+  #offered: Promise<unknown> | undefined;
+  /** The last session saved, and whether the device has a newer one (a handshake or a ticket since). */
+  #saved: TLSSession | undefined;
+  #newer = false;
 
   constructor(
     ctx: SessionContext,
     readonly context: HandleHolder,
     serverHostname: string | null,
     handshakeTimeoutMs: number | undefined,
+    session?: TLSSession,
   ) {
     const timeout = handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
     if (!Number.isFinite(timeout) || timeout <= 0) throw new ArgumentError("handshakeTimeoutMs: a positive number of ms");
+    if (session !== undefined && !(session instanceof TLSSession)) throw new ArgumentError("session: a TLSSession");
     this.handshakeTimeoutMs = timeout;
     this.ctx = ctx;
     this.serverHostname = serverHostname;
     this.device = new SessionObject(ctx, context, serverHostname);
+    if (session !== undefined) {
+      this.#offered = this.device.call(Op.tlsSessionSet, [session._blob]);
+      this.#offered.catch(() => {});
+    }
   }
 
   /** The device handle of the session. */
@@ -204,8 +215,33 @@ export abstract class WrappedSession<I extends TLSInfo> implements AsyncDisposab
     return false;
   }
 
-  /** A TLS 1.3 ticket came. */
-  protected onTicket(): void {}
+  /** A handshake or a TLS 1.3 ticket came: the device has a newer session to save. */
+  protected onTicket(): void {
+    this.#newer = true;
+  }
+
+  /** The device's answer to the session offered (tls_session_set), awaited by the first handshake step. */
+  protected async offered(): Promise<void> {
+    const offered = this.#offered;
+    this.#offered = undefined;
+    await offered;
+  }
+
+  /**
+   * The session to resume later (a client whose configuration has
+   * `resumption`): saved by the device after the handshake (TLS 1.2, DTLS
+   * 1.2) or a ticket (TLS 1.3: tickets arrive with the first read after the
+   * handshake), sealed; nothing of it stays on the device. The same
+   * TLSSession again until a newer one came.
+   */
+  async session(opts: CallOptions = {}): Promise<TLSSession> {
+    if (this.#saved !== undefined && !this.#newer) return this.#saved;
+    const blob = await this.device.call(Op.tlsSessionGet, [], opts);
+    if (!(blob instanceof Uint8Array)) throw new ProtocolError("tls_session_get: not a byte string");
+    this.#newer = false;
+    this.#saved = TLSSession._fromDevice(blob);
+    return this.#saved;
+  }
 
   /** Starts the handshake's clock at the first call; TimeoutError once handshakeTimeoutMs is over. */
   protected handshakeClock(what: string): void {
@@ -314,20 +350,10 @@ export class TLSWrappedBuffer extends WrappedSession<TLSInfo> {
   #incoming: Uint8Array[] = [];
   #outgoing: Uint8Array[] = [];
   #outLength = 0;
-  /** tls_session_set of a session to resume, until doHandshake() reports how it went. */
-  #offered: Promise<unknown> | undefined;
-  /** The last session saved, and whether the device has a newer one (a handshake or a ticket since). */
-  #saved: TLSSession | undefined;
-  #newer = false;
 
   /** @internal Made by `context.wrapBuffers()`. */
   constructor(ctx: SessionContext, context: HandleHolder, serverHostname: string | null, opts: TLSWrapOptions = {}) {
-    super(ctx, context, serverHostname, opts.handshakeTimeoutMs);
-    if (opts.session !== undefined) {
-      if (!(opts.session instanceof TLSSession)) throw new ArgumentError("session: a TLSSession");
-      this.#offered = this.device.call(Op.tlsSessionSet, [opts.session._blob]);
-      this.#offered.catch(() => {});
-    }
+    super(ctx, context, serverHostname, opts.handshakeTimeoutMs, opts.session);
   }
 
   /** Queues bytes from the network; the device gets them as its ring takes them. */
@@ -373,9 +399,7 @@ export class TLSWrappedBuffer extends WrappedSession<TLSInfo> {
    */
   async doHandshake(opts: CallOptions = {}): Promise<"done" | Want> {
     this.handshakeClock("TLS");
-    const offered = this.#offered;
-    this.#offered = undefined;
-    await offered;
+    await this.offered();
     return this.handshakeStep(opts);
   }
 
@@ -436,26 +460,6 @@ export class TLSWrappedBuffer extends WrappedSession<TLSInfo> {
   /** The device's description of the session. */
   async info(opts: CallOptions = {}): Promise<TLSInfo> {
     return parseInfo(await this.device.call(Op.tlsInfo, [], opts));
-  }
-
-  /**
-   * The session to resume later (a client whose configuration has
-   * `resumption`): saved by the device after the handshake (TLS 1.2) or a
-   * ticket (TLS 1.3: tickets arrive with the first read after the
-   * handshake), sealed; nothing of it stays on the device. The same
-   * TLSSession again until a newer one came.
-   */
-  async session(opts: CallOptions = {}): Promise<TLSSession> {
-    if (this.#saved !== undefined && !this.#newer) return this.#saved;
-    const blob = await this.device.call(Op.tlsSessionGet, [], opts);
-    if (!(blob instanceof Uint8Array)) throw new ProtocolError("tls_session_get: not a byte string");
-    this.#newer = false;
-    this.#saved = TLSSession._fromDevice(blob);
-    return this.#saved;
-  }
-
-  protected override onTicket(): void {
-    this.#newer = true;
   }
 
   protected get hasInput(): boolean {

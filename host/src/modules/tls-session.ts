@@ -20,16 +20,21 @@ const BLOB_TYPE = 14;
 const HEADER = 3;
 /** Header, nonce, format byte and tag: a blob is longer. */
 const OVERHEAD = HEADER + 12 + 1 + 16;
-const versionName = (v: number) => (v === 0x0303 ? "TLSv1.2" : v === 0x0304 ? "TLSv1.3" : undefined);
+/** The clear version: TLS's, or DTLS 1.2's wire version (0xfefd) for a session of a datagram configuration. */
+const VERSIONS = new Map<number, TLSSession["version"]>([
+  [0x0303, "TLSv1.2"],
+  [0x0304, "TLSv1.3"],
+  [0xfefd, "DTLSv1.2"],
+]);
 
 /** A saved TLS client session, sealed by the device that made it (python-mbedtls has no counterpart). */
 export class TLSSession {
   readonly #blob: Uint8Array;
-  /** The version the session resumes ("TLSv1.2": a TLS 1.2 ticket or session id; "TLSv1.3": a ticket). */
-  readonly version: "TLSv1.2" | "TLSv1.3";
+  /** The version the session resumes ("TLSv1.2": a TLS 1.2 ticket or session id; "TLSv1.3": a ticket; "DTLSv1.2": a DTLS 1.2 ticket or session id, for DTLS sessions only). */
+  readonly version: "TLSv1.2" | "TLSv1.3" | "DTLSv1.2";
 
   private constructor(blob: Uint8Array) {
-    const version = blob.length > OVERHEAD && blob[0] === BLOB_TYPE ? versionName(((blob[1] ?? 0) << 8) | (blob[2] ?? 0)) : undefined;
+    const version = blob.length > OVERHEAD && blob[0] === BLOB_TYPE ? VERSIONS.get(((blob[1] ?? 0) << 8) | (blob[2] ?? 0)) : undefined;
     if (version === undefined) throw new ArgumentError("not a saved TLS session (TLSSession.toBytes() output)");
     this.#blob = blob;
     this.version = version;
