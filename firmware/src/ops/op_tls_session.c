@@ -16,6 +16,9 @@
  *   AAD       = boot id (8) || ML_HT_TLS (1) || TLS version (2)
  *   plaintext = format version (1) || mbedtls_ssl_session_save output
  *
+ * where a session of a datagram configuration (DTLS 1.2) has DTLS 1.2's wire
+ * version 0xFEFD as its clear version (its own is TLS 1.2's 0x0303), so a
+ * saved DTLS session is set on DTLS sessions only and a TLS one on TLS ones;
  * so the host can read which version a blob resumes but not edit it, a blob
  * from another device or boot (or an obj_wrap blob) does not authenticate
  * (auth_failed), and no session is set from it.
@@ -41,6 +44,7 @@
 #define AAD_LEN        (sizeof ml_device.boot_id + HDR_LEN)
 #define LIFETIME_MAX   604800u /* seconds a ticket may live (RFC 8446 4.6.1) */
 #define LIFETIME_DFLT  7200u   /* OpenSSL's default */
+#define DTLS12_WIRE    0xFEFDu /* a saved DTLS 1.2 session's clear version */
 
 /* ------------------------------------------------------------ configurations */
 
@@ -181,6 +185,7 @@ int ml_op_tls_session_get(struct ml_call *call, CborValue *args, CborEncoder *re
     }
     ML_CHK_TLS(call, ret, "ssl_get_session");
     uint16_t version = (uint16_t)w.saved.MBEDTLS_PRIVATE(tls_version);
+    uint16_t clear = w.conf->datagram ? (uint16_t)DTLS12_WIRE : version;
     if (version == MBEDTLS_SSL_VERSION_TLS1_3 && w.saved.MBEDTLS_PRIVATE(ticket_len) == 0) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "no ticket yet: a TLS 1.3 session is saved after a read answers ticket");
     }
@@ -195,8 +200,8 @@ int ml_op_tls_session_get(struct ml_call *call, CborValue *args, CborEncoder *re
     }
     uint8_t *pt = blob + HDR_LEN + NONCE_LEN;
     blob[0] = ML_HT_TLS;
-    blob[1] = (uint8_t)(version >> 8);
-    blob[2] = (uint8_t)version;
+    blob[1] = (uint8_t)(clear >> 8);
+    blob[2] = (uint8_t)clear;
     pt[0] = FORMAT_VERSION;
     ML_CHK_TLS(call, mbedtls_ssl_session_save(&w.saved, pt + 1, need, &need), "ssl_session_save");
     ML_CHK_TLS(call, ml_rng_random(NULL, blob + HDR_LEN, NONCE_LEN), "ctr_drbg_random");
@@ -247,6 +252,10 @@ int ml_op_tls_session_set(struct ml_call *call, CborValue *args, CborEncoder *re
     if (pt[0] != FORMAT_VERSION) {
         ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "saved TLS session in format %u, this firmware reads %u", pt[0],
                 FORMAT_VERSION);
+    }
+    if ((((unsigned)blob[1] << 8 | blob[2]) == DTLS12_WIRE) != w.conf->datagram) {
+        ML_FAIL(call, ML_STATUS_BAD_ARGUMENT, "a saved %s session is set on %s sessions only",
+                w.conf->datagram ? "TLS" : "DTLS", w.conf->datagram ? "TLS" : "DTLS");
     }
     ret = mbedtls_ssl_session_load(&w.saved, pt + 1, pt_len - 1);
     if (ret == MBEDTLS_ERR_SSL_VERSION_MISMATCH) {
