@@ -31,6 +31,7 @@ export type { DTLSInfo, DTLSWrapOptions } from "./modules/dtls-buffer.js";
 export { DTLSWrappedBuffer, HelloVerifyRequest } from "./modules/dtls-buffer.js";
 export type { DatagramCipher, DatagramConnectOptions, DTLSServerOptions, PeerAddress } from "./modules/dtls-socket.js";
 export { DTLSClientSession, DTLSServer, DTLSSession } from "./modules/dtls-socket.js";
+export { DTLSWrappedSocket } from "./modules/dtls-wrapped-socket.js";
 export { Hash, HashModule } from "./modules/hash.js";
 export { HkdfModule } from "./modules/hkdf.js";
 export type { HmacOptions } from "./modules/hmac.js";

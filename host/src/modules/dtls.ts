@@ -13,6 +13,7 @@
 // dev.dtls.connect() / createServer() (dtls-socket.ts) run them over a
 // dgram socket.
 
+import type { Socket as UdpSocket } from "node:dgram";
 import { ArgumentError } from "../base/errors.js";
 import type { SessionContext } from "../session/context.js";
 import type { HandleHolder } from "../session/device-object.js";
@@ -25,6 +26,7 @@ import {
   type DTLSServerOptions,
   type DTLSSession,
 } from "./dtls-socket.js";
+import { DTLSWrappedSocket } from "./dtls-wrapped-socket.js";
 import { sessionHostname, TLSConfiguration, type TLSConfigurationOptions, TLSContext, type TLSVersion } from "./tls.js";
 import type { TrustStoreClass } from "./x509-trust.js";
 
@@ -196,6 +198,18 @@ export class DTLSContext implements HandleHolder, AsyncDisposable {
     const mtu = opts.mtu ?? this.configuration.options.mtu;
     const handshakeTimeoutMs = opts.handshakeTimeoutMs ?? this.configuration.options.handshakeTimeoutMs;
     return new DTLSWrappedBuffer(this.#ctx, this, name, { ...opts, mtu, handshakeTimeoutMs });
+  }
+
+  /**
+   * A session over a dgram socket (python-mbedtls's `wrap_socket` of a
+   * DTLS context; dtls-wrapped-socket.ts). A client's: `connect(port,
+   * host)`, `doHandshake()`, `send()`, `recv()`. A server's: `bind()`, then
+   * `accept()` gives [connection, address] per peer, each connection a
+   * session of its own (`setCookieParam()`, `doHandshake()`, which throws
+   * HelloVerifyRequest on a cookie-less ClientHello, then `accept()` on it).
+   */
+  wrapSocket(socket: UdpSocket, serverHostname?: string | null, opts: DTLSWrapOptions = {}): DTLSWrappedSocket {
+    return new DTLSWrappedSocket(this, socket, serverHostname, opts);
   }
 }
 
