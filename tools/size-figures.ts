@@ -5,8 +5,9 @@
 //   flash = text + data (the initialised data is stored in flash too)
 //   RAM   = data + bss  (bss holds the static Mbed TLS heap and the frame
 //           buffers)
-//   upper RAM: the 64 KiB (CCM on a chip) that holds the stack and the UART
-//           ring by pointer (firmware/src/hal/stm32f4/startup.c); its sizes
+//   upper RAM: the 64 KiB (CCM on a chip) that holds the stack, the UART
+//           ring and the record of answers by pointer
+//           (firmware/src/hal/stm32f4/startup.c, stm32f4.h); its sizes
 //           come from stm32f4.h and sources.json, not from the ELF
 // The peaks (heap in use, stack high-water) come from test runs: the largest
 // that the integration suite's QEMU sessions recorded in build/peaks-qemu.jsonl
@@ -39,6 +40,8 @@ export interface StaticFigures {
   stack: number | undefined;
   /** the UART ring (in the upper RAM: WINDOW x MTU) */
   ring: number | undefined;
+  /** the record of answers (in the upper RAM: WINDOW x MTU, ml_hal_record_ram) */
+  record?: number | undefined;
   /** the upper RAM (STM32_UPPER_RAM_SIZE) */
   upper: number | undefined;
   /** RAM between the end of bss and the reset stack (_ebss.._sreset_stack) */
@@ -90,8 +93,8 @@ export function measureStatic(elf = repoPath(IMAGE_PATH)): StaticFigures {
   };
 }
 
-/** The upper RAM's sizes: the stack and upper RAM from stm32f4.h, the ring from sources.json's STM32 defines. */
-function upperRam(): Pick<StaticFigures, "stack" | "ring" | "upper"> {
+/** The upper RAM's sizes: the stack and upper RAM from stm32f4.h, the ring and the record from sources.json's STM32 defines. */
+function upperRam(): Pick<StaticFigures, "stack" | "ring" | "record" | "upper"> {
   const header = readFileSync(repoPath("firmware/src/hal/stm32f4/stm32f4.h"), "utf8");
   const constant = (name: string): number | undefined => {
     const m = new RegExp(`#define ${name}\\s+(0x[0-9a-fA-F]+|\\d+)u`).exec(header);
@@ -105,6 +108,7 @@ function upperRam(): Pick<StaticFigures, "stack" | "ring" | "upper"> {
   return {
     stack: constant("STM32_STACK_SIZE"),
     ring: define("ML_CFG_WINDOW") * define("ML_CFG_MTU"),
+    record: define("ML_CFG_WINDOW") * define("ML_CFG_MTU"),
     upper: constant("STM32_UPPER_RAM_SIZE"),
   };
 }
@@ -158,9 +162,10 @@ export function staticRows(s: StaticFigures): string[] {
     `| static RAM (data + bss, incl. the heap) | ${n(s.ram)} | ${pct(s.ram, RAM_BYTES)} of 128 KiB |`,
     `| &nbsp;&nbsp;static Mbed TLS heap | ${n(s.heap)} | ${pct(s.heap, RAM_BYTES)} |`,
     `| RAM left free (between bss and the reset stack) | ${n(s.free)} | ${s.free === undefined ? "" : pct(s.free, RAM_BYTES)} |`,
-    `| upper RAM (CCM; under QEMU the 64 KiB it maps at 0x20020000) | ${n(s.upper)} | stack and UART ring |`,
+    `| upper RAM (CCM; under QEMU the 64 KiB it maps at 0x20020000) | ${n(s.upper)} | stack, UART ring, record of answers |`,
     `| &nbsp;&nbsp;stack region | ${n(s.stack)} | ${s.stack === undefined || !s.upper ? "" : pct(s.stack, s.upper)} of the upper RAM |`,
     `| &nbsp;&nbsp;UART ring (WINDOW x MTU) | ${n(s.ring)} | ${s.ring === undefined || !s.upper ? "" : pct(s.ring, s.upper)} of the upper RAM |`,
+    `| &nbsp;&nbsp;record of answers (WINDOW x MTU) | ${n(s.record)} | ${s.record === undefined || !s.upper ? "" : pct(s.record, s.upper)} of the upper RAM |`,
   ];
 }
 

@@ -38,4 +38,11 @@ void ml_hal_reset(void);
  * cannot measure it. Optional: op_sys.c has a weak default returning 0. */
 size_t ml_hal_stack_peak(void);
 
+/* Storage for the record of answers (link/ml_record.c): `size` bytes
+ * (ML_CFG_WINDOW x ML_CFG_MTU), the same at every call, used by the link
+ * only, wiped by it at boot. Optional: ml_record.c has a weak default, a
+ * static array; the STM32 image gives its upper RAM (hal_stm32f4.c) so the
+ * SRAM goes to the heap. */
+uint8_t *ml_hal_record_ram(size_t size);
+
 #endif /* ML_HAL_H */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/protocol_ids.h"
+#include "hal/ml_hal.h"
 
 #define N ML_RECORD_ENTRIES
 
@@ -23,7 +24,16 @@ static struct {
     uint32_t stale;   /* bytes of its old answer (and CRC) still in it */
     uint8_t in_bucket[B];
 } rec;
-static uint8_t answers[N][ML_CFG_MTU];
+/* N answers of ML_CFG_MTU bytes each, where the HAL puts them. */
+static uint8_t (*answers)[ML_CFG_MTU];
+
+/* The default place of the answers (hal/ml_hal.h): a static array. */
+__attribute__((weak)) uint8_t *ml_hal_record_ram(size_t size)
+{
+    static uint8_t ram[N][ML_CFG_MTU];
+    (void)size;
+    return &ram[0][0];
+}
 
 _Static_assert(N >= 1 && N <= 255, "in_bucket counts entries in a uint8_t");
 
@@ -47,7 +57,8 @@ static void forget(uint32_t i) { mbedtls_platform_zeroize(answers[i], empty(i));
 
 void ml_record_init(void)
 {
-    mbedtls_platform_zeroize(answers, sizeof answers);
+    answers = (uint8_t(*)[ML_CFG_MTU])(void *)ml_hal_record_ram((size_t)N * ML_CFG_MTU);
+    mbedtls_platform_zeroize(answers, (size_t)N * ML_CFG_MTU);
     memset(&rec, 0, sizeof rec);
 }
 

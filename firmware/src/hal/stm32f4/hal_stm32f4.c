@@ -283,3 +283,13 @@ void stm32_fatal(uint32_t code)
 }
 
 size_t ml_hal_stack_peak(void) { return stm32_stack_peak(); }
+
+/* The record of answers in the upper RAM, right above the UART ring
+ * (stm32f4.h): 16 KiB less of the 128 KiB SRAM, which the heap gets. */
+uint8_t *ml_hal_record_ram(size_t size)
+{
+    if (size != STM32_RECORD_SIZE) {
+        stm32_fatal(0xDEAD0002u); /* the record and stm32f4.h disagree */
+    }
+    return stm32_upper_ram() + STM32_RING_SIZE;
+}

@@ -9,7 +9,8 @@
  * maps 192 KiB of SRAM from 0x20000000, so under QEMU (recognised by its
  * RCC stub, which reads 0; a chip's RCC_CR reads HSION|HSIRDY after reset)
  * the upper RAM is the 64 KiB at 0x20020000: same size, same image. It
- * holds the UART ring (uart.c) at its bottom and the stack at its top.
+ * holds the UART ring (uart.c) at its bottom, the record of answers
+ * (ml_hal_record_ram, hal_stm32f4.c) above it and the stack at its top.
  */
 #include <stdint.h>
 

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/ml_config.h"
+
 #define REG32(addr) (*(volatile uint32_t *)(uintptr_t)(addr))
 
 /* ---------------------------------------------------------------- RCC */
@@ -163,11 +165,17 @@ int stm32_trng_read(uint8_t *out, size_t len);
 
 /* ---------------------------------------------------------------- startup.c */
 /* The upper RAM (startup.c): CCM on a chip, the SRAM QEMU maps beyond the
- * chip's 128 KiB under QEMU; the UART ring at its bottom, the stack at its top. */
+ * chip's 128 KiB under QEMU. From its bottom: the UART ring (uart.c,
+ * WINDOW x MTU), the record of answers (link/ml_record.c, WINDOW x MTU,
+ * given by ml_hal_record_ram in hal_stm32f4.c); the stack at its top. */
 #define STM32_UPPER_RAM_CCM  0x10000000u
 #define STM32_UPPER_RAM_QEMU 0x20020000u
 #define STM32_UPPER_RAM_SIZE 0x10000u
 #define STM32_STACK_SIZE     12288u
+#define STM32_RING_SIZE      ((uint32_t)ML_CFG_WINDOW * (uint32_t)ML_CFG_MTU)
+#define STM32_RECORD_SIZE    ((uint32_t)ML_CFG_WINDOW * (uint32_t)ML_CFG_MTU)
+_Static_assert(STM32_RING_SIZE + STM32_RECORD_SIZE + STM32_STACK_SIZE <= STM32_UPPER_RAM_SIZE,
+               "the UART ring, the record of answers and the stack share the upper RAM");
 uint8_t *stm32_upper_ram(void);
 
 /* ---------------------------------------------------------------- hal_stm32f4.c */

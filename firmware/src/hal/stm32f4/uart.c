@@ -18,14 +18,13 @@
 #include "core/ml_config.h"
 #include "stm32f4.h"
 
-#define RING_SIZE ((uint32_t)ML_CFG_WINDOW * (uint32_t)ML_CFG_MTU)
+#define RING_SIZE STM32_RING_SIZE
 /* Per byte at 115200 baud: 87 us; a TXE that stays clear for 10 ms means a
  * stopped USART (no clock), not a busy line. Counted in SysTick-free spins:
  * >= 4 cycles each at <= 168 MHz. */
 #define TXE_SPINS (168000000u / 4u / 100u)
 
-/* In the upper RAM, below the stack (startup.c). */
-_Static_assert(RING_SIZE + STM32_STACK_SIZE <= STM32_UPPER_RAM_SIZE, "the UART ring and the stack share the upper RAM");
+/* At the bottom of the upper RAM (stm32f4.h). */
 static uint8_t *ring;
 static volatile uint32_t ring_head; /* written by the IRQ only */
 static volatile uint32_t ring_tail; /* written by the main loop only */
