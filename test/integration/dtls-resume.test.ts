@@ -13,8 +13,10 @@
 //   s_server -listen serves its later clients on the socket it connected to
 //   its first one's address (another source port is refused, ICMP).
 // - a device client against a device server (sans-I/O buffers wired by hand,
-//   ticket keys on the server, CIDs both ways, an MTU each): the peer
-//   certificate is the device leaf the server sent, each side's own CID is
+//   ticket keys on the server, mutual certificates, CIDs both ways, an MTU
+//   each): the client's peer certificate is the device leaf the server
+//   sent, the server's makePki's client.crt (its key loaded into the
+//   device), each side's own CID is
 //   the other's peer CID, the MTUs are the ones given, the cipher is one on
 //   both; the saved session resumes the next pair (info says resumed on both
 //   sides; no certificate crosses again). A DTLS session offered to a TLS
@@ -163,18 +165,21 @@ describe("device client resumes against a device server (ticket keys, CIDs both 
   /** Runs both handshakes to the end, every datagram carried across by hand. */
   async function handshake(c: DTLSWrappedBuffer, s: DTLSWrappedBuffer): Promise<{ toServer: number; toClient: number }> {
     const moved = { toServer: 0, toClient: 0 };
+    const log: string[] = [];
     let cd: unknown;
     let sd: unknown;
     for (let round = 0; cd !== "done" || sd !== "done"; round++) {
-      if (round > 40) throw new Error("the handshake did not end in 40 rounds");
+      if (round > 40) throw new Error(`no end in 40 rounds: ${JSON.stringify([cd, sd, moved, log])}`);
       if (cd !== "done") cd = await c.doHandshake();
       for (const d of c.takeDatagrams()) {
         s.receiveFromNetwork(d);
+        log.push(`c${d.length}`);
         moved.toServer += d.length;
       }
       if (sd !== "done") sd = await s.doHandshake();
       for (const d of s.takeDatagrams()) {
         c.receiveFromNetwork(d);
+        log.push(`s${d.length}`);
         moved.toClient += d.length;
       }
     }
@@ -182,14 +187,18 @@ describe("device client resumes against a device server (ticket keys, CIDs both 
   }
 
   it(
-    "peer certificate, cipher, own and peer CID, MTU on both sides; the saved session resumes (info says resumed on both)",
+    "peer certificate (mutual), cipher, own and peer CID, MTU on both sides; the saved session resumes (info says resumed on both)",
     async () => {
       const h0 = (await dev.stats()).heapUsed;
+      const clientKey = await dev.pk.ECC.fromPEM(readFileSync(o.path("client.key"), "utf8"));
+      const clientCrt = await dev.x509.CRT.fromPEM(readFileSync(o.path("client.crt"), "utf8"));
       const serverConf = new dev.dtls.DTLSConfiguration({
         certificateChain: [[deviceLeaf, inter], deviceKey],
+        trustStore: trust,
+        validateCertificates: true,
         cookies: false,
         cid: 4,
-        mtu: 300,
+        mtu: 1000,
       });
       const plain = dev.dtls.ServerContext(serverConf);
       await plain.ready;
@@ -200,24 +209,32 @@ describe("device client resumes against a device server (ticket keys, CIDs both 
       const h2 = (await dev.stats()).heapUsed;
       console.log(`[dtls-resume ${TARGET}] a DTLS server configuration takes ${h1 - h0} B of heap, with ticket keys ${h2 - h0} B`);
       expect(h2).toBeGreaterThan(h1);
-      const client = dev.dtls.ClientContext(new dev.dtls.DTLSConfiguration({ trustStore: trust, resumption: true, cid: 6 }));
+      const client = dev.dtls.ClientContext(
+        new dev.dtls.DTLSConfiguration({
+          certificateChain: [[clientCrt, inter], clientKey],
+          trustStore: trust,
+          resumption: true,
+          cid: 6,
+        }),
+      );
       const tlsClient = dev.tls.ClientContext(new dev.tls.TLSConfiguration({ trustStore: trust, resumption: true }));
       try {
         let saved: TLSSession;
         {
-          await using c = client.wrapBuffers("device.example", { mtu: 280 });
+          await using c = client.wrapBuffers("device.example", { mtu: 900 });
           await using s = server.wrapBuffers();
           const full = await handshake(c, s);
           const [ci, si] = [await c.info(), await s.info()];
           expect([ci.resumed, si.resumed]).toEqual([false, false]);
           expect(c.peerCertificate()).toEqual(deviceLeaf.toDER());
-          expect(s.peerCertificate()).toBeUndefined(); // no client certificate asked for
+          expect(s.peerCertificate()).toEqual(derOf("client.crt"));
+          expect([ci.verifyBits, si.verifyBits]).toEqual([0, 0]);
           expect(c.cipher()).toEqual(s.cipher());
           expect(c.cipher()?.[0]).toMatch(/^TLS-ECDHE-ECDSA-WITH-/);
           expect([ci.cid?.length, si.cid?.length]).toEqual([6, 4]);
           expect(ci.peerCid).toEqual(si.cid);
           expect(si.peerCid).toEqual(ci.cid);
-          expect([ci.mtu, si.mtu]).toEqual([280, 300]);
+          expect([ci.mtu, si.mtu]).toEqual([900, 1000]);
           expect(await c.write(utf8("hello datagram"))).toBe(14);
           for (const d of c.takeDatagrams()) s.receiveFromNetwork(d);
           expect(text((await s.read()) as Uint8Array)).toBe("hello datagram");
@@ -246,7 +263,7 @@ describe("device client resumes against a device server (ticket keys, CIDs both 
           expect(t.peekOutgoing()[0]).toBe(22); // a ClientHello record
         }
       } finally {
-        for (const x of [tlsClient, client, server]) await x.close();
+        for (const x of [tlsClient, client, server, clientCrt, clientKey]) await x.close();
       }
     },
     HANDSHAKE_MS * 2,
