@@ -42,7 +42,7 @@ import type { TLSSession } from "./tls-session.js";
 export interface DatagramContext {
   readonly server: boolean;
   readonly ready: Promise<void>;
-  readonly configuration: { readonly options: { readonly cid?: number | undefined } };
+  readonly configuration: { readonly options: { readonly cid?: number | undefined; readonly antiReplay?: boolean | undefined } };
   wrapBuffers(serverHostname?: string | null, opts?: DTLSWrapOptions): DTLSWrappedBuffer;
   close(): Promise<void>;
 }
@@ -159,6 +159,8 @@ export function recordCid(d: Uint8Array, cidLen: number): string | undefined {
 
 /** How a session reaches the network: its socket, and its server's tables. */
 interface SessionLink {
+  /** Whether the peer may move to the address of a record that authenticated (a server with CID and anti-replay). */
+  readonly follows: boolean;
   send(datagram: Uint8Array, to: PeerAddress): void;
   /** The handshake is over (a server registers the CID and calls onSession). */
   established(session: DTLSSession): void;
@@ -488,7 +490,7 @@ export class DTLSSession extends EventEmitter implements AsyncIterable<Uint8Arra
         return false;
       }
       if (r.length === 0) return true;
-      if (from && !samePeer(from, this.#peer)) {
+      if (from && this.#link.follows && !samePeer(from, this.#peer)) {
         const old = this.#peer;
         this.#peer = { address: from.address, port: from.port };
         this.#link.moved(this, old);
@@ -533,6 +535,7 @@ export class DTLSSession extends EventEmitter implements AsyncIterable<Uint8Arra
 /** A client session's network: its dgram socket (replaced by rebind()) and the server's address. */
 class ClientLink implements SessionLink {
   session: DTLSSession | undefined;
+  readonly follows = false;
 
   constructor(
     public socket: UdpSocket,
@@ -698,21 +701,7 @@ export class DTLSServer extends EventEmitter {
   #acceptor: Acceptor | undefined;
   #idle: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
-  readonly #link: SessionLink = {
-    send: (d, to) => this.socket.send(d, to.port, to.address, () => {}),
-    established: (s) => {
-      if (this.#cidLen > 0 && s.cid !== undefined) this.#byCid.set(hex(s.cid), s);
-      this.emit("session", s);
-    },
-    moved: (s, from) => {
-      if (this.#byAddr.get(peerKey(from)) === s) this.#byAddr.delete(peerKey(from));
-      this.#byAddr.set(peerKey(s._peer), s);
-    },
-    ended: async (s) => {
-      this.#live.delete(s);
-      for (const m of [this.#byAddr, this.#byCid]) for (const [k, v] of m) if (v === s) m.delete(k);
-    },
-  };
+  readonly #link: SessionLink;
 
   /** @internal Made by dev.dtls.createServer(). */
   constructor(ctx: DatagramContext, owned: boolean, onSession?: (session: DTLSSession) => void, opts: DTLSServerOptions = {}) {
@@ -732,6 +721,23 @@ export class DTLSServer extends EventEmitter {
     this.#handshakeTimeoutMs = opts.handshakeTimeoutMs;
     this.#acceptorIdleMs = idle;
     this.#queueMax = queue;
+    this.#link = {
+      // RFC 9146 §6: only a record newer than any before may move the peer; without anti-replay an old one replayed from elsewhere would
+      follows: cid > 0 && ctx.configuration.options.antiReplay !== false,
+      send: (d, to) => this.socket.send(d, to.port, to.address, () => {}),
+      established: (s) => {
+        if (this.#cidLen > 0 && s.cid !== undefined) this.#byCid.set(hex(s.cid), s);
+        this.emit("session", s);
+      },
+      moved: (s, from) => {
+        if (this.#byAddr.get(peerKey(from)) === s) this.#byAddr.delete(peerKey(from));
+        this.#byAddr.set(peerKey(s._peer), s);
+      },
+      ended: async (s) => {
+        this.#live.delete(s);
+        for (const m of [this.#byAddr, this.#byCid]) for (const [k, v] of m) if (v === s) m.delete(k);
+      },
+    };
     this.socket = createSocket(opts.type ?? "udp4");
     this.socket.on("message", (msg: Buffer, rinfo: RemoteInfo) => this.#onMessage(msg, rinfo));
     this.socket.on("error", (e: Error) => {
