@@ -60,19 +60,23 @@ let trust: TrustStore;
 let deviceKey: ECC;
 let deviceLeaf: CRT;
 
+/** A certificate of makePki's directory on the device. */
+const crt = (file: string) => dev.x509.CRT.fromPEM(readFileSync(o.path(file), "utf8"));
+
 beforeAll(async () => {
   dev = session.dev;
-  makePki(o.dir); // root -> inter -> server (DNS:device.example), ...
-  root = await dev.x509.CRT.fromPEM(readFileSync(o.path("root.crt"), "utf8"));
-  inter = await dev.x509.CRT.fromPEM(readFileSync(o.path("inter.crt"), "utf8"));
+  makePki(o.dir); // root -> inter -> server (DNS:device.example), client (clientAuth), ...
+  [root, inter] = [await crt("root.crt"), await crt("inter.crt")];
   trust = new dev.dtls.TrustStore();
   await trust.add(root);
-  ({ key: deviceKey, leaf: deviceLeaf } = await deviceServerLeaf(dev, o));
+  const made = await deviceServerLeaf(dev, o);
+  [deviceKey, deviceLeaf] = [made.key, made.leaf];
 }, 120_000);
 
 afterAll(async () => {
   stopPeers();
-  for (const x of [deviceLeaf, deviceKey, trust, inter, root]) await x?.close();
+  await Promise.all([deviceLeaf, deviceKey, trust].map((x) => x?.close()));
+  await Promise.all([inter, root].map((x) => x?.close()));
   o.remove();
 });
 
@@ -191,7 +195,7 @@ describe("device client resumes against a device server (ticket keys, CIDs both 
     async () => {
       const h0 = (await dev.stats()).heapUsed;
       const clientKey = await dev.pk.ECC.fromPEM(readFileSync(o.path("client.key"), "utf8"));
-      const clientCrt = await dev.x509.CRT.fromPEM(readFileSync(o.path("client.crt"), "utf8"));
+      const clientCrt = await crt("client.crt");
       const serverConf = new dev.dtls.DTLSConfiguration({
         certificateChain: [[deviceLeaf, inter], deviceKey],
         trustStore: trust,
