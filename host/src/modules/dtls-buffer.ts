@@ -31,12 +31,22 @@ import {
   WantWrite,
   WrappedSession,
 } from "./tls-buffer.js";
+import { TLSHandshakeError } from "./tls-errors.js";
 import type { TLSSession } from "./tls-session.js";
 
 export { type Want, WantRead, WantWrite };
 
 /** MBEDTLS_ERR_SSL_HELLO_VERIFY_REQUIRED. */
 const HELLO_VERIFY_REQUIRED = -0x6a80;
+/** MBEDTLS_ERR_SSL_TIMEOUT: a handshake step found the retransmission timer past handshakeTimeoutMax. */
+const SSL_TIMEOUT = -0x6800;
+
+/** Mbed TLS's own handshake timeout as a TLSHandshakeError that names it (tls-errors.ts's reasons are TLS's); other errors as they are. */
+function retransmissionsOver(e: unknown): unknown {
+  return e instanceof CryptoError && e.mbedtlsCode === SSL_TIMEOUT && !(e instanceof TLSHandshakeError)
+    ? new TLSHandshakeError(e, "no answer from the peer: Mbed TLS's retransmissions reached handshakeTimeoutMax")
+    : e;
+}
 
 /**
  * A cookie server's answer to a ClientHello without a valid cookie
@@ -209,14 +219,19 @@ export class DTLSWrappedBuffer extends WrappedSession<DTLSInfo> {
    * session waits for the next ClientHello, after setCookieParam()). A
    * failure throws Mbed TLS's error typed as dev.tls's (TLSHandshakeError,
    * TLSAlertError, TLSCertificateError; Mbed TLS's own MBEDTLS_ERR_SSL_TIMEOUT
-   * once its retransmissions are over); its alert is in takeDatagrams(). A
+   * once its retransmissions reach handshakeTimeoutMax is a TLSHandshakeError
+   * of code -0x6800); its alert is in takeDatagrams(). A
    * call after `handshakeTimeoutMs` since the first one throws TimeoutError.
    */
   async doHandshake(opts: CallOptions = {}): Promise<"done" | Want | typeof HelloVerifyRequest> {
     this.handshakeClock("DTLS");
     await this.offered();
     await this.setupDone();
-    return this.handshakeStep(opts, (state) => (state === TlsState.helloVerify ? HelloVerifyRequest : undefined));
+    try {
+      return await this.handshakeStep(opts, (state) => (state === TlsState.helloVerify ? HelloVerifyRequest : undefined));
+    } catch (e) {
+      throw retransmissionsOver(e);
+    }
   }
 
   /** The next datagram of application data (empty once the peer sent close_notify); WantRead when none is at hand. */
