@@ -202,6 +202,10 @@ describe("device client resumes against a device server (ticket keys, CIDs both 
         validateCertificates: true,
         cookies: false,
         cid: 4,
+        // Not smaller: a NewSessionTicket carrying the client certificate in fragments puts the last one, the CCS and
+        // the CID-carrying Finished in one datagram, and Mbed TLS 3.6's client drops that Finished (epoch 1 before
+        // the CCS: "discarding unexpected record", ssl_client2/ssl_server2 cid=1 mtu=300 do the same) until a
+        // retransmission, which this hand-wired pair does not run.
         mtu: 1000,
       });
       const plain = dev.dtls.ServerContext(serverConf);
