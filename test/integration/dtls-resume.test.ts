@@ -22,6 +22,10 @@
 //   sides; no certificate crosses again). A DTLS session offered to a TLS
 //   client is refused (BadArgumentError) and the handshake that follows is
 //   a full one.
+// - dev.dtls.connect against dev.dtls.createServer (cookies on, ticket
+//   keys): the second connection offers the first one's session and is
+//   resumed on both sides (the sessions' `resumed`) after its
+//   HelloVerifyRequest, the peer certificate still readable.
 // Logs the saved session's size and the heap the ticket keys take.
 import { execFileSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
@@ -34,6 +38,7 @@ import {
   type Device,
   type DTLSClientSession,
   type DTLSContext,
+  type DTLSSession,
   type DTLSWrappedBuffer,
   type ECC,
   TLSSession,
@@ -272,6 +277,41 @@ describe("device client resumes against a device server (ticket keys, CIDs both 
         }
       } finally {
         for (const x of [tlsClient, client, server, clientCrt, clientKey]) await x.close();
+      }
+    },
+    HANDSHAKE_MS * 2,
+  );
+});
+
+describe("dev.dtls.connect resumes against dev.dtls.createServer (cookies, ticket keys)", () => {
+  it(
+    "the second connection, offering the first one's session, is resumed on both sides after its HelloVerifyRequest",
+    async () => {
+      const server = dev.dtls.createServer(
+        new dev.dtls.DTLSConfiguration({ certificateChain: [[deviceLeaf, inter], deviceKey], resumption: true }),
+        (s) => s.on("message", (m: Uint8Array) => void s.send(m).catch(() => {})),
+      );
+      const sides: DTLSSession[] = [];
+      server.on("session", (s: DTLSSession) => sides.push(s));
+      const conf = new dev.dtls.DTLSConfiguration({ trustStore: trust, resumption: true });
+      try {
+        const { port } = await server.listen(0, "127.0.0.1");
+        let saved: TLSSession | undefined;
+        for (const round of [0, 1]) {
+          const c = await dev.dtls.connect({ port, host: "127.0.0.1", servername: "device.example", configuration: conf, session: saved });
+          try {
+            await c.send(utf8(`round ${round}`));
+            expect(text((await nextMessage(c, 10_000)) ?? new Uint8Array(0))).toBe(`round ${round}`);
+            expect([c.resumed, sides[round]?.resumed]).toEqual([round === 1, round === 1]);
+            expect(c.peerCertificate).toEqual(deviceLeaf.toDER()); // kept in the ticket when resumed
+            saved = await c.session();
+          } finally {
+            await c.close();
+          }
+        }
+        expect(server.helloVerifies).toBeGreaterThanOrEqual(2);
+      } finally {
+        await server.close();
       }
     },
     HANDSHAKE_MS * 2,
