@@ -2,7 +2,7 @@
 // (dev.info.tls: sessions at once, the record sizes, the ring), stats counts
 // the live sessions and configurations; every session the limit allows can
 // be made and one more is TooManyHandlesError (the limit read from hello, not
-// assumed: 8 native, 2 on the STM32 image), while the first still completes a
+// assumed: 8 native, 3 on the STM32 image), while the first still completes a
 // TLS 1.3 handshake with `openssl s_server` and moves data both ways; once
 // all are closed, the heap, the handles and the counts are at their
 // baseline. The handshake's heap is logged (what a session keeps).
