@@ -60,6 +60,30 @@ export interface DeviceInfo {
   trustCrlsMax: number;
   /** The device's TLS limits (dev.tls, spec.md 7.12); zeros from firmware without TLS. */
   tls: TLSLimits;
+  /** The device's DTLS limits (dev.dtls, spec.md 7.13; sessions count against tls.sessionsMax); zeros from firmware without DTLS. */
+  dtls: DTLSLimits;
+}
+
+/** hello's "dtls" map. */
+export interface DTLSLimits {
+  /** Bytes of handshake messages a session buffers out of order (MBEDTLS_SSL_DTLS_MAX_BUFFERING). */
+  buffering: number;
+  /** Longest own Connection ID a configuration may ask for. */
+  cidMax: number;
+  /** Largest datagram a session takes or sends (its ring less the 2-byte length); also the largest MTU. */
+  datagramMax: number;
+}
+
+function dtlsLimits(v: unknown): DTLSLimits {
+  if (v === undefined) return { buffering: 0, cidMax: 0, datagramMax: 0 };
+  if (typeof v !== "object" || v === null || Array.isArray(v) || v instanceof Uint8Array)
+    throw new ProtocolError('hello: "dtls" is not a map');
+  const d = v as Record<string, unknown>;
+  return {
+    buffering: u(d.dtls_buffering, "dtls.dtls_buffering"),
+    cidMax: u(d.cid_max, "dtls.cid_max"),
+    datagramMax: u(d.datagram_max, "dtls.datagram_max"),
+  };
 }
 
 /** python-mbedtls's `mbedtls.version`, of the device's Mbed TLS. */
@@ -166,6 +190,7 @@ export function parseHello(r: unknown): DeviceInfo {
       outRecord: m.tls_out_record === undefined ? 0 : u(m.tls_out_record, "tls_out_record"),
       ring: m.tls_ring === undefined ? 0 : u(m.tls_ring, "tls_ring"),
     },
+    dtls: dtlsLimits(m.dtls),
   };
 }
 

@@ -4,7 +4,16 @@ export * from "./base/errors.js";
 export type { PemBlock } from "./base/pem.js";
 export { pemDecode, pemEncode } from "./base/pem.js";
 export { fromHex, hex, utf8 } from "./base/util.js";
-export type { DeviceEventMap, DeviceInfo, DeviceOptions, DeviceStats, OpenOptions, TargetOpenOptions, VersionInfo } from "./device.js";
+export type {
+  DeviceEventMap,
+  DeviceInfo,
+  DeviceOptions,
+  DeviceStats,
+  DTLSLimits,
+  OpenOptions,
+  TargetOpenOptions,
+  VersionInfo,
+} from "./device.js";
 export { Device, open } from "./device.js";
 export type { AeadMode, CipherFamilyInfo, CipherOptions, PlainMode } from "./modules/cipher.js";
 export {

@@ -68,9 +68,12 @@ const heapUsed = async (): Promise<number> => (await dev.stats()).heapUsed;
 describe(`one TLS and two DTLS sessions at once (${TARGET})`, () => {
   it("hello names the limits the sessions share", () => {
     const t = dev.info.tls;
+    const d = dev.info.dtls;
     expect(t.sessionsMax).toBeGreaterThanOrEqual(3);
+    // hello's dtls map: Mbed TLS's reassembly cap, RFC 9146's longest CID, the ring less a datagram's 2-byte length
+    expect(d).toEqual({ buffering: 8192, cidMax: 32, datagramMax: t.ring - 2 });
     console.log(
-      `[dtls-memory ${TARGET}] hello: ${t.sessionsMax} TLS and DTLS sessions at once, records ${t.inRecord} B in / ${t.outRecord} B out`,
+      `[dtls-memory ${TARGET}] hello: ${t.sessionsMax} TLS and DTLS sessions at once, records ${t.inRecord} B in / ${t.outRecord} B out; DTLS: datagrams up to ${d.datagramMax} B, CIDs up to ${d.cidMax} B, ${d.buffering} B of handshake buffering`,
     );
   });
 
