@@ -22,27 +22,32 @@
 //   session at badMacLimit (MBEDTLS_ERR_SSL_INVALID_MAC, -0x7180) and are
 //   dropped silently with no limit. (A PSK mismatch: dtls-openssl.test.)
 import { createHash, randomBytes } from "node:crypto";
-import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
-import { readFileSync } from "node:fs";
+import type { Socket } from "node:dgram";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DatagramDirection, type DatagramFaults, startUdpRelay } from "../../hil/udp-relay.js";
+import { type DatagramDirection, type DatagramFaults, startUdpRelay, type UdpRelay } from "../../hil/udp-relay.js";
 import {
-  type CRT,
   type Device,
   type DTLSClientSession,
   type DTLSConfigurationOptions,
   type DTLSServer,
   type DTLSSession,
-  type ECC,
   TLSHandshakeError,
-  type TrustStore,
 } from "../../host/src/index.js";
-import { freeUdpPort, nextMessage } from "./dtls-peers.js";
+import {
+  type DevicePki,
+  deviceClientHello,
+  devicePki,
+  echoes,
+  echoServer,
+  freeUdpPort,
+  nextMessage,
+  type RecordingSocket,
+  recordingSocket,
+} from "./dtls-peers.js";
 import { useSession } from "./session.js";
 import { bulk, SLOW_LINK, TARGET, until } from "./target.js";
-import { deviceServerLeaf, opensslDir, SERVER_CHAIN_ARGS } from "./tls-peers.js";
-import { makePki } from "./x509-verify-pki.js";
+import { opensslDir, SERVER_CHAIN_ARGS } from "./tls-peers.js";
 
 const session = useSession({ endsAt: { heap: "open", handles: true } });
 let dev: Device;
@@ -72,24 +77,15 @@ const RECORD_HEADER = 13;
 const HANDSHAKE_HEADER = 12;
 const HELLO_VERIFY_REQUEST = 3;
 
-let root: CRT;
-let inter: CRT;
-let trust: TrustStore;
-let serverKey: ECC;
-let serverLeaf: CRT;
+let pki: DevicePki | undefined;
 
 beforeAll(async () => {
   dev = session.dev;
-  makePki(o.dir);
-  root = await dev.x509.CRT.fromPEM(readFileSync(o.path("root.crt"), "utf8"));
-  inter = await dev.x509.CRT.fromPEM(readFileSync(o.path("inter.crt"), "utf8"));
-  trust = new dev.tls.TrustStore();
-  await trust.add(root);
-  ({ key: serverKey, leaf: serverLeaf } = await deviceServerLeaf(dev, o, HOST));
+  pki = await devicePki(dev, o, HOST);
 }, 120_000);
 
 afterAll(async () => {
-  for (const x of [serverLeaf, serverKey, trust, inter, root]) await x?.close();
+  await pki?.close();
   o.remove();
 });
 
@@ -123,34 +119,15 @@ function numberOf(m: Uint8Array, spread: number): number {
   return hex(m) === hex(numbered(i, spread)) ? i : -1;
 }
 
-/** A device server on the loopback echoing every message back. */
-async function echoServer(conf: DTLSConfigurationOptions, opts: { acceptorIdleMs?: number; handshakeTimeoutMs?: number } = {}) {
-  const server = dev.dtls.createServer(
-    new dev.dtls.DTLSConfiguration(conf),
-    (s) => {
-      s.on("message", (m: Uint8Array) => void s.send(m).catch(() => {}));
-    },
-    opts,
-  );
-  const { port } = await server.listen(0, "127.0.0.1");
-  const errors: Error[] = [];
-  server.on("sessionError", (e: Error) => errors.push(e));
-  return { server, port, errors };
-}
-
-/** Sends `m` and expects it echoed back within `ms`. */
-async function echoes(s: DTLSSession, m: Uint8Array, ms = HANDSHAKE_MS): Promise<void> {
-  const back = nextMessage(s, ms);
-  await s.send(m);
-  expect(hex((await back) ?? new Uint8Array(0))).toBe(hex(m));
-}
+/** Sends `m` and expects it echoed back. */
+const echo = (s: DTLSSession, m: Uint8Array): Promise<void> => echoes(s, m, HANDSHAKE_MS);
 
 /** The device still serves: a new PSK client and server shake hands and echo a datagram. */
 async function stillServes(): Promise<void> {
-  const { server, port } = await echoServer(psk(), { acceptorIdleMs: 0 });
+  const { server, port } = await echoServer(dev, psk(), { acceptorIdleMs: 0 });
   try {
     const client = await dev.dtls.connect({ ...psk(), port, host: "127.0.0.1", handshakeTimeoutMs: HANDSHAKE_MS });
-    await echoes(client, Uint8Array.from(randomBytes(48)));
+    await echo(client, Uint8Array.from(randomBytes(48)));
     await client.close();
   } finally {
     await server.close();
@@ -158,29 +135,12 @@ async function stillServes(): Promise<void> {
   await until(async () => (await dev.stats()).tlsSessions === 0, 5000);
 }
 
-/** A UDP socket on the loopback recording what it receives. */
-async function udpSocket(): Promise<{ socket: Socket; port: number; got: { msg: Buffer; from: RemoteInfo }[]; close(): void }> {
-  const socket = createSocket("udp4");
-  const got: { msg: Buffer; from: RemoteInfo }[] = [];
-  socket.on("message", (msg, from) => got.push({ msg, from }));
-  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
-  return { socket, port: socket.address().port, got, close: () => socket.close() };
-}
-
-/** The device client's first ClientHello (no cookie), caught by a silent peer. */
+/** The device client's first ClientHello (no cookie), caught once. */
 let clientHello: Buffer | undefined;
-async function deviceClientHello(): Promise<Buffer> {
-  if (clientHello) return clientHello;
-  const silent = await udpSocket();
-  try {
-    await dev.dtls.connect({ ...psk(), port: silent.port, handshakeTimeoutMs: SLOW_LINK ? 3000 : 1000 }).catch(() => {});
-    clientHello = silent.got[0]?.msg;
-  } finally {
-    silent.close();
-  }
-  if (!clientHello) throw new Error("the device client sent no ClientHello");
+const firstClientHello = async (): Promise<Buffer> => {
+  clientHello ??= await deviceClientHello(dev, psk(), SLOW_LINK ? 3000 : 1000);
   return clientHello;
-}
+};
 
 /** `hello` (a whole ClientHello record) with its cookie replaced by `cookie`, the record and handshake lengths to match. */
 function withCookie(hello: Uint8Array, cookie: Uint8Array): Uint8Array {
@@ -256,6 +216,32 @@ function recordLog(socket: Socket) {
   return log;
 }
 
+/** A device client with an MTU of MTU, verifying the PKI's chain, through `relay`. */
+function mtuClient(relay: UdpRelay, ciphers?: number[]): Promise<DTLSClientSession> {
+  const p = pki as DevicePki;
+  return dev.dtls.connect({
+    trustStore: p.trust,
+    handshakeTimeoutMin: HS_MIN,
+    mtu: MTU,
+    ...(ciphers && { ciphers }),
+    port: relay.port,
+    host: relay.host,
+    servername: HOST,
+    handshakeTimeoutMs: HANDSHAKE_MS,
+  });
+}
+
+/** Closes a test's client, relay and server; waits until the device has no DTLS session left. */
+async function closeAll(client: DTLSClientSession | undefined, relay: UdpRelay, server: DTLSServer): Promise<void> {
+  try {
+    await client?.close();
+    await relay.stop();
+  } finally {
+    await server.close();
+  }
+  await until(async () => (await dev.stats()).tlsSessions === 0, 10_000);
+}
+
 /** A server's session once its handshake is over. */
 function nextSession(server: DTLSServer): Promise<DTLSSession> {
   return new Promise((resolve) => server.once("session", resolve));
@@ -266,7 +252,7 @@ describe(`DTLS under datagram faults, and its typed failures (${TARGET})`, () =>
     `through a relay dropping, duplicating, reordering and delaying 5 % of the datagrams each way: the handshake completes and ${DATAGRAMS} distinct datagrams arrive intact, once each, and their echoes come back so (anti-replay drops the duplicates both ways)`,
     async () => {
       const spread = bulk(200, 48);
-      const { server, port } = await echoServer(psk());
+      const { server, port } = await echoServer(dev, psk());
       const atServer = numberedLog(spread);
       const atClient = numberedLog(spread);
       const upRecords = recordLog(server.socket);
@@ -341,11 +327,8 @@ describe(`DTLS under datagram faults, and its typed failures (${TARGET})`, () =>
         expect(sent).toBeGreaterThan(atServer.got.size); // the dropped ones were lost, not resent by DTLS
         expect(s.established && c.established).toBe(true);
       } finally {
-        await client?.close();
-        await relay.stop();
-        await server.close();
+        await closeAll(client, relay, server);
       }
-      await until(async () => (await dev.stats()).tlsSessions === 0, 10_000);
     },
     TEST_MS,
   );
@@ -354,8 +337,9 @@ describe(`DTLS under datagram faults, and its typed failures (${TARGET})`, () =>
     `an MTU of ${MTU}: ECDHE-ECDSA with makePki's chain fragments the handshake, device client to device server through the faulty relay; every datagram <= ${MTU} bytes`,
     async () => {
       const { tap, log } = tapLog();
-      const { server, port, errors } = await echoServer({
-        certificateChain: [[serverLeaf, inter], serverKey],
+      const p = pki as DevicePki;
+      const { server, port, errors } = await echoServer(dev, {
+        certificateChain: [[p.serverLeaf, p.inter], p.serverKey],
         handshakeTimeoutMin: HS_MIN,
         mtu: MTU,
       });
@@ -363,18 +347,9 @@ describe(`DTLS under datagram faults, and its typed failures (${TARGET})`, () =>
       let client: DTLSClientSession | undefined;
       try {
         const t0 = Date.now();
-        client = await dev.dtls.connect({
-          trustStore: trust,
-          handshakeTimeoutMin: HS_MIN,
-          mtu: MTU,
-          // one suite, so the ClientHello fits the MTU whole (327 B with all of them): dev.dtls.createServer takes a
-          // ClientHello from a new peer only in one fragment, as OpenSSL's DTLSv1_listen
-          ciphers: [ECDHE_ECDSA_AES128_GCM],
-          port: relay.port,
-          host: relay.host,
-          servername: HOST,
-          handshakeTimeoutMs: HANDSHAKE_MS,
-        });
+        // one suite, so the ClientHello fits the MTU whole (327 B with all of them): dev.dtls.createServer takes a
+        // ClientHello from a new peer only in one fragment, as OpenSSL's DTLSv1_listen
+        client = await mtuClient(relay, [ECDHE_ECDSA_AES128_GCM]);
         const hsMs = Date.now() - t0;
         expect(client.cipher?.name).toMatch(/^TLS-ECDHE-ECDSA-WITH-/);
         expect(client.mtu).toBe(MTU);
@@ -404,11 +379,8 @@ describe(`DTLS under datagram faults, and its typed failures (${TARGET})`, () =>
         expect(log.fragments.down).toBeGreaterThan(1); // the server's Certificate message at least, in pieces
         expect(errors).toEqual([]);
       } finally {
-        await client?.close();
-        await relay.stop();
-        await server.close();
+        await closeAll(client, relay, server);
       }
-      await until(async () => (await dev.stats()).tlsSessions === 0, 10_000);
     },
     TEST_MS,
   );
@@ -428,15 +400,7 @@ describe(`DTLS under datagram faults, and its typed failures (${TARGET})`, () =>
       let client: DTLSClientSession | undefined;
       try {
         await peer.waitFor("ACCEPT", 10_000);
-        client = await dev.dtls.connect({
-          trustStore: trust,
-          handshakeTimeoutMin: HS_MIN,
-          mtu: MTU,
-          port: relay.port,
-          host: relay.host,
-          servername: HOST,
-          handshakeTimeoutMs: HANDSHAKE_MS,
-        });
+        client = await mtuClient(relay);
         expect(client.cipher?.name).toBe("TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256");
         const line = `through a ${MTU}-byte MTU ${randomBytes(8).toString("hex")}\n`;
         await client.send(new TextEncoder().encode(line));
@@ -461,7 +425,7 @@ describe(`DTLS under datagram faults, and its typed failures (${TARGET})`, () =>
     "a silent server: the device client's retransmissions end at handshakeTimeoutMax with Mbed TLS's MBEDTLS_ERR_SSL_TIMEOUT (-0x6800), typed; the device serves on",
     async () => {
       const min = SLOW_LINK ? 1000 : 200;
-      const silent = await udpSocket();
+      const silent = await recordingSocket();
       const t0 = Date.now();
       let failure: unknown;
       try {
@@ -495,15 +459,15 @@ describe(`DTLS under datagram faults, and its typed failures (${TARGET})`, () =>
     "cookies: a ClientHello with a forged cookie, or with a valid cookie from another address, gets another HelloVerifyRequest and no session; the valid one gets the ServerHello, and when that client goes silent the server's session fails with -0x6800 ('sessionError')",
     async () => {
       const min = SLOW_LINK ? 1000 : 200;
-      const hello = await deviceClientHello();
-      const { server, port, errors } = await echoServer(psk({ handshakeTimeoutMin: min, handshakeTimeoutMax: 4 * min }), {
+      const hello = await firstClientHello();
+      const { server, port, errors } = await echoServer(dev, psk({ handshakeTimeoutMin: min, handshakeTimeoutMax: 4 * min }), {
         acceptorIdleMs: 0,
         handshakeTimeoutMs: HANDSHAKE_MS,
       });
-      const a = await udpSocket();
-      const b = await udpSocket();
+      const a = await recordingSocket();
+      const b = await recordingSocket();
       /** What `from` gets back for `d` (the next datagram it receives). */
-      const ask = async (from: Awaited<ReturnType<typeof udpSocket>>, d: Uint8Array): Promise<Buffer> => {
+      const ask = async (from: RecordingSocket, d: Uint8Array): Promise<Buffer> => {
         const n = from.got.length;
         from.socket.send(d, port, "127.0.0.1");
         await until(() => from.got.length > n, SLOW_LINK ? 30_000 : 5000);
@@ -562,7 +526,7 @@ describe(`DTLS under datagram faults, and its typed failures (${TARGET})`, () =>
         ? `badMacLimit ${limit}: a record with a bad MAC injected at the relay is dropped, the second (Mbed TLS fails at seen >= limit) fails the server's session with MBEDTLS_ERR_SSL_INVALID_MAC (-0x7180); the device serves on`
         : "badMacLimit 0: records with a bad MAC injected at the relay are dropped silently, the session goes on",
       async () => {
-        const { server, port, errors } = await echoServer(psk({ badMacLimit: limit }), { acceptorIdleMs: 0 });
+        const { server, port, errors } = await echoServer(dev, psk({ badMacLimit: limit }), { acceptorIdleMs: 0 });
         const relay = await startUdpRelay({ server: { port }, seed: SEED + 3 });
         let client: DTLSClientSession | undefined;
         const injected = limit > 0 ? limit : 5;
@@ -572,7 +536,7 @@ describe(`DTLS under datagram faults, and its typed failures (${TARGET})`, () =>
           client = c;
           const s = await serverSide;
           const failed = new Promise<Error>((resolve) => s.once("error", resolve));
-          await echoes(client, Uint8Array.from(randomBytes(40)));
+          await echo(client, Uint8Array.from(randomBytes(40)));
           for (let k = 1; k <= injected; k++) {
             // the relay drops the client's next record, and the client's socket sends it again damaged in its place
             const taken = relay.dropNext("up", (d) => d[0] === CONTENT_APPLICATION_DATA);
@@ -581,7 +545,7 @@ describe(`DTLS under datagram faults, and its typed failures (${TARGET})`, () =>
             bad.writeUInt8(bad.readUInt8(bad.length - 1) ^ 0x80, bad.length - 1); // the tag's last byte
             c.socket.send(bad, relay.port, relay.host);
             if (k < limit || limit === 0) {
-              await echoes(c, Uint8Array.from(randomBytes(40)));
+              await echo(c, Uint8Array.from(randomBytes(40)));
               expect((await s.info()).badMacSeen).toBe(limit === 0 ? 0 : k);
             }
           }
@@ -600,15 +564,12 @@ describe(`DTLS under datagram faults, and its typed failures (${TARGET})`, () =>
               `[dtls-faults ${TARGET}] badMacLimit 0: ${injected} bad records dropped, badmac_seen ${info.badMacSeen}, session on`,
             );
             expect(s.established).toBe(true);
-            await echoes(c, Uint8Array.from(randomBytes(40)));
+            await echo(c, Uint8Array.from(randomBytes(40)));
           }
           expect(errors).toEqual([]);
         } finally {
-          await client?.close();
-          await relay.stop();
-          await server.close();
+          await closeAll(client, relay, server);
         }
-        await until(async () => (await dev.stats()).tlsSessions === 0, 5000);
         if (limit > 0) await stillServes();
       },
       TEST_MS,

@@ -16,11 +16,9 @@
 // mid-handshake fails the handshake within handshakeTimeoutMs (the device's
 // timer retransmitting meanwhile). The heap is back at its baseline.
 import { randomBytes, randomInt } from "node:crypto";
-import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
-import { readFileSync } from "node:fs";
+import { createSocket, type RemoteInfo } from "node:dgram";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  type CRT,
   type Device,
   type DTLSClientSession,
   type DTLSConfigurationOptions,
@@ -28,18 +26,24 @@ import {
   type DTLSServer,
   type DTLSServerOptions,
   type DTLSSession,
-  type ECC,
   TimeoutError,
   TooLargeError,
   TooManyHandlesError,
-  type TrustStore,
 } from "../../host/src/index.js";
 import { requireTool } from "../../tools/programs.js";
-import { nextMessage } from "./dtls-peers.js";
+import {
+  type DevicePki,
+  deviceClientHello,
+  devicePki,
+  echoes as echoesWithin,
+  echoServer,
+  nextMessage,
+  type RecordingSocket,
+  recordingSocket,
+} from "./dtls-peers.js";
 import { useSession } from "./session.js";
 import { bulk, SLOW_LINK, TARGET, until } from "./target.js";
-import { deviceServerLeaf, opensslDir, spawnPeer } from "./tls-peers.js";
-import { makePki } from "./x509-verify-pki.js";
+import { opensslDir, spawnPeer } from "./tls-peers.js";
 
 const session = useSession({ endsAt: { heap: "open", handles: true } });
 let dev: Device;
@@ -54,24 +58,15 @@ const DATAGRAMS = 1000;
 /** The largest random datagram: the slow link carries each one four times (write, take, feed, read). */
 const DATAGRAM_MAX = bulk(1000, 160);
 
-let root: CRT;
-let inter: CRT;
-let trust: TrustStore;
-let serverKey: ECC;
-let serverLeaf: CRT;
+let pki: DevicePki | undefined;
 
 beforeAll(async () => {
   dev = session.dev;
-  makePki(o.dir);
-  root = await dev.x509.CRT.fromPEM(readFileSync(o.path("root.crt"), "utf8"));
-  inter = await dev.x509.CRT.fromPEM(readFileSync(o.path("inter.crt"), "utf8"));
-  trust = new dev.tls.TrustStore();
-  await trust.add(root);
-  ({ key: serverKey, leaf: serverLeaf } = await deviceServerLeaf(dev, o, HOST));
+  pki = await devicePki(dev, o, HOST);
 }, 120_000);
 
 afterAll(async () => {
-  for (const x of [serverLeaf, serverKey, trust, inter, root]) await x?.close();
+  await pki?.close();
   o.remove();
 });
 
@@ -82,19 +77,6 @@ const psk = (more: DTLSConfigurationOptions = {}): DTLSConfigurationOptions => (
   ...more,
 });
 
-/** A device server on the loopback echoing every message back; resolves with it and its port. */
-async function echoServer(conf: DTLSConfigurationOptions, opts: DTLSServerOptions = {}) {
-  const server = dev.dtls.createServer(
-    new dev.dtls.DTLSConfiguration(conf),
-    (s) => {
-      s.on("message", (m: Uint8Array) => void s.send(m).catch(() => {}));
-    },
-    opts,
-  );
-  const { port } = await server.listen(0, "127.0.0.1");
-  return { server, port };
-}
-
 /** A device client connected to a device echo server (its session `s`), `fn` run with them, all closed after. */
 async function withEchoPair(
   serverConf: DTLSConfigurationOptions,
@@ -102,9 +84,7 @@ async function withEchoPair(
   fn: (p: { server: DTLSServer; client: DTLSClientSession; s: DTLSSession; errors: Error[] }) => Promise<void>,
   serverOpts: DTLSServerOptions = {},
 ): Promise<void> {
-  const { server, port } = await echoServer(serverConf, serverOpts);
-  const errors: Error[] = [];
-  server.on("sessionError", (e: Error) => errors.push(e));
+  const { server, port, errors } = await echoServer(dev, serverConf, serverOpts);
   let serverSide: DTLSSession | undefined;
   server.on("session", (s: DTLSSession) => {
     serverSide = s;
@@ -122,20 +102,7 @@ async function withEchoPair(
 }
 
 /** Sends `m` and expects it echoed back within `ms`. */
-async function echoes(s: DTLSSession, m: Uint8Array, ms = HANDSHAKE_MS): Promise<void> {
-  const back = nextMessage(s, ms);
-  await s.send(m);
-  expect(Buffer.from((await back) ?? [])).toEqual(Buffer.from(m));
-}
-
-/** A UDP socket on the loopback recording what it receives. */
-async function udpSocket(): Promise<{ socket: Socket; port: number; got: { msg: Buffer; from: RemoteInfo }[]; close(): void }> {
-  const socket = createSocket("udp4");
-  const got: { msg: Buffer; from: RemoteInfo }[] = [];
-  socket.on("message", (msg, from) => got.push({ msg, from }));
-  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
-  return { socket, port: socket.address().port, got, close: () => socket.close() };
-}
+const echoes = (s: DTLSSession, m: Uint8Array, ms = HANDSHAKE_MS): Promise<void> => echoesWithin(s, m, ms);
 
 /** 1 .. max bytes of random data, `n` of them. */
 const randomDatagrams = (n: number, max: number) => Array.from({ length: n }, () => Uint8Array.from(randomBytes(randomInt(1, max + 1))));
@@ -144,16 +111,8 @@ const randomDatagrams = (n: number, max: number) => Array.from({ length: n }, ()
 let clientHello: Buffer | undefined;
 
 /** The device client's ClientHello (from the silent peer's test, or caught now). */
-async function deviceClientHello(): Promise<Buffer> {
-  if (clientHello) return clientHello;
-  const silent = await udpSocket();
-  try {
-    await dev.dtls.connect({ ...psk(), port: silent.port, handshakeTimeoutMs: 1000 }).catch(() => {});
-    clientHello = silent.got[0]?.msg;
-  } finally {
-    silent.close();
-  }
-  if (!clientHello) throw new Error("the device client sent no ClientHello");
+async function firstClientHello(): Promise<Buffer> {
+  clientHello ??= await deviceClientHello(dev, psk(), 1000);
   return clientHello;
 }
 
@@ -161,7 +120,7 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
   it(
     "a peer that stays silent mid-handshake: the client retransmits on the device's timer and fails with TimeoutError within handshakeTimeoutMs",
     async () => {
-      const silent = await udpSocket();
+      const silent = await recordingSocket();
       const timeout = SLOW_LINK ? 6000 : 2000;
       const t0 = Date.now();
       try {
@@ -187,7 +146,7 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
     "a client that goes silent after the server's flight: the server's session fails within its handshakeTimeoutMs ('sessionError'), the client's too, both freed",
     async () => {
       const timeout = SLOW_LINK ? 8000 : 2000;
-      const { server, port } = await echoServer(psk(), { handshakeTimeoutMs: timeout, acceptorIdleMs: 0 });
+      const { server, port } = await echoServer(dev, psk(), { handshakeTimeoutMs: timeout, acceptorIdleMs: 0 });
       const errors: Error[] = [];
       server.on("sessionError", (e: Error) => errors.push(e));
       // a relay that passes the client's first two datagrams (ClientHello, ClientHello with the cookie) and nothing after
@@ -225,10 +184,11 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
     it(
       `${kind}: device client <-> device server, ${DATAGRAMS} datagrams of 1 to ${DATAGRAM_MAX} bytes each way at once arrive once each, in order, unmerged`,
       async () => {
+        const p = pki as DevicePki;
         const certs: DTLSConfigurationOptions = { handshakeTimeoutMin: HS_MIN };
         const serverConf: DTLSConfigurationOptions =
-          kind === "PSK" ? psk() : { ...certs, certificateChain: [[serverLeaf, inter], serverKey] };
-        const clientConf: DTLSConfigurationOptions = kind === "PSK" ? psk() : { ...certs, trustStore: trust };
+          kind === "PSK" ? psk() : { ...certs, certificateChain: [[p.serverLeaf, p.inter], p.serverKey] };
+        const clientConf: DTLSConfigurationOptions = kind === "PSK" ? psk() : { ...certs, trustStore: p.trust };
         const toClient = randomDatagrams(DATAGRAMS, DATAGRAM_MAX);
         const toServer = randomDatagrams(DATAGRAMS, DATAGRAM_MAX);
         const gotByServer: Uint8Array[] = [];
@@ -304,7 +264,7 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
         expect(s.remotePort).toBe(oldPort);
 
         // a forged tls12_cid record carrying the session's CID from another port: not authenticated, nothing moves
-        const forger = await udpSocket();
+        const forger = await recordingSocket();
         const forged = Buffer.concat([
           Buffer.from([25, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 0x63]),
           Buffer.from(s.cid ?? []),
@@ -402,11 +362,11 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
   it(
     "a flood of 1,000 ClientHellos without cookies from 200 source ports: HelloVerifyRequests from one acceptor, device heap and handles as before, an established session goes on",
     async () => {
-      const hello = await deviceClientHello();
-      const { server, port } = await echoServer(psk(), { acceptorIdleMs: 100 });
+      const hello = await firstClientHello();
+      const { server, port } = await echoServer(dev, psk(), { acceptorIdleMs: 100 });
       const errors: Error[] = [];
       server.on("sessionError", (e: Error) => errors.push(e));
-      const flooders: Awaited<ReturnType<typeof udpSocket>>[] = [];
+      const flooders: RecordingSocket[] = [];
       // the established session's peer is OpenSSL, so the device holds the server's session and the acceptor only (two on the STM32 image)
       const peer = spawnPeer(
         requireTool("openssl"),
@@ -427,7 +387,7 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
         const before = await dev.stats();
         const [hv0, d0, c0] = [server.helloVerifies, server.dropped, server.clientHellos];
         const answered = () => server.helloVerifies - hv0 + server.dropped - d0;
-        for (let i = 0; i < 200; i++) flooders.push(await udpSocket());
+        for (let i = 0; i < 200; i++) flooders.push(await recordingSocket());
         // 5 rounds over the 200 ports, 25 datagrams at a time (no burst for the loopback's socket buffer to drop); the session's echoes meanwhile
         const flood = (async () => {
           for (let i = 0; i < 1000; i++) {
@@ -472,13 +432,13 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
     "an acceptor that answered a ClientHello longer ago than the handshake time still gives the next peer a whole handshake",
     async () => {
       const timeout = SLOW_LINK ? 8000 : 3000; // a whole handshake fits easily, even on a loaded machine
-      const { server, port } = await echoServer(psk(), { handshakeTimeoutMs: timeout, acceptorIdleMs: 10 * timeout });
+      const { server, port } = await echoServer(dev, psk(), { handshakeTimeoutMs: timeout, acceptorIdleMs: 10 * timeout });
       const errors: Error[] = [];
       server.on("sessionError", (e: Error) => errors.push(e));
-      const stranger = await udpSocket();
+      const stranger = await recordingSocket();
       let client: DTLSClientSession | undefined;
       try {
-        stranger.socket.send(await deviceClientHello(), port, "127.0.0.1");
+        stranger.socket.send(await firstClientHello(), port, "127.0.0.1");
         await until(() => server.helloVerifies === 1, 10_000);
         await new Promise((r) => setTimeout(r, timeout + 200)); // the acceptor's first handshake step is older than the handshake time
         expect(server.acceptorLive).toBe(true);
@@ -498,13 +458,13 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
     "the session limit + 1: the next client is TooManyHandlesError, the server's next peer a 'sessionError' TooManyHandlesError; the others go on",
     async () => {
       const max = dev.info.tls.sessionsMax;
-      const { server, port } = await echoServer(psk(), { acceptorIdleMs: 0 });
+      const { server, port } = await echoServer(dev, psk(), { acceptorIdleMs: 0 });
       const errors: Error[] = [];
       server.on("sessionError", (e: Error) => errors.push(e));
       const clientCtx: DTLSContext = dev.dtls.ClientContext(new dev.dtls.DTLSConfiguration(psk()));
       const clients: DTLSClientSession[] = [];
       const bare = [];
-      const stranger = await udpSocket();
+      const stranger = await recordingSocket();
       try {
         const live = (await dev.stats()).tlsSessions;
         for (let i = 0; i + 2 <= max - live; i += 2) clients.push(await dev.dtls.connect({ context: clientCtx, port, host: "127.0.0.1" }));
@@ -515,7 +475,7 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
         }
         expect((await dev.stats()).tlsSessions).toBe(max);
         await expect(dev.dtls.connect({ context: clientCtx, port, host: "127.0.0.1" })).rejects.toBeInstanceOf(TooManyHandlesError);
-        stranger.socket.send(await deviceClientHello(), port, "127.0.0.1");
+        stranger.socket.send(await firstClientHello(), port, "127.0.0.1");
         await until(() => errors.length > 0, 10_000);
         expect(errors[0]).toBeInstanceOf(TooManyHandlesError);
         expect(stranger.got).toHaveLength(0);

@@ -7,13 +7,24 @@
 // (DTLS Connection ID: cid=1 cid_val=...). Plus a free loopback UDP port and
 // the lines in which each program reports its success.
 import { execFileSync } from "node:child_process";
-import { createSocket } from "node:dgram";
-import { writeFileSync } from "node:fs";
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { DTLSSession } from "../../host/src/index.js";
+import { expect } from "vitest";
+import type {
+  CRT,
+  Device,
+  DTLSConfigurationOptions,
+  DTLSServer,
+  DTLSServerOptions,
+  DTLSSession,
+  ECC,
+  TrustStore,
+} from "../../host/src/index.js";
 import { REPO_ROOT } from "../../host/src/targets/process.js";
 import { requireTool } from "../../tools/programs.js";
-import { type Peer, spawnPeer } from "./tls-peers.js";
+import { deviceServerLeaf, type OpensslDir, type Peer, spawnPeer } from "./tls-peers.js";
+import { makePki, type Pki } from "./x509-verify-pki.js";
 
 /** A free UDP port on the loopback (released before the peer binds it). */
 export function freeUdpPort(): Promise<number> {
@@ -374,3 +385,94 @@ export const coapPath = (m: CoapMessage): string =>
     .filter(([n]) => n === COAP_URI_PATH)
     .map(([, v]) => new TextDecoder().decode(v))
     .join("/");
+
+// ------------------------------------------------- device sessions, sockets
+
+/** makePki's chain on the device: its root in a trust store, the intermediate, and a device server key (not exportable) with its leaf. */
+export interface DevicePki {
+  /** makePki's files (in the OpensslDir's directory). */
+  files: Pki;
+  root: CRT;
+  inter: CRT;
+  trust: TrustStore;
+  serverKey: ECC;
+  serverLeaf: CRT;
+  /** Frees them on the device. */
+  close(): Promise<void>;
+}
+
+/** makePki in `o`'s directory, and its chain on the device with a server leaf for `host` (deviceServerLeaf). */
+export async function devicePki(dev: Device, o: OpensslDir, host: string): Promise<DevicePki> {
+  const files = makePki(o.dir);
+  const root = await dev.x509.CRT.fromPEM(readFileSync(files.root, "utf8"));
+  const inter = await dev.x509.CRT.fromPEM(readFileSync(files.inter, "utf8"));
+  const trust = new dev.dtls.TrustStore();
+  await trust.add(root);
+  const { key: serverKey, leaf: serverLeaf } = await deviceServerLeaf(dev, o, host);
+  return {
+    files,
+    root,
+    inter,
+    trust,
+    serverKey,
+    serverLeaf,
+    close: async () => {
+      for (const x of [serverLeaf, serverKey, trust, inter, root]) await x.close();
+    },
+  };
+}
+
+/** A UDP socket on the loopback recording what it receives. */
+export interface RecordingSocket {
+  socket: Socket;
+  port: number;
+  got: { msg: Buffer; from: RemoteInfo }[];
+  close(): void;
+}
+
+export async function recordingSocket(): Promise<RecordingSocket> {
+  const socket = createSocket("udp4");
+  const got: { msg: Buffer; from: RemoteInfo }[] = [];
+  socket.on("message", (msg, from) => got.push({ msg, from }));
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+  return { socket, port: socket.address().port, got, close: () => socket.close() };
+}
+
+/** A device server on the loopback echoing every message back; its port and the 'sessionError's it reported. */
+export async function echoServer(
+  dev: Device,
+  conf: DTLSConfigurationOptions,
+  opts: DTLSServerOptions = {},
+): Promise<{ server: DTLSServer; port: number; errors: Error[] }> {
+  const server = dev.dtls.createServer(
+    new dev.dtls.DTLSConfiguration(conf),
+    (s) => {
+      s.on("message", (m: Uint8Array) => void s.send(m).catch(() => {}));
+    },
+    opts,
+  );
+  const errors: Error[] = [];
+  server.on("sessionError", (e: Error) => errors.push(e));
+  const { port } = await server.listen(0, "127.0.0.1");
+  return { server, port, errors };
+}
+
+/** Sends `m` on `s` and expects it echoed back within `ms`. */
+export async function echoes(s: DTLSSession, m: Uint8Array, ms: number): Promise<void> {
+  const back = nextMessage(s, ms);
+  await s.send(m);
+  expect(Buffer.from((await back) ?? [])).toEqual(Buffer.from(m));
+}
+
+/** The first ClientHello (no cookie) of a device client of `conf`, caught by a silent peer. */
+export async function deviceClientHello(dev: Device, conf: DTLSConfigurationOptions, handshakeTimeoutMs: number): Promise<Buffer> {
+  const silent = await recordingSocket();
+  try {
+    await dev.dtls.connect({ ...conf, port: silent.port, handshakeTimeoutMs }).catch(() => {});
+  } finally {
+    silent.close();
+  }
+  const hello = silent.got[0]?.msg;
+  if (!hello) throw new Error("the device client sent no ClientHello");
+  return hello;
+}
