@@ -32,6 +32,7 @@ import {
   type DTLSConfigurationOptions,
   type DTLSServer,
   type DTLSSession,
+  HelloVerifyRequest,
   TLSHandshakeError,
 } from "../../host/src/index.js";
 import {
@@ -519,6 +520,42 @@ describe(`DTLS under datagram faults, and its typed failures (${TARGET})`, () =>
     },
     TEST_MS,
   );
+
+  it("sans-I/O: a ClientHello with a forged cookie makes doHandshake() answer HelloVerifyRequest (Mbed TLS's -0x6a80) with a new cookie, no session state kept", async () => {
+    const hello = await firstClientHello();
+    const ctx = dev.dtls.ServerContext(new dev.dtls.DTLSConfiguration(psk()));
+    const buf = ctx.wrapBuffers();
+    try {
+      const heaps: number[] = [];
+      const deviceHeaps: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        const forged = randomBytes(32);
+        await buf.setCookieParam(Uint8Array.of(127, 0, 0, 1, 0x12, 0x34 + round));
+        buf.receiveFromNetwork(withCookie(hello, forged));
+        expect(await buf.doHandshake()).toBe(HelloVerifyRequest);
+        const out = buf.takeDatagrams();
+        expect(out).toHaveLength(1);
+        const cookie = hvrCookie(out[0] as Uint8Array);
+        expect(cookie?.length).toBeGreaterThan(0);
+        expect(hex(cookie as Uint8Array)).not.toBe(hex(forged));
+        // reset for the next ClientHello: not failed
+        const info = await buf.info();
+        expect([info.established, info.fatal]).toEqual([false, 0]);
+        heaps.push(info.heap);
+        deviceHeaps.push((await dev.stats()).heapUsed);
+      }
+      expect(new HelloVerifyRequest().mbedtlsCode).toBe(-0x6a80);
+      console.log(
+        `[dtls-faults ${TARGET}] the session's device heap after each forged cookie's HelloVerifyRequest: ${heaps.join(", ")} B (device heap used ${deviceHeaps.join(", ")} B)`,
+      );
+      // nothing kept per ClientHello: the session's own heap figure (tls_info) and the device's stay put
+      expect(new Set(heaps).size).toBe(1);
+      expect(new Set(deviceHeaps).size).toBe(1);
+    } finally {
+      await buf.close();
+      await ctx.close();
+    }
+  });
 
   for (const limit of [2, 0]) {
     it(

@@ -297,15 +297,20 @@ static int state_of(struct ml_call *call, struct tls_obj *s, int ret, const char
     case MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET:
         *state = ML_TLS_STATE_TICKET;
         break;
-    case MBEDTLS_ERR_SSL_HELLO_VERIFY_REQUIRED:
-        /* The HelloVerifyRequest is out; the session starts over for the next ClientHello. */
+    case MBEDTLS_ERR_SSL_HELLO_VERIFY_REQUIRED: {
+        /* The HelloVerifyRequest is out; the session starts over for the next ClientHello. The reset
+         * frees and makes the handshake state again after the caller charged the step: charged here,
+         * else the session's heap figure grew by each HelloVerifyRequest an acceptor answered. */
+        size_t before = heap_used();
         *state = ML_TLS_STATE_HELLO_VERIFY;
         s->cert_step = false;
         ret = ml_dtls_hello_verify(&s->ssl, &s->io);
+        charge(s, before);
         if (ret != 0) {
             st = fail(call, s, ret, what);
         }
         break;
+    }
     default:
         if (ret >= 0) {
             *state = ML_TLS_STATE_DONE;
