@@ -29,7 +29,6 @@ import { type DatagramDirection, type DatagramFaults, startUdpRelay, type UdpRel
 import {
   type Device,
   type DTLSClientSession,
-  type DTLSConfigurationOptions,
   type DTLSServer,
   type DTLSSession,
   HelloVerifyRequest,
@@ -43,6 +42,7 @@ import {
   echoServer,
   freeUdpPort,
   nextMessage,
+  pskOptions,
   type RecordingSocket,
   recordingSocket,
 } from "./dtls-peers.js";
@@ -90,12 +90,7 @@ afterAll(async () => {
   o.remove();
 });
 
-const psk = (more: DTLSConfigurationOptions = {}): DTLSConfigurationOptions => ({
-  preSharedKey: PSK,
-  validateCertificates: false, // no certificates: the PSK authenticates both sides
-  handshakeTimeoutMin: HS_MIN,
-  ...more,
-});
+const psk = pskOptions(PSK, HS_MIN);
 
 const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
 const uint24 = (d: Uint8Array, at: number): number => ((d[at] ?? 0) << 16) | ((d[at + 1] ?? 0) << 8) | (d[at + 2] ?? 0);

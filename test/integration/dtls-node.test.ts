@@ -38,6 +38,7 @@ import {
   echoes as echoesWithin,
   echoServer,
   nextMessage,
+  pskOptions,
   type RecordingSocket,
   recordingSocket,
 } from "./dtls-peers.js";
@@ -70,12 +71,7 @@ afterAll(async () => {
   o.remove();
 });
 
-const psk = (more: DTLSConfigurationOptions = {}): DTLSConfigurationOptions => ({
-  preSharedKey: PSK,
-  validateCertificates: false, // no certificates: the PSK authenticates both sides
-  handshakeTimeoutMin: HS_MIN,
-  ...more,
-});
+const psk = pskOptions(PSK, HS_MIN);
 
 /** A device client connected to a device echo server (its session `s`), `fn` run with them, all closed after. */
 async function withEchoPair(

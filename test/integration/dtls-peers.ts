@@ -422,6 +422,16 @@ export async function devicePki(dev: Device, o: OpensslDir, host: string): Promi
   };
 }
 
+/** A builder of PSK configurations: `key` authenticates both sides (no certificates), Mbed TLS's first retransmission after `hsMin` ms, `more` on top. */
+export const pskOptions =
+  (key: [string, Uint8Array], hsMin: number) =>
+  (more: DTLSConfigurationOptions = {}): DTLSConfigurationOptions => ({
+    preSharedKey: key,
+    validateCertificates: false,
+    handshakeTimeoutMin: hsMin,
+    ...more,
+  });
+
 /** A UDP socket on the loopback recording what it receives. */
 export interface RecordingSocket {
   socket: Socket;
