@@ -8,7 +8,7 @@ import { type AEADCipher, AuthFailedError, type Device, hex } from "../../host/s
 import { rand } from "./bytes.js";
 import { SLOW_LINK } from "./target.js";
 
-/** The message every algorithm streams: 1 MiB, far beyond what the device could buffer (56 KiB heap on the STM32). */
+/** The message every algorithm streams: 1 MiB, far beyond what the device could buffer (114 KiB heap on the STM32). */
 export const MESSAGE = 1 << 20;
 
 export const GCM = 6;
