@@ -363,7 +363,7 @@ describe(`dev.dtls.connect / createServer (${TARGET})`, () => {
       const errors: Error[] = [];
       server.on("sessionError", (e: Error) => errors.push(e));
       const flooders: RecordingSocket[] = [];
-      // the established session's peer is OpenSSL, so the device holds the server's session and the acceptor only (two on the STM32 image)
+      // the established session's peer is OpenSSL, so the device holds the server's session and the acceptor only (two of the STM32 image's three)
       const peer = spawnPeer(
         requireTool("openssl"),
         ["s_client", "-dtls1_2", "-connect", `127.0.0.1:${port}`, "-psk", Buffer.from(PSK[1]).toString("hex"), "-psk_identity", PSK[0]],

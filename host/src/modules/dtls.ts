@@ -59,9 +59,9 @@ export interface DTLSConfigurationOptions
   cookies?: boolean;
   /** Bytes of the own Connection ID offered (RFC 9146; 0 to 32, default 0: none). */
   cid?: number;
-  /** The largest datagram a session sends (mbedtls_ssl_set_mtu, 64 up to the device's record size); default none: Mbed TLS's record size. */
+  /** The largest datagram a session sends (mbedtls_ssl_set_mtu, 64 up to `dev.info.dtls.datagramMax`, 2046 B); default that largest datagram. */
   mtu?: number;
-  /** Records failing authentication a session survives before it fails (default 0: any number). */
+  /** The session fails at the record that makes this many failing authentication (Mbed TLS's bad-MAC limit: 2 fails at the second); default 0: such records are dropped, never counted against it. */
   badMacLimit?: number;
 }
 
